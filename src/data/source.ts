@@ -1,0 +1,19 @@
+/**
+ * The token-source interface: fixed-length sequences of token ids, readable at any sequence index so that
+ * each host reads only the sequences of its own shards.
+ * @module
+ */
+
+/** A dataset of `sequences` sequences of `seqLen` token ids each. */
+export interface TokenSource {
+  /** Number of sequences. */
+  readonly sequences: number;
+  /** Tokens per sequence. */
+  readonly seqLen: number;
+  /** A hash of the token data (hex), stored in run.json so that other data is refused on resume. */
+  readonly fingerprint: string;
+  /** A short human description (for run.json's `data` entry), e.g. `builtin:demo (brown, train split)`. */
+  readonly description: string;
+  /** Reads sequences [start, start+count) as count*seqLen token ids, row-major. */
+  read(start: number, count: number): Promise<Uint32Array>;
+}
