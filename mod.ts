@@ -17,3 +17,97 @@ export type { AdapterSummary, PipelineOptions, Runtime, RuntimeOptions } from ".
 export { readBack } from "./src/gpu/readback.ts";
 export type { ReadRegion } from "./src/gpu/readback.ts";
 export { runMain, SparsekdError } from "./src/cli/errors.ts";
+export {
+  dtypeBytes,
+  FORMAT_VERSION,
+  indexDtypeFor,
+  MANIFEST_FORMAT,
+  manifestPath,
+  RUN_FORMAT,
+  SHARD_FORMAT,
+  shardCount,
+  shardPath,
+  shardRange,
+} from "./src/format/constants.ts";
+export type {
+  Fingerprinted,
+  IndexDtype,
+  Manifest,
+  ManifestEntry,
+  RunJson,
+  ShardHeader,
+  ShardRecord,
+  ShardTrailer,
+  ValueDtype,
+} from "./src/format/constants.ts";
+export { f16ToF32, f32ToF16 } from "./src/format/codec.ts";
+export { Crc32c, crc32c, crc32cFromBase64, crc32cToBase64, crc32cUpdate } from "./src/format/crc32c.ts";
+export { createShardWriter, encodeShardRecord, shardWriterOptions } from "./src/format/shard_writer.ts";
+export type { ShardRecordInput, ShardWriterOptions } from "./src/format/shard_writer.ts";
+export { decodeShard, readShard, readShards } from "./src/format/shard_reader.ts";
+export type {
+  DecodeShardOptions,
+  ReadShardOptions,
+  ReadShardsOptions,
+  ShardsRecord,
+  ShardSummary,
+} from "./src/format/shard_reader.ts";
+export {
+  checkRunCompatible,
+  ensureRunJson,
+  makeRunJson,
+  readRunJson,
+  runDifference,
+  validateRunJson,
+  writeRunJson,
+} from "./src/format/run_json.ts";
+export type { RunJsonInput } from "./src/format/run_json.ts";
+export { makeManifest, readManifests, writeManifest } from "./src/format/manifest.ts";
+export { LocalStore, openLocalStore } from "./src/store/local.ts";
+export type { LocalStoreOptions } from "./src/store/local.ts";
+export { openStore, parseStoreUri } from "./src/store/open_store.ts";
+export type { OpenStoreOptions, ParsedStoreUri } from "./src/store/open_store.ts";
+export { ObjectExistsError } from "./src/store/store.ts";
+export type { ObjectInfo, ObjectStore, ObjectWriter, ReadOptions } from "./src/store/store.ts";
+export { demoSource, demoTokenizer, demoTokenStream } from "./src/data/demo.ts";
+export type { DemoSourceOptions, DemoSplit, DemoTokenizer } from "./src/data/demo.ts";
+export { BpeTokenizer, END_OF_TEXT } from "./src/data/bpe.ts";
+export type { BpeJson } from "./src/data/bpe.ts";
+export { npyBytes, NpyFile, parseNpyHeader } from "./src/data/npy.ts";
+export type { NpyExpect, NpyHeader } from "./src/data/npy.ts";
+export { npySource } from "./src/data/npy_source.ts";
+export {
+  decodeTokenFileHeader,
+  encodeTokenFileHeader,
+  TOKEN_FILE_HEADER_BYTES,
+  TOKEN_FILE_MAGIC,
+  tokenFileSource,
+  TokenFileWriter,
+} from "./src/data/token_file.ts";
+export type { TokenFileHeader, TokenFileWriterOptions } from "./src/data/token_file.ts";
+export { checkTokenIds, withVocabCheck } from "./src/data/check_tokens.ts";
+export { hostFromEnv, ownsShard, shardsForHost } from "./src/data/hosts.ts";
+export type { HostAssignment } from "./src/data/hosts.ts";
+export { openSource } from "./src/data/open_source.ts";
+export type { OpenSourceOptions } from "./src/data/open_source.ts";
+export { sha256File, sha256Hex } from "./src/data/sha256.ts";
+export type { TokenSource } from "./src/data/source.ts";
+export { npyTeacher } from "./src/teacher/npy.ts";
+export { loadTfjsArtifacts, tfjsTeacher } from "./src/teacher/tfjs_model.ts";
+export type { LoadedArtifacts } from "./src/teacher/tfjs_model.ts";
+export { openTeacher } from "./src/teacher/open_teacher.ts";
+export type { Teacher, TeacherLogits } from "./src/teacher/teacher.ts";
+export { CalibrationAccumulator, expectedCalibrationError } from "./src/report/calibration.ts";
+export type { CalibrationBin } from "./src/report/calibration.ts";
+export { renderReport } from "./src/report/html.ts";
+export { parseReportInput } from "./src/report/validate.ts";
+export { REPORT_FILE, REPORT_INPUT_FILE, writeReport } from "./src/report/write_report.ts";
+export type {
+  EvalPoint,
+  FinalMetrics,
+  ReportInput,
+  ReportSave,
+  ReportStudent,
+  ReportTeacher,
+  TrainPoint,
+} from "./src/report/types.ts";

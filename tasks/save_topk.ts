@@ -1,6 +1,121 @@
-/** `deno task save-topk`: not implemented yet (issue 3). @module */
+/**
+ * `deno task save-topk`: teacher → top-k on WebGPU → MessagePack shards in a local folder or gs://.
+ * Run with `--help` for the flags.
+ * @module
+ */
 import { runMain, SparsekdError } from "../src/cli/errors.ts";
+import { intFlag, numberFlag, parseFlags } from "../src/cli/flags.ts";
+import { createProgress } from "../src/cli/progress.ts";
+import { createRuntime } from "../src/gpu/runtime.ts";
+import { hostFromEnv } from "../src/data/hosts.ts";
+import { openSource } from "../src/data/open_source.ts";
+import { openTeacher } from "../src/teacher/open_teacher.ts";
+import { openStore } from "../src/store/open_store.ts";
+import { saveTopK } from "../src/save/save_topk.ts";
 
-await runMain(() => {
-  throw new SparsekdError("deno task save-topk is not implemented yet (issue 3)", { exitCode: 3 });
+const HELP = `deno task save-topk [flags]
+
+  --teacher SPEC            builtin:demo (default) | tfjs:<model.json path or URI> | npy:<logits.npy>
+  --data SPEC               builtin:demo (default) | npy:<ids.npy> | tokens:<file> (docs/data.md)
+  --out OUT                 a folder, file://… or gs://bucket/prefix (default runs/demo/topk)
+  --k K                     top-k entries kept per position (default 64)
+  --seq-len L               tokens per sequence (default: the teacher's, else the data's, else 64)
+  --batch-size B            sequences per teacher pass (default 8)
+  --sequences-per-shard N   (default 64)
+  --value-dtype f32|f16     stored logits (default f32)
+  --lse-temperatures T,…    logsumexp temperatures (default 1)
+  --max-sequences S         use only the first S sequences
+  --host-index H            this host (default: JOB_COMPLETION_INDEX, BATCH_TASK_INDEX, else 0)
+  --host-count C            hosts in all (default: BATCH_TASK_COUNT, else 1)
+  --gcs-endpoint URL        GCS endpoint (default: STORAGE_EMULATOR_HOST, else Google's)
+  --cpu                     run on the CPU, without WebGPU
+`;
+
+await runMain(async () => {
+  const { values: f } = parseFlags(Deno.args, {
+    teacher: { type: "string", default: "builtin:demo" },
+    data: { type: "string", default: "builtin:demo" },
+    out: { type: "string", default: "runs/demo/topk" },
+    k: { type: "string" },
+    "seq-len": { type: "string" },
+    "batch-size": { type: "string" },
+    "sequences-per-shard": { type: "string" },
+    "value-dtype": { type: "string", default: "f32" },
+    "lse-temperatures": { type: "string", default: "1" },
+    "max-sequences": { type: "string" },
+    "host-index": { type: "string" },
+    "host-count": { type: "string" },
+    "gcs-endpoint": { type: "string" },
+    cpu: { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
+  });
+  if (f.help) {
+    console.log(HELP);
+    return;
+  }
+  const k = intFlag("k", f.k, 64, { min: 1 });
+  const batchSize = intFlag("batch-size", f["batch-size"], 8, { min: 1 });
+  const perShard = intFlag("sequences-per-shard", f["sequences-per-shard"], 64, { min: 1 });
+  const maxSequences = f["max-sequences"] === undefined
+    ? undefined
+    : intFlag("max-sequences", f["max-sequences"], 0, { min: 1 });
+  if (f["value-dtype"] !== "f32" && f["value-dtype"] !== "f16") {
+    throw new SparsekdError(`--value-dtype must be f32 or f16 (got "${f["value-dtype"]}")`);
+  }
+  const temps = f["lse-temperatures"]!.split(",").map((t) =>
+    numberFlag("lse-temperatures", t, 1, { min: 0, minExclusive: true })
+  );
+  const host = hostFromEnv(Deno.env.toObject(), { hostIndex: f["host-index"], hostCount: f["host-count"] });
+  const endpoint = f["gcs-endpoint"] ?? Deno.env.get("STORAGE_EMULATOR_HOST") ?? undefined;
+
+  const rt = await createRuntime({ cpu: f.cpu });
+  const store = await openStore(f.out!, { endpoint, create: true });
+  const teacher = await openTeacher(f.teacher!, rt);
+  const seqLen = f["seq-len"] === undefined
+    ? teacher.seqLen
+    : intFlag("seq-len", f["seq-len"], 64, { min: 1 });
+  const source = await openSource(f.data!, {
+    seqLen: seqLen ?? (f.data!.startsWith("builtin:") ? 64 : undefined),
+    maxSequences,
+    vocabSize: teacher.vocabSize,
+  });
+  console.error(
+    `save-topk: ${teacher.description} over ${source.description}: ${source.sequences} sequences × ${source.seqLen} ` +
+      `tokens, k=${k}, host ${host.index}/${host.count} → ${store.uri}`,
+  );
+  let progress: ReturnType<typeof createProgress> | null = null;
+  const t0 = performance.now();
+  const summary = await saveTopK({
+    rt,
+    teacher,
+    source,
+    store,
+    k,
+    batchSize,
+    sequencesPerShard: perShard,
+    valueDtype: f["value-dtype"],
+    lseTemperatures: temps,
+    host,
+    onProgress(p) {
+      progress ??= createProgress({ label: "save-topk", total: p.sequencesTotal, unit: "seq" });
+      const secs = (performance.now() - t0) / 1000;
+      const tokS = secs > 0 ? (p.sequencesComputed * source.seqLen) / secs : 0;
+      progress.update(
+        p.sequencesDone,
+        `${(p.bytesWritten / 1e6).toFixed(1)} MB written, ${tokS.toFixed(0)} tok/s`,
+      );
+    },
+  });
+  (progress as ReturnType<typeof createProgress> | null)?.finish();
+  teacher.dispose();
+  const s = summary;
+  console.log(
+    `save-topk: ${s.shardsWritten} shards written, ${s.shardsSkipped} already there; ${s.tokens} tokens, ` +
+      `${(s.bytes / 1e6).toFixed(2)} MB, ${s.bytesPerToken.toFixed(1)} bytes/token ` +
+      `(full float32 logits: ${s.fullLogitsBytesPerToken} bytes/token); ${
+        s.wallSeconds.toFixed(1)
+      } s wall, ` +
+      `${s.tokensPerSecond.toFixed(0)} tokens/s; GPU waited ${s.gpuWaitSeconds.toFixed(2)} s for I/O`,
+  );
+  console.log(`save-topk: ${store.uri}`);
 });

@@ -1,6 +1,9 @@
-/** `deno task train`: not implemented yet (issue 4). @module */
-import { runMain, SparsekdError } from "../src/cli/errors.ts";
+/**
+ * `deno task train`: trains a student from the top-k shards of save-topk (sparse KD on WebGPU), or on hard
+ * labels alone (`--ce-only`). Run with `--help` for the flags.
+ * @module
+ */
+import { runMain } from "../src/cli/errors.ts";
+import { trainCommand } from "../src/train/train_command.ts";
 
-await runMain(() => {
-  throw new SparsekdError("deno task train is not implemented yet (issue 4)", { exitCode: 3 });
-});
+await runMain(() => trainCommand(Deno.args));

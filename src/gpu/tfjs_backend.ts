@@ -1,10 +1,14 @@
 /**
  * tfjs on the runtime's GPUDevice: registers tfjs-backend-webgpu on the same device as our own kernels, so
- * tensors and our GPU buffers can be exchanged without a round trip through the CPU.
+ * tensors and our GPU buffers can be exchanged without a round trip through the CPU. Importing this module
+ * also registers tfjs's gradients, so `tf.variableGrads` works with tfjs-core ops.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
+// tfjs-core's node bundle registers no gradients (they live in ESM files Deno cannot load extensionless);
+// the tfjs-layers bundle registers all of tfjs-core's gradients into tfjs's shared global registry.
+import "@tensorflow/tfjs-layers";
 import { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { Runtime } from "./runtime.ts";
 

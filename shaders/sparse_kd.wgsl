@@ -1,0 +1,325 @@
+// Sparse-KD loss: one fused forward and backward pass per row (docs/losses.md has the mathematics).
+//
+// One workgroup per row. Pass 1 streams the student row once with an online max/sum (logsumexp of s/T
+// and, when the CE term is on, of s); in mode `tail` it skips the teacher's ids S so that it yields the
+// logsumexp over the complement directly (no cancellation when Q_S is close to 1). The K ids of S are
+// then handled by indexing. Pass 2 reads the row a second time and writes the gradient; the K entries of
+// S (and the label) are then fixed up in place. Masked rows write zeros and read nothing.
+//
+// The host prepends: const WG: u32 (a power of two), const MODE: u32 (0 topk, 1 renorm, 2 tail), and one of
+// sparse_kd_vec4.wgsl (vocab % 4 == 0: rows move as vec4) or sparse_kd_scalar.wgsl, which define the
+// element type LT of `logits` and `grad`, its width VW, and the helpers hmax, hsum, ld, ld_grad, st_grad,
+// drop_s.
+
+const NBITS: u32 = 16384u; // tail mode: membership bitmap of S, hashed by id % NBITS
+const NWORDS: u32 = 512u;
+const KCACHE: u32 = 256u; // ids of S kept in workgroup memory for the exact membership check
+const BIG_NEG: f32 = -3.0e38;
+
+struct Params {
+  rows: u32,
+  vocab: u32,
+  k: u32,
+  nx: u32,
+  inv_t: f32,
+  t: f32,
+  alpha: f32,
+  need_ce: u32,
+}
+
+struct RowInfo {
+  label: i32,
+  lz: f32,
+  scale: f32,
+  on: u32,
+}
+
+@group(0) @binding(0) var<storage, read> logits: array<LT>;
+@group(0) @binding(1) var<storage, read> ids: array<u32>;
+@group(0) @binding(2) var<storage, read> tvals: array<f32>;
+@group(0) @binding(3) var<storage, read> rowinfo: array<RowInfo>;
+@group(0) @binding(4) var<storage, read_write> grad: array<LT>;
+@group(0) @binding(5) var<storage, read_write> loss: array<f32>;
+@group(0) @binding(6) var<uniform> params: Params;
+
+var<workgroup> red_m: array<f32, WG>;
+var<workgroup> red_a: array<f32, WG>;
+var<workgroup> red_b: array<f32, WG>;
+var<workgroup> bitmap: array<u32, NWORDS>;
+var<workgroup> ids_wg: array<u32, KCACHE>;
+var<workgroup> flag: u32;
+
+// Online logsumexp state (m, a, b): m the running max of x, a = Σ exp((x - m)/T), b = Σ exp(x - m).
+fn lse_combine(x: vec3<f32>, y: vec3<f32>) -> vec3<f32> {
+  let m = max(x.x, y.x);
+  let it = params.inv_t;
+  return vec3<f32>(
+    m,
+    x.y * exp((x.x - m) * it) + y.y * exp((y.x - m) * it),
+    x.z * exp(x.x - m) + y.z * exp(y.x - m),
+  );
+}
+
+fn lse_push(st: vec3<f32>, x: f32, need_ce: bool) -> vec3<f32> {
+  let it = params.inv_t;
+  if (x > st.x) {
+    var b = 0.0;
+    if (need_ce) {
+      b = st.z * exp(st.x - x) + 1.0;
+    }
+    return vec3<f32>(x, st.y * exp((st.x - x) * it) + 1.0, b);
+  }
+  var b = st.z;
+  if (need_ce) {
+    b = b + exp(x - st.x);
+  }
+  return vec3<f32>(st.x, st.y + exp((x - st.x) * it), b);
+}
+
+fn reduce_lse(tid: u32, s: vec3<f32>) -> vec3<f32> {
+  red_m[tid] = s.x;
+  red_a[tid] = s.y;
+  red_b[tid] = s.z;
+  workgroupBarrier();
+  for (var step = WG / 2u; step > 0u; step = step / 2u) {
+    if (tid < step) {
+      let o = lse_combine(
+        vec3<f32>(red_m[tid], red_a[tid], red_b[tid]),
+        vec3<f32>(red_m[tid + step], red_a[tid + step], red_b[tid + step]),
+      );
+      red_m[tid] = o.x;
+      red_a[tid] = o.y;
+      red_b[tid] = o.z;
+    }
+    workgroupBarrier();
+  }
+  let r = vec3<f32>(red_m[0], red_a[0], red_b[0]);
+  workgroupBarrier();
+  return r;
+}
+
+fn reduce_sum(tid: u32, x: f32) -> f32 {
+  red_a[tid] = x;
+  workgroupBarrier();
+  for (var step = WG / 2u; step > 0u; step = step / 2u) {
+    if (tid < step) {
+      red_a[tid] = red_a[tid] + red_a[tid + step];
+    }
+    workgroupBarrier();
+  }
+  let r = red_a[0];
+  workgroupBarrier();
+  return r;
+}
+
+// log Σ exp(x/T) (use_b = false) or log Σ exp(x) (use_b = true) of a reduced state.
+fn lse_of(st: vec3<f32>, use_b: bool) -> f32 {
+  if (use_b) {
+    return st.x + log(st.z);
+  }
+  return st.x * params.inv_t + log(st.y);
+}
+
+fn log_add_exp(a: f32, b: f32) -> f32 {
+  let m = max(a, b); // b (the logsumexp over S) is always finite here
+  return m + log(exp(a - m) + exp(b - m));
+}
+
+// exp(x) - 1 without cancellation near 0 (WGSL has no expm1).
+fn expm1(x: f32) -> f32 {
+  if (abs(x) < 0.5) {
+    return x * (1.0 + x * (0.5 + x * (1.0 / 6.0 + x * (1.0 / 24.0 + x * (1.0 / 120.0 + x * (1.0 / 720.0 +
+      x * (1.0 / 5040.0 + x * (1.0 / 40320.0))))))));
+  }
+  return exp(x) - 1.0;
+}
+
+fn in_s(j: u32, kb: u32, k: u32) -> bool {
+  let h = j & (NBITS - 1u);
+  if ((bitmap[h >> 5u] & (1u << (h & 31u))) == 0u) {
+    return false;
+  }
+  if (k <= KCACHE) {
+    for (var i = 0u; i < k; i = i + 1u) {
+      if (ids_wg[i] == j) {
+        return true;
+      }
+    }
+    return false;
+  }
+  for (var i = 0u; i < k; i = i + 1u) {
+    if (ids[kb + i] == j) {
+      return true;
+    }
+  }
+  return false;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  let row = wid.x + wid.y * params.nx;
+  if (row >= params.rows) {
+    return;
+  }
+  let V = params.vocab;
+  let K = params.k;
+  let base = row * V;
+  let kb = row * K;
+  if (tid == 0u) {
+    flag = rowinfo[row].on;
+  }
+  let row_on = workgroupUniformLoad(&flag);
+  if (row_on == 0u) {
+    for (var e = tid; e < V / VW; e = e + WG) {
+      grad[base / VW + e] = LT(0.0);
+    }
+    if (tid == 0u) {
+      loss[row] = 0.0;
+    }
+    return;
+  }
+  let info = rowinfo[row];
+  let it = params.inv_t;
+  let T = params.t;
+  let alpha = params.alpha;
+  let need_ce = params.need_ce != 0u;
+  let ckd = info.scale * alpha * T; // α·T²·(1/T): the KD gradient in u = s/T, brought back to s
+  let cce = info.scale * (1.0 - alpha);
+
+  if (MODE == 2u) {
+    for (var w = tid; w < NWORDS; w = w + WG) {
+      var bits = 0u;
+      for (var i = 0u; i < K; i = i + 1u) {
+        let h = ids[kb + i] & (NBITS - 1u);
+        if ((h >> 5u) == w) {
+          bits = bits | (1u << (h & 31u));
+        }
+      }
+      bitmap[w] = bits;
+    }
+    for (var i = tid; i < min(K, KCACHE); i = i + WG) {
+      ids_wg[i] = ids[kb + i];
+    }
+    workgroupBarrier();
+  }
+
+  // Pass 1: online logsumexp over the row (tail: over the complement of S).
+  var st = vec3<f32>(BIG_NEG, 0.0, 0.0);
+  let ne = V / VW;
+  let be = base / VW;
+  if (MODE != 1u || need_ce) {
+    for (var e = tid; e < ne; e = e + WG) {
+      var x = logits[be + e];
+      if (MODE == 2u) {
+        x = drop_s(x, e, kb, K); // the complement of S only
+      }
+      let xm = hmax(x);
+      if (xm > BIG_NEG) { // (an element entirely in S adds nothing)
+        if (xm > st.x) {
+          st.y = st.y * exp((st.x - xm) * it);
+          if (need_ce) {
+            st.z = st.z * exp(st.x - xm);
+          }
+          st.x = xm;
+        }
+        st.y = st.y + hsum(exp((x - st.x) * it));
+        if (need_ce) {
+          st.z = st.z + hsum(exp(x - st.x));
+        }
+      }
+    }
+  }
+  let stream = reduce_lse(tid, st);
+
+  // The K ids of S: teacher state (z in the m slot, Σ exp((z - m)/T) in a) and student state.
+  var tz = vec3<f32>(BIG_NEG, 0.0, 0.0);
+  var ss = vec3<f32>(BIG_NEG, 0.0, 0.0);
+  for (var i = tid; i < K; i = i + WG) {
+    tz = lse_push(tz, tvals[kb + i], false);
+    ss = lse_push(ss, ld(base + ids[kb + i]), need_ce);
+  }
+  let tzr = reduce_lse(tid, tz);
+  let ssr = reduce_lse(tid, ss);
+  let lse_zs = lse_of(tzr, false); // log Σ_S exp(z/T)
+  let lse_us = lse_of(ssr, false); // log Σ_S exp(s/T)
+  var lse_all = lse_of(stream, false); // log Σ_V exp(s/T)
+  var lse1_all = lse_of(stream, true); // log Σ_V exp(s)
+  let lse_not = lse_all; // tail: log Σ_{j∉S} exp(s/T)
+  var r_tail = 0.0;
+  if (MODE == 2u) {
+    lse_all = log_add_exp(lse_not, lse_us);
+    if (need_ce) {
+      lse1_all = log_add_exp(lse1_all, lse_of(ssr, true));
+    }
+    if (K < V) { // with K == V the tail bucket is empty: r stays 0 whatever rounding left in it
+      r_tail = max(0.0, -expm1(lse_zs - info.lz));
+    }
+  }
+
+  // KD over S.
+  var kd_part = 0.0;
+  for (var i = tid; i < K; i = i + WG) {
+    let zt = tvals[kb + i] * it;
+    let ui = ld(base + ids[kb + i]) * it;
+    var lp = zt - lse_zs;
+    var lq = ui - lse_all;
+    if (MODE == 1u) {
+      lq = ui - lse_us;
+    }
+    if (MODE == 2u) {
+      lp = zt - info.lz;
+    }
+    kd_part = kd_part + exp(lp) * (lp - lq);
+  }
+  var kd = reduce_sum(tid, kd_part);
+  if (tid == 0u) {
+    if (MODE == 2u && r_tail > 0.0) {
+      kd = kd + r_tail * (log(r_tail) - (lse_not - lse_all));
+    }
+    var l = alpha * T * T * kd;
+    if (need_ce) {
+      l = l + (1.0 - alpha) * (lse1_all - ld(base + u32(info.label)));
+    }
+    loss[row] = info.scale * l;
+  }
+
+  // Pass 2: the gradient over the whole row; the entries of S are rewritten below.
+  for (var e = tid; e < ne; e = e + WG) {
+    var g = LT(0.0);
+    if (MODE != 1u || need_ce) {
+      let x = logits[be + e];
+      if (MODE == 0u) {
+        g = ckd * exp(x * it - lse_all);
+      } else if (MODE == 2u) {
+        g = ckd * (exp(x * it - lse_all) - r_tail * exp(x * it - lse_not));
+      }
+      if (need_ce) {
+        g = g + cce * exp(x - lse1_all);
+      }
+    }
+    grad[be + e] = g;
+  }
+  storageBarrier();
+  for (var i = tid; i < K; i = i + WG) {
+    let id = ids[kb + i];
+    let x = ld(base + id);
+    let zt = tvals[kb + i] * it;
+    var g = 0.0;
+    if (MODE == 0u) {
+      g = ckd * (exp(x * it - lse_all) - exp(zt - lse_zs));
+    } else if (MODE == 1u) {
+      g = ckd * (exp(x * it - lse_us) - exp(zt - lse_zs));
+    } else {
+      g = ckd * (exp(x * it - lse_all) - exp(zt - info.lz));
+    }
+    if (need_ce) {
+      g = g + cce * exp(x - lse1_all);
+    }
+    st_grad(base + id, g);
+  }
+  storageBarrier();
+  if (tid == 0u && need_ce) {
+    let y = base + u32(info.label);
+    st_grad(y, ld_grad(y) - cce);
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * Parses a `--data` spec and opens the token source: `builtin:demo` (the default) | `npy:<path>` |
+ * `tokens:<path>` (the binary token file of docs/data.md).
+ * @module
+ */
+import { SparsekdError } from "../cli/errors.ts";
+import { withVocabCheck } from "./check_tokens.ts";
+import type { DemoSplit } from "./brown.ts";
+import type { TokenSource } from "./source.ts";
+import { sha256Hex } from "./sha256.ts";
+
+/** Options of {@linkcode openSource}. */
+export interface OpenSourceOptions {
+  /** Tokens per sequence: required for `builtin:demo`; for files it must match the file when given. */
+  seqLen?: number;
+  /** Use at most this many sequences (the first ones). */
+  maxSequences?: number;
+  /** When given, every read is checked: an id ≥ vocabSize is a one-line error naming sequence and position. */
+  vocabSize?: number;
+  /** Split of `builtin:demo` (default `train`; files have no split). */
+  split?: DemoSplit;
+}
+
+/**
+ * Opens the token source a `--data` spec names.
+ *
+ * @example
+ * ```ts
+ * const src = await openSource("builtin:demo", { seqLen: 64, vocabSize: 2048 });
+ * const other = await openSource("npy:./ids.npy", { vocabSize: 50257 });
+ * ```
+ */
+export async function openSource(spec: string, options: OpenSourceOptions = {}): Promise<TokenSource> {
+  const colon = spec.indexOf(":");
+  const kind = colon < 0 ? spec : spec.slice(0, colon);
+  const arg = colon < 0 ? "" : spec.slice(colon + 1);
+  let source: TokenSource;
+  if (kind === "builtin") {
+    if (arg !== "demo") {
+      throw new SparsekdError(`--data builtin:${arg}: the only built-in data is builtin:demo`);
+    }
+    if (options.seqLen === undefined) throw new SparsekdError("--data builtin:demo needs a sequence length");
+    const { demoSource } = await import("./demo.ts");
+    source = await demoSource({
+      split: options.split,
+      seqLen: options.seqLen,
+      maxSequences: options.maxSequences,
+    });
+  } else if (kind === "npy" || kind === "tokens") {
+    if (arg === "") throw new SparsekdError(`--data ${kind}: needs a path (${kind}:<path>)`);
+    if (options.split !== undefined && options.split !== "train") {
+      throw new SparsekdError(`--data ${spec}: a file has no ${options.split} split`);
+    }
+    if (kind === "npy") {
+      const { npySource } = await import("./npy_source.ts");
+      source = await npySource(arg);
+    } else {
+      const { tokenFileSource } = await import("./token_file.ts");
+      source = await tokenFileSource(arg);
+    }
+    if (options.seqLen !== undefined && options.seqLen !== source.seqLen) {
+      throw new SparsekdError(`${arg}: sequences are ${source.seqLen} tokens long, not ${options.seqLen}`);
+    }
+    if (options.maxSequences !== undefined && options.maxSequences < source.sequences) {
+      source = limit(source, options.maxSequences);
+    }
+  } else {
+    throw new SparsekdError(`--data "${spec}": expected builtin:demo, npy:<path> or tokens:<path>`);
+  }
+  return options.vocabSize === undefined ? source : withVocabCheck(source, options.vocabSize);
+}
+
+function limit(source: TokenSource, maxSequences: number): TokenSource {
+  if (!(Number.isInteger(maxSequences) && maxSequences >= 1)) {
+    throw new SparsekdError(`maxSequences must be ≥ 1 (got ${maxSequences})`);
+  }
+  return {
+    sequences: maxSequences,
+    seqLen: source.seqLen,
+    // Another limit is other data: it must not resume a run made with a different one.
+    fingerprint: sha256Hex(new TextEncoder().encode(`${source.fingerprint}:first${maxSequences}`)),
+    description: `${source.description} (first ${maxSequences} sequences)`,
+    read(start: number, count: number): Promise<Uint32Array> {
+      if (start + count > maxSequences) {
+        return Promise.reject(new RangeError(`read(${start}, ${count}) past the ${maxSequences} sequences`));
+      }
+      return source.read(start, count);
+    },
+  };
+}

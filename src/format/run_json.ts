@@ -1,0 +1,222 @@
+/**
+ * `OUT/run.json`: building, validating, reading, create-only writing, and the compatibility check that
+ * refuses a resumed or parallel host given other inputs.
+ * @module
+ */
+
+import { SparsekdError } from "../cli/errors.ts";
+import { ObjectExistsError, type ObjectStore } from "../store/store.ts";
+import {
+  type Fingerprinted,
+  FORMAT_VERSION,
+  indexDtypeFor,
+  joinUri,
+  RUN_FORMAT,
+  type RunJson,
+  type ValueDtype,
+} from "./constants.ts";
+
+/** The path of run.json inside OUT. */
+export const RUN_JSON_PATH = "run.json";
+
+/** What {@linkcode makeRunJson} needs. */
+export interface RunJsonInput {
+  vocabSize: number;
+  k: number;
+  seqLen: number;
+  valueDtype: ValueDtype;
+  lseTemperatures: number[];
+  sequences: number;
+  sequencesPerShard: number;
+  teacher: Fingerprinted;
+  data: Fingerprinted;
+}
+
+/**
+ * Builds a run.json object with the keys in canonical order and the index dtype the vocabulary implies.
+ *
+ * @example
+ * ```ts
+ * const run = makeRunJson({ vocabSize: 512, k: 8, seqLen: 64, valueDtype: "f16", lseTemperatures: [1, 2],
+ *   sequences: 100, sequencesPerShard: 16, teacher: { fingerprint: "ab" }, data: { fingerprint: "cd" } });
+ * ```
+ */
+export function makeRunJson(input: RunJsonInput): RunJson {
+  const run: RunJson = {
+    format: RUN_FORMAT,
+    version: FORMAT_VERSION,
+    vocabSize: input.vocabSize,
+    k: input.k,
+    seqLen: input.seqLen,
+    indexDtype: indexDtypeFor(input.vocabSize),
+    valueDtype: input.valueDtype,
+    lseTemperatures: [...input.lseTemperatures],
+    sequences: input.sequences,
+    sequencesPerShard: input.sequencesPerShard,
+    teacher: { ...input.teacher },
+    data: { ...input.data },
+  };
+  return validateRunJson(run, "run.json");
+}
+
+const isPosInt = (x: unknown): x is number => typeof x === "number" && Number.isSafeInteger(x) && x > 0;
+
+/**
+ * Checks that a parsed object is a valid v1 run.json; throws a one-line {@linkcode SparsekdError} naming
+ * `where` and the first bad field.
+ *
+ * @example
+ * ```ts
+ * const run = validateRunJson(JSON.parse(text), "out/run.json");
+ * ```
+ */
+export function validateRunJson(x: unknown, where: string): RunJson {
+  const bad = (what: string): never => {
+    throw new SparsekdError(`${where}: ${what}`);
+  };
+  if (typeof x !== "object" || x === null || Array.isArray(x)) bad("not a JSON object");
+  const r = x as Record<string, unknown>;
+  if (r.format !== RUN_FORMAT) bad(`format is ${JSON.stringify(r.format)}, expected "${RUN_FORMAT}"`);
+  if (r.version !== FORMAT_VERSION) bad(`version ${JSON.stringify(r.version)} is not supported (only 1)`);
+  for (const key of ["vocabSize", "k", "seqLen", "sequences", "sequencesPerShard"]) {
+    if (!isPosInt(r[key])) bad(`${key} must be a positive integer (got ${JSON.stringify(r[key])})`);
+  }
+  if ((r.vocabSize as number) > 2 ** 32) bad(`vocabSize ${r.vocabSize} exceeds 2^32`);
+  if ((r.k as number) > (r.vocabSize as number)) bad(`k ${r.k} exceeds vocabSize ${r.vocabSize}`);
+  const wantIdx = indexDtypeFor(r.vocabSize as number);
+  if (r.indexDtype !== wantIdx) {
+    bad(`indexDtype is ${JSON.stringify(r.indexDtype)}, expected "${wantIdx}" for vocabSize ${r.vocabSize}`);
+  }
+  if (r.valueDtype !== "f32" && r.valueDtype !== "f16") {
+    bad(`valueDtype must be "f32" or "f16" (got ${JSON.stringify(r.valueDtype)})`);
+  }
+  const temps = r.lseTemperatures;
+  if (!Array.isArray(temps) || temps.some((t) => typeof t !== "number" || !(t > 0) || !Number.isFinite(t))) {
+    bad(`lseTemperatures must be an array of positive numbers (got ${JSON.stringify(temps)})`);
+  }
+  for (const key of ["teacher", "data"]) {
+    const e = r[key] as Record<string, unknown> | null;
+    if (typeof e !== "object" || e === null || Array.isArray(e)) bad(`${key} must be an object`);
+    if (typeof e!.fingerprint !== "string" || e!.fingerprint === "") {
+      bad(`${key}.fingerprint must be a string`);
+    }
+  }
+  return r as unknown as RunJson;
+}
+
+/**
+ * The first field in which two runs differ (format, version, fingerprints, shapes, dtypes, temperatures,
+ * counts), as one line, or null when `wanted` may write into or read from `existing`.
+ *
+ * @example
+ * ```ts
+ * runDifference(existing, wanted); // "k is 32 there and 64 here"
+ * ```
+ */
+export function runDifference(existing: RunJson, wanted: RunJson): string | null {
+  const fields: [string, unknown, unknown][] = [
+    ["format", existing.format, wanted.format],
+    ["version", existing.version, wanted.version],
+    ["teacher.fingerprint", existing.teacher?.fingerprint, wanted.teacher?.fingerprint],
+    ["data.fingerprint", existing.data?.fingerprint, wanted.data?.fingerprint],
+    ["vocabSize", existing.vocabSize, wanted.vocabSize],
+    ["k", existing.k, wanted.k],
+    ["seqLen", existing.seqLen, wanted.seqLen],
+    ["indexDtype", existing.indexDtype, wanted.indexDtype],
+    ["valueDtype", existing.valueDtype, wanted.valueDtype],
+    ["lseTemperatures", existing.lseTemperatures, wanted.lseTemperatures],
+    ["sequences", existing.sequences, wanted.sequences],
+    ["sequencesPerShard", existing.sequencesPerShard, wanted.sequencesPerShard],
+  ];
+  for (const [name, a, b] of fields) {
+    if (JSON.stringify(a) !== JSON.stringify(b)) {
+      return `${name} is ${JSON.stringify(a)} there and ${JSON.stringify(b)} here`;
+    }
+  }
+  return null;
+}
+
+/**
+ * Throws a one-line {@linkcode SparsekdError} naming the first differing field when a run that wants
+ * `wanted` meets an OUT whose run.json is `existing`.
+ *
+ * @example
+ * ```ts
+ * checkRunCompatible(await readRunJson(store), wanted, store.uri);
+ * ```
+ */
+export function checkRunCompatible(existing: RunJson, wanted: RunJson, where = "OUT"): void {
+  const diff = runDifference(existing, wanted);
+  if (diff !== null) {
+    throw new SparsekdError(`${joinUri(where, RUN_JSON_PATH)} belongs to another run: ${diff}`);
+  }
+}
+
+/**
+ * Canonical bytes of run.json (2-space indented JSON plus a newline).
+ *
+ * @example
+ * ```ts
+ * const bytes = encodeRunJson(run);
+ * ```
+ */
+export function encodeRunJson(run: RunJson): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(run, null, 2) + "\n");
+}
+
+/**
+ * Reads and validates `OUT/run.json`; a missing or invalid file is a one-line {@linkcode SparsekdError}.
+ *
+ * @example
+ * ```ts
+ * const run = await readRunJson(store);
+ * ```
+ */
+export async function readRunJson(store: ObjectStore): Promise<RunJson> {
+  const where = joinUri(store.uri, RUN_JSON_PATH);
+  if (!(await store.exists(RUN_JSON_PATH))) throw new SparsekdError(`${where} does not exist`);
+  const bytes = await store.readBytes(RUN_JSON_PATH);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (err) {
+    throw new SparsekdError(`${where} is not valid JSON: ${(err as Error).message.split("\n")[0]}`);
+  }
+  return validateRunJson(parsed, where);
+}
+
+/**
+ * Writes `OUT/run.json`, create-only: throws {@linkcode ObjectExistsError} when it already exists.
+ *
+ * @example
+ * ```ts
+ * await writeRunJson(store, run);
+ * ```
+ */
+export async function writeRunJson(store: ObjectStore, run: RunJson): Promise<void> {
+  validateRunJson(run, "run.json to write");
+  await store.writeBytes(RUN_JSON_PATH, encodeRunJson(run));
+}
+
+/**
+ * Creates `OUT/run.json`, or, when it exists (written earlier or by a parallel host), checks that it is
+ * compatible with `wanted`. Returns the run.json now in OUT.
+ *
+ * @example
+ * ```ts
+ * const run = await ensureRunJson(store, wanted);
+ * ```
+ */
+export async function ensureRunJson(store: ObjectStore, wanted: RunJson): Promise<RunJson> {
+  if (!(await store.exists(RUN_JSON_PATH))) {
+    try {
+      await writeRunJson(store, wanted);
+      return wanted;
+    } catch (err) {
+      if (!(err instanceof ObjectExistsError)) throw err;
+    }
+  }
+  const existing = await readRunJson(store);
+  checkRunCompatible(existing, wanted, store.uri);
+  return existing;
+}

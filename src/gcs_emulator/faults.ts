@@ -1,0 +1,195 @@
+/**
+ * Fault injection for the GCS emulator: answer chosen requests with an HTTP error (503, 408, …) or cut their
+ * connection, at once or after some bytes of the request body, so that tests can show uploads survive them.
+ * @module
+ */
+import { SparsekdError } from "../cli/errors.ts";
+
+/**
+ * One fault rule. A request matches when its method and path agree; the first `skip` matching requests pass,
+ * the next `count` get the fault. Each rule counts every matching request, whether or not another rule fired
+ * on it; when several rules are due on one request, the one added first fires (the others stay due).
+ *
+ * - `{ method: "PUT", path: "upload_id", status: 503, count: 2 }`: the next two upload PUTs get a 503.
+ * - `{ kind: "reset", method: "PUT", path: "upload_id", afterBytes: 100000 }`: the next upload PUT whose body
+ *   reaches 100000 bytes has its connection destroyed there (without a response).
+ * - `{ kind: "corrupt", method: "PUT", path: "upload_id" }`: the next upload PUT has one byte of its body
+ *   flipped before it is stored (as a faulty network or disk would), so clients can show they check CRC32C.
+ */
+export interface FaultRule {
+  /** HTTP method to match (any when absent). */
+  method?: string;
+  /** Substring of the request's path and query to match (any when absent), e.g. `upload_id` or `/o/shards`. */
+  path?: string;
+  /**
+   * `status`: answer with `status`; `reset`: destroy the connection; `corrupt`: flip the middle byte of the
+   * request body (nothing happens to an empty body). Default: `status` when one is given.
+   */
+  kind?: "status" | "reset" | "corrupt";
+  /** HTTP status of a `status` fault (e.g. 503, 408, 500, 429). */
+  status?: number;
+  /**
+   * For `reset`: bytes of this request's body read before the connection is cut (default 0: at once). A
+   * request whose body ends before that is not hit and does not count.
+   */
+  afterBytes?: number;
+  /** Matching requests to let through before the fault starts (default 0). */
+  skip?: number;
+  /** Requests to hit (default 1). */
+  count?: number;
+}
+
+/** A fault that happened. */
+export interface FaultHit {
+  /** The rule's kind. */
+  kind: "status" | "reset" | "corrupt";
+  /** HTTP status for `status` faults. */
+  status?: number;
+  /** Request method. */
+  method: string;
+  /** Request path and query. */
+  path: string;
+  /** Body bytes read from the request before the fault. */
+  bytesRead: number;
+}
+
+interface LiveRule {
+  method?: string;
+  path?: string;
+  kind: "status" | "reset" | "corrupt";
+  status?: number;
+  afterBytes: number;
+  skip: number;
+  count: number;
+}
+
+/** What the server must do with a request at its start. */
+export type FaultDecision =
+  | { kind: "status"; status: number }
+  | { kind: "reset" }
+  | { kind: "corrupt" }
+  | null;
+
+/**
+ * The list of pending fault rules and the log of faults that happened.
+ *
+ * @example
+ * ```ts
+ * const faults = new FaultInjector();
+ * faults.add({ method: "PUT", path: "upload_id", status: 503, count: 2 });
+ * faults.add({ kind: "reset", method: "PUT", path: "upload_id", afterBytes: 100_000 });
+ * // … run an upload against the emulator, then:
+ * console.log(faults.hits.length, faults.pending().length);
+ * ```
+ */
+export class FaultInjector {
+  #rules: LiveRule[] = [];
+  /** Every fault that happened, in order. */
+  readonly hits: FaultHit[] = [];
+
+  /** Adds one rule or several; a malformed rule is a {@linkcode SparsekdError}. */
+  add(rules: FaultRule | FaultRule[]): void {
+    for (const rule of Array.isArray(rules) ? rules : [rules]) this.#rules.push(normalize(rule));
+  }
+
+  /** Removes every pending rule (the log of hits stays). */
+  clear(): void {
+    this.#rules = [];
+  }
+
+  /** The rules that still have requests to hit. */
+  pending(): FaultRule[] {
+    return this.#rules.filter((r) => r.count > 0).map((r) => ({ ...r }));
+  }
+
+  /** Decides, when a request starts, whether it gets a status fault, an immediate reset or a corrupted body. */
+  atStart(method: string, path: string): FaultDecision {
+    // Every rule sees every matching request (its `skip` counts them all); the first armed rule fires.
+    let chosen: LiveRule | null = null;
+    for (const rule of this.#rules) {
+      if (rule.count <= 0 || rule.afterBytes > 0 || !matches(rule, method, path)) continue;
+      if (rule.skip > 0) rule.skip--;
+      else if (chosen === null) chosen = rule;
+    }
+    if (chosen === null) return null;
+    chosen.count--;
+    this.hits.push({ kind: chosen.kind, status: chosen.status, method, path, bytesRead: 0 });
+    return chosen.kind === "status" ? { kind: "status", status: chosen.status! } : { kind: chosen.kind };
+  }
+
+  /**
+   * The body offset at which this request's connection is to be cut, or null. Call {@linkcode FaultInjector.cut}
+   * when the body reaches it.
+   */
+  resetOffset(method: string, path: string): number | null {
+    let best: number | null = null;
+    for (const rule of this.#rules) {
+      if (rule.count <= 0 || rule.afterBytes === 0 || !matches(rule, method, path)) continue;
+      if (best === null || rule.afterBytes < best) best = rule.afterBytes;
+    }
+    return best;
+  }
+
+  /**
+   * Called when a request's body has reached `bytesRead` bytes (≥ the offset from `resetOffset`): returns true
+   * when the connection must be cut now (the rule is then used up by one), false when a `skip` let it pass.
+   */
+  cut(method: string, path: string, bytesRead: number): boolean {
+    for (const rule of this.#rules) {
+      if (rule.count <= 0 || rule.afterBytes === 0 || rule.afterBytes > bytesRead) continue;
+      if (!matches(rule, method, path)) continue;
+      if (rule.skip > 0) {
+        rule.skip--;
+        return false;
+      }
+      rule.count--;
+      this.hits.push({ kind: "reset", method, path, bytesRead });
+      return true;
+    }
+    return false;
+  }
+}
+
+function matches(rule: LiveRule, method: string, path: string): boolean {
+  if (rule.method && rule.method.toUpperCase() !== method.toUpperCase()) return false;
+  if (rule.path && !path.includes(rule.path)) return false;
+  return true;
+}
+
+function normalize(rule: FaultRule): LiveRule {
+  if (typeof rule !== "object" || rule === null) {
+    throw new SparsekdError("a fault rule must be a JSON object");
+  }
+  const kind = rule.kind ?? (rule.status !== undefined ? "status" : undefined);
+  if (kind !== "status" && kind !== "reset" && kind !== "corrupt") {
+    throw new SparsekdError(
+      `a fault rule needs "status" (e.g. 503) or "kind": "reset" or "corrupt" (got ${JSON.stringify(rule)})`,
+    );
+  }
+  const int = (name: string, v: unknown, fallback: number, min: number) => {
+    if (v === undefined) return fallback;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
+      throw new SparsekdError(`fault rule "${name}" must be an integer ≥ ${min} (got ${JSON.stringify(v)})`);
+    }
+    return v;
+  };
+  const status = kind === "status" ? int("status", rule.status, 503, 400) : undefined;
+  if (status !== undefined && status > 599) {
+    throw new SparsekdError(`fault rule "status" must be ≤ 599 (got ${status})`);
+  }
+  if (rule.method !== undefined && typeof rule.method !== "string") {
+    throw new SparsekdError(`fault rule "method" must be a string`);
+  }
+  if (rule.path !== undefined && typeof rule.path !== "string") {
+    throw new SparsekdError(`fault rule "path" must be a string`);
+  }
+  return {
+    method: rule.method,
+    path: rule.path,
+    kind,
+    status,
+    afterBytes: kind === "reset" ? int("afterBytes", rule.afterBytes, 0, 0) : 0,
+    skip: int("skip", rule.skip, 0, 0),
+    count: int("count", rule.count, 1, 1),
+  };
+}

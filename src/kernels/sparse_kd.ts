@@ -1,0 +1,240 @@
+/**
+ * The sparse-KD loss on the GPU: one fused forward and backward WGSL kernel (`shaders/sparse_kd.wgsl`)
+ * over a batch of rows, with {@linkcode sparseKdLossReference} as the CPU path. The mathematics is in
+ * `docs/losses.md`.
+ * @module
+ */
+import { loadShader, type Runtime } from "../gpu/runtime.ts";
+import { readBack } from "../gpu/readback.ts";
+import {
+  type CheckedSparseKd,
+  checkSparseKd,
+  type SparseKdMode,
+  type SparseKdOptions,
+  type SparseKdResult,
+  type SparseKdTeacher,
+  sparseKdLossReference,
+} from "./sparse_kd_reference.ts";
+
+export type { SparseKdMode, SparseKdOptions, SparseKdResult, SparseKdTeacher } from "./sparse_kd_reference.ts";
+
+const WG = 256;
+const MODES: Record<SparseKdMode, number> = { topk: 0, renorm: 1, tail: 2 };
+
+/** The GPU buffers and sizes of one fused sparse-KD dispatch (see {@linkcode encodeSparseKd}). */
+export interface SparseKdGpuArgs {
+  /** rows*vocab float32 student logits (STORAGE). */
+  logits: GPUBuffer;
+  /** rows*k uint32 teacher ids (STORAGE). */
+  ids: GPUBuffer;
+  /** rows*k float32 raw teacher logits (STORAGE). */
+  values: GPUBuffer;
+  /** rows*16 bytes made by {@linkcode packRowInfo} (STORAGE). */
+  rowInfo: GPUBuffer;
+  /** rows*vocab float32 output: the gradient (STORAGE). */
+  grad: GPUBuffer;
+  /** rows float32 output: the per-row loss (STORAGE). */
+  loss: GPUBuffer;
+  rows: number;
+  vocab: number;
+  k: number;
+  mode: SparseKdMode;
+  temperature: number;
+  alpha: number;
+}
+
+/**
+ * Packs the per-row side inputs (label, Lz(T), scale, active) into the 16-byte records the kernel reads.
+ *
+ * @example
+ * ```ts
+ * const c = checkSparseKd(null, rows, vocab, teacher, options);
+ * device.queue.writeBuffer(rowInfoBuffer, 0, packRowInfo(c));
+ * ```
+ */
+export function packRowInfo(c: CheckedSparseKd): ArrayBuffer {
+  const rows = c.active.length;
+  const buf = new ArrayBuffer(Math.max(16, rows * 16));
+  const i32 = new Int32Array(buf);
+  const f32 = new Float32Array(buf);
+  const u32 = new Uint32Array(buf);
+  for (let r = 0; r < rows; r++) {
+    i32[r * 4] = c.labels[r];
+    f32[r * 4 + 1] = c.logsumexp[r];
+    f32[r * 4 + 2] = c.scale[r];
+    u32[r * 4 + 3] = c.active[r];
+  }
+  return buf;
+}
+
+/** The compiled kernels, by mode and row layout (see {@linkcode prepareSparseKd}). */
+export type SparseKdPipelines = Record<`${SparseKdMode}:${"vec4" | "scalar"}`, GPUComputePipeline>;
+
+
+/**
+ * Compiles (once per runtime, cached) the kernel for the three modes, in its two row layouts (vec4 when the
+ * vocabulary is a multiple of 4, scalar otherwise).
+ *
+ * @example
+ * ```ts
+ * const pipelines = await prepareSparseKd(rt);
+ * ```
+ */
+export async function prepareSparseKd(rt: Runtime): Promise<SparseKdPipelines> {
+  const out = {} as SparseKdPipelines;
+  for (const mode of Object.keys(MODES) as SparseKdMode[]) {
+    for (const layout of ["vec4", "scalar"] as const) {
+      const helpers = await loadShader(`sparse_kd_${layout}.wgsl`);
+      out[`${mode}:${layout}`] = await rt.pipeline(`sparse_kd:${mode}:${layout}`, "sparse_kd.wgsl", {
+        prelude: `const WG: u32 = ${WG}u;\nconst MODE: u32 = ${MODES[mode]}u;\n${helpers}\n`,
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * Records the fused sparse-KD kernel into `encoder` (one compute pass, one workgroup per row), with
+ * pipelines from {@linkcode prepareSparseKd}; synchronous, for use inside tfjs ops. Inputs are not checked
+ * here: pass them through {@linkcode checkSparseKd} first. Returns a function that releases the small
+ * uniform buffer it made; call it after the encoder's commands have been submitted.
+ *
+ * @example
+ * ```ts
+ * const enc = device.createCommandEncoder();
+ * const release = encodeSparseKdSync(device, pipelines, enc, { logits, ids, values, rowInfo, grad, loss,
+ *   rows, vocab, k, mode: "topk", temperature: 2, alpha: 1 });
+ * device.queue.submit([enc.finish()]);
+ * release();
+ * ```
+ */
+export function encodeSparseKdSync(
+  device: GPUDevice,
+  pipelines: SparseKdPipelines,
+  encoder: GPUCommandEncoder,
+  a: SparseKdGpuArgs,
+): () => void {
+  if (a.rows === 0) return () => {};
+  const pipeline = pipelines[`${a.mode}:${a.vocab % 4 === 0 ? "vec4" : "scalar"}`];
+  const maxX = device.limits.maxComputeWorkgroupsPerDimension;
+  const nx = Math.min(a.rows, maxX);
+  const ny = Math.ceil(a.rows / nx);
+  const params = new ArrayBuffer(32);
+  const pu = new Uint32Array(params);
+  const pf = new Float32Array(params);
+  pu[0] = a.rows;
+  pu[1] = a.vocab;
+  pu[2] = a.k;
+  pu[3] = nx;
+  pf[4] = 1 / a.temperature;
+  pf[5] = a.temperature;
+  pf[6] = a.alpha;
+  pu[7] = a.alpha < 1 ? 1 : 0;
+  const uniform = device.createBuffer({ size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  device.queue.writeBuffer(uniform, 0, params);
+  const bind = device.createBindGroup({
+    layout: pipeline.getBindGroupLayout(0),
+    entries: [a.logits, a.ids, a.values, a.rowInfo, a.grad, a.loss, uniform].map((buffer, binding) => ({
+      binding,
+      resource: { buffer },
+    })),
+  });
+  const pass = encoder.beginComputePass({ label: "sparse_kd" });
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, bind);
+  pass.dispatchWorkgroups(nx, ny);
+  pass.end();
+  return () => uniform.destroy();
+}
+
+/**
+ * {@linkcode encodeSparseKdSync} that compiles the kernels first if needed.
+ *
+ * @example
+ * ```ts
+ * const enc = device.createCommandEncoder();
+ * const release = await encodeSparseKd(rt, enc, { logits, ids, values, rowInfo, grad, loss, rows, vocab, k,
+ *   mode: "topk", temperature: 2, alpha: 1 });
+ * device.queue.submit([enc.finish()]);
+ * release();
+ * ```
+ */
+export async function encodeSparseKd(
+  rt: Runtime,
+  encoder: GPUCommandEncoder,
+  a: SparseKdGpuArgs,
+): Promise<() => void> {
+  if (!rt.device) throw new Error("encodeSparseKd needs a GPU runtime");
+  return encodeSparseKdSync(rt.device, await prepareSparseKd(rt), encoder, a);
+}
+
+/**
+ * The sparse-KD loss and its gradient for a batch of rows: per row,
+ * `loss = scale * (alpha*T^2*KD_T + (1-alpha)*CE(s, y))` (not averaged; 0 on masked rows) and `grad` the
+ * derivative of that row's loss with respect to its student logits. Runs the fused WGSL kernel on a GPU
+ * runtime and the float64 reference on a CPU runtime. Bad input is a one-line `SparsekdError`.
+ *
+ * @example
+ * ```ts
+ * const rt = await createRuntime();
+ * const { loss, grad } = await sparseKdLoss(rt, new Float32Array([1, 2, 3, 4]), 1, 4,
+ *   { indices: new Uint32Array([3, 2]), values: new Float32Array([5, 4]), k: 2 },
+ *   { mode: "topk", temperature: 2 });
+ * ```
+ */
+export async function sparseKdLoss(
+  rt: Runtime,
+  studentLogits: Float32Array,
+  rows: number,
+  vocab: number,
+  teacher: SparseKdTeacher,
+  options: SparseKdOptions,
+): Promise<SparseKdResult> {
+  const device = rt.device;
+  if (!device) return sparseKdLossReference(studentLogits, rows, vocab, teacher, options);
+  const c = checkSparseKd(studentLogits, rows, vocab, teacher, options);
+  const loss = new Float32Array(rows);
+  const grad = new Float32Array(rows * vocab);
+  const rowInfo = new Uint8Array(packRowInfo(c));
+  const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+  const chunkRows = Math.max(1, Math.floor(limit / (vocab * 4)));
+  if (vocab * 4 > limit) throw new Error(`a row of ${vocab} logits exceeds the device's largest binding`);
+  const k = c.k;
+  for (let r0 = 0; r0 < rows; r0 += chunkRows) {
+    const n = Math.min(chunkRows, rows - r0);
+    const mk = (bytes: number, extra: number) =>
+      device.createBuffer({ size: Math.max(16, bytes), usage: GPUBufferUsage.STORAGE | extra });
+    const bufs = {
+      logits: mk(n * vocab * 4, GPUBufferUsage.COPY_DST),
+      ids: mk(n * k * 4, GPUBufferUsage.COPY_DST),
+      values: mk(n * k * 4, GPUBufferUsage.COPY_DST),
+      rowInfo: mk(n * 16, GPUBufferUsage.COPY_DST),
+      grad: mk(n * vocab * 4, GPUBufferUsage.COPY_SRC),
+      loss: mk(n * 4, GPUBufferUsage.COPY_SRC),
+    };
+    device.queue.writeBuffer(bufs.logits, 0, studentLogits as Float32Array<ArrayBuffer>, r0 * vocab, n * vocab);
+    device.queue.writeBuffer(bufs.ids, 0, teacher.indices as Uint32Array<ArrayBuffer>, r0 * k, n * k);
+    device.queue.writeBuffer(bufs.values, 0, teacher.values as Float32Array<ArrayBuffer>, r0 * k, n * k);
+    device.queue.writeBuffer(bufs.rowInfo, 0, rowInfo, r0 * 16, n * 16);
+    const enc = device.createCommandEncoder();
+    const release = await encodeSparseKd(rt, enc, {
+      ...bufs,
+      rows: n,
+      vocab,
+      k,
+      mode: c.mode,
+      temperature: c.temperature,
+      alpha: c.alpha,
+    });
+    device.queue.submit([enc.finish()]);
+    release();
+    const [g, l] = await readBack(device, [{ buffer: bufs.grad, size: n * vocab * 4 }, {
+      buffer: bufs.loss,
+      size: n * 4,
+    }]);
+    grad.set(new Float32Array(g), r0 * vocab);
+    loss.set(new Float32Array(l), r0);
+    for (const b of Object.values(bufs)) b.destroy();
+  }
+  return { loss, grad };
+}

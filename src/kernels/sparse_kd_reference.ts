@@ -1,0 +1,271 @@
+/**
+ * The sparse-KD loss in plain TypeScript, computed in float64: the oracle the WGSL kernel is tested
+ * against, and the CPU path of {@linkcode sparseKdLoss}. The mathematics is in `docs/losses.md`.
+ * @module
+ */
+import { SparsekdError } from "../cli/errors.ts";
+
+/** Which KD term: see `docs/losses.md`. */
+export type SparseKdMode = "topk" | "renorm" | "tail";
+
+/** The teacher's side of a batch of rows: top-K ids and raw logits, and optionally Lz(T) per row. */
+export interface SparseKdTeacher {
+  /** rows*k teacher token ids, row-major, distinct within a row. */
+  indices: Uint32Array;
+  /** rows*k raw teacher logits z (not divided by T), matching `indices`. */
+  values: Float32Array;
+  /** Ids per row. */
+  k: number;
+  /** One value per row: the teacher's logsumexp over the full vocabulary of z/T, at this temperature. */
+  logsumexp?: Float32Array;
+}
+
+/** Options of the sparse-KD loss. */
+export interface SparseKdOptions {
+  /** The KD term. */
+  mode: SparseKdMode;
+  /** Temperature T > 0. */
+  temperature: number;
+  /** Weight of the KD term in [0, 1] (default 1: pure KD). */
+  alpha?: number;
+  /** The hard label (next token) per row; needed when alpha < 1. Ignored on masked rows. */
+  labels?: Int32Array;
+  /** One byte per row: 0 means masked (no loss, zero gradient). Default: no row masked. */
+  mask?: Uint8Array;
+  /** Multiplies each row's loss and gradient: one number for all rows, or one per row (default 1). */
+  scale?: number | Float32Array;
+}
+
+/** Per-row loss and the gradient of each row's loss with respect to its student logits. */
+export interface SparseKdResult {
+  /** One value per row: scale * (alpha*T^2*KD_T + (1-alpha)*CE); 0 on masked rows. */
+  loss: Float32Array;
+  /** rows*vocab: d loss[row] / d s[row, :]; zero on masked rows. */
+  grad: Float32Array;
+}
+
+/** The checked, defaulted inputs shared by the reference and the kernel. */
+export interface CheckedSparseKd {
+  mode: SparseKdMode;
+  temperature: number;
+  alpha: number;
+  k: number;
+  /** Per-row multiplier, 0 on masked rows. */
+  scale: Float32Array;
+  /** Per-row activity (mask), 1 = active. */
+  active: Uint8Array;
+  /** Per-row label (0 where absent or masked). */
+  labels: Int32Array;
+  /** Per-row Lz(T) (0 where absent). */
+  logsumexp: Float32Array;
+}
+
+/**
+ * Checks the inputs of the sparse-KD loss and fills in defaults; bad input is a one-line
+ * {@linkcode SparsekdError}.
+ *
+ * @example
+ * ```ts
+ * const c = checkSparseKd(new Float32Array(8), 2, 4, { indices: new Uint32Array([0, 1]), values: new Float32Array(2), k: 1 },
+ *   { mode: "topk", temperature: 2 });
+ * ```
+ */
+export function checkSparseKd(
+  studentLogits: { length: number } | null,
+  rows: number,
+  vocab: number,
+  teacher: SparseKdTeacher,
+  options: SparseKdOptions,
+): CheckedSparseKd {
+  const fail = (m: string): never => {
+    throw new SparsekdError(`sparse-KD loss: ${m}`);
+  };
+  if (!Number.isInteger(rows) || rows < 0) fail(`rows must be a non-negative integer (got ${rows})`);
+  if (!Number.isInteger(vocab) || vocab < 1) fail(`vocab must be a positive integer (got ${vocab})`);
+  const mode = options.mode;
+  if (mode !== "topk" && mode !== "renorm" && mode !== "tail") {
+    fail(`mode must be topk, renorm or tail (got ${String(mode)})`);
+  }
+  const T = options.temperature;
+  if (!(typeof T === "number" && Number.isFinite(T) && T > 0)) fail(`temperature must be > 0 (got ${T})`);
+  const alpha = options.alpha ?? 1;
+  if (!(typeof alpha === "number" && alpha >= 0 && alpha <= 1)) fail(`alpha must be in [0, 1] (got ${alpha})`);
+  const k = teacher.k;
+  if (!Number.isInteger(k) || k < 1 || k > vocab) fail(`k must be between 1 and vocab=${vocab} (got ${k})`);
+  if (studentLogits && studentLogits.length !== rows * vocab) {
+    fail(`student logits have ${studentLogits.length} values, expected rows*vocab = ${rows * vocab}`);
+  }
+  if (teacher.indices.length !== rows * k) {
+    fail(`teacher indices have ${teacher.indices.length} values, expected rows*k = ${rows * k} (k mismatch?)`);
+  }
+  if (teacher.values.length !== rows * k) {
+    fail(`teacher values have ${teacher.values.length} values, expected rows*k = ${rows * k} (k mismatch?)`);
+  }
+  if (mode === "tail" && !teacher.logsumexp) {
+    fail(
+      "mode tail needs the teacher's logsumexp at this temperature in the shards (save with --lse-temperatures)",
+    );
+  }
+  if (teacher.logsumexp && teacher.logsumexp.length !== rows) {
+    fail(`teacher logsumexp has ${teacher.logsumexp.length} values, expected one per row (${rows})`);
+  }
+  if (options.mask && options.mask.length !== rows) {
+    fail(`mask has ${options.mask.length} values, expected one per row (${rows})`);
+  }
+  if (alpha < 1 && !options.labels) fail(`labels are needed when alpha < 1 (alpha = ${alpha})`);
+  if (options.labels && options.labels.length !== rows) {
+    fail(`labels have ${options.labels.length} values, expected one per row (${rows})`);
+  }
+  const sc = options.scale ?? 1;
+  if (typeof sc !== "number" && sc.length !== rows) {
+    fail(`scale has ${sc.length} values, expected one per row (${rows})`);
+  }
+  const active = new Uint8Array(rows);
+  const scale = new Float32Array(rows);
+  const labels = new Int32Array(rows);
+  const seen = new Set<number>();
+  for (let r = 0; r < rows; r++) {
+    if (options.mask && options.mask[r] === 0) continue;
+    active[r] = 1;
+    scale[r] = typeof sc === "number" ? sc : sc[r];
+    if (alpha < 1) {
+      const y = options.labels![r];
+      if (!(y >= 0 && y < vocab)) fail(`label ${y} at row ${r} is outside the vocabulary [0, ${vocab})`);
+      labels[r] = y;
+    }
+    seen.clear();
+    for (let i = r * k; i < (r + 1) * k; i++) {
+      const id = teacher.indices[i];
+      if (id >= vocab) fail(`teacher index ${id} at row ${r} is outside the vocabulary [0, ${vocab})`);
+      if (seen.has(id)) fail(`teacher index ${id} appears twice in row ${r}`);
+      seen.add(id);
+    }
+  }
+  const logsumexp = teacher.logsumexp ? Float32Array.from(teacher.logsumexp) : new Float32Array(rows);
+  return { mode, temperature: T, alpha, k, scale, active, labels, logsumexp };
+}
+
+function logSumExp(xs: ArrayLike<number>): number {
+  let m = -Infinity;
+  for (let i = 0; i < xs.length; i++) if (xs[i] > m) m = xs[i];
+  if (m === -Infinity) return -Infinity;
+  let s = 0;
+  for (let i = 0; i < xs.length; i++) s += Math.exp(xs[i] - m);
+  return m + Math.log(s);
+}
+
+/**
+ * The sparse-KD loss and its gradient, computed row by row in float64 (results rounded to float32).
+ * Same contract as {@linkcode sparseKdLoss}; see `docs/losses.md` for the formulas.
+ *
+ * @example
+ * ```ts
+ * const { loss, grad } = sparseKdLossReference(new Float32Array([1, 2, 3, 4]), 1, 4,
+ *   { indices: new Uint32Array([3, 2]), values: new Float32Array([5, 4]), k: 2 },
+ *   { mode: "topk", temperature: 2 });
+ * ```
+ */
+export function sparseKdLossReference(
+  studentLogits: Float32Array,
+  rows: number,
+  vocab: number,
+  teacher: SparseKdTeacher,
+  options: SparseKdOptions,
+): SparseKdResult {
+  const r = sparseKdLossReference64(studentLogits, rows, vocab, teacher, options);
+  return { loss: Float32Array.from(r.loss), grad: Float32Array.from(r.grad) };
+}
+
+/**
+ * {@linkcode sparseKdLossReference} in float64 throughout, student logits included (for finite-difference
+ * checks of the gradient).
+ *
+ * @example
+ * ```ts
+ * const { loss, grad } = sparseKdLossReference64(new Float64Array([1, 2, 3, 4]), 1, 4,
+ *   { indices: new Uint32Array([3, 2]), values: new Float32Array([5, 4]), k: 2 },
+ *   { mode: "renorm", temperature: 1 });
+ * ```
+ */
+export function sparseKdLossReference64(
+  studentLogits: Float32Array | Float64Array,
+  rows: number,
+  vocab: number,
+  teacher: SparseKdTeacher,
+  options: SparseKdOptions,
+): { loss: Float64Array; grad: Float64Array } {
+  const c = checkSparseKd(studentLogits, rows, vocab, teacher, options);
+  const { mode, temperature: T, alpha, k } = c;
+  const loss = new Float64Array(rows);
+  const grad = new Float64Array(rows * vocab);
+  const u = new Float64Array(vocab); // s / T
+  const inS = new Uint8Array(vocab);
+  const g = new Float64Array(vocab);
+  for (let r = 0; r < rows; r++) {
+    if (!c.active[r]) continue;
+    const s = studentLogits.subarray(r * vocab, (r + 1) * vocab);
+    const ids = teacher.indices.subarray(r * k, (r + 1) * k);
+    const zT = Array.from(teacher.values.subarray(r * k, (r + 1) * k), (z) => z / T);
+    for (let j = 0; j < vocab; j++) u[j] = s[j] / T;
+    inS.fill(0);
+    for (const id of ids) inS[id] = 1;
+    const uS = Array.from(ids, (id) => u[id]);
+    const lseAll = logSumExp(u);
+    const lseS = logSumExp(uS);
+    const lseZS = logSumExp(zT);
+    g.fill(0);
+    let kd = 0;
+    if (mode === "topk") {
+      // KL(p̂ ‖ q): p̂ = softmax_S(z/T), q = softmax_V(s/T).
+      for (let j = 0; j < vocab; j++) g[j] = Math.exp(u[j] - lseAll);
+      for (let i = 0; i < k; i++) {
+        const lp = zT[i] - lseZS;
+        const p = Math.exp(lp);
+        kd += p * (lp - (uS[i] - lseAll));
+        g[ids[i]] -= p;
+      }
+    } else if (mode === "renorm") {
+      // KL(p̂ ‖ q̂), q̂ = softmax_S(s/T).
+      for (let i = 0; i < k; i++) {
+        const lp = zT[i] - lseZS;
+        const p = Math.exp(lp);
+        const lq = uS[i] - lseS;
+        kd += p * (lp - lq);
+        g[ids[i]] = Math.exp(lq) - p;
+      }
+    } else {
+      // KL between the (K+1)-bucket coarsenings: p_i = exp(z_i/T - Lz) on S, tail r = 1 - Σ_S p_i.
+      const lz = c.logsumexp[r];
+      const uNot: number[] = [];
+      for (let j = 0; j < vocab; j++) if (!inS[j]) uNot.push(u[j]);
+      const lseNot = logSumExp(uNot); // log Σ_{j∉S} exp(s_j/T)
+      // Clamped: rounding may push Σ_S p_i above 1. With k = vocab the tail bucket is empty by definition
+      // (whatever rounding left in r), so its term is dropped.
+      const rTail = k === vocab ? 0 : Math.max(0, -Math.expm1(lseZS - lz));
+      for (let i = 0; i < k; i++) {
+        const lp = zT[i] - lz;
+        const p = Math.exp(lp);
+        kd += p * (lp - (uS[i] - lseAll));
+      }
+      if (rTail > 0) kd += rTail * (Math.log(rTail) - (lseNot - lseAll));
+      for (let j = 0; j < vocab; j++) {
+        const q = Math.exp(u[j] - lseAll);
+        g[j] = inS[j] ? q : q - rTail * Math.exp(u[j] - lseNot);
+      }
+      for (let i = 0; i < k; i++) g[ids[i]] -= Math.exp(zT[i] - lz);
+    }
+    const sc = c.scale[r];
+    let rowLoss = alpha * T * T * kd;
+    for (let j = 0; j < vocab; j++) g[j] *= alpha * T; // α·T²·(1/T)·∂KD/∂u
+    if (alpha < 1) {
+      const lse1 = logSumExp(s);
+      const y = c.labels[r];
+      rowLoss += (1 - alpha) * (lse1 - s[y]);
+      for (let j = 0; j < vocab; j++) g[j] += (1 - alpha) * Math.exp(s[j] - lse1);
+      g[y] -= 1 - alpha;
+    }
+    loss[r] = sc * rowLoss;
+    for (let j = 0; j < vocab; j++) grad[r * vocab + j] = sc * g[j];
+  }
+  return { loss, grad };
+}

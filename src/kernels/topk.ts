@@ -1,0 +1,293 @@
+/**
+ * Top-k per row with the full-vocabulary logsumexp on the GPU (`shaders/topk.wgsl`), with the CPU
+ * reference as the path for a CPU runtime.
+ * @module
+ */
+import type { Runtime } from "../gpu/runtime.ts";
+import { readBack, type ReadRegion } from "../gpu/readback.ts";
+import { SparsekdError } from "../cli/errors.ts";
+import {
+  checkTopKArgs,
+  NonFiniteLogitsError,
+  type TopKOptions,
+  topKReference,
+  type TopKResult,
+} from "./topk_reference.ts";
+
+export { NonFiniteLogitsError, topKReference };
+export type { TopKOptions, TopKResult };
+
+const CAP = 2048;
+/** Largest upload staged on the GPU at once by {@linkcode topK} (bytes). */
+const MAX_UPLOAD = 256 * 1024 * 1024;
+
+interface Scratch {
+  input: GPUBuffer | null;
+  outputs: GPUBuffer[];
+}
+const scratch = new WeakMap<GPUDevice, Scratch>();
+
+const dummies = new WeakMap<GPUDevice, GPUBuffer>();
+function dummy16(device: GPUDevice): GPUBuffer {
+  let b = dummies.get(device);
+  if (!b) dummies.set(device, b = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE }));
+  return b;
+}
+
+function scratchOf(device: GPUDevice): Scratch {
+  let s = scratch.get(device);
+  if (!s) scratch.set(device, s = { input: null, outputs: [] });
+  return s;
+}
+
+/**
+ * Threads per workgroup. Workgroup barriers are very costly on software adapters with large workgroups
+ * (llvmpipe: ~1.7 ms per row with 256 threads against ~0.1 ms with 64), so the kernel uses 64 threads.
+ */
+const WG = 64;
+
+/** Vec4 blocks of sub-maxima per thread: about 4k sub-maxima keep the candidate count near k. */
+function subMaximaBlocks(k: number): number {
+  let rb = 1;
+  while (rb < 8 && 4 * rb * WG < 4 * k) rb *= 2;
+  return rb;
+}
+
+async function topKPipeline(rt: Runtime, k: number, nt: number): Promise<GPUComputePipeline> {
+  const rb = subMaximaBlocks(k);
+  const nt4 = Math.ceil(nt / 4);
+  const prelude = `const WG: u32 = ${WG}u;\nconst NT: u32 = ${nt}u;\nconst NT4: u32 = ${nt4}u;\n` +
+    `const RB: u32 = ${rb}u;\nconst CAP: u32 = ${CAP}u;\n`;
+  return await rt.pipeline(`topk/wg${WG}/nt${nt}/rb${rb}/cap${CAP}`, "topk.wgsl", { prelude });
+}
+
+/** One dispatch's worth of rows, and where its results land. */
+interface Chunk {
+  row0: number;
+  rows: number;
+  out: GPUBuffer;
+}
+
+/**
+ * Encodes and submits the dispatches for rows [0, rows) of `logits` (elements from `elemOffset`), using
+ * output buffers `outputs[firstOut...]`; returns the chunks. Submits synchronously (no await), so that the
+ * caller's read-back follows in queue order.
+ */
+function submitRows(
+  rt: Runtime,
+  pipeline: GPUComputePipeline,
+  logits: GPUBuffer,
+  elemOffset: number,
+  rows: number,
+  rowBase: number,
+  vocab: number,
+  k: number,
+  temps: number[],
+  outputs: GPUBuffer[],
+  firstOut: number,
+): Chunk[] {
+  const device = rt.device!;
+  const limits = device.limits;
+  const align = limits.minStorageBufferOffsetAlignment;
+  const nt = temps.length;
+  const outWordsPerRow = 2 * k + nt + 1;
+  const rowsPerChunk = Math.max(
+    1,
+    Math.min(
+      limits.maxComputeWorkgroupsPerDimension,
+      Math.floor((limits.maxStorageBufferBindingSize - align) / (vocab * 4)),
+      Math.floor(limits.maxStorageBufferBindingSize / (outWordsPerRow * 4)),
+    ),
+  );
+  const chunks: Chunk[] = [];
+  const enc = device.createCommandEncoder({ label: "topk" });
+  const pass = enc.beginComputePass({ label: "topk" });
+  pass.setPipeline(pipeline);
+  const nt4 = Math.ceil(nt / 4);
+  const params = device.createBuffer({
+    label: "topk params",
+    size: Math.ceil((rows + rowsPerChunk - 1) / rowsPerChunk) * 256 + 256,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  });
+  const paramBytes = new ArrayBuffer(params.size);
+  for (let row0 = 0, c = 0; row0 < rows; row0 += rowsPerChunk, c++) {
+    const n = Math.min(rowsPerChunk, rows - row0);
+    const startByte = (elemOffset + row0 * vocab) * 4;
+    const bindOffset = Math.floor(startByte / align) * align;
+    const bindSize = startByte - bindOffset + n * vocab * 4;
+    const outBytes = n * outWordsPerRow * 4;
+    const size4 = Math.floor(Math.min(logits.size - bindOffset, Math.ceil(bindSize / 16) * 16) / 16) * 16;
+    const oi = firstOut + c;
+    if (!outputs[oi] || outputs[oi].size < outBytes) {
+      outputs[oi]?.destroy();
+      outputs[oi] = device.createBuffer({
+        label: `topk out ${oi}`,
+        size: Math.ceil(outBytes / 256) * 256,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      });
+    }
+    const u = new Uint32Array(paramBytes, c * 256, 4 + nt4 * 4);
+    u.set([vocab, k, n, (startByte - bindOffset) / 4]);
+    new Float32Array(paramBytes, c * 256 + 16, nt).set(temps.map((t) => 1 / t));
+    const bind = device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: params, offset: c * 256, size: 16 + nt4 * 16 } },
+        { binding: 1, resource: { buffer: logits, offset: bindOffset, size: bindSize } },
+        { binding: 2, resource: { buffer: outputs[oi], offset: 0, size: outBytes } },
+        size4 >= 16
+          ? { binding: 3, resource: { buffer: logits, offset: bindOffset, size: size4 } }
+          : { binding: 3, resource: { buffer: dummy16(device) } }, // a 1-row, 2- or 3-value input: no vec4
+      ],
+    });
+    pass.setBindGroup(0, bind);
+    pass.dispatchWorkgroups(n);
+    chunks.push({ row0: rowBase + row0, rows: n, out: outputs[oi] });
+  }
+  pass.end();
+  device.queue.writeBuffer(params, 0, paramBytes);
+  device.queue.submit([enc.finish()]);
+  params.destroy();
+  return chunks;
+}
+
+/** Reads every chunk's results back in one map and assembles them; throws on the first NaN row. */
+async function collect(
+  device: GPUDevice,
+  chunks: Chunk[],
+  rows: number,
+  k: number,
+  nt: number,
+): Promise<TopKResult> {
+  const regions: ReadRegion[] = chunks.map((c) => ({ buffer: c.out, size: c.rows * (2 * k + nt + 1) * 4 }));
+  const data = await readBack(device, regions);
+  const indices = new Uint32Array(rows * k);
+  const values = new Float32Array(rows * k);
+  const logsumexp = new Float32Array(rows * nt);
+  chunks.forEach((c, i) => {
+    const words = new Uint32Array(data[i]);
+    const n = c.rows;
+    const flags = words.subarray(2 * n * k + n * nt, 2 * n * k + n * nt + n);
+    const bad = flags.findIndex((f) => f !== 0);
+    if (bad >= 0) throw new NonFiniteLogitsError(c.row0 + bad);
+    indices.set(words.subarray(0, n * k), c.row0 * k);
+    values.set(new Float32Array(data[i], n * k * 4, n * k), c.row0 * k);
+    logsumexp.set(new Float32Array(data[i], 2 * n * k * 4, n * nt), c.row0 * nt);
+  });
+  return { indices, values, logsumexp };
+}
+
+/**
+ * For each of `rows` rows of `vocab` float32 logits, the `k` largest values and their token ids (value
+ * descending, ties broken by the lower id), and the logsumexp of logits/T over the whole row for each
+ * temperature T (default `[1]`), computed in the same kernel. Vocabularies 2..262,144, k 1..min(1024,
+ * vocab), any number of rows, -Infinity entries and magnitudes up to ±1e30 are supported. A row holding
+ * NaN throws {@linkcode NonFiniteLogitsError} naming the first such row; bad arguments throw a
+ * {@linkcode SparsekdError}. On a CPU runtime (`rt.device === null`) the reference implementation runs.
+ *
+ * @example
+ * ```ts
+ * const rt = await createRuntime();
+ * const { indices, values, logsumexp } = await topK(rt, new Float32Array([1, 3, 2, 0]), 1, 4, 2, {
+ *   temperatures: [1, 2],
+ * });
+ * // indices = [1, 2], values = [3, 2], logsumexp = [lse(x), lse(x / 2)]
+ * ```
+ */
+export async function topK(
+  rt: Runtime,
+  logits: Float32Array,
+  rows: number,
+  vocab: number,
+  k: number,
+  options: TopKOptions = {},
+): Promise<TopKResult> {
+  const temps = checkTopKArgs(logits.length, rows, vocab, k, options);
+  if (!rt.device) return topKReference(logits, rows, vocab, k, { temperatures: temps });
+  const device = rt.device;
+  if (rows === 0) return emptyResult();
+  const pipeline = await topKPipeline(rt, k, temps.length);
+  // From here to the read-back's submit there is no await: concurrent calls cannot interleave.
+  const s = scratchOf(device);
+  const rowsPerUpload = Math.max(
+    1,
+    Math.floor(Math.min(MAX_UPLOAD, device.limits.maxBufferSize) / (vocab * 4)),
+  );
+  const uploadBytes = Math.min(rows, rowsPerUpload) * vocab * 4;
+  if (!s.input || s.input.size < uploadBytes) {
+    s.input?.destroy();
+    s.input = device.createBuffer({
+      label: "topk input",
+      size: Math.ceil(uploadBytes / 256) * 256,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
+  }
+  const chunks: Chunk[] = [];
+  for (let r0 = 0; r0 < rows; r0 += rowsPerUpload) {
+    const n = Math.min(rowsPerUpload, rows - r0);
+    device.queue.writeBuffer(s.input, 0, logits as Float32Array<ArrayBuffer>, r0 * vocab, n * vocab);
+    chunks.push(
+      ...submitRows(rt, pipeline, s.input, 0, n, r0, vocab, k, temps, s.outputs, chunks.length),
+    );
+  }
+  return await collect(device, chunks, rows, k, temps.length);
+}
+
+/**
+ * {@linkcode topK} for logits already on the GPU (for example a teacher's output): `logits` holds
+ * `rows * vocab` float32 values from byte 0 and needs `GPUBufferUsage.STORAGE`. Nothing is uploaded; the
+ * results of every dispatch are read back in one batched map.
+ *
+ * @example
+ * ```ts
+ * const buf = rt.device!.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+ * rt.device!.queue.writeBuffer(buf, 0, new Float32Array([1, 3, 2, 0]));
+ * const { indices } = await topKFromBuffer(rt, buf, 1, 4, 2); // [1, 2]
+ * ```
+ */
+export async function topKFromBuffer(
+  rt: Runtime,
+  logits: GPUBuffer,
+  rows: number,
+  vocab: number,
+  k: number,
+  options: TopKOptions = {},
+): Promise<TopKResult> {
+  const temps = checkTopKArgs(null, rows, vocab, k, options);
+  if (!rt.device) throw new SparsekdError("topKFromBuffer needs a GPU runtime (this one runs on the CPU)");
+  if (logits.size < rows * vocab * 4) {
+    throw new SparsekdError(
+      `topKFromBuffer: the buffer holds ${logits.size} bytes but rows * vocab * 4 = ${rows * vocab * 4}`,
+    );
+  }
+  if ((logits.usage & GPUBufferUsage.STORAGE) === 0) {
+    throw new SparsekdError("topKFromBuffer: the logits buffer needs GPUBufferUsage.STORAGE");
+  }
+  if (rows === 0) return emptyResult();
+  const pipeline = await topKPipeline(rt, k, temps.length);
+  const s = scratchOf(rt.device);
+  const chunks = submitRows(rt, pipeline, logits, 0, rows, 0, vocab, k, temps, s.outputs, 0);
+  return await collect(rt.device, chunks, rows, k, temps.length);
+}
+
+function emptyResult(): TopKResult {
+  return { indices: new Uint32Array(0), values: new Float32Array(0), logsumexp: new Float32Array(0) };
+}
+
+/**
+ * Test hook: fills the GPU buffers that {@linkcode topK} reuses between calls with a poison pattern, so
+ * that a test can check that every result is written by the current call. Not part of the public API.
+ *
+ * @example
+ * ```ts
+ * poisonTopKScratch(rt, 0x7fc00001); // NaN bits everywhere
+ * ```
+ */
+export function poisonTopKScratch(rt: Runtime, word: number): void {
+  if (!rt.device) return;
+  const s = scratchOf(rt.device);
+  for (const b of [...s.outputs, ...(s.input ? [s.input] : [])]) {
+    const fill = new Uint32Array(b.size / 4).fill(word);
+    rt.device.queue.writeBuffer(b, 0, fill);
+  }
+}

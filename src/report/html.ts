@@ -1,0 +1,375 @@
+/**
+ * The demo report as one self-contained HTML page: inline CSS and inline SVG charts, no script, no font, no
+ * image, nothing fetched (a Content-Security-Policy of `default-src 'none'` says so to the browser too).
+ *
+ * Stable hooks for tests: the charts are `<svg id="chart-train-loss">`, `chart-heldout-ppl` (log scale),
+ * `chart-heldout-kl` and `chart-heldout-top1` (when the evaluations carry them), `chart-reliability` (when the
+ * final metrics carry reliability bins) and `chart-storage`; the tables
+ * are `student-table-<i>` (with `data-student`), `storage-table` and `throughput-table`; every number cell has
+ * `data-metric` and `data-value` (the unformatted number).
+ * @module
+ */
+import { escapeHtml } from "./escape.ts";
+import { formatBytes, formatDuration, formatInteger, formatNumber, formatPercent } from "./number_format.ts";
+import { barChart, lineChart, SERIES_COLORS } from "./svg_chart.ts";
+import type { ReportInput, ReportStudent } from "./types.ts";
+
+const CSS = `
+:root { color-scheme: light; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #f6f7f9; color: #1d1f23; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto,
+  sans-serif; }
+main { max-width: 980px; margin: 0 auto; padding: 28px 24px 48px; }
+h1 { font-size: 28px; margin: 0 0 4px; }
+h2 { font-size: 20px; margin: 36px 0 10px; padding-bottom: 4px; border-bottom: 1px solid #d8dbe0; }
+.meta { color: #5b616b; margin: 0 0 8px; }
+figure { margin: 14px 0 22px; background: #fff; border: 1px solid #e1e4e8; border-radius: 8px; padding: 10px; }
+figcaption { font-weight: 600; margin: 0 0 6px 4px; }
+figure .hint { font-weight: 400; color: #5b616b; }
+svg.chart { display: block; width: 100%; height: auto; }
+table { border-collapse: collapse; width: 100%; background: #fff; font-variant-numeric: tabular-nums; }
+caption { text-align: left; font-weight: 600; padding: 8px 10px 4px; background: #fff; }
+caption .desc { display: block; font-weight: 400; color: #5b616b; font-size: 13px; }
+th, td { padding: 6px 10px; border-bottom: 1px solid #eceef1; text-align: left; vertical-align: top; }
+td.num, th.num { text-align: right; white-space: nowrap; }
+thead th { background: #f0f2f5; font-weight: 600; }
+.tables { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 14px; }
+.card { border: 1px solid #e1e4e8; border-radius: 8px; overflow: hidden; background: #fff; }
+.swatch { display: inline-block; width: 12px; height: 12px; border-radius: 2px; margin-right: 6px;
+  vertical-align: -1px; }
+td.best { font-weight: 700; }
+td.best::after { content: " ★"; color: #b08900; font-weight: 400; }
+.unit { color: #5b616b; font-size: 12px; }
+.callout { background: #fff; border-left: 4px solid #009E73; padding: 8px 12px; margin: 10px 0; }
+ul.notes li { margin: 4px 0; }
+footer { margin-top: 40px; color: #7a808a; font-size: 13px; }
+`;
+
+function numCell(metric: string, value: number, text: string, extraClass = ""): string {
+  return `<td class="num${extraClass ? ` ${extraClass}` : ""}" data-metric="${
+    escapeHtml(metric)
+  }" data-value="${value}">${escapeHtml(text)}</td>`;
+}
+
+/** The metrics of the per-student tables: which way is better, and how each is shown. */
+const STUDENT_METRICS: Array<{
+  key: "ppl" | "ce" | "kl" | "top1" | "ece";
+  label: string;
+  unit: string;
+  lowerIsBetter: boolean;
+  format: (v: number) => string;
+}> = [
+  { key: "ppl", label: "Held-out perplexity", unit: "", lowerIsBetter: true, format: (v) => formatNumber(v) },
+  {
+    key: "kl",
+    label: "KL to the teacher",
+    unit: "nats/token",
+    lowerIsBetter: true,
+    format: (v) => formatNumber(v),
+  },
+  {
+    key: "top1",
+    label: "Top-1 agreement with the teacher",
+    unit: "",
+    lowerIsBetter: false,
+    format: (v) => formatPercent(v, 2),
+  },
+  {
+    key: "ece",
+    label: "Expected calibration error",
+    unit: "",
+    lowerIsBetter: true,
+    format: (v) => formatNumber(v, 3),
+  },
+  {
+    key: "ce",
+    label: "Held-out cross-entropy",
+    unit: "nats/token",
+    lowerIsBetter: true,
+    format: (v) => formatNumber(v),
+  },
+];
+
+function bestIndex(
+  students: ReportStudent[],
+  key: (typeof STUDENT_METRICS)[number]["key"],
+  lower: boolean,
+): number {
+  if (students.length < 2) return -1;
+  let best = -1;
+  students.forEach((s, i) => {
+    const v = s.final[key];
+    if (!Number.isFinite(v)) return;
+    if (best < 0 || (lower ? v < students[best].final[key] : v > students[best].final[key])) best = i;
+  });
+  return best;
+}
+
+function studentTable(input: ReportInput, s: ReportStudent, i: number): string {
+  const color = SERIES_COLORS[i % SERIES_COLORS.length];
+  const rows: string[] = [];
+  for (const m of STUDENT_METRICS) {
+    const best = bestIndex(input.students, m.key, m.lowerIsBetter) === i;
+    rows.push(
+      `<tr><th scope="row">${escapeHtml(m.label)}${
+        m.unit ? ` <span class="unit">${m.unit}</span>` : ""
+      }</th>${numCell(m.key, s.final[m.key], m.format(s.final[m.key]), best ? "best" : "")}</tr>`,
+    );
+  }
+  rows.push(
+    `<tr><th scope="row">Parameters</th>${numCell("params", s.params, formatInteger(s.params))}</tr>`,
+  );
+  rows.push(
+    `<tr><th scope="row">Optimizer steps</th>${numCell("steps", s.steps, formatInteger(s.steps))}</tr>`,
+  );
+  rows.push(
+    `<tr><th scope="row">Training throughput <span class="unit">tokens/s</span></th>${
+      numCell("tokensPerSecond", s.tokensPerSecond, formatNumber(s.tokensPerSecond))
+    }</tr>`,
+  );
+  return `<div class="card"><table id="student-table-${i}" class="student-table" data-student="${
+    escapeHtml(s.name)
+  }">` +
+    `<caption><span class="swatch" style="background:${color}"></span>${escapeHtml(s.name)}` +
+    `<span class="desc">${escapeHtml(s.description)}</span></caption><tbody>${
+      rows.join("")
+    }</tbody></table></div>`;
+}
+
+function storageSection(input: ReportInput): string {
+  const s = input.save;
+  const ratio = s.bytesPerToken > 0 ? s.fullLogitsBytesPerToken / s.bytesPerToken : NaN;
+  const fullTotal = s.fullLogitsBytesPerToken * s.tokens;
+  const shardLabel = `Top-${s.k} shards (values ${s.valueDtype}, indices ${s.indexDtype})`;
+  const fullLabel = `Full-vocabulary float32 logits (vocabulary ${formatInteger(s.vocabSize)})`;
+  const table = `<table id="storage-table" class="card-table">
+<caption>Storage per token position<span class="desc">${
+    formatInteger(s.tokens)
+  } token positions saved</span></caption>
+<thead><tr><th>Representation</th><th class="num">Bytes per token</th><th class="num">Total</th></tr></thead>
+<tbody>
+<tr data-row="shards"><th scope="row">${escapeHtml(shardLabel)}</th>${
+    numCell("bytesPerToken", s.bytesPerToken, formatNumber(s.bytesPerToken))
+  }${numCell("bytes", s.bytes, formatBytes(s.bytes))}</tr>
+<tr data-row="full"><th scope="row">${escapeHtml(fullLabel)}</th>${
+    numCell("fullLogitsBytesPerToken", s.fullLogitsBytesPerToken, formatNumber(s.fullLogitsBytesPerToken))
+  }${numCell("fullBytes", fullTotal, formatBytes(fullTotal))}</tr>
+<tr data-row="ratio"><th scope="row">Saving factor (full ÷ shards)</th>${
+    numCell("ratio", ratio, `×${formatNumber(ratio, 3)}`)
+  }<td></td></tr>
+</tbody></table>`;
+  const chart = barChart("chart-storage", "Bytes per token position", [
+    {
+      label: `top-${s.k} shards`,
+      value: s.bytesPerToken,
+      valueText: `${formatNumber(s.bytesPerToken)} B`,
+      color: "#2a9d8f",
+    },
+    {
+      label: "float32 logits",
+      value: s.fullLogitsBytesPerToken,
+      valueText: `${formatNumber(s.fullLogitsBytesPerToken)} B`,
+      color: "#9a4c5e",
+    },
+  ]);
+  return `<section id="storage"><h2>Storage</h2>
+<p class="callout">The shards keep the top ${formatInteger(s.k)} of ${
+    formatInteger(s.vocabSize)
+  } logits per position ` +
+    `and take <strong>${
+      escapeHtml(formatNumber(ratio, 3))
+    }× less space</strong> than the float32 logits they replace.</p>
+<figure id="fig-storage"><figcaption>Bytes per token position</figcaption>${chart}</figure>
+<div class="card">${table}</div></section>`;
+}
+
+function throughputSection(input: ReportInput): string {
+  const s = input.save;
+  const gpuShare = s.wallSeconds > 0 ? s.gpuWaitSeconds / s.wallSeconds : NaN;
+  const rows = [
+    `<tr data-row="save-topk"><th scope="row">save-topk (teacher → shards)</th>${
+      numCell("tokensPerSecond", s.tokensPerSecond, formatNumber(s.tokensPerSecond))
+    }<td class="num">—</td>${numCell("wallSeconds", s.wallSeconds, formatDuration(s.wallSeconds))}${
+      numCell(
+        "gpuWaitSeconds",
+        s.gpuWaitSeconds,
+        `${formatDuration(s.gpuWaitSeconds)} (${formatPercent(gpuShare, 0)})`,
+      )
+    }</tr>`,
+    ...input.students.map((st, i) =>
+      `<tr data-row="train" data-student="${
+        escapeHtml(st.name)
+      }" data-student-index="${i}"><th scope="row">train ${escapeHtml(st.name)}</th>${
+        numCell("tokensPerSecond", st.tokensPerSecond, formatNumber(st.tokensPerSecond))
+      }${
+        numCell("stepsPerSecond", st.stepsPerSecond, formatNumber(st.stepsPerSecond))
+      }<td class="num">—</td><td class="num">—</td></tr>`
+    ),
+  ];
+  return `<section id="throughput"><h2>Throughput</h2><div class="card"><table id="throughput-table">
+<thead><tr><th>Stage</th><th class="num">Tokens/s</th><th class="num">Steps/s</th><th class="num">Wall time</th>` +
+    `<th class="num">GPU wait</th></tr></thead>
+<tbody>${rows.join("\n")}</tbody></table></div></section>`;
+}
+
+function chartFigure(id: string, caption: string, hint: string, svg: string): string {
+  return `<figure id="fig-${id}"><figcaption>${escapeHtml(caption)} <span class="hint">${
+    escapeHtml(hint)
+  }</span>` +
+    `</figcaption>${svg}</figure>`;
+}
+
+/**
+ * Renders the report as one self-contained HTML page (see the module documentation for its ids).
+ * All text from `input` is escaped.
+ *
+ * @example
+ * ```ts
+ * import { parseReportInput } from "./validate.ts";
+ * const input = parseReportInput(JSON.parse(await Deno.readTextFile("runs/demo/report_input.json")));
+ * await Deno.writeTextFile("runs/demo/report.html", renderReport(input));
+ * ```
+ */
+export function renderReport(input: ReportInput): string {
+  const students = input.students;
+  const t = input.teacher;
+  const charts: string[] = [];
+  charts.push(chartFigure(
+    "chart-train-loss",
+    "Training loss",
+    "per optimizer step, nats per token",
+    lineChart({
+      id: "chart-train-loss",
+      title: "Training loss per step",
+      xLabel: "step",
+      yLabel: "training loss",
+      series: students.map((s) => ({ name: s.name, points: s.train.map((p) => [p.step, p.loss] as const) })),
+    }),
+  ));
+  charts.push(chartFigure(
+    "chart-heldout-ppl",
+    "Held-out perplexity",
+    "per evaluation step, log scale" + (t.heldoutPpl !== undefined ? "; dashed: the teacher" : ""),
+    lineChart({
+      id: "chart-heldout-ppl",
+      title: "Held-out perplexity per step",
+      xLabel: "step",
+      yLabel: "perplexity",
+      logY: true,
+      markers: true,
+      series: students.map((s) => ({ name: s.name, points: s.eval.map((p) => [p.step, p.ppl] as const) })),
+      referenceLines: t.heldoutPpl !== undefined ? [{ y: t.heldoutPpl, label: "teacher" }] : [],
+    }),
+  ));
+  if (students.some((s) => s.eval.some((p) => p.kl !== undefined))) {
+    charts.push(chartFigure(
+      "chart-heldout-kl",
+      "KL to the teacher",
+      "held-out, nats per token",
+      lineChart({
+        id: "chart-heldout-kl",
+        title: "Held-out KL(teacher ‖ student) per step",
+        xLabel: "step",
+        yLabel: "KL (nats/token)",
+        markers: true,
+        series: students.map((s) => ({
+          name: s.name,
+          points: s.eval.filter((p) => p.kl !== undefined).map((p) => [p.step, p.kl!] as const),
+        })),
+      }),
+    ));
+  }
+  if (students.some((s) => s.eval.some((p) => p.top1 !== undefined))) {
+    charts.push(chartFigure(
+      "chart-heldout-top1",
+      "Top-1 agreement with the teacher",
+      "held-out, percent",
+      lineChart({
+        id: "chart-heldout-top1",
+        title: "Held-out top-1 agreement with the teacher per step",
+        xLabel: "step",
+        yLabel: "top-1 agreement (%)",
+        markers: true,
+        series: students.map((s) => ({
+          name: s.name,
+          points: s.eval.filter((p) => p.top1 !== undefined).map((p) => [p.step, p.top1! * 100] as const),
+        })),
+      }),
+    ));
+  }
+  if (students.some((s) => s.final.reliability?.some((b) => b.count > 0))) {
+    charts.push(chartFigure(
+      "chart-reliability",
+      "Reliability",
+      "held-out accuracy of the top-1 prediction against its confidence, per confidence bin; dashed: perfect calibration",
+      lineChart({
+        id: "chart-reliability",
+        title: "Reliability diagram",
+        xLabel: "confidence",
+        yLabel: "accuracy",
+        markers: true,
+        xDomain: [0, 1],
+        yDomain: [0, 1],
+        diagonal: "perfect calibration",
+        series: students.map((s, i) => ({
+          name: s.name,
+          color: SERIES_COLORS[i % SERIES_COLORS.length],
+          points: (s.final.reliability ?? []).filter((b) => b.count > 0).map((b) =>
+            [b.confidence, b.accuracy] as const
+          ),
+        })),
+      }),
+    ));
+  }
+
+  const teacherBits = [
+    t.params !== undefined ? `${formatInteger(t.params)} parameters` : "",
+    t.heldoutPpl !== undefined ? `held-out perplexity ${formatNumber(t.heldoutPpl)}` : "",
+  ].filter(Boolean);
+  const teacherLine = `<p id="teacher" class="meta" data-params="${t.params ?? ""}" data-heldout-ppl="${
+    t.heldoutPpl ?? ""
+  }"><strong>Teacher:</strong> ${escapeHtml(t.description)}${
+    teacherBits.length ? ` (${escapeHtml(teacherBits.join(", "))})` : ""
+  }</p>`;
+  const created = escapeHtml(input.createdAt);
+  const notes = input.notes?.length
+    ? `<section id="notes"><h2>Notes</h2><ul class="notes">${
+      input.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join("")
+    }</ul></section>`
+    : "";
+
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<meta name="generator" content="sparsekd">
+<title>${escapeHtml(input.title)}</title>
+<style>${CSS}</style>
+</head>
+<body>
+<main id="report" data-students="${students.length}">
+<header>
+<h1>${escapeHtml(input.title)}</h1>
+<p class="meta">Created <time datetime="${created}">${created}</time> · ${students.length} student${
+    students.length === 1 ? "" : "s"
+  }</p>
+${teacherLine}
+</header>
+<section id="students"><h2>Students</h2>
+<p class="meta">Final held-out metrics. ★ marks the best student on each metric.</p>
+<div class="tables">${students.map((s, i) => studentTable(input, s, i)).join("\n")}</div>
+</section>
+<section id="curves"><h2>Training curves</h2>
+${charts.join("\n")}
+</section>
+${storageSection(input)}
+${throughputSection(input)}
+${notes}
+<footer>Generated by sparsekd. This page is self-contained: it loads nothing from the network.</footer>
+</main>
+</body>
+</html>
+`;
+}

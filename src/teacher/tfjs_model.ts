@@ -1,0 +1,283 @@
+/**
+ * `--teacher tfjs:<path or URI of model.json>`: a tfjs LayersModel or GraphModel that maps int32 token ids
+ * [batch, L] to logits [batch, L, V]. model.json and its weight files are read from a local path, a
+ * `file:` URL or an `http(s):` URL; the model runs on the tfjs `webgpu` backend on the runtime's own device
+ * (logits stay on the GPU) or, on a CPU runtime, on the tfjs `cpu` backend.
+ * @module
+ */
+import type * as tfType from "@tensorflow/tfjs-core";
+import { SparsekdError } from "../cli/errors.ts";
+import type { Runtime } from "../gpu/runtime.ts";
+import type { Teacher, TeacherLogits } from "./teacher.ts";
+import { createHash } from "node:crypto";
+import { resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+/** What {@linkcode loadTfjsArtifacts} returns. */
+export interface LoadedArtifacts {
+  /** The artifacts, ready for `tf.loadLayersModel` / `tf.loadGraphModel` through a handler. */
+  artifacts: tfType.io.ModelArtifacts;
+  /** `layers` or `graph`, from model.json's `format` (or, if absent, the topology's shape). */
+  kind: "layers" | "graph";
+  /** SHA-256 (hex) of model.json followed by its weight files in manifest order. */
+  fingerprint: string;
+  /** The URL model.json was read from. */
+  url: URL;
+}
+
+/** Turns a path or URI into a URL (`file:`, `http:` or `https:`). */
+function toUrl(uri: string): URL {
+  if (/^(https?|file):/i.test(uri)) return new URL(uri);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) {
+    throw new SparsekdError(`tfjs:${uri}: only local paths, file: and http(s): URLs are supported`);
+  }
+  return pathToFileURL(resolve(uri));
+}
+
+async function fetchBytes(url: URL, what: string): Promise<Uint8Array> {
+  try {
+    if (url.protocol === "file:") return await Deno.readFile(fileURLToPath(url));
+    const res = await fetch(url);
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new Error(`HTTP ${res.status}`);
+    }
+    return new Uint8Array(await res.arrayBuffer());
+  } catch (err) {
+    const why = err instanceof Deno.errors.NotFound ? "not found" : String(err).split("\n")[0];
+    throw new SparsekdError(`cannot read ${what} ${url.href} (${why})`);
+  }
+}
+
+/**
+ * Reads model.json and its weight files (checking their sizes) into tfjs model artifacts.
+ *
+ * @example
+ * ```ts
+ * const { artifacts, kind } = await loadTfjsArtifacts("./teacher/model.json");
+ * ```
+ */
+export async function loadTfjsArtifacts(uri: string): Promise<LoadedArtifacts> {
+  const tf = await import("@tensorflow/tfjs-core");
+  const url = toUrl(uri);
+  const jsonBytes = await fetchBytes(url, "model.json");
+  const hash = createHash("sha256").update(jsonBytes);
+  let json: tfType.io.ModelJSON;
+  try {
+    json = JSON.parse(new TextDecoder().decode(jsonBytes));
+  } catch (err) {
+    throw new SparsekdError(`${url.href}: not valid JSON (${String(err).split("\n")[0]})`);
+  }
+  if (
+    typeof json !== "object" || json === null || typeof json.modelTopology !== "object" || !json.modelTopology
+  ) {
+    throw new SparsekdError(`${url.href}: not a tfjs model.json (no modelTopology)`);
+  }
+  const topology = json.modelTopology as { node?: unknown; class_name?: unknown };
+  const kind = json.format === "graph-model" || (json.format === undefined && Array.isArray(topology.node))
+    ? "graph"
+    : "layers";
+  const artifacts = await tf.io.getModelArtifactsForJSON(json, async (manifest) => {
+    const parts: Uint8Array[] = [];
+    for (const group of manifest) {
+      for (const p of group.paths) {
+        const bytes = await fetchBytes(new URL(p, url), "weight file");
+        hash.update(bytes);
+        parts.push(bytes);
+      }
+    }
+    const specs = tf.io.getWeightSpecs(manifest);
+    let need = 0;
+    for (const s of specs) {
+      const bytesPer = s.quantization
+        ? (s.quantization.dtype === "uint8" ? 1 : 2)
+        : s.dtype === "bool"
+        ? 1
+        : 4;
+      need += s.shape.reduce((a, b) => a * b, 1) * bytesPer;
+    }
+    const total = parts.reduce((a, b) => a + b.length, 0);
+    if (total !== need && !specs.some((s) => s.dtype === "string")) {
+      throw new SparsekdError(`${url.href}: weight files hold ${total} bytes, the manifest needs ${need}`);
+    }
+    const data = new Uint8Array(total);
+    let o = 0;
+    for (const b of parts) {
+      data.set(b, o);
+      o += b.length;
+    }
+    return [specs, data.buffer];
+  });
+  return { artifacts, kind, fingerprint: hash.digest("hex"), url };
+}
+
+/** The common face of a LayersModel and a GraphModel, as the teacher uses them. */
+interface RunnableModel {
+  inputDtype: "int32" | "float32";
+  fixedSeqLen?: number;
+  run(x: tfType.Tensor): Promise<tfType.Tensor>;
+  dispose(): void;
+}
+
+async function loadModel(loaded: LoadedArtifacts): Promise<RunnableModel> {
+  const handler = { load: () => Promise.resolve(loaded.artifacts) };
+  const where = loaded.url.href;
+  const fixed = (shape: readonly (number | null)[] | undefined) => {
+    const n = shape?.[1];
+    return typeof n === "number" && n > 0 ? n : undefined;
+  };
+  try {
+    if (loaded.kind === "layers") {
+      const tfl = await import("@tensorflow/tfjs-layers");
+      const model = await tfl.loadLayersModel(handler);
+      if (model.inputs.length !== 1 || model.outputs.length !== 1) {
+        model.dispose();
+        throw new SparsekdError(
+          `${where}: the model must have one input (token ids) and one output (logits)`,
+        );
+      }
+      return {
+        inputDtype: model.inputs[0].dtype === "float32" ? "float32" : "int32",
+        fixedSeqLen: fixed(model.inputs[0].shape),
+        run: (x) => Promise.resolve(model.predict(x) as tfType.Tensor),
+        dispose: () => model.dispose(),
+      };
+    }
+    const tfc = await import("@tensorflow/tfjs-converter");
+    const model = await tfc.loadGraphModel(handler);
+    if (model.inputs.length !== 1 || model.outputs.length !== 1) {
+      model.dispose();
+      throw new SparsekdError(`${where}: the graph must have one input (token ids) and one output (logits)`);
+    }
+    return {
+      inputDtype: model.inputs[0].dtype === "float32" ? "float32" : "int32",
+      fixedSeqLen: fixed(model.inputs[0].shape),
+      // execute() is synchronous and quiet; graphs with control flow or dynamic shapes need executeAsync().
+      run: async (x) => {
+        try {
+          return model.execute(x) as tfType.Tensor;
+        } catch (err) {
+          if (!/executeAsync/.test(String(err))) throw err;
+          return (await model.executeAsync(x)) as tfType.Tensor;
+        }
+      },
+      dispose: () => model.dispose(),
+    };
+  } catch (err) {
+    if (err instanceof SparsekdError) throw err;
+    throw new SparsekdError(
+      `${where}: tfjs cannot load the ${loaded.kind} model (${String(err).split("\n")[0]})`,
+    );
+  }
+}
+
+/**
+ * Loads a tfjs model as a {@linkcode Teacher}. The model runs on the runtime's GPU device through
+ * `useTfjsOnRuntime` (logits are handed over as the tensor's own GPUBuffer, released with the tensor), or
+ * on the tfjs CPU backend on a CPU runtime. A probe forward pass at load time finds the vocabulary size and
+ * checks that the output is [batch, L, V].
+ *
+ * @example
+ * ```ts
+ * const teacher = await tfjsTeacher(rt, "https://example.org/teacher/model.json");
+ * const logits = await teacher.forward(tokens, 0, 4, 128);
+ * ```
+ */
+export async function tfjsTeacher(rt: Runtime, uri: string): Promise<Teacher> {
+  const { useTfjsOnRuntime, tfjsGpuBackend, tensorGpuBuffer } = await import("../gpu/tfjs_backend.ts");
+  const tf = await useTfjsOnRuntime(rt);
+  const loaded = await loadTfjsArtifacts(uri);
+  const model = await loadModel(loaded);
+  const where = loaded.url.href;
+
+  const run = async (tokens: Uint32Array, count: number, L: number): Promise<tfType.Tensor> => {
+    let x: tfType.Tensor = tf.tensor2d(new Int32Array(tokens.buffer, tokens.byteOffset, tokens.length), [
+      count,
+      L,
+    ], "int32");
+    if (model.inputDtype === "float32") {
+      const f = tf.cast(x, "float32");
+      x.dispose();
+      x = f;
+    }
+    let y: tfType.Tensor;
+    try {
+      y = await model.run(x);
+    } catch (err) {
+      throw new SparsekdError(
+        `${where}: the model failed on a [${count}, ${L}] batch (${String(err).split("\n")[0]})`,
+      );
+    } finally {
+      x.dispose();
+    }
+    if (y.rank !== 3 || y.shape[0] !== count || y.shape[1] !== L) {
+      const shape = y.shape.join(", ");
+      y.dispose();
+      throw new SparsekdError(
+        `${where}: the model's output is [${shape}], expected logits [${count}, ${L}, V]`,
+      );
+    }
+    if (y.dtype !== "float32") {
+      const f = tf.cast(y, "float32");
+      y.dispose();
+      y = f;
+    }
+    return y;
+  };
+
+  const probeLen = model.fixedSeqLen ?? 8;
+  let vocabSize: number;
+  {
+    const probe = await run(new Uint32Array(probeLen), 1, probeLen);
+    vocabSize = probe.shape[2] as number;
+    probe.dispose();
+  }
+  let disposed = false;
+  return {
+    vocabSize,
+    seqLen: model.fixedSeqLen,
+    fingerprint: loaded.fingerprint,
+    description: `tfjs:${uri}`,
+    async forward(tokens: Uint32Array, _start: number, count: number, L: number): Promise<TeacherLogits> {
+      if (disposed) throw new Error("tfjs teacher used after dispose()");
+      if (model.fixedSeqLen !== undefined && L !== model.fixedSeqLen) {
+        throw new SparsekdError(
+          `${where}: the model takes sequences of ${model.fixedSeqLen} tokens, not ${L}`,
+        );
+      }
+      if (tokens.length !== count * L) {
+        throw new RangeError(`tfjs teacher: ${tokens.length} tokens for ${count}×${L}`);
+      }
+      for (let i = 0; i < tokens.length; i++) {
+        if (tokens[i] >= vocabSize) {
+          throw new SparsekdError(
+            `token id ${tokens[i]} at sequence ${_start + Math.floor(i / L)}, position ${
+              i % L
+            } is ≥ the teacher's vocabulary size ${vocabSize}`,
+          );
+        }
+      }
+      const y = await run(tokens, count, L);
+      const backend = rt.device ? tfjsGpuBackend(rt.device) : null;
+      if (backend) {
+        const buffer = tensorGpuBuffer(backend, y);
+        let released = false;
+        return {
+          kind: "gpu",
+          buffer,
+          release() {
+            if (!released) y.dispose();
+            released = true;
+          },
+        };
+      }
+      const array = (await y.data()) as Float32Array;
+      y.dispose();
+      return { kind: "cpu", array };
+    },
+    dispose() {
+      if (!disposed) model.dispose();
+      disposed = true;
+    },
+  };
+}

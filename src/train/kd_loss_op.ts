@@ -1,0 +1,167 @@
+/**
+ * The sparse-KD loss as a tfjs op with its own gradient (`tf.customGrad`): on the `webgpu` backend running
+ * on the runtime's device, the fused WGSL kernel reads the logits tensor's GPUBuffer in place and writes
+ * the gradient into a tensor's GPUBuffer, so a training step reads nothing back to the CPU.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { Runtime } from "../gpu/runtime.ts";
+import { emptyGpuTensor, flushTfjs, tensorGpuBuffer, tfjsGpuBackend } from "../gpu/tfjs_backend.ts";
+import { encodeSparseKdSync, packRowInfo, prepareSparseKd } from "../kernels/sparse_kd.ts";
+import {
+  checkSparseKd,
+  type SparseKdMode,
+  sparseKdLossReference,
+  type SparseKdTeacher,
+} from "../kernels/sparse_kd_reference.ts";
+import { SparsekdError } from "../cli/errors.ts";
+
+/** The teacher's side of a batch for {@linkcode SparseKdLossOp}. */
+export interface KdOpTeacher {
+  /** rows*k teacher ids: a typed array (checked), or an int32 tensor of shape [rows, k] already on the GPU. */
+  indices: Uint32Array | tf.Tensor;
+  /** rows*k raw teacher logits: a typed array, or a float32 tensor of shape [rows, k]. */
+  values: Float32Array | tf.Tensor;
+  /** Ids per row. */
+  k: number;
+  /** Lz(T) per row (needed by mode `tail`). */
+  logsumexp?: Float32Array;
+}
+
+/** Options of {@linkcode SparseKdLossOp}. */
+export interface KdOpOptions {
+  mode: SparseKdMode;
+  temperature: number;
+  /** Weight of the KD term in [0, 1] (default 1). */
+  alpha?: number;
+  /** Hard labels per row (needed when alpha < 1). */
+  labels?: Int32Array;
+  /** One byte per row, 0 = masked. */
+  mask?: Uint8Array;
+  /**
+   * `mean` (default): the result is the mean of the per-row losses over unmasked rows (the kernel is given
+   * 1/(unmasked rows) as each row's scale); `sum`: their sum. `scale` multiplies further.
+   */
+  reduction?: "mean" | "sum";
+  /** An extra factor on the loss and its gradient (default 1). */
+  scale?: number;
+}
+
+/**
+ * The loss op: `(logits [rows, vocab], teacher, options) => scalar`, differentiable with respect to the
+ * logits through tfjs autograd.
+ */
+export type SparseKdLossOp = (logits: tf.Tensor2D, teacher: KdOpTeacher, options: KdOpOptions) => tf.Scalar;
+
+const asU32 = (t: Uint32Array | tf.Tensor): Uint32Array | null => (t instanceof Uint32Array ? t : null);
+
+/**
+ * Compiles the kernels once and returns the synchronous tfjs loss op (tfjs needs the loss function to be
+ * synchronous inside `tf.variableGrads` / `optimizer.minimize`). Use {@linkcode useTfjsOnRuntime} first:
+ * when tfjs runs the `webgpu` backend on `rt.device` the op stays on the GPU; on any other backend it
+ * falls back to the CPU reference (reading the logits back).
+ *
+ * @example
+ * ```ts
+ * const rt = await createRuntime();
+ * const tf = await useTfjsOnRuntime(rt);
+ * const kdLoss = await createSparseKdLossOp(rt);
+ * const { value, grads } = tf.variableGrads(() =>
+ *   kdLoss(tf.matMul(x, w) as tf.Tensor2D, teacher, { mode: "topk", temperature: 2 }));
+ * ```
+ */
+export async function createSparseKdLossOp(rt: Runtime): Promise<SparseKdLossOp> {
+  const pipelines = rt.device ? await prepareSparseKd(rt) : null;
+  return (logits, teacher, options) => {
+    if (logits.rank !== 2) throw new SparsekdError(`sparse-KD loss: logits must be 2-D (got rank ${logits.rank})`);
+    const [rows, vocab] = logits.shape;
+    const idArray = asU32(teacher.indices);
+    const valArray = teacher.values instanceof Float32Array ? teacher.values : null;
+    for (const [name, t] of [["indices", teacher.indices], ["values", teacher.values]] as const) {
+      if (t instanceof tf.Tensor && t.size !== rows * teacher.k) {
+        throw new SparsekdError(`sparse-KD loss: teacher ${name} have ${t.size} values, expected rows*k (k mismatch?)`);
+      }
+    }
+    // Checks everything it can see: with tensors for the teacher, ids are not range-checked (that would
+    // need a read-back); their lengths are checked above.
+    const checkTeacher: SparseKdTeacher = {
+      indices: idArray ?? new Uint32Array(rows * teacher.k),
+      values: valArray ?? new Float32Array(rows * teacher.k),
+      k: teacher.k,
+      logsumexp: teacher.logsumexp,
+    };
+    let active = rows;
+    if (options.mask) active = options.mask.reduce((a, m) => a + (m ? 1 : 0), 0);
+    const reduction = options.reduction ?? "mean";
+    const scale = (options.scale ?? 1) / (reduction === "mean" ? Math.max(1, active) : 1);
+    const opts = { ...options, scale };
+    const c = checkSparseKd(null, rows, vocab, checkTeacher, opts);
+    const backend = rt.device ? tfjsGpuBackend(rt.device) : null;
+
+    const f = tf.customGrad((x, save) => {
+      const input = x as tf.Tensor2D;
+      let grad: tf.Tensor;
+      let lossRows: tf.Tensor;
+      if (backend && pipelines && input.dtype === "float32") {
+        const device = rt.device!;
+        const own: tf.Tensor[] = [];
+        const onGpu = (t: Uint32Array | Float32Array | tf.Tensor, dtype: "int32" | "float32") => {
+          if (t instanceof tf.Tensor) return t;
+          const made = dtype === "int32"
+            ? tf.tensor1d(new Int32Array(t.buffer, t.byteOffset, t.length), "int32")
+            : tf.tensor1d(t as Float32Array, "float32");
+          own.push(made);
+          return made;
+        };
+        const ids = onGpu(teacher.indices, "int32");
+        const vals = onGpu(teacher.values, "float32");
+        const info = tf.tensor1d(new Int32Array(packRowInfo(c)), "int32");
+        own.push(info);
+        const g = emptyGpuTensor(backend, [rows, vocab], "float32");
+        const l = emptyGpuTensor(backend, [rows], "float32");
+        const buffers = {
+          logits: tensorGpuBuffer(backend, input),
+          ids: tensorGpuBuffer(backend, ids),
+          values: tensorGpuBuffer(backend, vals),
+          rowInfo: tensorGpuBuffer(backend, info),
+          grad: g.buffer,
+          loss: l.buffer,
+        };
+        flushTfjs(backend);
+        const enc = device.createCommandEncoder();
+        const release = encodeSparseKdSync(device, pipelines, enc, {
+          ...buffers,
+          rows,
+          vocab,
+          k: c.k,
+          mode: c.mode,
+          temperature: c.temperature,
+          alpha: c.alpha,
+        });
+        device.queue.submit([enc.finish()]);
+        release();
+        for (const t of own) t.dispose(); // queue order keeps later reuse of their buffers safe
+        grad = g.tensor;
+        lossRows = l.tensor;
+      } else {
+        // CPU fallback: tfjs is not on our device, so the reference computes the loss (reads logits back).
+        const s = input.dataSync() as Float32Array;
+        const t2: SparseKdTeacher = {
+          ...checkTeacher,
+          indices: idArray ?? Uint32Array.from(teacher.indices instanceof tf.Tensor ? teacher.indices.dataSync() : []),
+          values: valArray ?? Float32Array.from(teacher.values instanceof tf.Tensor ? teacher.values.dataSync() : []),
+        };
+        const r = sparseKdLossReference(Float32Array.from(s), rows, vocab, t2, opts);
+        grad = tf.tensor2d(r.grad, [rows, vocab]);
+        lossRows = tf.tensor1d(r.loss);
+      }
+      (save as tf.GradSaveFunc)([grad]);
+      const value = tf.sum(lossRows) as tf.Scalar;
+      return {
+        value,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(saved[0], dy),
+      };
+    });
+    return f(logits) as tf.Scalar;
+  };
+}

@@ -1,0 +1,325 @@
+/**
+ * The training loop: batches from a shuffled record stream, the student's forward pass, the loss
+ * (cross-entropy on hard labels, or the sparse-KD op), AdamW with warm-up + cosine decay and global-norm
+ * clipping, losses accumulated on the GPU and read back every few steps, held-out evaluation, checkpoints
+ * and exact resume.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import "./gradients.ts";
+import { SparsekdError } from "../cli/errors.ts";
+import { createProgress } from "../cli/progress.ts";
+import type { Runtime } from "../gpu/runtime.ts";
+import { checkpointDir, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainState } from "../model/checkpoint.ts";
+import { createGpt, type Gpt, type GptConfig } from "../model/gpt.ts";
+import type { ObjectStore } from "../store/store.ts";
+import { createAdamW } from "./adamw.ts";
+import { prefetchBatches, type RecordSource, shuffledRecords } from "./batches.ts";
+import { crossEntropy, nextTokenTargets } from "./ce_loss.ts";
+import { evaluate, type EvalResult } from "./evaluate.ts";
+import type { SparseKdLossOp } from "./kd_loss_op.ts";
+import { learningRate } from "./schedule.ts";
+
+/** One training sequence: its tokens and, for distillation, the teacher's sparse logits. */
+export interface TrainRecord {
+  /** L token ids. */
+  tokens: Uint32Array;
+  /** L×K teacher top-k ids (KD only). */
+  idx?: Uint16Array | Uint32Array;
+  /** L×K raw teacher logits (KD only). */
+  val?: Float32Array;
+  /** L logsumexp values of the teacher at the training temperature (mode `tail` only). */
+  lse?: Float32Array;
+}
+
+/** The loss: `ce` (hard labels alone) or a sparse-KD mode. */
+export type TrainMode = "ce" | "topk" | "renorm" | "tail";
+
+/** Options of {@linkcode train}. */
+export interface TrainOptions {
+  /** The runtime (tfjs must already run on it: see `useTfjsOnRuntime`). */
+  rt: Runtime;
+  /** The student's shape. */
+  model: GptConfig;
+  /** Seed of the initial weights and of the shuffling. */
+  seed: number;
+  /** Total optimizer steps. */
+  steps: number;
+  /** Sequences per step. */
+  batchSize: number;
+  /** Peak learning rate. */
+  lr: number;
+  /** Warm-up steps. */
+  warmup: number;
+  /** Final learning rate of the cosine (default lr/10). */
+  minLr?: number;
+  /** AdamW weight decay (default 0.1). */
+  weightDecay?: number;
+  /** Global-norm gradient clipping (default 1; 0 = off). */
+  clipNorm?: number;
+  /** The loss. */
+  mode: TrainMode;
+  /** KD weight α in [0, 1] (KD modes; 1 − α weights the hard-label cross-entropy). */
+  alpha?: number;
+  /** KD temperature T > 0. */
+  temperature?: number;
+  /** Top-k entries per position (KD modes). */
+  k?: number;
+  /** The training records. */
+  data: RecordSource<TrainRecord>;
+  /** The held-out records (bounded: they are kept in memory). */
+  heldout?: TrainRecord[];
+  /** Shuffle window in records (default 1024). */
+  shuffleWindow?: number;
+  /** Where checkpoints and metrics.jsonl go (null: nowhere). */
+  out: ObjectStore | null;
+  /** A local folder for metrics.jsonl (default: the store's folder when it is local). */
+  metricsPath?: string | null;
+  /** Checkpoint every N steps (and at the end); 0 = only at the end. */
+  checkpointEvery?: number;
+  /** Evaluate every N steps (and at the end); 0 = only at the end. */
+  evalEvery?: number;
+  /** Read losses back every N steps (default 10). */
+  logEvery?: number;
+  /** Continue from the newest checkpoint in `out`. */
+  resume?: boolean;
+  /** The KD loss op (KD modes). */
+  kdLoss?: SparseKdLossOp;
+  /** Facts recorded in state.json and checked on resume (data fingerprint, …). */
+  identity?: Record<string, unknown>;
+  /** Where lines for the user go (default console.log). */
+  log?: (line: string) => void;
+  /** Show progress on stderr (default true). */
+  progress?: boolean;
+  /** Stop after this many steps of this invocation (tests of resume); the run is resumable. */
+  stopAfter?: number;
+}
+
+/** What {@linkcode train} returns. */
+export interface TrainResult {
+  /** The trained model (the caller disposes it). */
+  model: Gpt;
+  /** Loss of every step run in this invocation, by step number (1-based). */
+  losses: Map<number, number>;
+  /** The evaluations run. */
+  evals: (EvalResult & { step: number })[];
+  /** Mean wall time per step over this invocation, in ms (read-backs included). */
+  msPerStep: number;
+  /** The step reached. */
+  step: number;
+}
+
+/**
+ * Trains a student. Losses stay on the GPU and are read back every `logEvery` steps; a NaN loss stops the
+ * run with a one-line error naming the step (checkpoints are written only after the losses before them
+ * were checked, so the last one is good).
+ *
+ * @example
+ * ```ts
+ * const result = await train({ rt, model: config, seed: 1, steps: 100, batchSize: 8, lr: 3e-3, warmup: 10,
+ *   mode: "ce", data: tokenRecords(source), out: null });
+ * ```
+ */
+export async function train(o: TrainOptions): Promise<TrainResult> {
+  const log = o.log ?? ((line: string) => console.log(line));
+  const L = o.model.seqLen;
+  const B = o.batchSize;
+  const logEvery = Math.max(1, o.logEvery ?? 10);
+  const kd = o.mode !== "ce";
+  if (kd && !o.kdLoss) throw new Error("train: KD modes need the kdLoss op");
+  const alpha = o.alpha ?? 1;
+  const temperature = o.temperature ?? 1;
+  if (!(alpha >= 0 && alpha <= 1)) throw new SparsekdError(`--alpha must be in [0, 1] (got ${alpha})`);
+  if (!(temperature > 0)) throw new SparsekdError(`--temperature must be > 0 (got ${temperature})`);
+  const identity = {
+    model: o.model,
+    batchSize: B,
+    lr: o.lr,
+    warmup: o.warmup,
+    minLr: o.minLr ?? null,
+    steps: o.steps,
+    mode: o.mode,
+    alpha: kd ? alpha : null,
+    temperature: kd ? temperature : null,
+    shuffleWindow: o.shuffleWindow ?? 1024,
+    weightDecay: o.weightDecay ?? 0.1,
+    clipNorm: o.clipNorm ?? 1,
+    ...o.identity,
+  };
+
+  const model = createGpt(o.model, o.seed);
+  const opt = createAdamW(model.weights, { weightDecay: o.weightDecay, clipNorm: o.clipNorm });
+  let position = 0;
+  let lastCheckpoint: string | null = null;
+  if (o.out) {
+    const latest = await latestCheckpoint(o.out);
+    if (o.resume) {
+      if (latest === null) throw new SparsekdError(`--resume: ${o.out.uri} has no checkpoint to resume from`);
+      const state = await loadCheckpoint(o.out, latest, model, opt.state);
+      const saved = JSON.stringify({ ...(state.identity as object), steps: null });
+      const now = JSON.stringify({ ...identity, steps: null });
+      if (saved !== now) {
+        throw new SparsekdError(`--resume: ${o.out.uri}/${checkpointDir(latest)} was trained with other settings or data`);
+      }
+      if (state.seed !== o.seed) throw new SparsekdError(`--resume: the checkpoint used --seed ${state.seed}, not ${o.seed}`);
+      opt.step = state.step;
+      position = state.position;
+      lastCheckpoint = checkpointDir(latest);
+      log(`resuming from ${o.out.uri}/${lastCheckpoint} (step ${state.step})`);
+    } else if (latest !== null) {
+      throw new SparsekdError(`${o.out.uri} already holds checkpoints: pass --resume, or choose another --out`);
+    }
+  } else if (o.resume) throw new SparsekdError("--resume needs --out");
+
+  const metricsLines: string[] = [];
+  const metricsPath = o.metricsPath;
+  const writeMetric = async (obj: Record<string, unknown>) => {
+    const line = JSON.stringify(obj);
+    if (metricsPath) await Deno.writeTextFile(metricsPath, line + "\n", { append: true });
+    else metricsLines.push(line);
+  };
+
+  const vars = [...model.weights.values()];
+  const names = [...model.weights.keys()];
+  const schedule = { lr: o.lr, warmup: o.warmup, steps: o.steps, minLr: o.minLr };
+  const records = shuffledRecords(o.data, { window: o.shuffleWindow ?? 1024, seed: o.seed, start: position });
+  const nextBatch = prefetchBatches(records[Symbol.asyncIterator](), B, 2);
+  const pending: { step: number; loss: tf.Scalar; norm: tf.Scalar; lr: number }[] = [];
+  const losses = new Map<number, number>();
+  const evals: (EvalResult & { step: number })[] = [];
+  const progress = o.progress === false ? null : createProgress({ label: "train", total: o.steps, unit: "step" });
+  let lastLoss = NaN;
+  const startStep = opt.step;
+  const t0 = performance.now();
+  let tLast = t0, stepLast = startStep;
+
+  const flush = async () => {
+    if (pending.length === 0) return;
+    const stacked = tf.tidy(() => tf.stack(pending.flatMap((p) => [p.loss, p.norm])));
+    const values = (await stacked.data()) as Float32Array;
+    stacked.dispose();
+    const now = performance.now();
+    const ms = (now - tLast) / Math.max(1, opt.step - stepLast);
+    tLast = now;
+    stepLast = opt.step;
+    for (let i = 0; i < pending.length; i++) {
+      const p = pending[i];
+      const loss = values[2 * i], norm = values[2 * i + 1];
+      if (!Number.isFinite(loss)) {
+        tf.dispose(pending.flatMap((q) => [q.loss, q.norm]));
+        pending.length = 0;
+        const kept = lastCheckpoint ? `the last good checkpoint ${o.out!.uri}/${lastCheckpoint} is kept` : "no checkpoint was written";
+        throw new SparsekdError(`the loss is ${loss} at step ${p.step}: stopping (${kept})`, { exitCode: 3 });
+      }
+      losses.set(p.step, loss);
+      await writeMetric({ kind: "train", step: p.step, loss, lr: p.lr, gradNorm: norm, msPerStep: ms });
+    }
+    const last = pending[pending.length - 1];
+    lastLoss = values[2 * (pending.length - 1)];
+    log(`step ${last.step}/${o.steps}  loss ${lastLoss.toFixed(4)}  lr ${last.lr.toExponential(2)}  ` +
+      `${ms.toFixed(0)} ms/step`);
+    tf.dispose(pending.flatMap((p) => [p.loss, p.norm]));
+    pending.length = 0;
+  };
+
+  const runEval = async () => {
+    if (!o.heldout || o.heldout.length === 0) return;
+    const r = await evaluate(model, o.heldout, { batchSize: B, temperature });
+    evals.push({ ...r, step: opt.step });
+    await writeMetric({ kind: "eval", step: opt.step, ...r });
+    const kdPart = r.kl !== null ? `  KL ${r.kl.toFixed(4)}  top-1 ${(100 * r.top1!).toFixed(1)}%` : "";
+    log(`eval step ${opt.step}: held-out CE ${r.ce.toFixed(4)}  perplexity ${r.perplexity.toFixed(2)}${kdPart}`);
+  };
+
+  const checkpoint = async () => {
+    if (!o.out) return;
+    await flush();
+    const state: TrainState = { step: opt.step, position, seed: o.seed, identity };
+    lastCheckpoint = await saveCheckpoint(o.out, model, opt.state, state);
+    if (!metricsPath && metricsLines.length > 0) {
+      await o.out.writeBytes(`${lastCheckpoint}/metrics.jsonl`, new TextEncoder().encode(metricsLines.join("\n") + "\n"));
+      metricsLines.length = 0;
+    }
+  };
+
+  try {
+    const limit = o.stopAfter !== undefined ? Math.min(o.steps, startStep + o.stopAfter) : o.steps;
+    while (opt.step < limit) {
+      const batch = await nextBatch();
+      position += B;
+      const step = opt.step + 1;
+      const lr = learningRate(schedule, step - 1);
+      const tokens = new Uint32Array(B * L);
+      batch.forEach((r, i) => {
+        if (r.tokens.length !== L) throw new SparsekdError(`a sequence has ${r.tokens.length} tokens, the model ${L}`);
+        tokens.set(r.tokens, i * L);
+      });
+      const { targets, mask } = nextTokenTargets(tokens, B, L);
+      const inputs = tf.tensor2d(new Int32Array(tokens.buffer), [B, L], "int32");
+      let lossFn: () => tf.Scalar;
+      const own: tf.Tensor[] = [inputs];
+      if (!kd) {
+        const t = tf.tensor1d(targets, "int32"), m = tf.tensor1d(mask, "float32");
+        own.push(t, m);
+        lossFn = () => crossEntropy(model.logits(inputs), t, m);
+      } else {
+        const teacher = kdBatch(batch, o.k!, L, o.mode === "tail");
+        const maskBytes = new Uint8Array(mask.length);
+        for (let i = 0; i < mask.length; i++) maskBytes[i] = mask[i];
+        lossFn = () =>
+          o.kdLoss!(model.logits(inputs), teacher, {
+            mode: o.mode as "topk" | "renorm" | "tail",
+            temperature,
+            alpha,
+            labels: targets,
+            mask: maskBytes,
+          });
+      }
+      const { value, grads } = tf.variableGrads(lossFn, vars);
+      const byName: Record<string, tf.Tensor> = {};
+      names.forEach((n, i) => byName[n] = grads[vars[i].name]);
+      const norm = opt.apply(byName, lr);
+      tf.dispose([...own, ...Object.values(grads)]);
+      pending.push({ step, loss: value, norm, lr });
+      progress?.update(step, Number.isFinite(lastLoss) ? `loss ${lastLoss.toFixed(4)}` : "");
+      if (pending.length >= logEvery) await flush();
+      if (o.evalEvery && step % o.evalEvery === 0 && step < o.steps) {
+        await flush();
+        await runEval();
+      }
+      if (o.checkpointEvery && step % o.checkpointEvery === 0 && step < limit) await checkpoint();
+    }
+    await flush();
+    if (opt.step >= o.steps) await runEval();
+    await checkpoint();
+    progress?.finish(Number.isFinite(lastLoss) ? `loss ${lastLoss.toFixed(4)}` : "");
+  } catch (err) {
+    tf.dispose(pending.flatMap((p) => [p.loss, p.norm]));
+    opt.dispose();
+    model.dispose();
+    throw err;
+  } finally {
+    await records.return(undefined);
+  }
+  opt.dispose();
+  const ran = opt.step - startStep;
+  return { model, losses, evals, msPerStep: ran > 0 ? (performance.now() - t0) / ran : 0, step: opt.step };
+}
+
+/** The teacher side of a KD batch, as the loss op wants it. */
+function kdBatch(batch: TrainRecord[], k: number, L: number, needLse: boolean) {
+  const rows = batch.length * L;
+  const indices = new Uint32Array(rows * k);
+  const values = new Float32Array(rows * k);
+  const logsumexp = needLse ? new Float32Array(rows) : undefined;
+  batch.forEach((r, i) => {
+    if (!r.idx || !r.val) throw new Error("KD training needs records with teacher top-k");
+    indices.set(r.idx, i * L * k);
+    values.set(r.val, i * L * k);
+    if (logsumexp) {
+      if (!r.lse) throw new Error("mode tail needs the teacher's logsumexp");
+      logsumexp.set(r.lse, i * L);
+    }
+  });
+  return { indices, values, k, logsumexp };
+}

@@ -1,0 +1,22 @@
+/**
+ * `deno task bench <name>`: runs one benchmark from the registry below (`deno task bench` lists them).
+ * @module
+ */
+import { runMain, SparsekdError } from "../src/cli/errors.ts";
+import { benchTopK } from "../src/bench/topk.ts";
+
+/** Every benchmark, by the name given on the command line. */
+const BENCHMARKS: Record<string, () => Promise<void>> = {
+  topk: benchTopK,
+};
+
+await runMain(async () => {
+  const name = Deno.args[0];
+  if (!name || !(name in BENCHMARKS)) {
+    throw new SparsekdError(
+      `usage: deno task bench <name>, with <name> one of: ${Object.keys(BENCHMARKS).join(", ")}` +
+        (name ? ` (got ${JSON.stringify(name)})` : ""),
+    );
+  }
+  await BENCHMARKS[name]();
+});

@@ -1,0 +1,127 @@
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs-core";
+import { createRuntime, type Runtime } from "../src/gpu/runtime.ts";
+import { tfjsGpuBackend, useTfjsOnRuntime } from "../src/gpu/tfjs_backend.ts";
+import { createSparseKdLossOp, type KdOpOptions } from "../src/train/kd_loss_op.ts";
+import { type SparseKdMode, sparseKdLossReference64 } from "../src/kernels/sparse_kd_reference.ts";
+
+const gpuRt = await createRuntime({ quiet: true });
+const cpuRt = await createRuntime({ cpu: true, quiet: true });
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * A tiny model (logits = x·W) trained one step through the op; its gradient with respect to W must equal
+ * xᵀ·G with G the float64 reference's gradient of the mean loss at the same logits.
+ */
+async function checkModelGradient(rt: Runtime, mode: SparseKdMode, seed: number, countReads: boolean) {
+  const rand = rng(seed);
+  await useTfjsOnRuntime(rt);
+  const kdLoss = await createSparseKdLossOp(rt);
+  const rows = 3 + Math.floor(rand() * 6), d = 5, vocab = 200 + Math.floor(rand() * 900);
+  const k = 1 + Math.floor(rand() * 40);
+  const T = 0.5 + rand() * 3;
+  const xs = Float32Array.from({ length: rows * d }, () => rand() - 0.5);
+  const ws = Float32Array.from({ length: d * vocab }, () => (rand() - 0.5) * 6);
+  const x = tf.tensor2d(xs, [rows, d]);
+  const w = tf.variable(tf.tensor2d(ws, [d, vocab]), true, `w_${mode}_${seed}`);
+  const indices = new Uint32Array(rows * k), values = new Float32Array(rows * k), lse = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const ids = new Set<number>();
+    while (ids.size < k) ids.add(Math.floor(rand() * vocab));
+    [...ids].forEach((id, i) => {
+      indices[r * k + i] = id;
+      values[r * k + i] = (rand() - 0.2) * 8;
+    });
+    let m = -Infinity;
+    for (let i = 0; i < k; i++) m = Math.max(m, values[r * k + i] / T);
+    let s = 0;
+    for (let i = 0; i < k; i++) s += Math.exp(values[r * k + i] / T - m);
+    lse[r] = m + Math.log(s) + 0.05 + rand(); // a full-vocabulary lse is above the top-k's
+  }
+  const teacher = { indices, values, k, logsumexp: lse };
+  const mask = Uint8Array.from({ length: rows }, (_, r) => (r === 1 ? 0 : 1));
+  const options: KdOpOptions = {
+    mode,
+    temperature: T,
+    alpha: rand() < 0.5 ? 1 : rand(),
+    labels: Int32Array.from({ length: rows }, () => Math.floor(rand() * vocab)),
+    mask,
+  };
+
+  const backend = rt.device ? tfjsGpuBackend(rt.device) : null;
+  let reads = 0;
+  const orig = backend ? { read: backend.read, readSync: backend.readSync } : null;
+  if (backend && countReads) {
+    backend.read = (id: object) => (reads++, orig!.read.call(backend, id));
+    backend.readSync = (id: object) => (reads++, orig!.readSync.call(backend, id));
+  }
+  const before = tf.memory().numTensors;
+  let value: tf.Scalar, grads: tf.NamedTensorMap;
+  try {
+    ({ value, grads } = tf.variableGrads(() => kdLoss(tf.matMul(x, w) as tf.Tensor2D, teacher, options)));
+  } finally {
+    if (backend && orig) Object.assign(backend, orig);
+  }
+  if (countReads) assert.equal(reads, 0, "the training step read tensors back to the CPU");
+  const gw = await grads[w.name].data();
+  const lossValue = (await value.data())[0];
+  assert.equal(tf.memory().numTensors, before + 2, "only the loss and the gradient outlive the step");
+
+  const logits = tf.matMul(x, w);
+  const s = await logits.data() as Float32Array;
+  logits.dispose();
+  const active = mask.reduce((a, m) => a + m, 0);
+  const ref = sparseKdLossReference64(s, rows, vocab, teacher, { ...options, scale: 1 / active });
+  const wantLoss = ref.loss.reduce((a, b) => a + b, 0);
+  assert.ok(Math.abs(lossValue - wantLoss) <= 1e-5 * Math.abs(wantLoss) + 1e-7, `loss ${lossValue} vs ${wantLoss}`);
+  let max = 0;
+  const want = new Float64Array(d * vocab);
+  for (let i = 0; i < d; i++) {
+    for (let j = 0; j < vocab; j++) {
+      let acc = 0;
+      for (let r = 0; r < rows; r++) acc += xs[r * d + i] * ref.grad[r * vocab + j];
+      want[i * vocab + j] = acc;
+      max = Math.max(max, Math.abs(acc));
+    }
+  }
+  for (let i = 0; i < want.length; i++) {
+    assert.ok(Math.abs(gw[i] - want[i]) <= 1e-4 * max, `dW[${i}] = ${gw[i]}, want ${want[i]} (max ${max})`);
+  }
+  tf.dispose([value, grads[w.name], x, w]);
+}
+
+for (const mode of ["topk", "renorm", "tail"] as SparseKdMode[]) {
+  Deno.test({
+    name: `a tiny tfjs model's gradient through the GPU op equals the reference's (${mode}), with no read-back`,
+    ignore: gpuRt.device === null,
+    fn: async () => {
+      const seed = Math.floor(Math.random() * 2 ** 31);
+      try {
+        await checkModelGradient(gpuRt, mode, seed, true);
+      } catch (e) {
+        console.error(`seed ${seed}`);
+        throw e;
+      }
+    },
+  });
+}
+
+Deno.test("the op falls back to the reference on the tfjs cpu backend with the same gradient", async () => {
+  const seed = Math.floor(Math.random() * 2 ** 31);
+  try {
+    for (const mode of ["topk", "tail"] as SparseKdMode[]) await checkModelGradient(cpuRt, mode, seed, false);
+  } catch (e) {
+    console.error(`seed ${seed}`);
+    throw e;
+  }
+});
