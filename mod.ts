@@ -105,9 +105,19 @@ export { REPORT_FILE, REPORT_INPUT_FILE, writeReport } from "./src/report/write_
 export type {
   EvalPoint,
   FinalMetrics,
+  ReliabilityBin,
   ReportInput,
   ReportSave,
   ReportStudent,
   ReportTeacher,
   TrainPoint,
 } from "./src/report/types.ts";
+export { NonFiniteLogitsError, topK, topKFromBuffer, topKReference } from "./src/kernels/topk.ts";
+export type { TopKOptions, TopKResult } from "./src/kernels/topk.ts";
+export { GCS_CHUNK_QUANTUM, GcsStore, openGcsStore } from "./src/store/gcs.ts";
+export type { GcsStoreOptions } from "./src/store/gcs.ts";
+export { startEmulator, UPLOAD_GRANULARITY } from "./src/gcs_emulator/server.ts";
+export type { EmulatorOptions, RunningEmulator } from "./src/gcs_emulator/server.ts";
+export { FaultInjector } from "./src/gcs_emulator/faults.ts";
+export type { FaultDecision, FaultHit, FaultRule } from "./src/gcs_emulator/faults.ts";
+export { EmulatorState } from "./src/gcs_emulator/model.ts";

@@ -112,17 +112,32 @@ fn reduce_sum(tid: u32, x: f32) -> f32 {
   return r;
 }
 
+// 2·atanh(y) = log((1 + y)/(1 - y)) for |y| <= 1/3, by its series (error below 1e-9 relative).
+fn log_series(y: f32) -> f32 {
+  let y2 = y * y;
+  return 2.0 * y * (1.0 + y2 * (1.0 / 3.0 + y2 * (1.0 / 5.0 + y2 * (1.0 / 7.0 + y2 * (1.0 / 9.0 + y2 * (1.0 / 11.0 +
+    y2 * (1.0 / 13.0 + y2 * (1.0 / 15.0 + y2 * (1.0 / 17.0)))))))));
+}
+
+// log(x), accurate to a few ulps also in [0.5, 2], where GPU log() may be off by 2^-21 in absolute terms.
+fn log_acc(x: f32) -> f32 {
+  if (x > 0.5 && x < 2.0) {
+    return log_series((x - 1.0) / (x + 1.0));
+  }
+  return log(x);
+}
+
 // log Σ exp(x/T) (use_b = false) or log Σ exp(x) (use_b = true) of a reduced state.
 fn lse_of(st: vec3<f32>, use_b: bool) -> f32 {
   if (use_b) {
-    return st.x + log(st.z);
+    return st.x + log_acc(st.z);
   }
-  return st.x * params.inv_t + log(st.y);
+  return st.x * params.inv_t + log_acc(st.y);
 }
 
 fn log_add_exp(a: f32, b: f32) -> f32 {
   let m = max(a, b); // b (the logsumexp over S) is always finite here
-  return m + log(exp(a - m) + exp(b - m));
+  return m + log_acc(exp(a - m) + exp(b - m));
 }
 
 // exp(x) - 1 without cancellation near 0 (WGSL has no expm1).
@@ -246,13 +261,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var lse1_all = lse_of(stream, true); // log Σ_V exp(s)
   let lse_not = lse_all; // tail: log Σ_{j∉S} exp(s/T)
   var r_tail = 0.0;
+  var log_r = 0.0;
   if (MODE == 2u) {
     lse_all = log_add_exp(lse_not, lse_us);
     if (need_ce) {
       lse1_all = log_add_exp(lse1_all, lse_of(ssr, true));
     }
     if (K < V) { // with K == V the tail bucket is empty: r stays 0 whatever rounding left in it
-      r_tail = max(0.0, -expm1(lse_zs - info.lz));
+      let d = lse_zs - info.lz; // log Σ_S p_i
+      r_tail = max(0.0, -expm1(d));
+      let p_s = exp(d);
+      if (p_s < 0.5) {
+        log_r = log_series(-p_s / (2.0 - p_s)); // log(1 - P) without forming 1 - P
+      } else if (r_tail > 0.0) {
+        log_r = log_acc(r_tail);
+      }
     }
   }
 
@@ -274,7 +297,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var kd = reduce_sum(tid, kd_part);
   if (tid == 0u) {
     if (MODE == 2u && r_tail > 0.0) {
-      kd = kd + r_tail * (log(r_tail) - (lse_not - lse_all));
+      kd = kd + r_tail * (log_r - (lse_not - lse_all));
     }
     var l = alpha * T * T * kd;
     if (need_ce) {

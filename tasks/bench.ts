@@ -4,10 +4,12 @@
  */
 import { runMain, SparsekdError } from "../src/cli/errors.ts";
 import { benchTopK } from "../src/bench/topk.ts";
+import { benchSaveTopK } from "../src/bench/save_topk.ts";
 
 /** Every benchmark, by the name given on the command line. */
-const BENCHMARKS: Record<string, () => Promise<void>> = {
+const BENCHMARKS: Record<string, (args: string[]) => Promise<void>> = {
   topk: benchTopK,
+  "save-topk": benchSaveTopK,
 };
 
 await runMain(async () => {
@@ -18,5 +20,5 @@ await runMain(async () => {
         (name ? ` (got ${JSON.stringify(name)})` : ""),
     );
   }
-  await BENCHMARKS[name]();
+  await BENCHMARKS[name](Deno.args.slice(1));
 });

@@ -27,7 +27,7 @@ function rng(seed: number): () => number {
 
 function withSeed(name: string, fn: (rand: () => number, seed: number) => void | Promise<void>) {
   return async () => {
-    const seed = Math.floor(Math.random() * 2 ** 31);
+    const seed = Number(Deno.env.get("SPARSEKD_SEED") ?? Math.floor(Math.random() * 2 ** 31)); // re-run a failure
     try {
       await fn(rng(seed), seed);
     } catch (e) {

@@ -78,7 +78,14 @@ export interface UploadSession {
   failure?: { status: number; reason: string; message: string };
 }
 
-/** A request the JSON API refuses: the HTTP status, a GCS `reason` and a message. */
+/**
+ * A request the JSON API refuses: the HTTP status, a GCS `reason` and a message.
+ *
+ * @example
+ * ```ts
+ * throw new ApiFailure(404, "notFound", "No such object: bkt/a.bin");
+ * ```
+ */
 export class ApiFailure extends Error {
   /**
    * @param status HTTP status

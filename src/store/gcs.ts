@@ -138,7 +138,8 @@ export async function openGcsStore(uri: string, options: GcsStoreOptions = {}): 
     else throw new SparsekdError(`cannot open ${uri}${where}: ${describe(err)}`, { cause: err });
   }
   if (!exists) throw new SparsekdError(`bucket gs://${parsed.bucket} does not exist${where}`);
-  return new GcsStore(uri, storage, bucket, parsed.prefix, chunkSize);
+  const retry = { maxRetries: options.maxRetries ?? 8, maxRetryDelay, isRetryable };
+  return new GcsStore(uri, storage, bucket, parsed.prefix, chunkSize, retry);
 }
 
 /** A bucket we may not read the metadata of but may list: it exists. */
@@ -176,6 +177,9 @@ function resolveEndpoint(endpoint: string | undefined): string | undefined {
 /** The client's retry rule, plus dropped connections and timeouts as Deno reports them. */
 const retryRule = (gcs: GcsModule) => (err: unknown): boolean => {
   if (gcs.RETRYABLE_ERR_FN_DEFAULT(err as Parameters<GcsModule["RETRYABLE_ERR_FN_DEFAULT"]>[0])) return true;
+  // Errors from gaxios (the upload path) carry the HTTP status in `status`, not in `code`.
+  const status = statusOf(err);
+  if (status !== undefined && [408, 429, 500, 502, 503, 504].includes(status)) return true;
   const e = err as { code?: unknown; type?: unknown; message?: unknown; cause?: { code?: unknown } } | null;
   if (!e) return false;
   const codes = [e.code, e.cause?.code].filter((c): c is string => typeof c === "string").map((c) =>
@@ -193,6 +197,77 @@ const retryRule = (gcs: GcsModule) => (err: unknown): boolean => {
   return msg.includes("socket hang up") || msg.includes("network timeout") ||
     msg.includes("connection reset");
 };
+
+/** How the status query of a resumed upload is retried. */
+interface StatusQueryRetry {
+  maxRetries: number;
+  maxRetryDelay: number;
+  isRetryable: (err: unknown) => boolean;
+}
+
+/** The parts of the client's (internal) resumable `Upload` that {@linkcode steadyStatusQueries} replaces. */
+interface UploadInternals {
+  offset?: number;
+  destroyed: boolean;
+  checkUploadStatus(
+    config: { retry?: boolean },
+  ): Promise<{ status: number; headers: Record<string, unknown> }>;
+  getAndSetOffset(): Promise<void>;
+  continueUploading(): Promise<void>;
+  startUploading(): Promise<void>;
+  destroy(err?: unknown): void;
+}
+
+/**
+ * Makes a failing status query part of the retries. After a failed chunk, the client asks the server how many
+ * bytes it holds; in @google-cloud/storage 7.19 a retryable failure of that query (another 503, a reset)
+ * schedules a retry but also carries on at once from offset 0, which ends the upload with "The offset is lower
+ * than the number of bytes written". Here the query itself is retried with the same back-off and limit, and a
+ * destroyed upload does not carry on. Applied per file, to the upload its write stream creates; when the client's
+ * internals are not as expected nothing is changed.
+ */
+function steadyStatusQueries(file: File, retry: StatusQueryRetry): void {
+  const f = file as unknown as {
+    startResumableUpload_: (dup: { _writable?: unknown }, options?: unknown) => void;
+  };
+  const original = f.startResumableUpload_;
+  if (typeof original !== "function") return;
+  f.startResumableUpload_ = function (this: unknown, dup, options) {
+    original.call(this, dup, options);
+    const upload = dup?._writable as UploadInternals | undefined;
+    if (
+      !upload || typeof upload.checkUploadStatus !== "function" ||
+      typeof upload.getAndSetOffset !== "function" ||
+      typeof upload.continueUploading !== "function" || typeof upload.startUploading !== "function"
+    ) return;
+    upload.getAndSetOffset = async function (this: UploadInternals) {
+      for (let attempt = 0;; attempt++) {
+        try {
+          const resp = await this.checkUploadStatus({ retry: false });
+          const range = resp.headers.range;
+          this.offset = resp.status === 308 && typeof range === "string"
+            ? Number(range.split("-")[1]) + 1
+            : 0;
+          return;
+        } catch (err) {
+          if (this.destroyed) return;
+          if (attempt >= retry.maxRetries || !retry.isRetryable(err)) {
+            this.destroy(err);
+            return;
+          }
+          const delay = Math.min(2 ** attempt * 1000 + Math.random() * 1000, retry.maxRetryDelay * 1000);
+          await new Promise((resolve) => setTimeout(resolve, delay));
+          if (this.destroyed) return;
+        }
+      }
+    };
+    upload.continueUploading = async function (this: UploadInternals) {
+      if (this.offset === undefined || this.offset === null) await this.getAndSetOffset();
+      if (this.destroyed) return;
+      return await this.startUploading();
+    };
+  };
+}
 
 /** The HTTP status an error from the client carries, if any. */
 function statusOf(err: unknown): number | undefined {
@@ -246,6 +321,7 @@ export class GcsStore implements ObjectStore {
   readonly #bucket: Bucket;
   readonly #root: string;
   readonly #chunkSize: number;
+  readonly #retry: StatusQueryRetry;
 
   /**
    * @param uri the store's URI as the user wrote it
@@ -253,12 +329,21 @@ export class GcsStore implements ObjectStore {
    * @param bucket the bucket
    * @param prefix object-name prefix without slashes at either end ("" for the bucket's root)
    * @param chunkSize bytes per resumable-upload request
+   * @param retry how the status query of a resumed upload is retried
    */
-  constructor(readonly uri: string, storage: Storage, bucket: Bucket, prefix: string, chunkSize: number) {
+  constructor(
+    readonly uri: string,
+    storage: Storage,
+    bucket: Bucket,
+    prefix: string,
+    chunkSize: number,
+    retry: StatusQueryRetry,
+  ) {
     this.#storage = storage;
     this.#bucket = bucket;
     this.#root = prefix === "" ? "" : prefix + "/";
     this.#chunkSize = chunkSize;
+    this.#retry = retry;
   }
 
   /** The underlying client (for tests and tools). */
@@ -393,6 +478,7 @@ export class GcsStore implements ObjectStore {
   create(path: string): Promise<ObjectWriter> {
     const file = this.#file(path);
     const where = this.#where(path);
+    steadyStatusQueries(file, this.#retry);
     const node = file.createWriteStream({
       resumable: true,
       validation: "crc32c",

@@ -1,0 +1,20 @@
+import * as tf from "@tensorflow/tfjs-core";
+import "./src/train/gradients.ts";
+import { createRuntime } from "./src/gpu/runtime.ts";
+import { useTfjsOnRuntime } from "./src/gpu/tfjs_backend.ts";
+import { createGpt } from "./src/model/gpt.ts";
+import { crossEntropy } from "./src/train/ce_loss.ts";
+const rt = await createRuntime({ quiet: true });
+await useTfjsOnRuntime(rt);
+const c = createGpt({ vocabSize: 2048, seqLen: 64, layers: 1, width: 32, heads: 2, tiedEmbeddings: true }, 1);
+const B = 8, T = 64;
+const tok = tf.tensor2d(new Int32Array(B * T).map(() => Math.floor(Math.random() * 2048)), [B, T], "int32");
+const tgt = tf.tensor1d(new Int32Array(B * T).map(() => Math.floor(Math.random() * 2048)), "int32");
+const mask = tf.ones([B * T]) as tf.Tensor1D;
+const vars = [...c.weights.values()];
+const run = () => tf.tidy(() => { const { value } = tf.variableGrads(() => crossEntropy(c.logits(tok), tgt, mask), vars); return value; });
+await run().data();
+const prof = await tf.profile(async () => { await run().data(); });
+const agg = new Map<string, number>();
+for (const k of prof.kernels) { const ms = typeof k.kernelTimeMs === "number" ? k.kernelTimeMs : ((k.kernelTimeMs as any)?.error ? -1 : 0); agg.set(k.name + JSON.stringify(k.inputShapes), (agg.get(k.name + JSON.stringify(k.inputShapes)) ?? 0) + ms); }
+console.log([...agg].sort((a, b) => b[1] - a[1]).slice(0, 20).map(([n, c]) => `${n}: ${c.toFixed(1)}`).join("\n"));
