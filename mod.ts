@@ -121,3 +121,32 @@ export type { EmulatorOptions, RunningEmulator } from "./src/gcs_emulator/server
 export { FaultInjector } from "./src/gcs_emulator/faults.ts";
 export type { FaultDecision, FaultHit, FaultRule } from "./src/gcs_emulator/faults.ts";
 export { EmulatorState } from "./src/gcs_emulator/model.ts";
+export {
+  encodeSparseKd,
+  encodeSparseKdSync,
+  packRowInfo,
+  prepareSparseKd,
+  sparseKdLoss,
+} from "./src/kernels/sparse_kd.ts";
+export type { SparseKdGpuArgs, SparseKdPipelines } from "./src/kernels/sparse_kd.ts";
+export {
+  checkSparseKd,
+  sparseKdLossReference,
+  sparseKdLossReference64,
+} from "./src/kernels/sparse_kd_reference.ts";
+export type {
+  CheckedSparseKd,
+  SparseKdMode,
+  SparseKdOptions,
+  SparseKdResult,
+  SparseKdTeacher,
+} from "./src/kernels/sparse_kd_reference.ts";
+export { createSparseKdLossOp } from "./src/train/kd_loss_op.ts";
+export type { KdOpOptions, KdOpTeacher, SparseKdLossOp } from "./src/train/kd_loss_op.ts";
+export {
+  emptyGpuTensor,
+  flushTfjs,
+  tensorGpuBuffer,
+  tfjsGpuBackend,
+  useTfjsOnRuntime,
+} from "./src/gpu/tfjs_backend.ts";

@@ -255,17 +255,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   let tzr = reduce_lse(tid, tz);
   let ssr = reduce_lse(tid, ss);
-  let lse_zs = lse_of(tzr, false); // log Σ_S exp(z/T)
-  let lse_us = lse_of(ssr, false); // log Σ_S exp(s/T)
-  var lse_all = lse_of(stream, false); // log Σ_V exp(s/T)
-  var lse1_all = lse_of(stream, true); // log Σ_V exp(s)
-  let lse_not = lse_all; // tail: log Σ_{j∉S} exp(s/T)
+
+  // Log-normalizers, kept relative to the student's row max M (in s units) so that log-probabilities
+  // (x - M)/T - sh are formed from small numbers: sh_* = lse_*(s/T) - M/T, sh1_* = lse_*(s) - M.
+  var m_ref = max(stream.x, ssr.x);
+  if (MODE == 1u && !need_ce) {
+    m_ref = ssr.x; // renorm without CE streams nothing
+  }
+  let sh_str = (stream.x - m_ref) * it + log_acc(stream.y); // over the stream (tail: the complement of S)
+  let sh_s = (ssr.x - m_ref) * it + log_acc(ssr.y); // over S
+  var sh_all = sh_str;
+  var sh1_all = (stream.x - m_ref) + log_acc(stream.z);
+  var log_1mq = 0.0; // tail: log(1 - Q_S)
   var r_tail = 0.0;
   var log_r = 0.0;
+  let lse_zs = tzr.x * it + log_acc(tzr.y); // log Σ_S exp(z/T)
   if (MODE == 2u) {
-    lse_all = log_add_exp(lse_not, lse_us);
+    sh_all = log_add_exp(sh_str, sh_s);
     if (need_ce) {
-      lse1_all = log_add_exp(lse1_all, lse_of(ssr, true));
+      sh1_all = log_add_exp(sh1_all, (ssr.x - m_ref) + log_acc(ssr.z));
+    }
+    // log(1 - Q_S) = lse_not - lse_all = -log1p(exp(lse_S - lse_not)), with no difference of large numbers.
+    let e = exp(sh_s - sh_str);
+    if (e <= 1.0) {
+      log_1mq = -log_series(e / (2.0 + e));
+    } else {
+      log_1mq = -log(1.0 + e);
     }
     if (K < V) { // with K == V the tail bucket is empty: r stays 0 whatever rounding left in it
       let d = lse_zs - info.lz; // log Σ_S p_i
@@ -278,30 +293,31 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
     }
   }
+  let lpz_shift = log_acc(tzr.y); // log Σ_S exp((z - mz)/T)
 
   // KD over S.
   var kd_part = 0.0;
   for (var i = tid; i < K; i = i + WG) {
-    let zt = tvals[kb + i] * it;
-    let ui = ld(base + ids[kb + i]) * it;
-    var lp = zt - lse_zs;
-    var lq = ui - lse_all;
+    let z = tvals[kb + i];
+    let du = (ld(base + ids[kb + i]) - m_ref) * it;
+    var lp = (z - tzr.x) * it - lpz_shift;
+    var lq = du - sh_all;
     if (MODE == 1u) {
-      lq = ui - lse_us;
+      lq = du - sh_s;
     }
     if (MODE == 2u) {
-      lp = zt - info.lz;
+      lp = z * it - info.lz;
     }
     kd_part = kd_part + exp(lp) * (lp - lq);
   }
   var kd = reduce_sum(tid, kd_part);
   if (tid == 0u) {
     if (MODE == 2u && r_tail > 0.0) {
-      kd = kd + r_tail * (log_r - (lse_not - lse_all));
+      kd = kd + r_tail * (log_r - log_1mq);
     }
     var l = alpha * T * T * kd;
     if (need_ce) {
-      l = l + (1.0 - alpha) * (lse1_all - ld(base + u32(info.label)));
+      l = l + (1.0 - alpha) * (sh1_all - (ld(base + u32(info.label)) - m_ref));
     }
     loss[row] = info.scale * l;
   }
@@ -311,13 +327,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var g = LT(0.0);
     if (MODE != 1u || need_ce) {
       let x = logits[be + e];
+      let du = (x - m_ref) * it;
       if (MODE == 0u) {
-        g = ckd * exp(x * it - lse_all);
+        g = ckd * exp(du - sh_all);
       } else if (MODE == 2u) {
-        g = ckd * (exp(x * it - lse_all) - r_tail * exp(x * it - lse_not));
+        g = ckd * (exp(du - sh_all) - r_tail * exp(du - sh_str));
       }
       if (need_ce) {
-        g = g + cce * exp(x - lse1_all);
+        g = g + cce * exp((x - m_ref) - sh1_all);
       }
     }
     grad[be + e] = g;
@@ -326,17 +343,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var i = tid; i < K; i = i + WG) {
     let id = ids[kb + i];
     let x = ld(base + id);
-    let zt = tvals[kb + i] * it;
+    let du = (x - m_ref) * it;
+    let z = tvals[kb + i];
     var g = 0.0;
     if (MODE == 0u) {
-      g = ckd * (exp(x * it - lse_all) - exp(zt - lse_zs));
+      g = ckd * (exp(du - sh_all) - exp((z - tzr.x) * it - lpz_shift));
     } else if (MODE == 1u) {
-      g = ckd * (exp(x * it - lse_us) - exp(zt - lse_zs));
+      g = ckd * (exp(du - sh_s) - exp((z - tzr.x) * it - lpz_shift));
     } else {
-      g = ckd * (exp(x * it - lse_all) - exp(zt - info.lz));
+      g = ckd * (exp(du - sh_all) - exp(z * it - info.lz));
     }
     if (need_ce) {
-      g = g + cce * exp(x - lse1_all);
+      g = g + cce * exp((x - m_ref) - sh1_all);
     }
     st_grad(base + id, g);
   }

@@ -184,6 +184,33 @@ Deno.test("several faults of every kind in one upload still end with the exact b
   });
 });
 
+Deno.test("an upload survives failures of the status queries that follow a failed chunk", async () => {
+  await withEmulator("status queries", async (emu, rand) => {
+    const store = await openGcsStore("gs://bkt", { ...FAST, endpoint: emu.url });
+    const data = randomBytes(6 * CHUNK + Math.floor(rand() * CHUNK));
+    // A later chunk gets a 503, then the two status queries after it get 503s as well.
+    const k = 1 + Math.floor(rand() * 3);
+    emu.faults.add({ method: "PUT", path: "upload_id", status: 503, skip: k, count: 3 });
+    await streamInto(store, "q1.bin", data, rand);
+    assert.equal(emu.faults.hits.length, 3);
+    sameBytes(emu.state.object("bkt", "q1.bin").data, data, "after 503s");
+    // A reset in the middle of a chunk, then a 503 on the status query.
+    emu.faults.add([
+      {
+        kind: "reset",
+        method: "PUT",
+        path: "upload_id",
+        afterBytes: 1 + Math.floor(rand() * (CHUNK - 1)),
+        skip: k,
+      },
+      { method: "PUT", path: "upload_id", status: 503, skip: k + 1 },
+    ]);
+    await streamInto(store, "q2.bin", data, rand);
+    assert.equal(emu.faults.hits.length, 5);
+    sameBytes(emu.state.object("bkt", "q2.bin").data, data, "after a reset and a 503");
+  });
+});
+
 Deno.test("a second create of the same object is refused with ObjectExistsError and leaves it unchanged", async () => {
   await withEmulator("create-only", async (emu, rand) => {
     const store = await openGcsStore("gs://bkt/p", { ...FAST, endpoint: emu.url });
@@ -290,6 +317,17 @@ Deno.test("ranged reads return exactly the bytes asked for", async () => {
     const end = 1 + Math.floor(rand() * data.length);
     sameBytes(await readAll(await store.read("data.bin", { end })), data.subarray(0, end), `[0, ${end})`);
     assert.equal((await readAll(await store.read("data.bin", { start: 7, end: 7 }))).length, 0);
+    // Past the end reads as empty, as from a local file.
+    assert.equal((await readAll(await store.read("data.bin", { start: data.length + 3 }))).length, 0);
+    assert.equal(
+      (await readAll(await store.read("data.bin", { start: data.length, end: data.length + 9 }))).length,
+      0,
+    );
+    sameBytes(
+      await readAll(await store.read("data.bin", { start: 5, end: data.length + 9 })),
+      data.subarray(5),
+      "clamped",
+    );
     await assert.rejects(store.read("missing.bin"), (err: unknown) => {
       assert.ok(err instanceof SparsekdError);
       assert.equal(err.message, "gs://bkt/r/missing.bin does not exist");

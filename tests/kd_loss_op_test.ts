@@ -3,7 +3,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { createRuntime, type Runtime } from "../src/gpu/runtime.ts";
 import { tfjsGpuBackend, useTfjsOnRuntime } from "../src/gpu/tfjs_backend.ts";
 import { createSparseKdLossOp, type KdOpOptions } from "../src/train/kd_loss_op.ts";
-import { type SparseKdMode, sparseKdLossReference64 } from "../src/kernels/sparse_kd_reference.ts";
+import { sparseKdLossReference64, type SparseKdMode } from "../src/kernels/sparse_kd_reference.ts";
 
 const gpuRt = await createRuntime({ quiet: true });
 const cpuRt = await createRuntime({ cpu: true, quiet: true });
@@ -23,7 +23,13 @@ function rng(seed: number): () => number {
  * A tiny model (logits = x·W) trained one step through the op; its gradient with respect to W must equal
  * xᵀ·G with G the float64 reference's gradient of the mean loss at the same logits.
  */
-async function checkModelGradient(rt: Runtime, mode: SparseKdMode, seed: number, countReads: boolean) {
+async function checkModelGradient(
+  rt: Runtime,
+  mode: SparseKdMode,
+  seed: number,
+  countReads: boolean,
+  teacherAsTensors = false,
+) {
   const rand = rng(seed);
   await useTfjsOnRuntime(rt);
   const kdLoss = await createSparseKdLossOp(rt);
@@ -34,7 +40,9 @@ async function checkModelGradient(rt: Runtime, mode: SparseKdMode, seed: number,
   const ws = Float32Array.from({ length: d * vocab }, () => (rand() - 0.5) * 6);
   const x = tf.tensor2d(xs, [rows, d]);
   const w = tf.variable(tf.tensor2d(ws, [d, vocab]), true, `w_${mode}_${seed}`);
-  const indices = new Uint32Array(rows * k), values = new Float32Array(rows * k), lse = new Float32Array(rows);
+  const indices = new Uint32Array(rows * k),
+    values = new Float32Array(rows * k),
+    lse = new Float32Array(rows);
   for (let r = 0; r < rows; r++) {
     const ids = new Set<number>();
     while (ids.size < k) ids.add(Math.floor(rand() * vocab));
@@ -68,7 +76,15 @@ async function checkModelGradient(rt: Runtime, mode: SparseKdMode, seed: number,
   const before = tf.memory().numTensors;
   let value: tf.Scalar, grads: tf.NamedTensorMap;
   try {
-    ({ value, grads } = tf.variableGrads(() => kdLoss(tf.matMul(x, w) as tf.Tensor2D, teacher, options)));
+    const given = teacherAsTensors
+      ? {
+        ...teacher,
+        indices: tf.tensor2d(new Int32Array(indices.buffer), [rows, k], "int32"),
+        values: tf.tensor2d(values, [rows, k]),
+      }
+      : teacher;
+    ({ value, grads } = tf.variableGrads(() => kdLoss(tf.matMul(x, w) as tf.Tensor2D, given, options)));
+    if (given !== teacher) tf.dispose([given.indices as tf.Tensor, given.values as tf.Tensor]);
   } finally {
     if (backend && orig) Object.assign(backend, orig);
   }
@@ -83,7 +99,10 @@ async function checkModelGradient(rt: Runtime, mode: SparseKdMode, seed: number,
   const active = mask.reduce((a, m) => a + m, 0);
   const ref = sparseKdLossReference64(s, rows, vocab, teacher, { ...options, scale: 1 / active });
   const wantLoss = ref.loss.reduce((a, b) => a + b, 0);
-  assert.ok(Math.abs(lossValue - wantLoss) <= 1e-5 * Math.abs(wantLoss) + 1e-7, `loss ${lossValue} vs ${wantLoss}`);
+  assert.ok(
+    Math.abs(lossValue - wantLoss) <= 1e-5 * Math.abs(wantLoss) + 1e-7,
+    `loss ${lossValue} vs ${wantLoss}`,
+  );
   let max = 0;
   const want = new Float64Array(d * vocab);
   for (let i = 0; i < d; i++) {
@@ -102,7 +121,8 @@ async function checkModelGradient(rt: Runtime, mode: SparseKdMode, seed: number,
 
 for (const mode of ["topk", "renorm", "tail"] as SparseKdMode[]) {
   Deno.test({
-    name: `a tiny tfjs model's gradient through the GPU op equals the reference's (${mode}), with no read-back`,
+    name:
+      `a tiny tfjs model's gradient through the GPU op equals the reference's (${mode}), with no read-back`,
     ignore: gpuRt.device === null,
     fn: async () => {
       const seed = Math.floor(Math.random() * 2 ** 31);
@@ -115,6 +135,22 @@ for (const mode of ["topk", "renorm", "tail"] as SparseKdMode[]) {
     },
   });
 }
+
+Deno.test({
+  name: "the GPU op takes the teacher's ids and logits as tfjs tensors too",
+  ignore: gpuRt.device === null,
+  fn: async () => {
+    const seed = Math.floor(Math.random() * 2 ** 31);
+    try {
+      for (const mode of ["topk", "tail"] as SparseKdMode[]) {
+        await checkModelGradient(gpuRt, mode, seed, true, true);
+      }
+    } catch (e) {
+      console.error(`seed ${seed}`);
+      throw e;
+    }
+  },
+});
 
 Deno.test("the op falls back to the reference on the tfjs cpu backend with the same gradient", async () => {
   const seed = Math.floor(Math.random() * 2 ** 31);

@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { createRuntime } from "../src/gpu/runtime.ts";
 import { sparseKdLoss } from "../src/kernels/sparse_kd.ts";
 import {
-  type SparseKdMode,
-  type SparseKdOptions,
   sparseKdLossReference,
   sparseKdLossReference64,
+  type SparseKdMode,
+  type SparseKdOptions,
   type SparseKdTeacher,
 } from "../src/kernels/sparse_kd_reference.ts";
 import { SparsekdError } from "../src/cli/errors.ts";
@@ -121,7 +121,9 @@ Deno.test({
     for (const mode of MODES) {
       for (let trial = 0; trial < 4; trial++) {
         // Even trials: vocab a multiple of 4 (rows move as vec4); odd trials: an odd vocab (scalar layout).
-        const vocab = trial % 2 === 0 ? 4 * (1 + Math.floor(rand() * 750)) : 1 + 2 * Math.floor(rand() * 1500);
+        const vocab = trial % 2 === 0
+          ? 4 * (1 + Math.floor(rand() * 750))
+          : 1 + 2 * Math.floor(rand() * 1500);
         const k = 1 + Math.floor(rand() * Math.min(vocab, trial === 3 ? 400 : 80));
         const rows = 1 + Math.floor(rand() * 12);
         const T = 0.5 + rand() * 3.5;
@@ -154,76 +156,88 @@ Deno.test({
   }),
 });
 
-Deno.test("the reference equals each KD term computed naively from full-vocabulary softmaxes", withSeed("naive", (rand) => {
-  for (const mode of MODES) {
-    const vocab = 50 + Math.floor(rand() * 200);
-    const k = 1 + Math.floor(rand() * 40);
-    const T = 0.5 + rand() * 3;
-    const c = randomCase(rand, 4, vocab, k, T);
-    const alpha = rand();
-    const labels = Int32Array.from({ length: 4 }, () => Math.floor(rand() * vocab));
-    const got = sparseKdLossReference64(c.s, 4, vocab, c.teacher, { mode, temperature: T, alpha, labels });
-    for (let r = 0; r < 4; r++) {
-      const s = Array.from(c.s.subarray(r * vocab, (r + 1) * vocab));
-      const ls = lse(s.map((x) => x / T));
-      const q = s.map((x) => Math.exp(x / T - ls)); // softmax(s/T) over V
-      const ids = Array.from(c.teacher.indices.subarray(r * k, (r + 1) * k));
-      const zS = ids.map((id) => c.teacherFull[r][id] / T);
-      const lz = c.teacher.logsumexp![r]; // as stored (float32)
-      const pFull = Array.from(c.teacherFull[r], (z) => Math.exp(z / T - lz));
-      let kd = 0;
-      if (mode === "topk") {
-        const pz = zS.map((z) => Math.exp(z - lse(zS)));
-        ids.forEach((id, i) => (kd += pz[i] * Math.log(pz[i] / q[id])));
-      } else if (mode === "renorm") {
-        const pz = zS.map((z) => Math.exp(z - lse(zS)));
-        const QS = ids.reduce((a, id) => a + q[id], 0);
-        ids.forEach((id, i) => (kd += pz[i] * Math.log(pz[i] / (q[id] / QS))));
-      } else {
-        let P = 0, Q = 0;
-        ids.forEach((id) => {
-          kd += pFull[id] * Math.log(pFull[id] / q[id]);
-          P += pFull[id];
-          Q += q[id];
-        });
-        if (1 - P > 0) kd += (1 - P) * Math.log((1 - P) / (1 - Q));
+Deno.test(
+  "the reference equals each KD term computed naively from full-vocabulary softmaxes",
+  withSeed("naive", (rand) => {
+    for (const mode of MODES) {
+      const vocab = 50 + Math.floor(rand() * 200);
+      const k = 1 + Math.floor(rand() * 40);
+      const T = 0.5 + rand() * 3;
+      const c = randomCase(rand, 4, vocab, k, T);
+      const alpha = rand();
+      const labels = Int32Array.from({ length: 4 }, () => Math.floor(rand() * vocab));
+      const got = sparseKdLossReference64(c.s, 4, vocab, c.teacher, { mode, temperature: T, alpha, labels });
+      for (let r = 0; r < 4; r++) {
+        const s = Array.from(c.s.subarray(r * vocab, (r + 1) * vocab));
+        const ls = lse(s.map((x) => x / T));
+        const q = s.map((x) => Math.exp(x / T - ls)); // softmax(s/T) over V
+        const ids = Array.from(c.teacher.indices.subarray(r * k, (r + 1) * k));
+        const zS = ids.map((id) => c.teacherFull[r][id] / T);
+        const lz = c.teacher.logsumexp![r]; // as stored (float32)
+        const pFull = Array.from(c.teacherFull[r], (z) => Math.exp(z / T - lz));
+        let kd = 0;
+        if (mode === "topk") {
+          const pz = zS.map((z) => Math.exp(z - lse(zS)));
+          ids.forEach((id, i) => (kd += pz[i] * Math.log(pz[i] / q[id])));
+        } else if (mode === "renorm") {
+          const pz = zS.map((z) => Math.exp(z - lse(zS)));
+          const QS = ids.reduce((a, id) => a + q[id], 0);
+          ids.forEach((id, i) => (kd += pz[i] * Math.log(pz[i] / (q[id] / QS))));
+        } else {
+          let P = 0, Q = 0;
+          ids.forEach((id) => {
+            kd += pFull[id] * Math.log(pFull[id] / q[id]);
+            P += pFull[id];
+            Q += q[id];
+          });
+          if (1 - P > 0) kd += (1 - P) * Math.log((1 - P) / (1 - Q));
+        }
+        const ce = lse(s) - s[labels[r]];
+        const want = alpha * T * T * kd + (1 - alpha) * ce;
+        assert.ok(
+          Math.abs(got.loss[r] - want) <= 1e-9 * Math.max(1, Math.abs(want)),
+          `${mode}: ${got.loss[r]} vs ${want}`,
+        );
       }
-      const ce = lse(s) - s[labels[r]];
-      const want = alpha * T * T * kd + (1 - alpha) * ce;
-      assert.ok(Math.abs(got.loss[r] - want) <= 1e-9 * Math.max(1, Math.abs(want)), `${mode}: ${got.loss[r]} vs ${want}`);
     }
-  }
-}));
+  }),
+);
 
-Deno.test("the reference gradient matches central finite differences in all three modes", withSeed("fd", (rand) => {
-  for (const mode of MODES) {
-    const vocab = 20 + Math.floor(rand() * 40);
-    const k = 1 + Math.floor(rand() * 10);
-    const T = 0.5 + rand() * 3;
-    const c = randomCase(rand, 2, vocab, k, T, 4);
-    const opts: SparseKdOptions = {
-      mode,
-      temperature: T,
-      alpha: rand(),
-      labels: Int32Array.from([Math.floor(rand() * vocab), c.teacher.indices[k]]), // row 1: label in S
-      scale: Float32Array.from([0.75, 1.5]),
-    };
-    const s = Float64Array.from(c.s);
-    const { grad } = sparseKdLossReference64(s, 2, vocab, c.teacher, opts);
-    const h = 1e-5;
-    for (let i = 0; i < s.length; i++) {
-      const row = Math.floor(i / vocab);
-      const x = s[i];
-      s[i] = x + h;
-      const up = sparseKdLossReference64(s, 2, vocab, c.teacher, opts).loss[row];
-      s[i] = x - h;
-      const down = sparseKdLossReference64(s, 2, vocab, c.teacher, opts).loss[row];
-      s[i] = x;
-      const fd = (up - down) / (2 * h);
-      assert.ok(Math.abs(fd - grad[i]) <= 1e-6 + 1e-5 * Math.abs(fd), `${mode} i=${i}: fd ${fd} vs grad ${grad[i]}`);
+Deno.test(
+  "the reference gradient matches central finite differences in all three modes",
+  withSeed("fd", (rand) => {
+    for (const mode of MODES) {
+      const vocab = 20 + Math.floor(rand() * 40);
+      const k = 1 + Math.floor(rand() * 10);
+      const T = 0.5 + rand() * 3;
+      const c = randomCase(rand, 2, vocab, k, T, 4);
+      const opts: SparseKdOptions = {
+        mode,
+        temperature: T,
+        alpha: rand(),
+        labels: Int32Array.from([Math.floor(rand() * vocab), c.teacher.indices[k]]), // row 1: label in S
+        scale: Float32Array.from([0.75, 1.5]),
+      };
+      const s = Float64Array.from(c.s);
+      const { grad } = sparseKdLossReference64(s, 2, vocab, c.teacher, opts);
+      const h = 1e-5;
+      for (let i = 0; i < s.length; i++) {
+        const row = Math.floor(i / vocab);
+        const x = s[i];
+        s[i] = x + h;
+        const up = sparseKdLossReference64(s, 2, vocab, c.teacher, opts).loss[row];
+        s[i] = x - h;
+        const down = sparseKdLossReference64(s, 2, vocab, c.teacher, opts).loss[row];
+        s[i] = x;
+        const fd = (up - down) / (2 * h);
+        assert.ok(
+          Math.abs(fd - grad[i]) <= 1e-6 + 1e-5 * Math.abs(fd),
+          `${mode} i=${i}: fd ${fd} vs grad ${grad[i]}`,
+        );
+      }
     }
-  }
-}));
+  }),
+);
 
 Deno.test({
   name: "tail mode stays accurate when the top-k hold nearly all of both distributions' mass",
@@ -245,7 +259,10 @@ Deno.test({
     const got = await sparseKdLoss(rt, c.s, rows, vocab, c.teacher, opts);
     const want = sparseKdLossReference(c.s, rows, vocab, c.teacher, opts);
     for (let r = 0; r < rows; r++) {
-      assert.ok(Number.isFinite(got.loss[r]) && want.loss[r] > 0, `row ${r}: ${got.loss[r]} vs ${want.loss[r]}`);
+      assert.ok(
+        Number.isFinite(got.loss[r]) && want.loss[r] > 0,
+        `row ${r}: ${got.loss[r]} vs ${want.loss[r]}`,
+      );
     }
     // The loss is a small KL here: compare against the tail term's own scale rather than 1.
     for (let r = 0; r < rows; r++) {
@@ -271,34 +288,37 @@ Deno.test({
   }),
 });
 
-Deno.test("masked rows contribute neither loss nor gradient, whatever their data", withSeed("mask", async (rand) => {
-  const vocab = 700, k = 32, rows = 6;
-  for (const mode of MODES) {
-    const c = randomCase(rand, rows, vocab, k, 2);
-    const mask = Uint8Array.from([1, 0, 1, 0, 0, 1]);
-    const labels = Int32Array.from({ length: rows }, (_, r) => (mask[r] ? Math.floor(rand() * vocab) : -1));
-    for (let r = 0; r < rows; r++) {
-      if (mask[r]) continue;
-      c.teacher.values.fill(NaN, r * k, (r + 1) * k);
-      c.teacher.indices.fill(vocab + 5, r * k, (r + 1) * k); // out of range: must not matter when masked
-      c.teacher.logsumexp![r] = NaN;
-    }
-    const opts: SparseKdOptions = { mode, temperature: 2, alpha: 0.5, labels, mask };
-    for (const run of [() => sparseKdLoss(rt, c.s, rows, vocab, c.teacher, opts)]) {
-      const { loss, grad } = await run();
-      const ref = sparseKdLossReference(c.s, rows, vocab, c.teacher, opts);
+Deno.test(
+  "masked rows contribute neither loss nor gradient, whatever their data",
+  withSeed("mask", async (rand) => {
+    const vocab = 700, k = 32, rows = 6;
+    for (const mode of MODES) {
+      const c = randomCase(rand, rows, vocab, k, 2);
+      const mask = Uint8Array.from([1, 0, 1, 0, 0, 1]);
+      const labels = Int32Array.from({ length: rows }, (_, r) => (mask[r] ? Math.floor(rand() * vocab) : -1));
       for (let r = 0; r < rows; r++) {
-        if (mask[r]) {
-          assert.ok(loss[r] > 0 && ref.loss[r] > 0);
-          continue;
+        if (mask[r]) continue;
+        c.teacher.values.fill(NaN, r * k, (r + 1) * k);
+        c.teacher.indices.fill(vocab + 5, r * k, (r + 1) * k); // out of range: must not matter when masked
+        c.teacher.logsumexp![r] = NaN;
+      }
+      const opts: SparseKdOptions = { mode, temperature: 2, alpha: 0.5, labels, mask };
+      for (const run of [() => sparseKdLoss(rt, c.s, rows, vocab, c.teacher, opts)]) {
+        const { loss, grad } = await run();
+        const ref = sparseKdLossReference(c.s, rows, vocab, c.teacher, opts);
+        for (let r = 0; r < rows; r++) {
+          if (mask[r]) {
+            assert.ok(loss[r] > 0 && ref.loss[r] > 0);
+            continue;
+          }
+          assert.equal(loss[r], 0);
+          assert.equal(ref.loss[r], 0);
+          assert.ok(grad.subarray(r * vocab, (r + 1) * vocab).every((g) => g === 0), `${mode} row ${r}`);
         }
-        assert.equal(loss[r], 0);
-        assert.equal(ref.loss[r], 0);
-        assert.ok(grad.subarray(r * vocab, (r + 1) * vocab).every((g) => g === 0), `${mode} row ${r}`);
       }
     }
-  }
-}));
+  }),
+);
 
 Deno.test("bad input to the sparse-KD loss is a one-line SparsekdError", async () => {
   const vocab = 10, rows = 2, k = 2;
@@ -312,21 +332,53 @@ Deno.test("bad input to the sparse-KD loss is a one-line SparsekdError", async (
   const base: SparseKdOptions = { mode: "topk", temperature: 1 };
   const cases: [string, () => Promise<unknown>, RegExp][] = [
     ["alpha > 1", () => sparseKdLoss(rt, s, rows, vocab, t(), { ...base, alpha: 1.5 }), /alpha/],
-    ["alpha < 0", () => sparseKdLoss(rt, s, rows, vocab, t(), { ...base, alpha: -0.1, labels: new Int32Array(2) }), /alpha/],
+    [
+      "alpha < 0",
+      () => sparseKdLoss(rt, s, rows, vocab, t(), { ...base, alpha: -0.1, labels: new Int32Array(2) }),
+      /alpha/,
+    ],
     ["T = 0", () => sparseKdLoss(rt, s, rows, vocab, t(), { ...base, temperature: 0 }), /temperature/],
     ["T < 0", () => sparseKdLoss(rt, s, rows, vocab, t(), { ...base, temperature: -2 }), /temperature/],
-    ["tail without lse", () => sparseKdLoss(rt, s, rows, vocab, t(), { ...base, mode: "tail" }), /--lse-temperatures/],
+    [
+      "tail without lse",
+      () => sparseKdLoss(rt, s, rows, vocab, t(), { ...base, mode: "tail" }),
+      /--lse-temperatures/,
+    ],
     ["labels missing", () => sparseKdLoss(rt, s, rows, vocab, t(), { ...base, alpha: 0.5 }), /labels/],
-    ["labels length", () => sparseKdLoss(rt, s, rows, vocab, t(), { ...base, alpha: 0.5, labels: new Int32Array(3) }), /labels/],
-    ["label >= vocab", () =>
-      sparseKdLoss(rt, s, rows, vocab, t(), { ...base, alpha: 0.5, labels: Int32Array.from([0, vocab]) }), /label 10/],
-    ["index >= vocab", () => sparseKdLoss(rt, s, rows, vocab, t({ indices: Uint32Array.from([1, 2, 3, 10]) }), base), /index 10/],
-    ["duplicate index", () => sparseKdLoss(rt, s, rows, vocab, t({ indices: Uint32Array.from([1, 1, 3, 4]) }), base), /twice/],
+    [
+      "labels length",
+      () => sparseKdLoss(rt, s, rows, vocab, t(), { ...base, alpha: 0.5, labels: new Int32Array(3) }),
+      /labels/,
+    ],
+    [
+      "label >= vocab",
+      () =>
+        sparseKdLoss(rt, s, rows, vocab, t(), { ...base, alpha: 0.5, labels: Int32Array.from([0, vocab]) }),
+      /label 10/,
+    ],
+    [
+      "index >= vocab",
+      () => sparseKdLoss(rt, s, rows, vocab, t({ indices: Uint32Array.from([1, 2, 3, 10]) }), base),
+      /index 10/,
+    ],
+    [
+      "duplicate index",
+      () => sparseKdLoss(rt, s, rows, vocab, t({ indices: Uint32Array.from([1, 1, 3, 4]) }), base),
+      /twice/,
+    ],
     ["k mismatch", () => sparseKdLoss(rt, s, rows, vocab, t({ k: 3 }), base), /k mismatch/],
     ["logits length", () => sparseKdLoss(rt, s.subarray(1), rows, vocab, t(), base), /student logits/],
-    ["mask length", () => sparseKdLoss(rt, s, rows, vocab, t(), { ...base, mask: new Uint8Array(1) }), /mask/],
-    ["lse length", () =>
-      sparseKdLoss(rt, s, rows, vocab, t({ logsumexp: new Float32Array(1) }), { ...base, mode: "tail" }), /logsumexp/],
+    [
+      "mask length",
+      () => sparseKdLoss(rt, s, rows, vocab, t(), { ...base, mask: new Uint8Array(1) }),
+      /mask/,
+    ],
+    [
+      "lse length",
+      () =>
+        sparseKdLoss(rt, s, rows, vocab, t({ logsumexp: new Float32Array(1) }), { ...base, mode: "tail" }),
+      /logsumexp/,
+    ],
   ];
   for (const [name, run, pattern] of cases) {
     await assert.rejects(run, (e: unknown) => {

@@ -4,11 +4,13 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { Runtime } from "../gpu/runtime.ts";
+import { createRuntime, type Runtime } from "../gpu/runtime.ts";
 import { flushTfjs, tfjsGpuBackend, useTfjsOnRuntime } from "../gpu/tfjs_backend.ts";
 import { encodeSparseKdSync, packRowInfo, prepareSparseKd } from "../kernels/sparse_kd.ts";
 import { checkSparseKd, type SparseKdMode } from "../kernels/sparse_kd_reference.ts";
-import { median, streamReadRoofline } from "./stream_read.ts";
+import { SparsekdError } from "../cli/errors.ts";
+import { fmt, formatTable, timeAsync, writeResults } from "./harness.ts";
+import { streamReader } from "./topk.ts";
 
 /** Options of {@linkcode benchSparseKd}. */
 export interface SparseKdBenchOptions {
@@ -50,17 +52,12 @@ export interface SparseKdBenchRow {
   speedupVsTfjs: number | null;
 }
 
-async function time(device: GPUDevice, run: () => void, iterations: number): Promise<number> {
-  const once = async () => {
-    const t0 = performance.now();
+async function time(device: GPUDevice, run: () => void, reps: number): Promise<number> {
+  const t = await timeAsync(async () => {
     run();
     await device.queue.onSubmittedWorkDone();
-    return (performance.now() - t0) / 1000;
-  };
-  await once(); // warm-up (compiles, allocates)
-  const times: number[] = [];
-  for (let i = 0; i < iterations; i++) times.push(await once());
-  return median(times);
+  }, { reps, budgetMs: 20_000 });
+  return t.medianMs / 1e3;
 }
 
 /**
@@ -69,10 +66,13 @@ async function time(device: GPUDevice, run: () => void, iterations: number): Pro
  * @example
  * ```ts
  * const rt = await createRuntime();
- * for (const r of await benchSparseKd(rt, { shapes: [[64, 32000]] })) console.log(formatSparseKdRow(r));
+ * const rows = await runSparseKdBench(rt, { shapes: [[64, 32000]], modes: ["topk"] });
  * ```
  */
-export async function benchSparseKd(rt: Runtime, options: SparseKdBenchOptions = {}): Promise<SparseKdBenchRow[]> {
+export async function runSparseKdBench(
+  rt: Runtime,
+  options: SparseKdBenchOptions = {},
+): Promise<SparseKdBenchRow[]> {
   const device = rt.device;
   if (!device) throw new Error("the sparse-kd benchmark needs a WebGPU adapter");
   const shapes = options.shapes ?? [[1024, 32000], [256, 131072]];
@@ -114,7 +114,9 @@ export async function benchSparseKd(rt: Runtime, options: SparseKdBenchOptions =
     const vals = device.createBuffer({ size: rows * k * 4, usage });
     device.queue.writeBuffer(ids, 0, indices);
     device.queue.writeBuffer(vals, 0, values);
-    const roof = await streamReadRoofline(rt, logits, n * 4, iterations);
+    const read = await streamReader(rt, logits, n * 4);
+    const roofSeconds = (await timeAsync(read, { reps: iterations, budgetMs: 20_000 })).medianMs / 1e3;
+    const roofGbPerSecond = (n * 4) / roofSeconds / 1e9;
     for (const mode of modes) {
       const teacher = { indices, values, k, logsumexp: lse };
       const c = checkSparseKd(null, rows, vocab, teacher, { mode, temperature: T, alpha, labels });
@@ -141,7 +143,19 @@ export async function benchSparseKd(rt: Runtime, options: SparseKdBenchOptions =
       }, iterations);
       rowInfo.destroy();
       const tfjsSeconds = tfjsIterations > 0
-        ? await timeTfjs(device, backend, logits, rows, vocab, teacher, mode, T, alpha, labels, tfjsIterations)
+        ? await timeTfjs(
+          device,
+          backend,
+          logits,
+          rows,
+          vocab,
+          teacher,
+          mode,
+          T,
+          alpha,
+          labels,
+          tfjsIterations,
+        )
         : null;
       const bytes = 3 * n * 4;
       const gbPerSecond = bytes / seconds / 1e9;
@@ -153,8 +167,8 @@ export async function benchSparseKd(rt: Runtime, options: SparseKdBenchOptions =
         seconds,
         bytes,
         gbPerSecond,
-        rooflineGbPerSecond: roof.gbPerSecond,
-        rooflineFraction: gbPerSecond / roof.gbPerSecond,
+        rooflineGbPerSecond: roofGbPerSecond,
+        rooflineFraction: gbPerSecond / roofGbPerSecond,
         tfjsSeconds,
         speedupVsTfjs: tfjsSeconds === null ? null : tfjsSeconds / seconds,
       });
@@ -188,7 +202,8 @@ async function timeTfjs(
   const lz = tf.tensor2d(teacher.logsumexp, [rows, 1]);
   const f = (s: tf.Tensor) => {
     const u = tf.div(s, T);
-    const gatherS = (x: tf.Tensor) => tf.reshape(tf.gather(tf.reshape(x, [rows * vocab]), flatIds), [rows, k]);
+    const gatherS = (x: tf.Tensor) =>
+      tf.reshape(tf.gather(tf.reshape(x, [rows * vocab]), flatIds), [rows, k]);
     let kd: tf.Tensor;
     if (mode === "topk") {
       const logp = tf.logSoftmax(zT);
@@ -218,26 +233,83 @@ async function timeTfjs(
   return seconds;
 }
 
+function parseShapes(v: string): [number, number][] {
+  return v.split(",").map((p) => {
+    const m = /^(\d+)x(\d+)$/.exec(p.trim());
+    if (!m) throw new SparsekdError(`--shapes wants ROWSxVOCAB[,ROWSxVOCAB...] (got ${JSON.stringify(p)})`);
+    return [Number(m[1]), Number(m[2])];
+  });
+}
+
 /**
- * One markdown table line for a benchmark row (see {@linkcode SPARSE_KD_TABLE_HEADER}).
+ * `deno task bench sparse-kd [--shapes 1024x32000,256x131072] [--modes topk,renorm,tail] [--reps 5]
+ * [--tfjs-reps 2]`: runs the benchmark on the default adapter, prints the table and writes
+ * `bench/results/sparse-kd-*.json`.
  *
  * @example
  * ```ts
- * console.log(SPARSE_KD_TABLE_HEADER);
- * for (const r of rows) console.log(formatSparseKdRow(r));
+ * await benchSparseKd(["--shapes", "64x32000", "--modes", "topk"]);
  * ```
  */
-export function formatSparseKdRow(r: SparseKdBenchRow): string {
-  const f = (x: number, d = 2) => x.toFixed(d);
-  return `| ${r.mode} | ${r.rows} × ${r.vocab} | ${r.k} | ${f(r.seconds * 1e3, 1)} | ${f(r.gbPerSecond)} | ${
-    f(r.rooflineGbPerSecond)
-  } | ${f(r.rooflineFraction * 100, 0)}% | ${r.tfjsSeconds === null ? "–" : f(r.tfjsSeconds * 1e3, 0)} | ${
-    r.speedupVsTfjs === null ? "–" : f(r.speedupVsTfjs, 1) + "×"
-  } |`;
+export async function benchSparseKd(args: string[] = []): Promise<void> {
+  const options: SparseKdBenchOptions = {};
+  for (let i = 0; i < args.length; i += 2) {
+    const [flag, v] = [args[i], args[i + 1]];
+    if (v === undefined) throw new SparsekdError(`${flag} needs a value`);
+    if (flag === "--shapes") options.shapes = parseShapes(v);
+    else if (flag === "--modes") {
+      options.modes = v.split(",").map((m) => {
+        if (m !== "topk" && m !== "renorm" && m !== "tail") {
+          throw new SparsekdError(`--modes takes topk, renorm, tail (got ${JSON.stringify(m)})`);
+        }
+        return m;
+      });
+    } else if (flag === "--reps" || flag === "--tfjs-reps") {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0) throw new SparsekdError(`${flag} wants a whole number (got ${v})`);
+      if (flag === "--reps") options.iterations = Math.max(1, n);
+      else options.tfjsIterations = n;
+    } else throw new SparsekdError(`unknown flag ${flag} (flags: --shapes, --modes, --reps, --tfjs-reps)`);
+  }
+  const rt = await createRuntime();
+  if (!rt.device) {
+    throw new SparsekdError("deno task bench sparse-kd needs a WebGPU adapter (none was found)");
+  }
+  const rows = await runSparseKdBench(rt, options);
+  console.log(`adapter: ${rt.adapter!.description}`);
+  console.log(formatTable(
+    [
+      "mode",
+      "rows x vocab",
+      "k",
+      "kernel ms",
+      "GB/s (2R+1W)",
+      "read roofline GB/s",
+      "% of roofline",
+      "tfjs ms",
+      "x tfjs",
+    ],
+    rows.map((r) => [
+      r.mode,
+      `${r.rows} x ${r.vocab}`,
+      r.k,
+      fmt(r.seconds * 1e3),
+      fmt(r.gbPerSecond),
+      fmt(r.rooflineGbPerSecond),
+      fmt(100 * r.rooflineFraction),
+      r.tfjsSeconds === null ? "-" : fmt(r.tfjsSeconds * 1e3),
+      r.speedupVsTfjs === null ? "-" : fmt(r.speedupVsTfjs),
+    ]),
+  ));
+  const path = await writeResults("sparse-kd", {
+    date: new Date().toISOString(),
+    adapter: rt.adapter,
+    backend: Deno.env.get("DENO_WEBGPU_BACKEND") ?? null,
+    note: "medians; kernel = fused forward+backward (logits already on the GPU), bytes = 2 reads + 1 write " +
+      "of the logits; roofline = shaders/stream_read.wgsl over the logits; tfjs = the same loss and gradient " +
+      "from tfjs ops (tf.valueAndGrad) on tfjs-backend-webgpu on the same device",
+    rows,
+  });
+  console.log(`written: ${path}`);
+  rt.destroy();
 }
-
-/** The header of the markdown table {@linkcode formatSparseKdRow} writes lines of. */
-export const SPARSE_KD_TABLE_HEADER = [
-  "| mode | rows × V | K | kernel ms | GB/s (3 passes) | read roofline GB/s | of roofline | tfjs ms | speed-up |",
-  "|---|---|---|---|---|---|---|---|---|",
-].join("\n");

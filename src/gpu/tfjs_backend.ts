@@ -75,7 +75,9 @@ export function tensorGpuBuffer(backend: WebGPUBackend, t: tf.TensorInfo): GPUBu
   backend.uploadToGPU(t.dataId);
   const data = backend.tensorMap.get(t.dataId) as TensorDataLike;
   const resource = data.resource;
-  if (!(resource instanceof GPUBuffer)) throw new Error("tensor is not held in a GPUBuffer on the webgpu backend");
+  if (!(resource instanceof GPUBuffer)) {
+    throw new Error("tensor is not held in a GPUBuffer on the webgpu backend");
+  }
   flushTfjs(backend);
   return resource;
 }

@@ -9,14 +9,19 @@ import { readBack } from "../gpu/readback.ts";
 import {
   type CheckedSparseKd,
   checkSparseKd,
+  sparseKdLossReference,
   type SparseKdMode,
   type SparseKdOptions,
   type SparseKdResult,
   type SparseKdTeacher,
-  sparseKdLossReference,
 } from "./sparse_kd_reference.ts";
 
-export type { SparseKdMode, SparseKdOptions, SparseKdResult, SparseKdTeacher } from "./sparse_kd_reference.ts";
+export type {
+  SparseKdMode,
+  SparseKdOptions,
+  SparseKdResult,
+  SparseKdTeacher,
+} from "./sparse_kd_reference.ts";
 
 const WG = 256;
 const MODES: Record<SparseKdMode, number> = { topk: 0, renorm: 1, tail: 2 };
@@ -70,7 +75,6 @@ export function packRowInfo(c: CheckedSparseKd): ArrayBuffer {
 /** The compiled kernels, by mode and row layout (see {@linkcode prepareSparseKd}). */
 export type SparseKdPipelines = Record<`${SparseKdMode}:${"vec4" | "scalar"}`, GPUComputePipeline>;
 
-
 /**
  * Compiles (once per runtime, cached) the kernel for the three modes, in its two row layouts (vec4 when the
  * vocabulary is a multiple of 4, scalar otherwise).
@@ -84,14 +88,24 @@ export async function prepareSparseKd(rt: Runtime): Promise<SparseKdPipelines> {
   const out = {} as SparseKdPipelines;
   for (const mode of Object.keys(MODES) as SparseKdMode[]) {
     for (const layout of ["vec4", "scalar"] as const) {
-      const helpers = await loadShader(`sparse_kd_${layout}.wgsl`);
-      out[`${mode}:${layout}`] = await rt.pipeline(`sparse_kd:${mode}:${layout}`, "sparse_kd.wgsl", {
-        prelude: `const WG: u32 = ${WG}u;\nconst MODE: u32 = ${MODES[mode]}u;\n${helpers}\n`,
-      });
+      out[`${mode}:${layout}`] = await pipelineFor(rt, mode, layout);
     }
   }
   return out;
 }
+
+async function pipelineFor(
+  rt: Runtime,
+  mode: SparseKdMode,
+  layout: "vec4" | "scalar",
+): Promise<GPUComputePipeline> {
+  const helpers = await loadShader(`sparse_kd_${layout}.wgsl`);
+  return await rt.pipeline(`sparse_kd:${mode}:${layout}`, "sparse_kd.wgsl", {
+    prelude: `const WG: u32 = ${WG}u;\nconst MODE: u32 = ${MODES[mode]}u;\n${helpers}\n`,
+  });
+}
+
+const layoutOf = (vocab: number) => (vocab % 4 === 0 ? "vec4" : "scalar");
 
 /**
  * Records the fused sparse-KD kernel into `encoder` (one compute pass, one workgroup per row), with
@@ -110,12 +124,13 @@ export async function prepareSparseKd(rt: Runtime): Promise<SparseKdPipelines> {
  */
 export function encodeSparseKdSync(
   device: GPUDevice,
-  pipelines: SparseKdPipelines,
+  pipelines: Partial<SparseKdPipelines>,
   encoder: GPUCommandEncoder,
   a: SparseKdGpuArgs,
 ): () => void {
   if (a.rows === 0) return () => {};
-  const pipeline = pipelines[`${a.mode}:${a.vocab % 4 === 0 ? "vec4" : "scalar"}`];
+  const pipeline = pipelines[`${a.mode}:${layoutOf(a.vocab)}`];
+  if (!pipeline) throw new Error(`sparse-KD kernel ${a.mode}:${layoutOf(a.vocab)} was not prepared`);
   const maxX = device.limits.maxComputeWorkgroupsPerDimension;
   const nx = Math.min(a.rows, maxX);
   const ny = Math.ceil(a.rows / nx);
@@ -148,7 +163,7 @@ export function encodeSparseKdSync(
 }
 
 /**
- * {@linkcode encodeSparseKdSync} that compiles the kernels first if needed.
+ * {@linkcode encodeSparseKdSync} that compiles (once) the one kernel variant it needs first.
  *
  * @example
  * ```ts
@@ -165,7 +180,13 @@ export async function encodeSparseKd(
   a: SparseKdGpuArgs,
 ): Promise<() => void> {
   if (!rt.device) throw new Error("encodeSparseKd needs a GPU runtime");
-  return encodeSparseKdSync(rt.device, await prepareSparseKd(rt), encoder, a);
+  const key = `${a.mode}:${layoutOf(a.vocab)}` as const;
+  return encodeSparseKdSync(
+    rt.device,
+    { [key]: await pipelineFor(rt, a.mode, layoutOf(a.vocab)) },
+    encoder,
+    a,
+  );
 }
 
 /**
@@ -212,7 +233,13 @@ export async function sparseKdLoss(
       grad: mk(n * vocab * 4, GPUBufferUsage.COPY_SRC),
       loss: mk(n * 4, GPUBufferUsage.COPY_SRC),
     };
-    device.queue.writeBuffer(bufs.logits, 0, studentLogits as Float32Array<ArrayBuffer>, r0 * vocab, n * vocab);
+    device.queue.writeBuffer(
+      bufs.logits,
+      0,
+      studentLogits as Float32Array<ArrayBuffer>,
+      r0 * vocab,
+      n * vocab,
+    );
     device.queue.writeBuffer(bufs.ids, 0, teacher.indices as Uint32Array<ArrayBuffer>, r0 * k, n * k);
     device.queue.writeBuffer(bufs.values, 0, teacher.values as Float32Array<ArrayBuffer>, r0 * k, n * k);
     device.queue.writeBuffer(bufs.rowInfo, 0, rowInfo, r0 * 16, n * 16);

@@ -89,14 +89,18 @@ export function checkSparseKd(
   const T = options.temperature;
   if (!(typeof T === "number" && Number.isFinite(T) && T > 0)) fail(`temperature must be > 0 (got ${T})`);
   const alpha = options.alpha ?? 1;
-  if (!(typeof alpha === "number" && alpha >= 0 && alpha <= 1)) fail(`alpha must be in [0, 1] (got ${alpha})`);
+  if (!(typeof alpha === "number" && alpha >= 0 && alpha <= 1)) {
+    fail(`alpha must be in [0, 1] (got ${alpha})`);
+  }
   const k = teacher.k;
   if (!Number.isInteger(k) || k < 1 || k > vocab) fail(`k must be between 1 and vocab=${vocab} (got ${k})`);
   if (studentLogits && studentLogits.length !== rows * vocab) {
     fail(`student logits have ${studentLogits.length} values, expected rows*vocab = ${rows * vocab}`);
   }
   if (teacher.indices.length !== rows * k) {
-    fail(`teacher indices have ${teacher.indices.length} values, expected rows*k = ${rows * k} (k mismatch?)`);
+    fail(
+      `teacher indices have ${teacher.indices.length} values, expected rows*k = ${rows * k} (k mismatch?)`,
+    );
   }
   if (teacher.values.length !== rows * k) {
     fail(`teacher values have ${teacher.values.length} values, expected rows*k = ${rows * k} (k mismatch?)`);

@@ -177,7 +177,8 @@ export function createGpt(config: GptConfig, seed = 0, init = true): Gpt {
           x = tf.add(x, tf.add(tf.matMul(hidden, w(p + "mlp.w2")), w(p + "mlp.b2")));
         }
         const f = layerNorm(x, "lnf");
-        return c.tiedEmbeddings ? tf.matMul(f, w("wte"), false, true) : tf.matMul(f, w("head"));
+        // An explicit transpose and a plain matmul is faster than a transposed-B matmul on tfjs-webgpu.
+        return c.tiedEmbeddings ? tf.matMul(f, tf.transpose(w("wte"))) : tf.matMul(f, w("head"));
       });
     },
     parameterCount() {
@@ -191,6 +192,25 @@ export function createGpt(config: GptConfig, seed = 0, init = true): Gpt {
       masks.clear();
     },
   };
+}
+
+/**
+ * On a software adapter (llvmpipe, lavapipe, …) makes tfjs-webgpu use its packed matmul program for every
+ * shape: the programs it otherwise picks for small outputs or a split K are several times slower there.
+ * Does nothing on other adapters or backends.
+ *
+ * @example
+ * ```ts
+ * tuneTfjsForAdapter(rt);
+ * ```
+ */
+export function tuneTfjsForAdapter(rt: { adapter: { software: boolean } | null }): void {
+  if (!rt.adapter?.software) return;
+  try {
+    tf.env().set("WEBGPU_MATMUL_PROGRAM_TYPE", 3);
+  } catch {
+    // the flag is registered by tfjs-backend-webgpu; without it there is nothing to tune
+  }
 }
 
 let counter = 0;

@@ -425,14 +425,14 @@ export class GcsStore implements ObjectStore {
     const failure = (err: unknown) =>
       statusOf(err) === 404
         ? new SparsekdError(`${where} does not exist`, { cause: err })
-        : statusOf(err) === 416
-        ? new SparsekdError(`cannot read ${where}: bytes ${start}… are past its end`, { cause: err })
         : new SparsekdError(`cannot read ${where}: ${describe(err)}`, { cause: err });
     let first: IteratorResult<Uint8Array>;
     try {
       first = await it.next(); // starts the request, so that a missing object fails here
     } catch (err) {
       node.destroy();
+      // A range that starts past the end reads as empty, as it does from a local file.
+      if (statusOf(err) === 416) return new ReadableStream<Uint8Array>({ start: (c) => c.close() });
       throw failure(err);
     }
     let pending: IteratorResult<Uint8Array> | null = first;

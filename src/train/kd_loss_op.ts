@@ -10,8 +10,8 @@ import { emptyGpuTensor, flushTfjs, tensorGpuBuffer, tfjsGpuBackend } from "../g
 import { encodeSparseKdSync, packRowInfo, prepareSparseKd } from "../kernels/sparse_kd.ts";
 import {
   checkSparseKd,
-  type SparseKdMode,
   sparseKdLossReference,
+  type SparseKdMode,
   type SparseKdTeacher,
 } from "../kernels/sparse_kd_reference.ts";
 import { SparsekdError } from "../cli/errors.ts";
@@ -73,13 +73,17 @@ const asU32 = (t: Uint32Array | tf.Tensor): Uint32Array | null => (t instanceof 
 export async function createSparseKdLossOp(rt: Runtime): Promise<SparseKdLossOp> {
   const pipelines = rt.device ? await prepareSparseKd(rt) : null;
   return (logits, teacher, options) => {
-    if (logits.rank !== 2) throw new SparsekdError(`sparse-KD loss: logits must be 2-D (got rank ${logits.rank})`);
+    if (logits.rank !== 2) {
+      throw new SparsekdError(`sparse-KD loss: logits must be 2-D (got rank ${logits.rank})`);
+    }
     const [rows, vocab] = logits.shape;
     const idArray = asU32(teacher.indices);
     const valArray = teacher.values instanceof Float32Array ? teacher.values : null;
     for (const [name, t] of [["indices", teacher.indices], ["values", teacher.values]] as const) {
       if (t instanceof tf.Tensor && t.size !== rows * teacher.k) {
-        throw new SparsekdError(`sparse-KD loss: teacher ${name} have ${t.size} values, expected rows*k (k mismatch?)`);
+        throw new SparsekdError(
+          `sparse-KD loss: teacher ${name} have ${t.size} values, expected rows*k (k mismatch?)`,
+        );
       }
     }
     // Checks everything it can see: with tensors for the teacher, ids are not range-checked (that would
@@ -148,8 +152,10 @@ export async function createSparseKdLossOp(rt: Runtime): Promise<SparseKdLossOp>
         const s = input.dataSync() as Float32Array;
         const t2: SparseKdTeacher = {
           ...checkTeacher,
-          indices: idArray ?? Uint32Array.from(teacher.indices instanceof tf.Tensor ? teacher.indices.dataSync() : []),
-          values: valArray ?? Float32Array.from(teacher.values instanceof tf.Tensor ? teacher.values.dataSync() : []),
+          indices: idArray ??
+            Uint32Array.from(teacher.indices instanceof tf.Tensor ? teacher.indices.dataSync() : []),
+          values: valArray ??
+            Float32Array.from(teacher.values instanceof tf.Tensor ? teacher.values.dataSync() : []),
         };
         const r = sparseKdLossReference(Float32Array.from(s), rows, vocab, t2, opts);
         grad = tf.tensor2d(r.grad, [rows, vocab]);

@@ -11,7 +11,7 @@ import { SparsekdError } from "../cli/errors.ts";
 import { createProgress } from "../cli/progress.ts";
 import type { Runtime } from "../gpu/runtime.ts";
 import { checkpointDir, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainState } from "../model/checkpoint.ts";
-import { createGpt, type Gpt, type GptConfig } from "../model/gpt.ts";
+import { createGpt, type Gpt, type GptConfig, tuneTfjsForAdapter } from "../model/gpt.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { createAdamW } from "./adamw.ts";
 import { prefetchBatches, type RecordSource, shuffledRecords } from "./batches.ts";
@@ -147,6 +147,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     ...o.identity,
   };
 
+  tuneTfjsForAdapter(o.rt);
   const model = createGpt(o.model, o.seed);
   const opt = createAdamW(model.weights, { weightDecay: o.weightDecay, clipNorm: o.clipNorm });
   let position = 0;
