@@ -62,7 +62,8 @@ export interface CheckedSparseKd {
 
 /**
  * Checks the inputs of the sparse-KD loss and fills in defaults; bad input is a one-line
- * {@linkcode SparsekdError}.
+ * {@linkcode SparsekdError}. `checkIds = false` skips the range and distinctness checks of the teacher's
+ * ids (for ids that live on the GPU; their count is still checked).
  *
  * @example
  * ```ts
@@ -76,6 +77,7 @@ export function checkSparseKd(
   vocab: number,
   teacher: SparseKdTeacher,
   options: SparseKdOptions,
+  checkIds = true,
 ): CheckedSparseKd {
   const fail = (m: string): never => {
     throw new SparsekdError(`sparse-KD loss: ${m}`);
@@ -137,6 +139,7 @@ export function checkSparseKd(
       if (!(y >= 0 && y < vocab)) fail(`label ${y} at row ${r} is outside the vocabulary [0, ${vocab})`);
       labels[r] = y;
     }
+    if (!checkIds) continue;
     seen.clear();
     for (let i = r * k; i < (r + 1) * k; i++) {
       const id = teacher.indices[i];

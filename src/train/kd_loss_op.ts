@@ -99,7 +99,7 @@ export async function createSparseKdLossOp(rt: Runtime): Promise<SparseKdLossOp>
     const reduction = options.reduction ?? "mean";
     const scale = (options.scale ?? 1) / (reduction === "mean" ? Math.max(1, active) : 1);
     const opts = { ...options, scale };
-    const c = checkSparseKd(null, rows, vocab, checkTeacher, opts);
+    const c = checkSparseKd(null, rows, vocab, checkTeacher, opts, idArray !== null);
     const backend = rt.device ? tfjsGpuBackend(rt.device) : null;
 
     const f = tf.customGrad((x, save) => {
