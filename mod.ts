@@ -150,3 +150,31 @@ export {
   tfjsGpuBackend,
   useTfjsOnRuntime,
 } from "./src/gpu/tfjs_backend.ts";
+export { createGpt, gptWeightShapes, tuneTfjsForAdapter, validateGptConfig } from "./src/model/gpt.ts";
+export type { Gpt, GptConfig } from "./src/model/gpt.ts";
+export {
+  checkpointDir,
+  latestCheckpoint,
+  loadCheckpoint,
+  loadModel,
+  saveCheckpoint,
+  saveModel,
+} from "./src/model/checkpoint.ts";
+export type { ModelJson, TrainState, WeightEntry } from "./src/model/checkpoint.ts";
+export { createRng, hashSeed } from "./src/model/rng.ts";
+export type { Rng } from "./src/model/rng.ts";
+export { createAdamW } from "./src/train/adamw.ts";
+export type { AdamW, AdamWOptions } from "./src/train/adamw.ts";
+export { learningRate } from "./src/train/schedule.ts";
+export type { LrSchedule } from "./src/train/schedule.ts";
+export { crossEntropy, nextTokenTargets } from "./src/train/ce_loss.ts";
+export { prefetchBatches, shuffledRecords, tokenRecords, windowPermutation } from "./src/train/batches.ts";
+export type { RecordSource } from "./src/train/batches.ts";
+export { evaluate } from "./src/train/evaluate.ts";
+export type { EvalResult } from "./src/train/evaluate.ts";
+export { train } from "./src/train/trainer.ts";
+export type { TrainMode, TrainOptions, TrainRecord, TrainResult } from "./src/train/trainer.ts";
+export { trainCommand } from "./src/train/train_command.ts";
+export { createDemoTeacher } from "./src/teacher/builtin.ts";
+export { createProgress } from "./src/cli/progress.ts";
+export type { Progress, ProgressOptions } from "./src/cli/progress.ts";

@@ -29,7 +29,8 @@ struct Params {
 
 struct RowInfo {
   label: i32,
-  lz: f32,
+  tlz_hi: f32, // T·Lz(T) = tlz_hi + tlz_lo (tail mode)
+  tlz_lo: f32,
   scale: f32,
   on: u32,
 }
@@ -127,12 +128,13 @@ fn log_acc(x: f32) -> f32 {
   return log(x);
 }
 
-// log Σ exp(x/T) (use_b = false) or log Σ exp(x) (use_b = true) of a reduced state.
-fn lse_of(st: vec3<f32>, use_b: bool) -> f32 {
-  if (use_b) {
-    return st.x + log_acc(st.z);
+// log of a sum of exponentials; an empty sum (tail mode with K = V) gives BIG_NEG rather than log(0),
+// which WGSL leaves indeterminate.
+fn log_sum(x: f32) -> f32 {
+  if (x > 0.0) {
+    return log_acc(x);
   }
-  return st.x * params.inv_t + log_acc(st.y);
+  return BIG_NEG;
 }
 
 fn log_add_exp(a: f32, b: f32) -> f32 {
@@ -262,14 +264,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (MODE == 1u && !need_ce) {
     m_ref = ssr.x; // renorm without CE streams nothing
   }
-  let sh_str = (stream.x - m_ref) * it + log_acc(stream.y); // over the stream (tail: the complement of S)
+  let sh_str = max((stream.x - m_ref) * it + log_sum(stream.y), BIG_NEG); // over the stream (tail: the complement of S)
   let sh_s = (ssr.x - m_ref) * it + log_acc(ssr.y); // over S
   var sh_all = sh_str;
-  var sh1_all = (stream.x - m_ref) + log_acc(stream.z);
+  var sh1_all = max((stream.x - m_ref) + log_sum(stream.z), BIG_NEG);
   var log_1mq = 0.0; // tail: log(1 - Q_S)
   var r_tail = 0.0;
   var log_r = 0.0;
-  let lse_zs = tzr.x * it + log_acc(tzr.y); // log Σ_S exp(z/T)
   if (MODE == 2u) {
     sh_all = log_add_exp(sh_str, sh_s);
     if (need_ce) {
@@ -283,7 +284,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       log_1mq = -log(1.0 + e);
     }
     if (K < V) { // with K == V the tail bucket is empty: r stays 0 whatever rounding left in it
-      let d = lse_zs - info.lz; // log Σ_S p_i
+      let d = ((tzr.x - info.tlz_hi) - info.tlz_lo) * it + log_acc(tzr.y); // log Σ_S p_i
       r_tail = max(0.0, -expm1(d));
       let p_s = exp(d);
       if (p_s < 0.5) {
@@ -306,7 +307,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       lq = du - sh_s;
     }
     if (MODE == 2u) {
-      lp = z * it - info.lz;
+      lp = ((z - info.tlz_hi) - info.tlz_lo) * it; // z/T - Lz
     }
     kd_part = kd_part + exp(lp) * (lp - lq);
   }
@@ -322,7 +323,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     loss[row] = info.scale * l;
   }
 
-  // Pass 2: the gradient over the whole row; the entries of S are rewritten below.
+  // Pass 2: the gradient over the whole row; the entries of S are rewritten below. In mode tail, off S:
+  // q_j - r·q_j/(1 - Q_S) = q_j·(1 - r·exp(lse_all - lse_not)).
+  let tail_factor = select(1.0, 1.0 - r_tail * exp(sh_all - sh_str), r_tail > 0.0);
   for (var e = tid; e < ne; e = e + WG) {
     var g = LT(0.0);
     if (MODE != 1u || need_ce) {
@@ -331,7 +334,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (MODE == 0u) {
         g = ckd * exp(du - sh_all);
       } else if (MODE == 2u) {
-        g = ckd * (exp(du - sh_all) - r_tail * exp(du - sh_str));
+        g = (ckd * tail_factor) * exp(du - sh_all);
       }
       if (need_ce) {
         g = g + cce * exp((x - m_ref) - sh1_all);
@@ -351,7 +354,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     } else if (MODE == 1u) {
       g = ckd * (exp(du - sh_s) - exp((z - tzr.x) * it - lpz_shift));
     } else {
-      g = ckd * (exp(du - sh_all) - exp(z * it - info.lz));
+      g = ckd * (exp(du - sh_all) - exp(((z - info.tlz_hi) - info.tlz_lo) * it));
     }
     if (need_ce) {
       g = g + cce * exp((x - m_ref) - sh1_all);

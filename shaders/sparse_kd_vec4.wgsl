@@ -26,6 +26,10 @@ fn st_grad(i: u32, v: f32) {
 // Replaces the components of element e (ids 4e..4e+3) that are teacher ids by BIG_NEG.
 fn drop_s(x: vec4<f32>, e: u32, kb: u32, k: u32) -> vec4<f32> {
   let j = e * 4u;
+  let h = j & (NBITS - 1u); // the 4 ids share one bitmap word (j is a multiple of 4)
+  if (((bitmap[h >> 5u] >> (h & 31u)) & 15u) == 0u) {
+    return x; // the common case: none of the 4 ids can be in S
+  }
   let ins = vec4<bool>(in_s(j, kb, k), in_s(j + 1u, kb, k), in_s(j + 2u, kb, k), in_s(j + 3u, kb, k));
   return select(x, vec4<f32>(BIG_NEG), ins);
 }

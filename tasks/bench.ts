@@ -6,12 +6,14 @@ import { runMain, SparsekdError } from "../src/cli/errors.ts";
 import { benchTopK } from "../src/bench/topk.ts";
 import { benchSaveTopK } from "../src/bench/save_topk.ts";
 import { benchSparseKd } from "../src/bench/sparse_kd.ts";
+import { benchTrain } from "../src/bench/train.ts";
 
 /** Every benchmark, by the name given on the command line. */
 const BENCHMARKS: Record<string, (args: string[]) => Promise<void>> = {
   topk: benchTopK,
   "save-topk": benchSaveTopK,
   "sparse-kd": benchSparseKd,
+  train: benchTrain,
 };
 
 await runMain(async () => {

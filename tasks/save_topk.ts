@@ -28,6 +28,7 @@ const HELP = `deno task save-topk [flags]
   --host-index H            this host (default: JOB_COMPLETION_INDEX, BATCH_TASK_INDEX, else 0)
   --host-count C            hosts in all (default: BATCH_TASK_COUNT, else 1)
   --gcs-endpoint URL        GCS endpoint (default: STORAGE_EMULATOR_HOST, else Google's)
+  --summary FILE            also write the end-of-run summary as JSON to FILE
   --cpu                     run on the CPU, without WebGPU
 `;
 
@@ -46,6 +47,7 @@ await runMain(async () => {
     "host-index": { type: "string" },
     "host-count": { type: "string" },
     "gcs-endpoint": { type: "string" },
+    summary: { type: "string" },
     cpu: { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   });
@@ -118,4 +120,8 @@ await runMain(async () => {
       `${s.tokensPerSecond.toFixed(0)} tokens/s; GPU waited ${s.gpuWaitSeconds.toFixed(2)} s for I/O`,
   );
   console.log(`save-topk: ${store.uri}`);
+  if (f.summary) {
+    const { run: _run, ...numbers } = s;
+    await Deno.writeTextFile(f.summary, JSON.stringify({ out: store.uri, ...numbers }, null, 1) + "\n");
+  }
 });

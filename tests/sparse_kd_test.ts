@@ -156,6 +156,27 @@ Deno.test({
   }),
 });
 
+Deno.test({
+  name: "sparse-KD kernel stays finite and accurate with large logits and extreme temperatures",
+  ignore: noGpu,
+  fn: withSeed("extremes", async (rand) => {
+    for (const mode of MODES) {
+      for (const T of [0.05, 0.3, 20]) {
+        const vocab = 2 * (200 + Math.floor(rand() * 800));
+        const k = 1 + Math.floor(rand() * 64);
+        const c = randomCase(rand, 4, vocab, k, T, 120); // logits spread over ±60 (±90 for the teacher)
+        const opts = randomOptions(rand, c, mode, T);
+        const got = await sparseKdLoss(rt, c.s, 4, vocab, c.teacher, opts);
+        const want = sparseKdLossReference(c.s, 4, vocab, c.teacher, opts);
+        const what = `${mode} V=${vocab} k=${k} T=${T} alpha=${opts.alpha}`;
+        assert.ok(got.loss.every(Number.isFinite) && got.grad.every(Number.isFinite), `${what}: not finite`);
+        assertLossClose(got.loss, want.loss, what);
+        assertClose(got.grad, want.grad, 4, vocab, what);
+      }
+    }
+  }),
+});
+
 Deno.test(
   "the reference equals each KD term computed naively from full-vocabulary softmaxes",
   withSeed("naive", (rand) => {

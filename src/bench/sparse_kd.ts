@@ -6,7 +6,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { createRuntime, type Runtime } from "../gpu/runtime.ts";
 import { flushTfjs, tfjsGpuBackend, useTfjsOnRuntime } from "../gpu/tfjs_backend.ts";
-import { encodeSparseKdSync, packRowInfo, prepareSparseKd } from "../kernels/sparse_kd.ts";
+import { encodeSparseKdSync, packRowInfo, prepareSparseKd, ROW_INFO_BYTES } from "../kernels/sparse_kd.ts";
 import { checkSparseKd, type SparseKdMode } from "../kernels/sparse_kd_reference.ts";
 import { SparsekdError } from "../cli/errors.ts";
 import { fmt, formatTable, timeAsync, writeResults } from "./harness.ts";
@@ -120,7 +120,7 @@ export async function runSparseKdBench(
     for (const mode of modes) {
       const teacher = { indices, values, k, logsumexp: lse };
       const c = checkSparseKd(null, rows, vocab, teacher, { mode, temperature: T, alpha, labels });
-      const rowInfo = device.createBuffer({ size: rows * 16, usage });
+      const rowInfo = device.createBuffer({ size: rows * ROW_INFO_BYTES, usage });
       device.queue.writeBuffer(rowInfo, 0, packRowInfo(c));
       const seconds = await time(device, () => {
         const enc = device.createCommandEncoder();
@@ -220,6 +220,7 @@ async function timeTfjs(
       const tail = tf.mul(r, tf.sub(tf.log(tf.add(r, 1e-30)), tf.log(tf.sub(1, qS))));
       kd = tf.add(tf.sum(tf.mul(p, tf.sub(logp, gatherS(logq))), 1), tail);
     }
+    if (alpha === 1) return tf.sum(tf.mul(kd, T * T)) as tf.Scalar; // no CE term to compute
     const ce = tf.neg(tf.gather(tf.reshape(tf.logSoftmax(s), [rows * vocab]), labelIds));
     return tf.sum(tf.add(tf.mul(kd, alpha * T * T), tf.mul(ce, 1 - alpha))) as tf.Scalar;
   };
@@ -242,8 +243,8 @@ function parseShapes(v: string): [number, number][] {
 }
 
 /**
- * `deno task bench sparse-kd [--shapes 1024x32000,256x131072] [--modes topk,renorm,tail] [--reps 5]
- * [--tfjs-reps 2]`: runs the benchmark on the default adapter, prints the table and writes
+ * `deno task bench sparse-kd [--shapes 1024x32000,256x131072] [--modes topk,renorm,tail] [--alpha 0.5]
+ * [--reps 5] [--tfjs-reps 2]`: runs the benchmark on the default adapter, prints the table and writes
  * `bench/results/sparse-kd-*.json`.
  *
  * @example
@@ -264,12 +265,18 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
         }
         return m;
       });
+    } else if (flag === "--alpha") {
+      const a = Number(v);
+      if (!(a >= 0 && a <= 1)) throw new SparsekdError(`--alpha must be in [0, 1] (got ${v})`);
+      options.alpha = a;
     } else if (flag === "--reps" || flag === "--tfjs-reps") {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 0) throw new SparsekdError(`${flag} wants a whole number (got ${v})`);
       if (flag === "--reps") options.iterations = Math.max(1, n);
       else options.tfjsIterations = n;
-    } else throw new SparsekdError(`unknown flag ${flag} (flags: --shapes, --modes, --reps, --tfjs-reps)`);
+    } else {throw new SparsekdError(
+        `unknown flag ${flag} (flags: --shapes, --modes, --alpha, --reps, --tfjs-reps)`,
+      );}
   }
   const rt = await createRuntime();
   if (!rt.device) {
@@ -305,6 +312,7 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
     date: new Date().toISOString(),
     adapter: rt.adapter,
     backend: Deno.env.get("DENO_WEBGPU_BACKEND") ?? null,
+    alpha: options.alpha ?? 0.5,
     note: "medians; kernel = fused forward+backward (logits already on the GPU), bytes = 2 reads + 1 write " +
       "of the logits; roofline = shaders/stream_read.wgsl over the logits; tfjs = the same loss and gradient " +
       "from tfjs ops (tf.valueAndGrad) on tfjs-backend-webgpu on the same device",

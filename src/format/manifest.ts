@@ -84,8 +84,19 @@ export function validateManifest(x: unknown, where: string): Manifest {
  * ```
  */
 export async function writeManifest(store: ObjectStore, manifest: Manifest): Promise<void> {
-  const bytes = new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n");
-  await store.writeBytes(manifestPath(manifest.host), bytes);
+  await store.writeBytes(manifestPath(manifest.host), encodeManifest(manifest));
+}
+
+/**
+ * The bytes of a manifest as written: pretty-printed JSON and a final newline.
+ *
+ * @example
+ * ```ts
+ * const bytes = encodeManifest(makeManifest(0, entries));
+ * ```
+ */
+export function encodeManifest(manifest: Manifest): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n");
 }
 
 /**

@@ -34,7 +34,7 @@ export interface SparseKdGpuArgs {
   ids: GPUBuffer;
   /** rows*k float32 raw teacher logits (STORAGE). */
   values: GPUBuffer;
-  /** rows*16 bytes made by {@linkcode packRowInfo} (STORAGE). */
+  /** rows*ROW_INFO_BYTES bytes made by {@linkcode packRowInfo} (STORAGE). */
   rowInfo: GPUBuffer;
   /** rows*vocab float32 output: the gradient (STORAGE). */
   grad: GPUBuffer;
@@ -48,8 +48,13 @@ export interface SparseKdGpuArgs {
   alpha: number;
 }
 
+/** Bytes per row of the kernel's per-row record (see {@linkcode packRowInfo}). */
+export const ROW_INFO_BYTES = 20;
+
 /**
- * Packs the per-row side inputs (label, Lz(T), scale, active) into the 16-byte records the kernel reads.
+ * Packs the per-row side inputs into the 20-byte records the kernel reads: the label, T·Lz(T) as the
+ * float32 pair hi + lo (so that the kernel can form z/T − Lz = ((z − hi) − lo)/T without the large-number
+ * cancellation of z/T − Lz in float32), the scale and the mask bit.
  *
  * @example
  * ```ts
@@ -59,15 +64,19 @@ export interface SparseKdGpuArgs {
  */
 export function packRowInfo(c: CheckedSparseKd): ArrayBuffer {
   const rows = c.active.length;
-  const buf = new ArrayBuffer(Math.max(16, rows * 16));
+  const w = ROW_INFO_BYTES / 4;
+  const buf = new ArrayBuffer(Math.max(16, rows * ROW_INFO_BYTES));
   const i32 = new Int32Array(buf);
   const f32 = new Float32Array(buf);
   const u32 = new Uint32Array(buf);
   for (let r = 0; r < rows; r++) {
-    i32[r * 4] = c.labels[r];
-    f32[r * 4 + 1] = c.logsumexp[r];
-    f32[r * 4 + 2] = c.scale[r];
-    u32[r * 4 + 3] = c.active[r];
+    const tl = c.temperature * c.logsumexp[r]; // float64
+    const hi = Math.fround(tl);
+    i32[r * w] = c.labels[r];
+    f32[r * w + 1] = Number.isFinite(tl) ? hi : 0;
+    f32[r * w + 2] = Number.isFinite(tl) ? tl - hi : 0;
+    f32[r * w + 3] = c.scale[r];
+    u32[r * w + 4] = c.active[r];
   }
   return buf;
 }
@@ -229,7 +238,7 @@ export async function sparseKdLoss(
       logits: mk(n * vocab * 4, GPUBufferUsage.COPY_DST),
       ids: mk(n * k * 4, GPUBufferUsage.COPY_DST),
       values: mk(n * k * 4, GPUBufferUsage.COPY_DST),
-      rowInfo: mk(n * 16, GPUBufferUsage.COPY_DST),
+      rowInfo: mk(n * ROW_INFO_BYTES, GPUBufferUsage.COPY_DST),
       grad: mk(n * vocab * 4, GPUBufferUsage.COPY_SRC),
       loss: mk(n * 4, GPUBufferUsage.COPY_SRC),
     };
@@ -242,7 +251,7 @@ export async function sparseKdLoss(
     );
     device.queue.writeBuffer(bufs.ids, 0, teacher.indices as Uint32Array<ArrayBuffer>, r0 * k, n * k);
     device.queue.writeBuffer(bufs.values, 0, teacher.values as Float32Array<ArrayBuffer>, r0 * k, n * k);
-    device.queue.writeBuffer(bufs.rowInfo, 0, rowInfo, r0 * 16, n * 16);
+    device.queue.writeBuffer(bufs.rowInfo, 0, rowInfo, r0 * ROW_INFO_BYTES, n * ROW_INFO_BYTES);
     const enc = device.createCommandEncoder();
     const release = await encodeSparseKd(rt, enc, {
       ...bufs,

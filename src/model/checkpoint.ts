@@ -9,7 +9,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { SparsekdError } from "../cli/errors.ts";
 import { f16ToF32, f32ToF16 } from "../format/codec.ts";
 import type { ObjectStore } from "../store/store.ts";
-import { createGpt, type Gpt, type GptConfig, gptWeightShapes } from "./gpt.ts";
+import { createGpt, type Gpt, type GptConfig } from "./gpt.ts";
 
 /** `format` of our model.json. */
 export const MODEL_FORMAT = "sparsekd.gpt";
@@ -93,7 +93,11 @@ export async function encodeTensors(
  * const arrays = decodeTensors(bytes, json.weightsManifest[0].weights, "ckpt-100/model.weights.bin");
  * ```
  */
-export function decodeTensors(bytes: Uint8Array, weights: WeightEntry[], where: string): Map<string, Float32Array> {
+export function decodeTensors(
+  bytes: Uint8Array,
+  weights: WeightEntry[],
+  where: string,
+): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
   let o = 0;
   for (const w of weights) {
@@ -101,13 +105,17 @@ export function decodeTensors(bytes: Uint8Array, weights: WeightEntry[], where: 
     const half = w.quantization?.dtype === "float16";
     const size = n * (half ? 2 : 4);
     if (o + size > bytes.length) {
-      throw new SparsekdError(`${where} is truncated: weight ${w.name} needs bytes ${o}–${o + size}, file has ${bytes.length}`);
+      throw new SparsekdError(
+        `${where} is truncated: weight ${w.name} needs bytes ${o}–${o + size}, file has ${bytes.length}`,
+      );
     }
     const chunk = bytes.slice(o, o + size);
     out.set(w.name, half ? f16ToF32(new Uint16Array(chunk.buffer)) : new Float32Array(chunk.buffer));
     o += size;
   }
-  if (o !== bytes.length) throw new SparsekdError(`${where} has ${bytes.length - o} bytes more than its manifest describes`);
+  if (o !== bytes.length) {
+    throw new SparsekdError(`${where} has ${bytes.length - o} bytes more than its manifest describes`);
+  }
   return out;
 }
 
@@ -133,7 +141,10 @@ export async function saveModel(
     ...(options.metadata ? { userDefinedMetadata: options.metadata } : {}),
   };
   await store.writeBytes(join(dir, "model.weights.bin"), bytes);
-  await store.writeBytes(join(dir, "model.json"), new TextEncoder().encode(JSON.stringify(json, null, 1) + "\n"));
+  await store.writeBytes(
+    join(dir, "model.json"),
+    new TextEncoder().encode(JSON.stringify(json, null, 1) + "\n"),
+  );
 }
 
 /**
@@ -147,7 +158,9 @@ export async function saveModel(
 export async function loadModel(store: ObjectStore, dir: string): Promise<Gpt> {
   const json = await readJson<ModelJson>(store, join(dir, "model.json"));
   if (json.format !== MODEL_FORMAT) {
-    throw new SparsekdError(`${store.uri}/${join(dir, "model.json")} is not a sparsekd model (format ${json.format})`);
+    throw new SparsekdError(
+      `${store.uri}/${join(dir, "model.json")} is not a sparsekd model (format ${json.format})`,
+    );
   }
   const model = createGpt(json.modelTopology, 0, false);
   try {
@@ -180,7 +193,14 @@ async function loadInto(store: ObjectStore, dir: string, json: ModelJson, vars: 
   }
 }
 
-/** The folder name of the checkpoint at `step`. */
+/**
+ * The folder name of the checkpoint at `step`.
+ *
+ * @example
+ * ```ts
+ * checkpointDir(100); // "ckpt-00000100"
+ * ```
+ */
 export function checkpointDir(step: number): string {
   return `ckpt-${String(step).padStart(8, "0")}`;
 }
@@ -210,7 +230,10 @@ export async function saveCheckpoint(
   };
   await store.writeBytes(join(dir, "optimizer.weights.bin"), bytes);
   await store.writeBytes(join(dir, "optimizer.json"), new TextEncoder().encode(JSON.stringify(json) + "\n"));
-  await store.writeBytes(join(dir, "state.json"), new TextEncoder().encode(JSON.stringify(state, null, 1) + "\n"));
+  await store.writeBytes(
+    join(dir, "state.json"),
+    new TextEncoder().encode(JSON.stringify(state, null, 1) + "\n"),
+  );
   return dir;
 }
 
@@ -269,9 +292,4 @@ async function readJson<T>(store: ObjectStore, path: string): Promise<T> {
 
 function join(dir: string, name: string): string {
   return dir === "" || dir === "." ? name : `${dir.replace(/\/+$/, "")}/${name}`;
-}
-
-/** Checks that `names` match a config's weights (used by tests and tools). */
-export function expectedWeightNames(config: GptConfig): string[] {
-  return gptWeightShapes(config).map(([n]) => n);
 }

@@ -53,7 +53,9 @@ export interface Gpt {
 export function validateGptConfig(c: GptConfig): void {
   for (const key of ["vocabSize", "seqLen", "layers", "width", "heads"] as const) {
     const v = c[key];
-    if (!Number.isInteger(v) || v < 1) throw new SparsekdError(`model ${key} must be a positive integer (got ${v})`);
+    if (!Number.isInteger(v) || v < 1) {
+      throw new SparsekdError(`model ${key} must be a positive integer (got ${v})`);
+    }
   }
   if (c.width % c.heads !== 0) {
     throw new SparsekdError(`model width (${c.width}) must be a multiple of heads (${c.heads})`);
@@ -117,7 +119,7 @@ export function createGpt(config: GptConfig, seed = 0, init = true): Gpt {
     if (init) {
       const last = name.split(".").pop()!;
       if (last === "g") values.fill(1);
-      else if (name === "wpe") for (let i = 0; i < size; i++) values[i] = 0.01 * rng.normal();
+      else if (name === "wpe") { for (let i = 0; i < size; i++) values[i] = 0.01 * rng.normal(); }
       else if (shape.length === 2) {
         const std = last === "wo" || last === "w2" ? residualStd : 0.02;
         for (let i = 0; i < size; i++) values[i] = std * rng.normal();
@@ -142,7 +144,10 @@ export function createGpt(config: GptConfig, seed = 0, init = true): Gpt {
   const D = C / H;
   const layerNorm = (x: tf.Tensor2D, prefix: string) => {
     const { mean, variance } = tf.moments(x, -1, true);
-    return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5))), w(prefix + ".g")), w(prefix + ".b"));
+    return tf.add(
+      tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5))), w(prefix + ".g")),
+      w(prefix + ".b"),
+    );
   };
   const gelu = (x: tf.Tensor2D) => {
     const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
@@ -154,7 +159,9 @@ export function createGpt(config: GptConfig, seed = 0, init = true): Gpt {
     logits(tokens) {
       return tf.tidy(() => {
         const [B, L] = tokens.shape;
-        if (L > c.seqLen) throw new SparsekdError(`sequence length ${L} exceeds the model's context ${c.seqLen}`);
+        if (L > c.seqLen) {
+          throw new SparsekdError(`sequence length ${L} exceeds the model's context ${c.seqLen}`);
+        }
         const N = B * L;
         const pos = L === c.seqLen ? w("wpe") : tf.slice(w("wpe"), [0, 0], [L, C]);
         let x = tf.reshape(
@@ -162,7 +169,8 @@ export function createGpt(config: GptConfig, seed = 0, init = true): Gpt {
           [N, C],
         ) as tf.Tensor2D;
         const mask = causalMask(L);
-        const heads = (t: tf.Tensor2D) => tf.reshape(tf.transpose(tf.reshape(t, [B, L, H, D]), [0, 2, 1, 3]), [B * H, L, D]);
+        const heads = (t: tf.Tensor2D) =>
+          tf.reshape(tf.transpose(tf.reshape(t, [B, L, H, D]), [0, 2, 1, 3]), [B * H, L, D]);
         for (let i = 0; i < c.layers; i++) {
           const p = `h${i}.`;
           const a = layerNorm(x, p + "ln1");
@@ -170,7 +178,10 @@ export function createGpt(config: GptConfig, seed = 0, init = true): Gpt {
           const [q, k, v] = tf.split(qkv, 3, 1) as tf.Tensor2D[];
           const scores = tf.add(tf.mul(tf.matMul(heads(q), heads(k), false, true), 1 / Math.sqrt(D)), mask);
           const att = tf.matMul(tf.softmax(scores), heads(v)) as tf.Tensor3D;
-          const merged = tf.reshape(tf.transpose(tf.reshape(att, [B, H, L, D]), [0, 2, 1, 3]), [N, C]) as tf.Tensor2D;
+          const merged = tf.reshape(tf.transpose(tf.reshape(att, [B, H, L, D]), [0, 2, 1, 3]), [
+            N,
+            C,
+          ]) as tf.Tensor2D;
           x = tf.add(x, tf.add(tf.matMul(merged, w(p + "attn.wo")), w(p + "attn.bo")));
           const m = layerNorm(x, p + "ln2");
           const hidden = gelu(tf.add(tf.matMul(m, w(p + "mlp.w1")), w(p + "mlp.b1")));

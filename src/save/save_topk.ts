@@ -24,7 +24,7 @@ import {
 import { ensureRunJson, makeRunJson } from "../format/run_json.ts";
 import { createShardWriter, type ShardRecordInput, shardWriterOptions } from "../format/shard_writer.ts";
 import { Crc32c } from "../format/crc32c.ts";
-import { makeManifest } from "../format/manifest.ts";
+import { encodeManifest, makeManifest } from "../format/manifest.ts";
 import { type Manifest, manifestPath } from "../format/constants.ts";
 import { ObjectExistsError } from "../store/store.ts";
 
@@ -361,7 +361,7 @@ async function describeExisting(
  * index of shards that are themselves never overwritten, and the new one describes the same bytes.
  */
 async function putManifest(store: ObjectStore, manifest: Manifest): Promise<void> {
-  const bytes = new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n");
+  const bytes = encodeManifest(manifest);
   const path = manifestPath(manifest.host);
   try {
     await store.writeBytes(path, bytes);

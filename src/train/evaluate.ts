@@ -68,7 +68,12 @@ export async function evaluate(
       const sLogits = tf.div(logits, T);
       const logQ = tf.sub(tf.gather(sLogits, tIdx, 1, 1), tf.logSumExp(sLogits, 1, true));
       const kl = tf.sum(tf.mul(tf.exp(logP), tf.sub(logP, logQ)));
-      const agree = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.squeeze(tf.slice(tIdx, [0, 0], [B * L, 1]), [1])), "float32"));
+      const agree = tf.sum(
+        tf.cast(
+          tf.equal(tf.argMax(logits, 1), tf.squeeze(tf.slice(tIdx, [0, 0], [B * L, 1]), [1])),
+          "float32",
+        ),
+      );
       return tf.stack([ce, kl, agree]);
     }));
   }

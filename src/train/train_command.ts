@@ -28,7 +28,7 @@ export const TRAIN_HELP = `deno task train [flags]
   --shards OUT            top-k shards from save-topk: a folder, file://… or gs://… (default runs/demo/topk)
   --data SPEC             train on a token source instead, with --ce-only (builtin:demo | npy:… | tokens:…)
   --out DIR               checkpoints and metrics.jsonl (default runs/demo/train/<mode>-<time>)
-  --steps N               optimizer steps (default 300)
+  --steps N               optimizer steps (default 200)
   --batch-size B          sequences per step (default 16)
   --lr LR                 peak learning rate (default 3e-3); --warmup N (default steps/20); --min-lr (default lr/10)
   --weight-decay WD       AdamW decoupled weight decay (default 0.1); --clip C global-norm clipping (default 1)
@@ -41,8 +41,8 @@ export const TRAIN_HELP = `deno task train [flags]
   --layers N --width C --heads H --untied   the student (default ${DEFAULT_STUDENT.layers} × ${DEFAULT_STUDENT.width} × ${DEFAULT_STUDENT.heads}, tied)
   --seed S                weights and shuffling (default 1); --shuffle-window N (default 1024)
   --heldout-sequences M   held out for evaluation (default 64): the last M of the shards, or the demo heldout split
-  --eval-every N          held-out evaluation every N steps (default 100, and at the end)
-  --checkpoint-every N    checkpoint every N steps (default 100, and at the end)
+  --eval-every N          held-out evaluation every N steps (default 50, and at the end)
+  --checkpoint-every N    checkpoint every N steps (default 50, and at the end)
   --log-every N           read losses back every N steps (default 10)
   --resume                continue from the newest checkpoint in --out, exactly
   --export DIR            also write the final model (model.json + weights) to DIR
@@ -114,9 +114,11 @@ export async function trainCommand(args: string[]): Promise<number> {
   if (f["export-dtype"] !== "f32" && f["export-dtype"] !== "f16") {
     throw new SparsekdError(`--export-dtype must be f32 or f16 (got "${f["export-dtype"]}")`);
   }
-  if (f.data && !ceOnly) throw new SparsekdError("--data trains on tokens alone: add --ce-only (or use --shards)");
+  if (f.data && !ceOnly) {
+    throw new SparsekdError("--data trains on tokens alone: add --ce-only (or use --shards)");
+  }
   if (f.data && f.shards) throw new SparsekdError("give --shards or --data, not both");
-  const steps = intFlag("steps", f.steps, 300, { min: 1 });
+  const steps = intFlag("steps", f.steps, 200, { min: 1 });
   const batchSize = intFlag("batch-size", f["batch-size"], 16, { min: 1 });
   const lr = numberFlag("lr", f.lr, 3e-3, { min: 0, minExclusive: true });
   const warmup = intFlag("warmup", f.warmup, Math.max(1, Math.round(steps / 20)), { min: 0 });
@@ -137,16 +139,23 @@ export async function trainCommand(args: string[]): Promise<number> {
   let dataIdentity: Record<string, unknown>;
   if (f.data) {
     const seqFlag = f["seq-len"] === undefined ? undefined : intFlag("seq-len", f["seq-len"], 64, { min: 2 });
-    const source = await openSource(f.data, { seqLen: seqFlag ?? (f.data.startsWith("builtin:") ? 64 : undefined) });
+    const source = await openSource(f.data, {
+      seqLen: seqFlag ?? (f.data.startsWith("builtin:") ? 64 : undefined),
+    });
     seqLen = source.seqLen;
     vocab = intFlag("vocab", f.vocab, f.data === "builtin:demo" ? 2048 : 0, { min: 1 });
     const tokens = tokenRecords(source);
-    data = { sequences: source.sequences, stream: (from) => mapAsync(tokens.stream(from), (t) => ({ tokens: t })) };
+    data = {
+      sequences: source.sequences,
+      stream: (from) => mapAsync(tokens.stream(from), (t) => ({ tokens: t })),
+    };
     if (heldoutCount > 0) {
       if (f.data === "builtin:demo") {
         const h = await openSource("builtin:demo", { seqLen, split: "heldout", maxSequences: heldoutCount });
         const ids = await h.read(0, h.sequences);
-        for (let i = 0; i < h.sequences; i++) heldout.push({ tokens: ids.slice(i * seqLen, (i + 1) * seqLen) });
+        for (let i = 0; i < h.sequences; i++) {
+          heldout.push({ tokens: ids.slice(i * seqLen, (i + 1) * seqLen) });
+        }
       } else {
         const n = Math.min(heldoutCount, Math.floor(source.sequences / 2));
         const ids = await source.read(source.sequences - n, n);
@@ -160,7 +169,9 @@ export async function trainCommand(args: string[]): Promise<number> {
     const store = await openStore(uri, { endpoint });
     if (!(await store.exists("run.json"))) {
       throw new SparsekdError(
-        f.shards ? `${uri} has no run.json: it is not an OUT of save-topk` : `${uri} has no run.json: make the demo shards first with \`deno task save-topk\``,
+        f.shards
+          ? `${uri} has no run.json: it is not an OUT of save-topk`
+          : `${uri} has no run.json: make the demo shards first with \`deno task save-topk\``,
       );
     }
     const run = await readRunJson(store);
@@ -168,10 +179,14 @@ export async function trainCommand(args: string[]): Promise<number> {
     k = run.k;
     vocab = intFlag("vocab", f.vocab, run.vocabSize, { min: 1 });
     if (f["seq-len"] !== undefined && Number(f["seq-len"]) !== run.seqLen) {
-      throw new SparsekdError(`the shards hold sequences of ${run.seqLen} tokens, not --seq-len ${f["seq-len"]}`);
+      throw new SparsekdError(
+        `the shards hold sequences of ${run.seqLen} tokens, not --seq-len ${f["seq-len"]}`,
+      );
     }
     if (vocab > run.vocabSize) {
-      throw new SparsekdError(`the shards' vocabulary (${run.vocabSize}) is smaller than the student's (${vocab})`);
+      throw new SparsekdError(
+        `the shards' vocabulary (${run.vocabSize}) is smaller than the student's (${vocab})`,
+      );
     }
     if (vocab < run.vocabSize && f["vocab-pad"] === "error" && !ceOnly) {
       throw new SparsekdError(
@@ -181,16 +196,20 @@ export async function trainCommand(args: string[]): Promise<number> {
     const tempIndex = run.lseTemperatures.indexOf(temperature);
     if (mode === "tail" && tempIndex < 0) {
       throw new SparsekdError(
-        `--kd-mode tail needs the teacher's logsumexp at T=${temperature}; ${uri} has it at T=${run.lseTemperatures.join(",")} only`,
+        `--kd-mode tail needs the teacher's logsumexp at T=${temperature}; ${uri} has it at T=${
+          run.lseTemperatures.join(",")
+        } only`,
       );
     }
     const held = Math.min(heldoutCount, Math.floor(run.sequences / 2));
     const trainCount = run.sequences - held;
-    const toRecord = (r: { tokens: Uint32Array; idx: Uint16Array | Uint32Array; val: Float32Array; lse: Float32Array }) =>
-      shardRecord(r, run, vocab, tempIndex, seqLen, f["vocab-pad"] as "error" | "drop");
+    const toRecord = (
+      r: { tokens: Uint32Array; idx: Uint16Array | Uint32Array; val: Float32Array; lse: Float32Array },
+    ) => shardRecord(r, run, vocab, tempIndex, seqLen, f["vocab-pad"] as "error" | "drop");
     data = {
       sequences: trainCount,
-      stream: (from) => shardStream(store, run, from, trainCount, ceOnly ? (r) => ({ tokens: r.tokens }) : toRecord),
+      stream: (from) =>
+        shardStream(store, run, from, trainCount, ceOnly ? (r) => ({ tokens: r.tokens }) : toRecord),
     };
     for await (const r of shardStream(store, run, trainCount, run.sequences, toRecord)) heldout.push(r);
     dataIdentity = { shards: store.uri, teacher: run.teacher, data: run.data, k: run.k };
@@ -220,7 +239,9 @@ export async function trainCommand(args: string[]): Promise<number> {
   await useTfjsOnRuntime(rt);
   const kdLoss = mode === "ce" ? undefined : await createSparseKdLossOp(rt);
   console.error(
-    `train: ${mode === "ce" ? "cross-entropy" : `KD ${mode} α=${alpha} T=${temperature}`}; student ${model.layers}×${model.width}×${model.heads}` +
+    `train: ${
+      mode === "ce" ? "cross-entropy" : `KD ${mode} α=${alpha} T=${temperature}`
+    }; student ${model.layers}×${model.width}×${model.heads}` +
       ` (vocab ${vocab}, context ${seqLen}); ${data.sequences} training sequences, ${heldout.length} held out; → ${out.uri}`,
   );
   const result = await train({
@@ -243,8 +264,8 @@ export async function trainCommand(args: string[]): Promise<number> {
     shuffleWindow: intFlag("shuffle-window", f["shuffle-window"], 1024, { min: 1 }),
     out,
     metricsPath,
-    checkpointEvery: intFlag("checkpoint-every", f["checkpoint-every"], 100, { min: 0 }),
-    evalEvery: intFlag("eval-every", f["eval-every"], 100, { min: 0 }),
+    checkpointEvery: intFlag("checkpoint-every", f["checkpoint-every"], 50, { min: 0 }),
+    evalEvery: intFlag("eval-every", f["eval-every"], 50, { min: 0 }),
     logEvery: intFlag("log-every", f["log-every"], 10, { min: 1 }),
     resume: f.resume,
     kdLoss,
@@ -253,14 +274,20 @@ export async function trainCommand(args: string[]): Promise<number> {
   });
   const last = result.evals.at(-1);
   console.log(
-    `train: ${result.step} steps, ${result.msPerStep.toFixed(0)} ms/step, ${result.model.parameterCount()} parameters` +
+    `train: ${result.step} steps, ${
+      result.msPerStep.toFixed(0)
+    } ms/step, ${result.model.parameterCount()} parameters` +
       (last ? `; held-out perplexity ${last.perplexity.toFixed(2)}` : "") + `; checkpoints in ${out.uri}`,
   );
   if (f.export) {
     const exp = await openStore(f.export, { endpoint, create: true });
     await saveModel(exp, "", result.model, {
       storage: f["export-dtype"] === "f16" ? "float16" : "float32",
-      metadata: { trainedWith: ["deno task train", ...args].join(" "), steps: result.step, eval: last ?? null },
+      metadata: {
+        trainedWith: ["deno task train", ...args].join(" "),
+        steps: result.step,
+        eval: last ?? null,
+      },
     });
     console.log(`train: model exported to ${joinUri(exp.uri, "model.json")}`);
   }
@@ -278,7 +305,9 @@ async function* shardStream(
   run: RunJson,
   from: number,
   to: number,
-  map: (r: { tokens: Uint32Array; idx: Uint16Array | Uint32Array; val: Float32Array; lse: Float32Array }) => TrainRecord,
+  map: (
+    r: { tokens: Uint32Array; idx: Uint16Array | Uint32Array; val: Float32Array; lse: Float32Array },
+  ) => TrainRecord,
 ): AsyncGenerator<TrainRecord> {
   if (from >= to) return;
   const per = run.sequencesPerShard;
@@ -303,13 +332,29 @@ function shardRecord(
   let idx: Uint16Array | Uint32Array = r.idx;
   let val = r.val;
   if (vocab < run.vocabSize) {
-    idx = Uint32Array.from(r.idx);
-    val = Float32Array.from(r.val);
-    for (let i = 0; i < idx.length; i++) {
-      if (idx[i] >= vocab) {
-        if (pad === "error") throw new SparsekdError(`teacher id ${idx[i]} is outside the student's vocabulary (${vocab})`);
-        idx[i] = 0;
-        val[i] = -1e30;
+    // Drop ids ≥ vocab: keep the others in order and fill the row's tail with unused ids of zero weight.
+    const K = r.idx.length / seqLen;
+    idx = new Uint32Array(r.idx.length);
+    val = new Float32Array(r.val.length);
+    for (let t = 0; t < seqLen; t++) {
+      const used = new Set<number>();
+      let n = 0;
+      for (let j = 0; j < K; j++) {
+        const id = r.idx[t * K + j];
+        if (id < vocab) {
+          idx[t * K + n] = id;
+          val[t * K + n] = r.val[t * K + j];
+          used.add(id);
+          n++;
+        } else if (pad === "error") {
+          throw new SparsekdError(`teacher id ${id} is outside the student's vocabulary (${vocab})`);
+        }
+      }
+      for (let id = 0; n < K; id++) {
+        if (used.has(id)) continue;
+        idx[t * K + n] = id;
+        val[t * K + n] = -1e30;
+        n++;
       }
     }
   }

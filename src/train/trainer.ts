@@ -10,13 +10,19 @@ import "./gradients.ts";
 import { SparsekdError } from "../cli/errors.ts";
 import { createProgress } from "../cli/progress.ts";
 import type { Runtime } from "../gpu/runtime.ts";
-import { checkpointDir, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainState } from "../model/checkpoint.ts";
+import {
+  checkpointDir,
+  latestCheckpoint,
+  loadCheckpoint,
+  saveCheckpoint,
+  type TrainState,
+} from "../model/checkpoint.ts";
 import { createGpt, type Gpt, type GptConfig, tuneTfjsForAdapter } from "../model/gpt.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { createAdamW } from "./adamw.ts";
 import { prefetchBatches, type RecordSource, shuffledRecords } from "./batches.ts";
 import { crossEntropy, nextTokenTargets } from "./ce_loss.ts";
-import { evaluate, type EvalResult } from "./evaluate.ts";
+import { type EvalResult, evaluate } from "./evaluate.ts";
 import type { SparseKdLossOp } from "./kd_loss_op.ts";
 import { learningRate } from "./schedule.ts";
 
@@ -105,6 +111,8 @@ export interface TrainResult {
   evals: (EvalResult & { step: number })[];
   /** Mean wall time per step over this invocation, in ms (read-backs included). */
   msPerStep: number;
+  /** Wall time per step between consecutive read-backs: `{ step, msPerStep }` at each read-back. */
+  stepTimes: { step: number; msPerStep: number }[];
   /** The step reached. */
   step: number;
 }
@@ -160,15 +168,21 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       const saved = JSON.stringify({ ...(state.identity as object), steps: null });
       const now = JSON.stringify({ ...identity, steps: null });
       if (saved !== now) {
-        throw new SparsekdError(`--resume: ${o.out.uri}/${checkpointDir(latest)} was trained with other settings or data`);
+        throw new SparsekdError(
+          `--resume: ${o.out.uri}/${checkpointDir(latest)} was trained with other settings or data`,
+        );
       }
-      if (state.seed !== o.seed) throw new SparsekdError(`--resume: the checkpoint used --seed ${state.seed}, not ${o.seed}`);
+      if (state.seed !== o.seed) {
+        throw new SparsekdError(`--resume: the checkpoint used --seed ${state.seed}, not ${o.seed}`);
+      }
       opt.step = state.step;
       position = state.position;
       lastCheckpoint = checkpointDir(latest);
       log(`resuming from ${o.out.uri}/${lastCheckpoint} (step ${state.step})`);
     } else if (latest !== null) {
-      throw new SparsekdError(`${o.out.uri} already holds checkpoints: pass --resume, or choose another --out`);
+      throw new SparsekdError(
+        `${o.out.uri} already holds checkpoints: pass --resume, or choose another --out`,
+      );
     }
   } else if (o.resume) throw new SparsekdError("--resume needs --out");
 
@@ -188,11 +202,14 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const pending: { step: number; loss: tf.Scalar; norm: tf.Scalar; lr: number }[] = [];
   const losses = new Map<number, number>();
   const evals: (EvalResult & { step: number })[] = [];
-  const progress = o.progress === false ? null : createProgress({ label: "train", total: o.steps, unit: "step" });
+  const progress = o.progress === false
+    ? null
+    : createProgress({ label: "train", total: o.steps, unit: "step" });
   let lastLoss = NaN;
   const startStep = opt.step;
   const t0 = performance.now();
   let tLast = t0, stepLast = startStep;
+  const stepTimes: { step: number; msPerStep: number }[] = [];
 
   const flush = async () => {
     if (pending.length === 0) return;
@@ -203,13 +220,16 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const ms = (now - tLast) / Math.max(1, opt.step - stepLast);
     tLast = now;
     stepLast = opt.step;
+    stepTimes.push({ step: opt.step, msPerStep: ms });
     for (let i = 0; i < pending.length; i++) {
       const p = pending[i];
       const loss = values[2 * i], norm = values[2 * i + 1];
       if (!Number.isFinite(loss)) {
         tf.dispose(pending.flatMap((q) => [q.loss, q.norm]));
         pending.length = 0;
-        const kept = lastCheckpoint ? `the last good checkpoint ${o.out!.uri}/${lastCheckpoint} is kept` : "no checkpoint was written";
+        const kept = lastCheckpoint
+          ? `the last good checkpoint ${o.out!.uri}/${lastCheckpoint} is kept`
+          : "no checkpoint was written";
         throw new SparsekdError(`the loss is ${loss} at step ${p.step}: stopping (${kept})`, { exitCode: 3 });
       }
       losses.set(p.step, loss);
@@ -217,19 +237,23 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     }
     const last = pending[pending.length - 1];
     lastLoss = values[2 * (pending.length - 1)];
-    log(`step ${last.step}/${o.steps}  loss ${lastLoss.toFixed(4)}  lr ${last.lr.toExponential(2)}  ` +
-      `${ms.toFixed(0)} ms/step`);
+    log(
+      `step ${last.step}/${o.steps}  loss ${lastLoss.toFixed(4)}  lr ${last.lr.toExponential(2)}  ` +
+        `${ms.toFixed(0)} ms/step`,
+    );
     tf.dispose(pending.flatMap((p) => [p.loss, p.norm]));
     pending.length = 0;
   };
 
   const runEval = async () => {
     if (!o.heldout || o.heldout.length === 0) return;
-    const r = await evaluate(model, o.heldout, { batchSize: B, temperature });
+    const r = await evaluate(model, o.heldout, { batchSize: B, temperature: 1 });
     evals.push({ ...r, step: opt.step });
     await writeMetric({ kind: "eval", step: opt.step, ...r });
     const kdPart = r.kl !== null ? `  KL ${r.kl.toFixed(4)}  top-1 ${(100 * r.top1!).toFixed(1)}%` : "";
-    log(`eval step ${opt.step}: held-out CE ${r.ce.toFixed(4)}  perplexity ${r.perplexity.toFixed(2)}${kdPart}`);
+    log(
+      `eval step ${opt.step}: held-out CE ${r.ce.toFixed(4)}  perplexity ${r.perplexity.toFixed(2)}${kdPart}`,
+    );
   };
 
   const checkpoint = async () => {
@@ -238,9 +262,13 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const state: TrainState = { step: opt.step, position, seed: o.seed, identity };
     lastCheckpoint = await saveCheckpoint(o.out, model, opt.state, state);
     if (!metricsPath && metricsLines.length > 0) {
-      await o.out.writeBytes(`${lastCheckpoint}/metrics.jsonl`, new TextEncoder().encode(metricsLines.join("\n") + "\n"));
+      await o.out.writeBytes(
+        `${lastCheckpoint}/metrics.jsonl`,
+        new TextEncoder().encode(metricsLines.join("\n") + "\n"),
+      );
       metricsLines.length = 0;
     }
+    tLast = performance.now();
   };
 
   try {
@@ -252,9 +280,18 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       const lr = learningRate(schedule, step - 1);
       const tokens = new Uint32Array(B * L);
       batch.forEach((r, i) => {
-        if (r.tokens.length !== L) throw new SparsekdError(`a sequence has ${r.tokens.length} tokens, the model ${L}`);
+        if (r.tokens.length !== L) {
+          throw new SparsekdError(`a sequence has ${r.tokens.length} tokens, the model ${L}`);
+        }
         tokens.set(r.tokens, i * L);
       });
+      for (let i = 0; i < tokens.length; i++) {
+        if (tokens[i] >= o.model.vocabSize) {
+          throw new SparsekdError(
+            `token id ${tokens[i]} is outside the student's vocabulary (${o.model.vocabSize})`,
+          );
+        }
+      }
       const { targets, mask } = nextTokenTargets(tokens, B, L);
       const inputs = tf.tensor2d(new Int32Array(tokens.buffer), [B, L], "int32");
       let lossFn: () => tf.Scalar;
@@ -304,7 +341,14 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   }
   opt.dispose();
   const ran = opt.step - startStep;
-  return { model, losses, evals, msPerStep: ran > 0 ? (performance.now() - t0) / ran : 0, step: opt.step };
+  return {
+    model,
+    losses,
+    evals,
+    msPerStep: ran > 0 ? (performance.now() - t0) / ran : 0,
+    stepTimes,
+    step: opt.step,
+  };
 }
 
 /** The teacher side of a KD batch, as the loss op wants it. */

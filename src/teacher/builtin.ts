@@ -1,0 +1,137 @@
+/**
+ * The built-in demo teacher (`builtin:demo`): the GPT-style model of `src/model/gpt.ts`, trained with
+ * `deno task train --ce-only` on the demo corpus, its weights committed under `models/demo_teacher/` (see the
+ * README there for the exact command and its held-out perplexity).
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { createHash } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { SparsekdError } from "../cli/errors.ts";
+import type { Runtime } from "../gpu/runtime.ts";
+import { tensorGpuBuffer, tfjsGpuBackend, useTfjsOnRuntime } from "../gpu/tfjs_backend.ts";
+import { loadModel } from "../model/checkpoint.ts";
+import { tuneTfjsForAdapter } from "../model/gpt.ts";
+import type { ObjectStore } from "../store/store.ts";
+import type { Teacher, TeacherLogits } from "./teacher.ts";
+
+/** Where the committed weights live, relative to this module. */
+export const DEMO_TEACHER_URL: URL = new URL("../../models/demo_teacher/", import.meta.url);
+
+/**
+ * Loads the demo teacher onto the runtime (tfjs on its GPUDevice, or tfjs-backend-cpu on a CPU runtime).
+ * Logits come back as a GPU buffer on WebGPU (no read-back) and as an array on the CPU.
+ *
+ * @example
+ * ```ts
+ * const rt = await createRuntime();
+ * const teacher = await createDemoTeacher(rt);
+ * const logits = await teacher.forward(tokens, 0, 2, 64); // 2 sequences of 64 tokens
+ * ```
+ */
+export async function createDemoTeacher(rt: Runtime, dir: URL = DEMO_TEACHER_URL): Promise<Teacher> {
+  await useTfjsOnRuntime(rt);
+  tuneTfjsForAdapter(rt);
+  const hash = createHash("sha256");
+  const store = readOnlyUrlStore(dir, (bytes) => hash.update(bytes));
+  if (!(await store.exists("model.json"))) {
+    throw new SparsekdError(`the demo teacher's weights are missing (${new URL("model.json", dir).href})`);
+  }
+  const model = await loadModel(store, "");
+  const fingerprint = hash.digest("hex");
+  const { vocabSize, seqLen } = model.config;
+  let disposed = false;
+  return {
+    vocabSize,
+    seqLen,
+    fingerprint,
+    description: "builtin:demo",
+    async forward(tokens: Uint32Array, start: number, count: number, L: number): Promise<TeacherLogits> {
+      if (disposed) throw new Error("demo teacher used after dispose()");
+      if (L > seqLen) {
+        throw new SparsekdError(`the demo teacher takes at most ${seqLen} tokens per sequence, not ${L}`);
+      }
+      if (tokens.length !== count * L) {
+        throw new RangeError(`demo teacher: ${tokens.length} tokens for ${count}×${L}`);
+      }
+      for (let i = 0; i < tokens.length; i++) {
+        if (tokens[i] >= vocabSize) {
+          throw new SparsekdError(
+            `token id ${tokens[i]} at sequence ${start + Math.floor(i / L)}, position ${
+              i % L
+            } is ≥ the demo ` +
+              `teacher's vocabulary size ${vocabSize}`,
+          );
+        }
+      }
+      const y = tf.tidy(() => {
+        const x = tf.tensor2d(
+          new Int32Array(tokens.buffer, tokens.byteOffset, tokens.length),
+          [count, L],
+          "int32",
+        );
+        return model.logits(x);
+      });
+      const backend = rt.device ? tfjsGpuBackend(rt.device) : null;
+      if (backend) {
+        const buffer = tensorGpuBuffer(backend, y);
+        let released = false;
+        return {
+          kind: "gpu",
+          buffer,
+          release() {
+            if (!released) y.dispose();
+            released = true;
+          },
+        };
+      }
+      const array = (await y.data()) as Float32Array;
+      y.dispose();
+      return { kind: "cpu", array };
+    },
+    dispose() {
+      if (!disposed) model.dispose();
+      disposed = true;
+    },
+  };
+}
+
+/** The little of ObjectStore that loading needs, over a file: or http(s): folder URL. */
+function readOnlyUrlStore(dir: URL, onBytes: (b: Uint8Array) => void): ObjectStore {
+  const read = async (path: string): Promise<Uint8Array | null> => {
+    const url = new URL(path, dir);
+    if (url.protocol === "file:") {
+      try {
+        return await Deno.readFile(fileURLToPath(url));
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) return null;
+        throw err;
+      }
+    }
+    const res = await fetch(url);
+    if (!res.ok) {
+      await res.body?.cancel();
+      return null;
+    }
+    return new Uint8Array(await res.arrayBuffer());
+  };
+  const refuse = () => Promise.reject(new Error("the demo teacher's folder is read-only"));
+  return {
+    uri: dir.href.replace(/\/$/, ""),
+    async exists(path) {
+      return (await read(path)) !== null;
+    },
+    async readBytes(path) {
+      const bytes = await read(path);
+      if (!bytes) throw new SparsekdError(`${new URL(path, dir).href} is missing`);
+      onBytes(bytes);
+      return bytes;
+    },
+    list: () => Promise.resolve([]),
+    size: async (path) => (await read(path))?.length ?? null,
+    read: refuse,
+    create: refuse,
+    writeBytes: refuse,
+    delete: refuse,
+  };
+}

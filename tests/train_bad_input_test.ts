@@ -1,0 +1,190 @@
+import assert from "node:assert/strict";
+import { SparsekdError } from "../src/cli/errors.ts";
+import { trainCommand } from "../src/train/train_command.ts";
+import { withSeed, writePatternShards } from "./_train_fixtures.ts";
+
+const small = [
+  "--layers",
+  "1",
+  "--width",
+  "8",
+  "--heads",
+  "2",
+  "--batch-size",
+  "2",
+  "--heldout-sequences",
+  "4",
+  "--quiet",
+];
+
+async function quietly<T>(f: () => Promise<T>): Promise<T> {
+  const log = console.log, error = console.error;
+  console.log = () => {};
+  console.error = () => {};
+  try {
+    return await f();
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+async function rejectsWith(args: string[], pattern: RegExp) {
+  await assert.rejects(
+    () => quietly(() => trainCommand(args)),
+    (e: Error) => {
+      assert.ok(e instanceof SparsekdError, `not a SparsekdError: ${e.stack}`);
+      assert.ok(!e.message.includes("\n"), "one line");
+      assert.match(e.message, pattern);
+      return true;
+    },
+  );
+}
+
+async function withShards(body: (dir: string) => Promise<void>) {
+  await withSeed(async (seed) => {
+    const dir = await Deno.makeTempDir();
+    try {
+      await writePatternShards(`${dir}/topk`, { seed, sequences: 16, seqLen: 8, vocab: 24, k: 4 });
+      await body(dir);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+Deno.test("α outside [0, 1], T ≤ 0 and an unknown KD mode are one-line errors", async () => {
+  await rejectsWith(["--alpha", "1.5"], /--alpha must be in \[0, 1\] \(got 1\.5\)/);
+  await rejectsWith(["--alpha=-0.1"], /--alpha must be in \[0, 1\]/);
+  await rejectsWith(["--temperature", "0"], /--temperature must be > 0/);
+  await rejectsWith(["--temperature=-2"], /--temperature must be > 0/);
+  await rejectsWith(["--kd-mode", "full"], /--kd-mode must be topk, renorm or tail/);
+});
+
+Deno.test("shards whose vocabulary or sequence length disagree with the student are refused", async () => {
+  await withShards(async (dir) => {
+    const shards = ["--shards", `${dir}/topk`, "--out", `${dir}/out`, ...small];
+    await rejectsWith([...shards, "--seq-len", "16"], /sequences of 8 tokens, not --seq-len 16/);
+    await rejectsWith([...shards, "--vocab", "48"], /vocabulary \(24\) is smaller than the student's \(48\)/);
+    await rejectsWith(
+      [...shards, "--vocab", "20"],
+      /larger than the student's \(20\): pass --vocab-pad drop/,
+    );
+    await rejectsWith([...shards, "--vocab-pad", "maybe"], /--vocab-pad must be error or drop/);
+  });
+});
+
+Deno.test("a teacher vocabulary with padding rows needs --vocab-pad drop, which then trains", async () => {
+  await withSeed(async (seed) => {
+    const dir = await Deno.makeTempDir();
+    try {
+      await writePatternShards(`${dir}/topk`, {
+        seed,
+        sequences: 16,
+        seqLen: 8,
+        vocab: 20,
+        teacherVocab: 24,
+        k: 6,
+      });
+      const args = ["--shards", `${dir}/topk`, "--vocab", "20", "--steps", "2", "--log-every", "1", ...small];
+      await rejectsWith(
+        [...args, "--out", `${dir}/a`],
+        /vocabulary \(24\) is larger than the student's \(20\)/,
+      );
+      await quietly(() => trainCommand([...args, "--out", `${dir}/b`, "--vocab-pad", "drop"]));
+      const lines = (await Deno.readTextFile(`${dir}/b/metrics.jsonl`)).trim().split("\n").map((l) =>
+        JSON.parse(l)
+      );
+      assert.ok(lines.filter((l) => l.kind === "train").every((l) => Number.isFinite(l.loss)));
+      const evals = lines.filter((l) => l.kind === "eval");
+      assert.equal(evals.length, 1);
+      assert.ok(Number.isFinite(evals[0].kl));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+});
+
+Deno.test("--kd-mode tail on shards without the logsumexp at T is refused", async () => {
+  await withShards(async (dir) => {
+    await rejectsWith(
+      ["--shards", `${dir}/topk`, "--out", `${dir}/out`, "--kd-mode", "tail", "--temperature", "2", ...small],
+      /--kd-mode tail needs the teacher's logsumexp at T=2; .* has it at T=1 only/,
+    );
+  });
+});
+
+Deno.test("a truncated shard is an error naming the shard and the byte offset", async () => {
+  await withShards(async (dir) => {
+    const path = `${dir}/topk/shards/s000000.msgpack`;
+    const bytes = await Deno.readFile(path);
+    await Deno.writeFile(path, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    await rejectsWith(
+      ["--shards", `${dir}/topk`, "--out", `${dir}/out`, "--steps", "3", ...small],
+      /s000000\.msgpack.*(offset|byte)/,
+    );
+  });
+});
+
+Deno.test("a NaN loss stops the run naming the step and keeps the last good checkpoint", async () => {
+  await withShards(async (dir) => {
+    const out = `${dir}/out`;
+    await rejectsWith(
+      [
+        "--shards",
+        `${dir}/topk`,
+        "--out",
+        out,
+        "--ce-only",
+        "--steps",
+        "6",
+        "--lr",
+        "1e38",
+        "--warmup",
+        "0",
+        "--clip",
+        "0",
+        "--weight-decay",
+        "0",
+        "--log-every",
+        "1",
+        "--checkpoint-every",
+        "1",
+        ...small,
+      ],
+      /the loss is (NaN|Infinity|-Infinity) at step (\d+).*last good checkpoint .*ckpt-\d+ is kept/,
+    );
+    const names = [];
+    for await (const e of Deno.readDir(out)) if (e.name.startsWith("ckpt-")) names.push(e.name);
+    assert.ok(names.length >= 1, "a checkpoint of the good steps is kept");
+    for (const n of names) assert.ok((await Deno.stat(`${out}/${n}/state.json`)).isFile);
+  });
+});
+
+Deno.test("missing demo shards say which command makes them", async () => {
+  const dir = await Deno.makeTempDir();
+  const cwd = Deno.cwd();
+  Deno.chdir(dir);
+  try {
+    await rejectsWith(
+      [],
+      /runs\/demo\/topk has no run\.json: make the demo shards first with `deno task save-topk`/,
+    );
+  } finally {
+    Deno.chdir(cwd);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the train task prints one error line and exits non-zero on bad input", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../tasks/train.ts", import.meta.url).pathname, "--alpha", "7"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.notEqual(out.code, 0);
+  const err = new TextDecoder().decode(out.stderr).trim().split("\n").filter((l) =>
+    !/XDG_RUNTIME_DIR/.test(l)
+  );
+  assert.deepEqual(err, ["error: --alpha must be in [0, 1] (got 7)"]);
+});
