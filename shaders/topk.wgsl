@@ -241,7 +241,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
   // ---- threshold: the k-th largest sub-maximum (at least k elements have a key >= it) ----
   var tkey = 0u; // a row that fits in CAP needs no threshold
-  if (vocab > CAP) {
+  let direct = vocab > CAP && k > 4u * RB * WG; // too few sub-maxima: go straight to the exact radix select
+  if (vocab > CAP && !direct) {
     // Rank each of this thread's sub-maxima among all of them (ties by index); rank k-1 is the threshold.
     var rk: array<vec4<u32>, RB>;
     for (var r = 0u; r < RB; r++) {
@@ -276,7 +277,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let keys = keys4(load4(base, tail0, vocab));
     append(keys, vec4<u32>(tail0) + lane, (keys >= tk4) & (vec4<u32>(tail0) + lane < vec4<u32>(vocab)));
   }
-  for (var j = lid; j < nb; j += WG) {
+  for (var j = select(lid, nb, direct); j < nb; j += WG) {
     let keys = keys4(logits4[body4 + j]);
     append(keys, vec4<u32>(head + 4u * j) + lane, keys >= tk4);
   }
@@ -284,7 +285,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   if (lid == 0u) {
     shared_u[1] = atomicLoad(&counter);
   }
-  let total = workgroupUniformLoad(&shared_u[1]);
+  let total = select(workgroupUniformLoad(&shared_u[1]), CAP + 1u, direct);
 
   var n = total;
   if (total > CAP) {

@@ -157,6 +157,23 @@ Deno.test({
 });
 
 Deno.test({
+  name: "sparse-KD loss splits a batch larger than a binding into row chunks with the same results",
+  ignore: noGpu,
+  fn: withSeed("chunks", async (rand) => {
+    const rows = 5 + Math.floor(rand() * 8), vocab = 4 * (20 + Math.floor(rand() * 200)), T = 1.5;
+    for (const mode of MODES) {
+      const c = randomCase(rand, rows, vocab, 8, T);
+      const opts = randomOptions(rand, c, mode, T);
+      const chunkRows = 1 + Math.floor(rand() * 4);
+      const got = await sparseKdLoss(rt, c.s, rows, vocab, c.teacher, opts, chunkRows * vocab * 4);
+      const want = sparseKdLossReference(c.s, rows, vocab, c.teacher, opts);
+      assertLossClose(got.loss, want.loss, `${mode} chunks of ${chunkRows} rows`);
+      assertClose(got.grad, want.grad, rows, vocab, `${mode} chunks of ${chunkRows} rows`);
+    }
+  }),
+});
+
+Deno.test({
   name: "sparse-KD kernel stays finite and accurate with large logits and extreme temperatures",
   ignore: noGpu,
   fn: withSeed("extremes", async (rand) => {

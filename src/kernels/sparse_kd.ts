@@ -203,6 +203,8 @@ export async function encodeSparseKd(
  * `loss = scale * (alpha*T^2*KD_T + (1-alpha)*CE(s, y))` (not averaged; 0 on masked rows) and `grad` the
  * derivative of that row's loss with respect to its student logits. Runs the fused WGSL kernel on a GPU
  * runtime and the float64 reference on a CPU runtime. Bad input is a one-line `SparsekdError`.
+ * Batches larger than the device's largest binding are processed in chunks of rows (`maxChunkBytes`
+ * lowers that bound, for tests).
  *
  * @example
  * ```ts
@@ -219,6 +221,7 @@ export async function sparseKdLoss(
   vocab: number,
   teacher: SparseKdTeacher,
   options: SparseKdOptions,
+  maxChunkBytes = Infinity,
 ): Promise<SparseKdResult> {
   const device = rt.device;
   if (!device) return sparseKdLossReference(studentLogits, rows, vocab, teacher, options);
@@ -226,7 +229,11 @@ export async function sparseKdLoss(
   const loss = new Float32Array(rows);
   const grad = new Float32Array(rows * vocab);
   const rowInfo = new Uint8Array(packRowInfo(c));
-  const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+  const limit = Math.min(
+    device.limits.maxStorageBufferBindingSize,
+    device.limits.maxBufferSize,
+    maxChunkBytes,
+  );
   const chunkRows = Math.max(1, Math.floor(limit / (vocab * 4)));
   if (vocab * 4 > limit) throw new Error(`a row of ${vocab} logits exceeds the device's largest binding`);
   const k = c.k;
