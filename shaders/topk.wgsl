@@ -228,6 +228,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     out[out_flag + row] = flags & 1u;
     shared_u[0] = flags;
+    shared_u[4] = 0u;
   }
   let flags = workgroupUniformLoad(&shared_u[0]);
   if ((flags & 1u) != 0u) {
@@ -263,8 +264,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         }
       }
     }
-    tkey = workgroupUniformLoad(&shared_u[4]);
   }
+  tkey = workgroupUniformLoad(&shared_u[4]);
 
   // ---- pass 2: append the candidates (key >= tkey) ----
   let tk4 = vec4<u32>(tkey);
@@ -285,7 +286,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   if (lid == 0u) {
     shared_u[1] = atomicLoad(&counter);
   }
-  let total = select(workgroupUniformLoad(&shared_u[1]), CAP + 1u, direct);
+  let counted = workgroupUniformLoad(&shared_u[1]);
+  let total = select(counted, CAP + 1u, direct);
 
   var n = total;
   if (total > CAP) {

@@ -13,7 +13,7 @@ Deno.test("the committed demo teacher predicts held-out demo text far better tha
     assert.equal(teacher.seqLen, 64);
     assert.match(teacher.fingerprint, /^[0-9a-f]{64}$/);
     await withSeed(async (_seed, rng) => {
-      const L = 64, count = 4;
+      const L = 64, count = 16;
       const heldout = await demoSource({ split: "heldout", seqLen: L });
       const start = rng.int(heldout.sequences - count);
       const tokens = await heldout.read(start, count);
@@ -37,8 +37,8 @@ Deno.test("the committed demo teacher predicts held-out demo text far better tha
         }
       }
       const perplexity = Math.exp(nll / n);
-      // uniform guessing is 2048; a unigram model of the corpus is about 600
-      assert.ok(perplexity < 400, `held-out perplexity ${perplexity.toFixed(1)} at sequences ${start}…`);
+      // uniform guessing is 2048, the unigram distribution of the train split 615; the teacher is about 310
+      assert.ok(perplexity < 450, `held-out perplexity ${perplexity.toFixed(1)} at sequences ${start}…`);
     });
   } finally {
     teacher.dispose();

@@ -46,13 +46,11 @@ function scratchOf(device: GPUDevice): Scratch {
  */
 const WG = 64;
 
-/**
- * Vec4 blocks of sub-maxima per thread. The shader supports more (about 4k sub-maxima keep the candidate
- * count near k), but RB > 1 hangs llvmpipe's GL driver (DENO_WEBGPU_BACKEND=gl), so 1 is used: k <= 256
- * takes the threshold path, larger k on vocabularies over CAP takes the exact radix select.
- */
-function subMaximaBlocks(_k: number): number {
-  return 1;
+/** Vec4 blocks of sub-maxima per thread: about 4k sub-maxima keep the candidate count near k. */
+function subMaximaBlocks(k: number): number {
+  let rb = 1;
+  while (rb < 8 && 4 * rb * WG < 4 * k) rb *= 2;
+  return rb;
 }
 
 async function topKPipeline(rt: Runtime, k: number, nt: number): Promise<GPUComputePipeline> {
