@@ -241,9 +241,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
 
   // ---- threshold: the k-th largest sub-maximum (at least k elements have a key >= it) ----
-  var tkey = 0u; // a row that fits in CAP needs no threshold
+  var tkey = 0u; // 0: every element is a candidate
   let direct = vocab > CAP && k > 4u * RB * WG; // too few sub-maxima: go straight to the exact radix select
-  if (vocab > CAP && !direct) {
+  if (!direct) {
     // Rank each of this thread's sub-maxima among all of them (ties by index); rank k-1 is the threshold.
     var rk: array<vec4<u32>, RB>;
     for (var r = 0u; r < RB; r++) {
