@@ -11,7 +11,7 @@ const HELP = `deno task demo [flags]
 
   --dir DIR            the run folder (default runs/demo); a second run resumes and skips finished stages
   --sequences S        demo-corpus sequences given to save-topk (default 512)
-  --steps N            optimizer steps of each student (default 300)
+  --steps N            optimizer steps of each student (default 100)
   --batch-size B       sequences per step (default 16)
   --k K                top-k kept per position (default 64)
   --cpu                run on the CPU, without WebGPU
@@ -31,7 +31,7 @@ await runMain(async () => {
   const report = await runDemo({
     dir: f.dir,
     sequences: intFlag("sequences", f.sequences, 512, { min: 2 }),
-    steps: intFlag("steps", f.steps, 300, { min: 1 }),
+    steps: intFlag("steps", f.steps, 100, { min: 1 }),
     batchSize: intFlag("batch-size", f["batch-size"], 16, { min: 1 }),
     k: intFlag("k", f.k, 64, { min: 1 }),
     cpu: f.cpu,

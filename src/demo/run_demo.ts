@@ -25,7 +25,7 @@ export interface DemoOptions {
   dir?: string;
   /** Sequences of the demo corpus's train split given to save-topk (default 512). */
   sequences?: number;
-  /** Optimizer steps of each student (default 300). */
+  /** Optimizer steps of each student (default 100). */
   steps?: number;
   /** Sequences per step (default 16). */
   batchSize?: number;
@@ -56,7 +56,7 @@ const TASKS = new URL("../../tasks/", import.meta.url);
 export async function runDemo(options: DemoOptions = {}): Promise<string> {
   const dir = options.dir ?? "runs/demo";
   const S = options.sequences ?? 512;
-  const steps = options.steps ?? 300;
+  const steps = options.steps ?? 100;
   const batch = options.batchSize ?? 16;
   const k = options.k ?? 64;
   const cpu = options.cpu ? ["--cpu"] : [];
