@@ -42,8 +42,12 @@ export function intFlag(
   if (value === undefined) return fallback;
   const n = Number(value);
   if (!Number.isInteger(n)) throw new SparsekdError(`--${name} must be an integer (got "${value}")`);
-  if (range.min !== undefined && n < range.min) throw new SparsekdError(`--${name} must be ≥ ${range.min} (got ${n})`);
-  if (range.max !== undefined && n > range.max) throw new SparsekdError(`--${name} must be ≤ ${range.max} (got ${n})`);
+  if (range.min !== undefined && n < range.min) {
+    throw new SparsekdError(`--${name} must be ≥ ${range.min} (got ${n})`);
+  }
+  if (range.max !== undefined && n > range.max) {
+    throw new SparsekdError(`--${name} must be ≤ ${range.max} (got ${n})`);
+  }
   return n;
 }
 
@@ -63,10 +67,14 @@ export function numberFlag(
 ): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n)) throw new SparsekdError(`--${name} must be a number (got "${value}")`);
+  if (value.trim() === "" || !Number.isFinite(n)) {
+    throw new SparsekdError(`--${name} must be a number (got "${value}")`);
+  }
   if (range.min !== undefined && (range.minExclusive ? n <= range.min : n < range.min)) {
     throw new SparsekdError(`--${name} must be ${range.minExclusive ? ">" : "≥"} ${range.min} (got ${n})`);
   }
-  if (range.max !== undefined && n > range.max) throw new SparsekdError(`--${name} must be ≤ ${range.max} (got ${n})`);
+  if (range.max !== undefined && n > range.max) {
+    throw new SparsekdError(`--${name} must be ≤ ${range.max} (got ${n})`);
+  }
   return n;
 }

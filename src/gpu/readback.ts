@@ -30,7 +30,10 @@ export async function readBack(device: GPUDevice, regions: ReadRegion[]): Promis
     total += Math.ceil(r.size / 8) * 8;
   }
   if (total === 0) return regions.map(() => new ArrayBuffer(0));
-  const staging = device.createBuffer({ size: total, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const staging = device.createBuffer({
+    size: total,
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
   const enc = device.createCommandEncoder();
   regions.forEach((r, i) => {
     if (r.size > 0) enc.copyBufferToBuffer(r.buffer, r.offset ?? 0, staging, offsets[i], r.size);

@@ -95,7 +95,8 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Runti
     return cpuRuntime();
   }
   const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
-  const description = info.description || [info.vendor, info.architecture, info.device].filter(Boolean).join(" ") ||
+  const description = info.description ||
+    [info.vendor, info.architecture, info.device].filter(Boolean).join(" ") ||
     "unknown adapter";
   const software = Boolean(info.isFallbackAdapter) || SOFTWARE.test(description);
   const limits = adapter.limits;
