@@ -2,9 +2,15 @@
 //
 // The prelude defines: WG (threads per workgroup, a power of two), NT (number of temperatures),
 // NT4 = ceil(NT / 4), RB (each thread keeps 4*RB sub-maxima; 4*RB*WG >= k), CAP (candidate capacity, a
-// power of two >= max(4*RB*WG, 1024)).
+// power of two >= max(4*RB*WG, 1024)), SAMPLE (stride of the estimate's sample, in vec4s).
 //
-// Per row:
+// Per row, for long rows with a small k (the usual case): one full read.
+//   estimate  the sub-maxima of a strided sample (1/SAMPLE of the row) give a key `est` whose expected
+//             count in the row is a small multiple of k.
+//   pass 1    as below, and every element with key >= est is appended to workgroup memory.
+//   If at least k and at most CAP elements were appended, they hold the top k (ties included): order them
+//   directly. Otherwise (estimate too high, too many ties) the exact path below runs from its select step.
+// Otherwise (short rows, large k, or the estimate failed):
 //   pass 1  one read of the row: NaN flag, online logsumexp per temperature (running max + rescaled sum),
 //           and 4*RB sub-maxima per thread (maxima of disjoint subsets) of the order-preserving keys.
 //   select  the k-th largest sub-maximum is a threshold with at least k elements at or above it.
@@ -119,6 +125,38 @@ fn before(ka: u32, ia: u32, kb: u32, ib: u32) -> bool {
   return ka > kb || (ka == kb && ia < ib);
 }
 
+fn write_sub_maxima(mk: array<vec4<u32>, RB>, lid: u32) {
+  for (var r = 0u; r < RB; r++) {
+    for (var c = 0u; c < 4u; c++) {
+      cand_key[lid * 4u * RB + 4u * r + c] = mk[r][c];
+    }
+  }
+}
+
+// Each thread's 4*RB keys `mk` are in cand_key[lid*4*RB ...] for every thread (barrier done): the one of
+// rank `want` (descending, ties by index) is written to shared_u[slot].
+fn select_rank(mk: array<vec4<u32>, RB>, lid: u32, want: u32, slot: u32) {
+  var rk: array<vec4<u32>, RB>;
+  for (var r = 0u; r < RB; r++) {
+    rk[r] = vec4<u32>(0u);
+  }
+  for (var j = 0u; j < 4u * RB * WG; j++) {
+    let v = vec4<u32>(cand_key[j]);
+    let jj = vec4<u32>(j);
+    for (var r = 0u; r < RB; r++) {
+      let a = vec4<u32>(lid * 4u * RB + 4u * r) + vec4<u32>(0u, 1u, 2u, 3u);
+      rk[r] += select(vec4<u32>(0u), vec4<u32>(1u), (v > mk[r]) | ((v == mk[r]) & (jj < a)));
+    }
+  }
+  for (var r = 0u; r < RB; r++) {
+    for (var c = 0u; c < 4u; c++) {
+      if (rk[r][c] == want) {
+        shared_u[slot] = mk[r][c];
+      }
+    }
+  }
+}
+
 // Exclusive prefix sums of red_u and red_u2 over the WG threads (Hillis-Steele in place, then shift).
 fn scan2(lid: u32) {
   for (var off = 1u; off < WG; off = off << 1u) {
@@ -151,6 +189,41 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let nb = (vocab - head) / 4u;
   let body4 = (base + head) / 4u;
   let tail0 = head + 4u * nb;
+  let lane = vec4<u32>(0u, 1u, 2u, 3u);
+  let direct = vocab > CAP && k > 4u * RB * WG; // too few sub-maxima: go straight to the exact radix select
+
+  // ---- estimate: rank est_rank-1 among the sub-maxima of every SAMPLE-th vec4 (about vocab/SAMPLE values);
+  // about SAMPLE*est_rank >= k + 4 sqrt(k) + 8 row elements lie at or above it ----
+  let est_rank = (k + 4u * u32(sqrt(f32(k))) + 8u + SAMPLE - 1u) / SAMPLE;
+  let use_est = !direct && nb >= 8u * SAMPLE * WG && 2u * SAMPLE * est_rank <= CAP;
+  if (lid == 0u) {
+    atomicStore(&counter, 0u);
+  }
+  var est = 0xffffffffu;
+  if (use_est) {
+    // Four sub-maxima per thread (4*WG in all: ranking them is cheap).
+    var smk = vec4<u32>(0u);
+    for (var i = lid * SAMPLE; i < nb; i += WG * SAMPLE) {
+      smk = max(smk, keys4(logits4[body4 + i]));
+    }
+    for (var c = 0u; c < 4u; c++) {
+      cand_key[lid * 4u + c] = smk[c];
+    }
+    workgroupBarrier();
+    var rk = vec4<u32>(0u);
+    let a = vec4<u32>(lid * 4u) + lane;
+    for (var j = 0u; j < 4u * WG; j++) {
+      let v = vec4<u32>(cand_key[j]);
+      rk += select(vec4<u32>(0u), vec4<u32>(1u), (v > smk) | ((v == smk) & (vec4<u32>(j) < a)));
+    }
+    for (var c = 0u; c < 4u; c++) {
+      if (rk[c] == est_rank - 1u) {
+        shared_u[5] = smk[c];
+      }
+    }
+    est = workgroupUniformLoad(&shared_u[5]);
+  }
+  let est4 = vec4<u32>(est);
 
   // ---- pass 1: NaN flag, online logsumexp, 4*RB sub-maxima of the keys per thread ----
   p_m = NEG_MAX;
@@ -163,22 +236,40 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     p_mk[r] = vec4<u32>(0u);
   }
   if (lid == 0u) {
-    absorb(load4(base, 0u, head), vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(head), 0u);
+    let bits = load4(base, 0u, head);
+    let inside = lane < vec4<u32>(head);
+    absorb(bits, inside, 0u);
+    if (use_est) {
+      append(keys4(bits), lane, inside & (keys4(bits) >= est4));
+    }
   }
   if (lid == WG - 1u) {
-    absorb(load4(base, tail0, vocab), vec4<u32>(tail0) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(vocab), 0u);
+    let bits = load4(base, tail0, vocab);
+    let inside = vec4<u32>(tail0) + lane < vec4<u32>(vocab);
+    absorb(bits, inside, 0u);
+    if (use_est) {
+      append(keys4(bits), vec4<u32>(tail0) + lane, inside & (keys4(bits) >= est4));
+    }
   }
-  var i = lid;
-  loop {
-    if (i >= nb) {
-      break;
+  if (use_est) {
+    for (var i = lid; i < nb; i += RB * WG) {
+      for (var r = 0u; r < RB; r++) {
+        let j = i + r * WG;
+        let inside = j < nb;
+        let bits = logits4[body4 + select(i, j, inside)];
+        absorb(bits, vec4<bool>(inside), r);
+        let keys = keys4(bits);
+        append(keys, vec4<u32>(head + 4u * j) + lane, vec4<bool>(inside) & (keys >= est4));
+      }
     }
-    for (var r = 0u; r < RB; r++) {
-      let j = i + r * WG;
-      let inside = j < nb;
-      absorb(logits4[body4 + select(i, j, inside)], vec4<bool>(inside), r);
+  } else {
+    for (var i = lid; i < nb; i += RB * WG) {
+      for (var r = 0u; r < RB; r++) {
+        let j = i + r * WG;
+        let inside = j < nb;
+        absorb(logits4[body4 + select(i, j, inside)], vec4<bool>(inside), r);
+      }
     }
-    i += RB * WG;
   }
   var m = p_m;
   let s = p_s;
@@ -192,15 +283,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var t = 0u; t < NT; t++) {
     red_s[lid * NT + t] = s[t];
   }
-  for (var r = 0u; r < RB; r++) {
-    for (var c = 0u; c < 4u; c++) {
-      let j = lid * 4u * RB + 4u * r + c;
-      cand_key[j] = mk[r][c];
-      cand_id[j] = j;
-    }
-  }
-  if (lid == 0u) {
-    atomicStore(&counter, 0u);
+  if (!use_est) {
+    write_sub_maxima(mk, lid); // (no candidates yet: the counter is still 0)
   }
   workgroupBarrier();
   if (lid == 0u) {
@@ -227,10 +311,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       out[out_lse + row * NT + t] = bitcast<u32>(lse);
     }
     out[out_flag + row] = flags & 1u;
-    shared_u[0] = flags;
+    shared_u[0] = flags | (atomicLoad(&counter) << 2u);
     shared_u[4] = 0u;
   }
   let flags = workgroupUniformLoad(&shared_u[0]);
+  let appended = flags >> 2u;
   if ((flags & 1u) != 0u) {
     // NaN row: the host reports it as an error; write defined values and stop.
     for (var j = lid; j < k; j += WG) {
@@ -240,36 +325,27 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     return;
   }
 
+  // The estimate's candidates hold the top k when there are at least k of them and they all fit.
+  var n = appended;
+  if (!(use_est && appended >= k && appended <= CAP)) {
   // ---- threshold: the k-th largest sub-maximum (at least k elements have a key >= it) ----
-  var tkey = 0u; // 0: every element is a candidate
-  let direct = vocab > CAP && k > 4u * RB * WG; // too few sub-maxima: go straight to the exact radix select
+  if (use_est) {
+    // The sub-maxima replace the estimate's candidates (every thread is past the barrier above).
+    write_sub_maxima(mk, lid);
+    if (lid == 0u) {
+      atomicStore(&counter, 0u);
+    }
+    workgroupBarrier();
+  }
   if (!direct) {
     // Rank each of this thread's sub-maxima among all of them (ties by index); rank k-1 is the threshold.
-    var rk: array<vec4<u32>, RB>;
-    for (var r = 0u; r < RB; r++) {
-      rk[r] = vec4<u32>(0u);
-    }
-    for (var j = 0u; j < 4u * RB * WG; j++) {
-      let v = vec4<u32>(cand_key[j]);
-      let jj = vec4<u32>(j);
-      for (var r = 0u; r < RB; r++) {
-        let a = vec4<u32>(lid * 4u * RB + 4u * r) + vec4<u32>(0u, 1u, 2u, 3u);
-        rk[r] += select(vec4<u32>(0u), vec4<u32>(1u), (v > mk[r]) | ((v == mk[r]) & (jj < a)));
-      }
-    }
-    for (var r = 0u; r < RB; r++) {
-      for (var c = 0u; c < 4u; c++) {
-        if (rk[r][c] == k - 1u) {
-          shared_u[4] = mk[r][c];
-        }
-      }
-    }
+    select_rank(mk, lid, k - 1u, 4u);
   }
-  tkey = workgroupUniformLoad(&shared_u[4]);
+  let tkey = workgroupUniformLoad(&shared_u[4]); // 0: every element is a candidate
+  // (every thread has read cand_key in select_rank: pass 2 may overwrite it)
 
   // ---- pass 2: append the candidates (key >= tkey) ----
   let tk4 = vec4<u32>(tkey);
-  let lane = vec4<u32>(0u, 1u, 2u, 3u);
   if (lid == 0u) {
     let keys = keys4(load4(base, 0u, head));
     append(keys, lane, (keys >= tk4) & (lane < vec4<u32>(head)));
@@ -289,7 +365,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let counted = workgroupUniformLoad(&shared_u[1]);
   let total = select(counted, CAP + 1u, direct);
 
-  var n = total;
+  n = total;
   if (total > CAP) {
     // ---- exact fallback: radix select of the k-th largest key, 8 bits at a time ----
     var prefix = 0u;
@@ -361,6 +437,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       }
     }
     n = k;
+  }
   }
   workgroupBarrier();
 

@@ -46,6 +46,12 @@ function scratchOf(device: GPUDevice): Scratch {
  */
 const WG = 64;
 
+/**
+ * Stride (in vec4s) of the sample that estimates the candidate threshold of long rows, so that the row is
+ * read once in full (see `shaders/topk.wgsl`).
+ */
+const SAMPLE = 4;
+
 /** Vec4 blocks of sub-maxima per thread: about 4k sub-maxima keep the candidate count near k. */
 function subMaximaBlocks(k: number): number {
   let rb = 1;
@@ -57,8 +63,8 @@ async function topKPipeline(rt: Runtime, k: number, nt: number): Promise<GPUComp
   const rb = subMaximaBlocks(k);
   const nt4 = Math.ceil(nt / 4);
   const prelude = `const WG: u32 = ${WG}u;\nconst NT: u32 = ${nt}u;\nconst NT4: u32 = ${nt4}u;\n` +
-    `const RB: u32 = ${rb}u;\nconst CAP: u32 = ${CAP}u;\n`;
-  return await rt.pipeline(`topk/wg${WG}/nt${nt}/rb${rb}/cap${CAP}`, "topk.wgsl", { prelude });
+    `const RB: u32 = ${rb}u;\nconst CAP: u32 = ${CAP}u;\nconst SAMPLE: u32 = ${SAMPLE}u;\n`;
+  return await rt.pipeline(`topk/wg${WG}/nt${nt}/rb${rb}/cap${CAP}/s${SAMPLE}`, "topk.wgsl", { prelude });
 }
 
 /** One dispatch's worth of rows, and where its results land. */

@@ -143,7 +143,7 @@ export async function saveModel(
   await store.writeBytes(join(dir, "model.weights.bin"), bytes);
   await store.writeBytes(
     join(dir, "model.json"),
-    new TextEncoder().encode(JSON.stringify(json, null, 1) + "\n"),
+    new TextEncoder().encode(JSON.stringify(json, null, 2) + "\n"),
   );
 }
 
@@ -232,7 +232,7 @@ export async function saveCheckpoint(
   await store.writeBytes(join(dir, "optimizer.json"), new TextEncoder().encode(JSON.stringify(json) + "\n"));
   await store.writeBytes(
     join(dir, "state.json"),
-    new TextEncoder().encode(JSON.stringify(state, null, 1) + "\n"),
+    new TextEncoder().encode(JSON.stringify(state, null, 2) + "\n"),
   );
   return dir;
 }

@@ -66,7 +66,9 @@ export function createAdamW(weights: Map<string, tf.Variable>, options: AdamWOpt
       return tf.tidy(() => {
         const names = [...weights.keys()];
         const squares = names.map((n) => tf.sum(tf.square(grads[n])));
-        const norm = tf.sqrt(squares.length === 1 ? squares[0] : tf.addN(squares)) as tf.Scalar;
+        // tf.stack, not tf.addN: tfjs-webgpu's AddN binds one storage buffer per input, past the limit of some
+        // adapters (the GL path); its concat splits the inputs into groups that fit.
+        const norm = tf.sqrt(tf.sum(tf.stack(squares))) as tf.Scalar;
         const scale = clip > 0 ? tf.div(clip, tf.maximum(norm, clip)) : tf.scalar(1);
         for (const n of names) {
           const p = weights.get(n)!;
