@@ -328,116 +328,116 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   // The estimate's candidates hold the top k when there are at least k of them and they all fit.
   var n = appended;
   if (!(use_est && appended >= k && appended <= CAP)) {
-  // ---- threshold: the k-th largest sub-maximum (at least k elements have a key >= it) ----
-  if (use_est) {
-    // The sub-maxima replace the estimate's candidates (every thread is past the barrier above).
-    write_sub_maxima(mk, lid);
-    if (lid == 0u) {
-      atomicStore(&counter, 0u);
-    }
-    workgroupBarrier();
-  }
-  if (!direct) {
-    // Rank each of this thread's sub-maxima among all of them (ties by index); rank k-1 is the threshold.
-    select_rank(mk, lid, k - 1u, 4u);
-  }
-  let tkey = workgroupUniformLoad(&shared_u[4]); // 0: every element is a candidate
-  // (every thread has read cand_key in select_rank: pass 2 may overwrite it)
-
-  // ---- pass 2: append the candidates (key >= tkey) ----
-  let tk4 = vec4<u32>(tkey);
-  if (lid == 0u) {
-    let keys = keys4(load4(base, 0u, head));
-    append(keys, lane, (keys >= tk4) & (lane < vec4<u32>(head)));
-  }
-  if (lid == WG - 1u) {
-    let keys = keys4(load4(base, tail0, vocab));
-    append(keys, vec4<u32>(tail0) + lane, (keys >= tk4) & (vec4<u32>(tail0) + lane < vec4<u32>(vocab)));
-  }
-  for (var j = select(lid, nb, direct); j < nb; j += WG) {
-    let keys = keys4(logits4[body4 + j]);
-    append(keys, vec4<u32>(head + 4u * j) + lane, keys >= tk4);
-  }
-  workgroupBarrier();
-  if (lid == 0u) {
-    shared_u[1] = atomicLoad(&counter);
-  }
-  let counted = workgroupUniformLoad(&shared_u[1]);
-  let total = select(counted, CAP + 1u, direct);
-
-  n = total;
-  if (total > CAP) {
-    // ---- exact fallback: radix select of the k-th largest key, 8 bits at a time ----
-    var prefix = 0u;
-    var mask = 0u;
-    var remaining = k;
-    for (var shift = 24i; shift >= 0i; shift -= 8i) {
-      for (var j = lid; j < 256u; j += WG) {
-        atomicStore(&hist[j], 0u);
-      }
-      workgroupBarrier();
-      for (var j = lid; j < vocab; j += WG) {
-        let key = key_of(bitcast<u32>(logits[base + j]));
-        if ((key & mask) == prefix) {
-          atomicAdd(&hist[(key >> u32(shift)) & 255u], 1u);
-        }
-      }
-      workgroupBarrier();
+    // ---- threshold: the k-th largest sub-maximum (at least k elements have a key >= it) ----
+    if (use_est) {
+      // The sub-maxima replace the estimate's candidates (every thread is past the barrier above).
+      write_sub_maxima(mk, lid);
       if (lid == 0u) {
-        var above = 0u;
-        var d = 255u;
-        loop {
-          let c = atomicLoad(&hist[d]);
-          if (above + c >= remaining || d == 0u) {
-            break;
-          }
-          above += c;
-          d -= 1u;
-        }
-        shared_u[2] = prefix | (d << u32(shift));
-        shared_u[3] = remaining - above;
+        atomicStore(&counter, 0u);
       }
-      prefix = workgroupUniformLoad(&shared_u[2]);
-      remaining = shared_u[3];
-      mask = mask | (255u << u32(shift));
       workgroupBarrier();
     }
-    // prefix is now the k-th largest key; `remaining` elements equal to it belong to the top k.
-    let kth = prefix;
-    let need_eq = remaining;
-    let c_gt = k - need_eq;
-    let blk = (vocab + WG - 1u) / WG;
-    let lo = min(vocab, lid * blk);
-    let hi = min(vocab, lo + blk);
-    var gt = 0u;
-    var eq = 0u;
-    for (var j = lo; j < hi; j++) {
-      let key = key_of(bitcast<u32>(logits[base + j]));
-      gt += select(0u, 1u, key > kth);
-      eq += select(0u, 1u, key == kth);
+    if (!direct) {
+      // Rank each of this thread's sub-maxima among all of them (ties by index); rank k-1 is the threshold.
+      select_rank(mk, lid, k - 1u, 4u);
     }
-    red_u[lid] = gt;
-    red_u2[lid] = eq;
+    let tkey = workgroupUniformLoad(&shared_u[4]); // 0: every element is a candidate
+    // (every thread has read cand_key in select_rank: pass 2 may overwrite it)
+
+    // ---- pass 2: append the candidates (key >= tkey) ----
+    let tk4 = vec4<u32>(tkey);
+    if (lid == 0u) {
+      let keys = keys4(load4(base, 0u, head));
+      append(keys, lane, (keys >= tk4) & (lane < vec4<u32>(head)));
+    }
+    if (lid == WG - 1u) {
+      let keys = keys4(load4(base, tail0, vocab));
+      append(keys, vec4<u32>(tail0) + lane, (keys >= tk4) & (vec4<u32>(tail0) + lane < vec4<u32>(vocab)));
+    }
+    for (var j = select(lid, nb, direct); j < nb; j += WG) {
+      let keys = keys4(logits4[body4 + j]);
+      append(keys, vec4<u32>(head + 4u * j) + lane, keys >= tk4);
+    }
     workgroupBarrier();
-    scan2(lid);
-    var pg = red_u[lid] - gt; // exclusive prefix
-    var pe = red_u2[lid] - eq;
-    for (var j = lo; j < hi; j++) {
-      let key = key_of(bitcast<u32>(logits[base + j]));
-      if (key > kth) {
-        cand_key[pg] = key;
-        cand_id[pg] = j;
-        pg += 1u;
-      } else if (key == kth) {
-        if (pe < need_eq) {
-          cand_key[c_gt + pe] = key;
-          cand_id[c_gt + pe] = j;
-        }
-        pe += 1u;
-      }
+    if (lid == 0u) {
+      shared_u[1] = atomicLoad(&counter);
     }
-    n = k;
-  }
+    let counted = workgroupUniformLoad(&shared_u[1]);
+    let total = select(counted, CAP + 1u, direct);
+
+    n = total;
+    if (total > CAP) {
+      // ---- exact fallback: radix select of the k-th largest key, 8 bits at a time ----
+      var prefix = 0u;
+      var mask = 0u;
+      var remaining = k;
+      for (var shift = 24i; shift >= 0i; shift -= 8i) {
+        for (var j = lid; j < 256u; j += WG) {
+          atomicStore(&hist[j], 0u);
+        }
+        workgroupBarrier();
+        for (var j = lid; j < vocab; j += WG) {
+          let key = key_of(bitcast<u32>(logits[base + j]));
+          if ((key & mask) == prefix) {
+            atomicAdd(&hist[(key >> u32(shift)) & 255u], 1u);
+          }
+        }
+        workgroupBarrier();
+        if (lid == 0u) {
+          var above = 0u;
+          var d = 255u;
+          loop {
+            let c = atomicLoad(&hist[d]);
+            if (above + c >= remaining || d == 0u) {
+              break;
+            }
+            above += c;
+            d -= 1u;
+          }
+          shared_u[2] = prefix | (d << u32(shift));
+          shared_u[3] = remaining - above;
+        }
+        prefix = workgroupUniformLoad(&shared_u[2]);
+        remaining = shared_u[3];
+        mask = mask | (255u << u32(shift));
+        workgroupBarrier();
+      }
+      // prefix is now the k-th largest key; `remaining` elements equal to it belong to the top k.
+      let kth = prefix;
+      let need_eq = remaining;
+      let c_gt = k - need_eq;
+      let blk = (vocab + WG - 1u) / WG;
+      let lo = min(vocab, lid * blk);
+      let hi = min(vocab, lo + blk);
+      var gt = 0u;
+      var eq = 0u;
+      for (var j = lo; j < hi; j++) {
+        let key = key_of(bitcast<u32>(logits[base + j]));
+        gt += select(0u, 1u, key > kth);
+        eq += select(0u, 1u, key == kth);
+      }
+      red_u[lid] = gt;
+      red_u2[lid] = eq;
+      workgroupBarrier();
+      scan2(lid);
+      var pg = red_u[lid] - gt; // exclusive prefix
+      var pe = red_u2[lid] - eq;
+      for (var j = lo; j < hi; j++) {
+        let key = key_of(bitcast<u32>(logits[base + j]));
+        if (key > kth) {
+          cand_key[pg] = key;
+          cand_id[pg] = j;
+          pg += 1u;
+        } else if (key == kth) {
+          if (pe < need_eq) {
+            cand_key[c_gt + pe] = key;
+            cand_id[c_gt + pe] = j;
+          }
+          pe += 1u;
+        }
+      }
+      n = k;
+    }
   }
   workgroupBarrier();
 

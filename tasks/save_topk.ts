@@ -13,6 +13,9 @@ import { openTeacher } from "../src/teacher/open_teacher.ts";
 import { openStore } from "../src/store/open_store.ts";
 import { saveTopK } from "../src/save/save_topk.ts";
 
+/** Sequences of the demo corpus used when --data is builtin:demo and --max-sequences is not given. */
+const DEMO_DEFAULT_SEQUENCES = 512;
+
 const HELP = `deno task save-topk [flags]
 
   --teacher SPEC            builtin:demo (default) | tfjs:<model.json path or URI> | npy:<logits.npy>
@@ -24,7 +27,8 @@ const HELP = `deno task save-topk [flags]
   --sequences-per-shard N   (default 64)
   --value-dtype f32|f16     stored logits (default f32)
   --lse-temperatures T,…    logsumexp temperatures (default 1)
-  --max-sequences S         use only the first S sequences
+  --max-sequences S|all     use only the first S sequences (default: all; 512 for builtin:demo data,
+                            which keeps the demo to minutes on a CPU-only machine)
   --host-index H            this host (default: JOB_COMPLETION_INDEX, BATCH_TASK_INDEX, else 0)
   --host-count C            hosts in all (default: BATCH_TASK_COUNT, else 1)
   --gcs-endpoint URL        GCS endpoint (default: STORAGE_EMULATOR_HOST, else Google's)
@@ -58,8 +62,11 @@ await runMain(async () => {
   const k = intFlag("k", f.k, 64, { min: 1 });
   const batchSize = intFlag("batch-size", f["batch-size"], 8, { min: 1 });
   const perShard = intFlag("sequences-per-shard", f["sequences-per-shard"], 64, { min: 1 });
-  const maxSequences = f["max-sequences"] === undefined
+  const demoData = f.data === "builtin:demo";
+  const maxSequences = f["max-sequences"] === "all"
     ? undefined
+    : f["max-sequences"] === undefined
+    ? (demoData ? DEMO_DEFAULT_SEQUENCES : undefined)
     : intFlag("max-sequences", f["max-sequences"], 0, { min: 1 });
   if (f["value-dtype"] !== "f32" && f["value-dtype"] !== "f16") {
     throw new SparsekdError(`--value-dtype must be f32 or f16 (got "${f["value-dtype"]}")`);
