@@ -39,7 +39,17 @@ export interface DemoOptions {
 
 /** One student of the demo: its name, what it is, and the extra train flags that make it. */
 const STUDENTS = [
-  { name: "kd-topk", description: "offline KD from the top-64 shards (--kd-mode topk, α=1, T=1)", flags: [] },
+  {
+    name: "kd-topk",
+    description: "offline KD, teacher renormalized over its top-k (--kd-mode topk, α=1)",
+    flags: [],
+  },
+  {
+    name: "kd-tail",
+    description: "offline KD with the exact tail mass from the stored logsumexp, plus hard labels " +
+      "(--kd-mode tail, α=0.5)",
+    flags: ["--kd-mode", "tail", "--alpha", "0.5"],
+  },
   { name: "ce-only", description: "hard labels only (--ce-only), same data and steps", flags: ["--ce-only"] },
 ];
 
@@ -64,7 +74,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<string> {
   const t0 = performance.now();
 
   // 1. save-topk (resumes by itself; the summary of the run that computed the shards is kept).
-  stage(`1/4 save-topk: demo teacher over ${S} sequences of the demo corpus → ${dir}/topk`);
+  stage(
+    `1/${STUDENTS.length + 2} save-topk: demo teacher over ${S} sequences of the demo corpus → ${dir}/topk`,
+  );
   const savedPath = `${dir}/save_summary.json`;
   const lastSave = `${dir}/save_summary.last.json`;
   const saveArgs = [
@@ -85,7 +97,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<string> {
   // 2–3. the two students, same size, steps, data and seed.
   for (const [i, s] of STUDENTS.entries()) {
     const out = `${dir}/students/${s.name}`;
-    stage(`${i + 2}/4 train ${s.name}: ${s.description}`);
+    stage(`${i + 2}/${STUDENTS.length + 2} train ${s.name}: ${s.description}`);
     const store = await openLocalStore(out, { create: true });
     const last = await latestCheckpoint(store);
     if (last !== null && last >= steps) {
@@ -114,7 +126,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<string> {
   }
 
   // 4. final evaluation on the held-out split, with the teacher run in this process, and the report.
-  stage("4/4 evaluate both students on the held-out split against the teacher; write the report");
+  stage(
+    `${STUDENTS.length + 2}/${
+      STUDENTS.length + 2
+    } evaluate the students on the held-out split against the teacher; write the report`,
+  );
   const rt = await createRuntime({ cpu: options.cpu, quiet: true });
   await useTfjsOnRuntime(rt);
   const teacher = await loadModel(await openLocalStore(fileURLToPath(DEMO_TEACHER_URL)), "");
@@ -187,7 +203,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<string> {
     },
     students,
     notes: [
-      `Both students have the same shape, seed, data (${
+      `The students have the same shape, seed, data (${
         run.sequences - 64
       } sequences of the shards; the last 64 ` +
       `are the in-training evaluation set) and ${steps} steps of batch ${batch}.`,
