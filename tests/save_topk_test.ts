@@ -144,25 +144,44 @@ Deno.test("save-topk run again on a finished OUT changes nothing", async () => {
 Deno.test("save-topk killed at random moments and restarted ends with the bytes of an uninterrupted run", async () => {
   const f = await fixture(96, 16, 2000);
   const flags = ["--k", "32", "--sequences-per-shard", "4", "--batch-size", "2", "--value-dtype", "f16"];
+  const shards = 96 / 4;
   const whole = `${f.dir}/whole`;
-  const t0 = performance.now();
   assert.equal((await run(save(f, whole, flags))).code, 0);
-  const wholeMs = performance.now() - t0;
   const expected = await snapshot(whole);
 
+  // Each attempt is killed once a random number of shards exist, after a further random delay (so the kill
+  // lands anywhere: between shards, inside a shard's write, before run.json, during the manifest).
   const out = `${f.dir}/killed`;
+  const countShards = async () => {
+    try {
+      let n = 0;
+      for await (const e of Deno.readDir(`${out}/shards`)) {
+        if (e.name.endsWith(".msgpack") && !e.name.startsWith(".")) n++;
+      }
+      return n;
+    } catch {
+      return 0;
+    }
+  };
   let kills = 0;
   for (let attempt = 0; attempt < 4; attempt++) {
     const child = save(f, out, flags).spawn();
-    const delay = 300 + Math.random() * wholeMs;
-    const timer = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-        kills++;
-      } catch { /* already finished */ }
-    }, delay);
+    const target = Math.min(shards - 2, (await countShards()) + Math.floor(Math.random() * 8));
+    const exited = child.status.then(() => true);
+    const killer = (async () => {
+      while (!(await Promise.race([exited, new Promise<false>((r) => setTimeout(() => r(false), 10))]))) {
+        if ((await countShards()) >= target) {
+          await new Promise((r) => setTimeout(r, Math.random() * 150));
+          try {
+            child.kill("SIGKILL");
+          } catch { /* it finished in the meantime */ }
+          return;
+        }
+      }
+    })();
     const status = await child.output();
-    clearTimeout(timer);
+    await killer;
+    if (status.signal === "SIGKILL") kills++;
     if (status.success) break;
   }
   const last = await run(save(f, out, flags));
