@@ -32,6 +32,7 @@ async function fixture(S: number, L: number, V: number, edit?: (f: Fixture) => v
   return f;
 }
 
+/** The task on fixture `f`; flags in `extra` come last and win (e.g. another `--teacher`). */
 function save(f: Fixture, out: string, extra: string[] = [], env: Record<string, string> = {}) {
   return new Deno.Command(Deno.execPath(), {
     args: [
@@ -234,39 +235,11 @@ Deno.test("save-topk bad input: unknown flag, k out of range, bad npy, token id 
   await expectOneLineError(save(f, out, ["--k", "51"]), /--k .*50/);
   await Deno.writeTextFile(`${f.dir}/bad.npy`, "not an npy file at all");
   await expectOneLineError(
-    new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        TASK,
-        "--teacher",
-        `npy:${f.dir}/bad.npy`,
-        "--data",
-        `npy:${f.dir}/ids.npy`,
-        "--out",
-        out,
-      ],
-      stderr: "piped",
-      stdout: "piped",
-    }),
+    save(f, out, ["--teacher", `npy:${f.dir}/bad.npy`]),
     /bad\.npy/,
   );
   await expectOneLineError(
-    new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        TASK,
-        "--teacher",
-        `npy:${f.dir}/missing.npy`,
-        "--data",
-        `npy:${f.dir}/ids.npy`,
-        "--out",
-        out,
-      ],
-      stderr: "piped",
-      stdout: "piped",
-    }),
+    save(f, out, ["--teacher", `npy:${f.dir}/missing.npy`]),
     /missing\.npy/,
   );
   const g = await fixture(4, 4, 50, (x) => (x.ids[2 * 4 + 3] = 50));
@@ -296,23 +269,7 @@ Deno.test("save-topk bad input: an OUT with another run.json, and an OUT that ca
   await expectOneLineError(save(f, out, ["--k", "5"]), /\bk\b/);
   const other = await fixture(4, 4, 50);
   await expectOneLineError(
-    new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        TASK,
-        "--teacher",
-        `npy:${other.dir}/logits.npy`,
-        "--data",
-        `npy:${f.dir}/ids.npy`,
-        "--out",
-        out,
-        "--k",
-        "4",
-      ],
-      stderr: "piped",
-      stdout: "piped",
-    }),
+    save(f, out, ["--teacher", `npy:${other.dir}/logits.npy`, "--k", "4"]),
     /fingerprint/,
   );
   assertSameFiles(before, await snapshot(out));
