@@ -9,11 +9,12 @@ import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { SparsekdError } from "../cli/errors.ts";
 import type { Runtime } from "../gpu/runtime.ts";
-import { tensorGpuBuffer, tfjsGpuBackend, useTfjsOnRuntime } from "../gpu/tfjs_backend.ts";
+import { useTfjsOnRuntime } from "../gpu/tfjs_backend.ts";
 import { loadModel } from "../model/checkpoint.ts";
 import { tuneTfjsForAdapter } from "../model/gpt.ts";
 import type { ObjectStore } from "../store/store.ts";
 import type { Teacher, TeacherLogits } from "./teacher.ts";
+import { tensorLogits } from "./tensor_logits.ts";
 
 /** Where the committed weights live, relative to this module. */
 export const DEMO_TEACHER_URL: URL = new URL("../../models/demo_teacher/", import.meta.url);
@@ -72,22 +73,7 @@ export async function createDemoTeacher(rt: Runtime, dir: URL = DEMO_TEACHER_URL
         );
         return model.logits(x);
       });
-      const backend = rt.device ? tfjsGpuBackend(rt.device) : null;
-      if (backend) {
-        const buffer = tensorGpuBuffer(backend, y);
-        let released = false;
-        return {
-          kind: "gpu",
-          buffer,
-          release() {
-            if (!released) y.dispose();
-            released = true;
-          },
-        };
-      }
-      const array = (await y.data()) as Float32Array;
-      y.dispose();
-      return { kind: "cpu", array };
+      return await tensorLogits(rt, y);
     },
     dispose() {
       if (!disposed) model.dispose();

@@ -184,7 +184,8 @@ async function loadModel(loaded: LoadedArtifacts): Promise<RunnableModel> {
  * ```
  */
 export async function tfjsTeacher(rt: Runtime, uri: string): Promise<Teacher> {
-  const { useTfjsOnRuntime, tfjsGpuBackend, tensorGpuBuffer } = await import("../gpu/tfjs_backend.ts");
+  const { useTfjsOnRuntime } = await import("../gpu/tfjs_backend.ts");
+  const { tensorLogits } = await import("./tensor_logits.ts");
   const tf = await useTfjsOnRuntime(rt);
   const loaded = await loadTfjsArtifacts(uri);
   const model = await loadModel(loaded);
@@ -258,22 +259,7 @@ export async function tfjsTeacher(rt: Runtime, uri: string): Promise<Teacher> {
         }
       }
       const y = await run(tokens, count, L);
-      const backend = rt.device ? tfjsGpuBackend(rt.device) : null;
-      if (backend) {
-        const buffer = tensorGpuBuffer(backend, y);
-        let released = false;
-        return {
-          kind: "gpu",
-          buffer,
-          release() {
-            if (!released) y.dispose();
-            released = true;
-          },
-        };
-      }
-      const array = (await y.data()) as Float32Array;
-      y.dispose();
-      return { kind: "cpu", array };
+      return await tensorLogits(rt, y);
     },
     dispose() {
       if (!disposed) model.dispose();
