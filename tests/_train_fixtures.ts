@@ -143,3 +143,23 @@ export async function writePatternShards(
     host: { index: 0, count: 1 },
   });
 }
+
+/**
+ * Runs `f` with console.log and console.error silenced (the trainer's progress and summary lines).
+ *
+ * @example
+ * ```ts
+ * await quietly(() => trainCommand(["--steps", "2"]));
+ * ```
+ */
+export async function quietly<T>(f: () => Promise<T>): Promise<T> {
+  const log = console.log, error = console.error;
+  console.log = () => {};
+  console.error = () => {};
+  try {
+    return await f();
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}

@@ -3,64 +3,10 @@
  * the bytes of an uninterrupted run, hosts in parallel make one complete set, and bad input ends in one line.
  */
 import assert from "node:assert/strict";
-import { npyBytes } from "../src/data/npy.ts";
 import { topKReference } from "../src/kernels/topk_reference.ts";
 import { readShards } from "../src/format/shard_reader.ts";
 import { openStore } from "../src/store/open_store.ts";
-
-const TASK = new URL("../tasks/save_topk.ts", import.meta.url).pathname;
-
-interface Fixture {
-  dir: string;
-  S: number;
-  L: number;
-  V: number;
-  logits: Float32Array;
-  ids: Int32Array;
-}
-
-async function fixture(S: number, L: number, V: number, edit?: (f: Fixture) => void): Promise<Fixture> {
-  const dir = await Deno.makeTempDir({ prefix: "sparsekd-save-" });
-  const logits = new Float32Array(S * L * V);
-  for (let i = 0; i < logits.length; i++) logits[i] = Math.round((Math.random() - 0.5) * 4000) / 100;
-  const ids = new Int32Array(S * L);
-  for (let i = 0; i < ids.length; i++) ids[i] = Math.floor(Math.random() * V);
-  const f = { dir, S, L, V, logits, ids };
-  edit?.(f);
-  await Deno.writeFile(`${dir}/logits.npy`, npyBytes("<f4", [S, L, V], f.logits));
-  await Deno.writeFile(`${dir}/ids.npy`, npyBytes("<i4", [S, L], f.ids));
-  return f;
-}
-
-/** The task on fixture `f`; flags in `extra` come last and win (e.g. another `--teacher`). */
-function save(f: Fixture, out: string, extra: string[] = [], env: Record<string, string> = {}) {
-  return new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      TASK,
-      "--teacher",
-      `npy:${f.dir}/logits.npy`,
-      "--data",
-      `npy:${f.dir}/ids.npy`,
-      "--out",
-      out,
-      ...extra,
-    ],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  });
-}
-
-async function run(cmd: Deno.Command) {
-  const o = await cmd.output();
-  return {
-    code: o.code,
-    stdout: new TextDecoder().decode(o.stdout),
-    stderr: new TextDecoder().decode(o.stderr),
-  };
-}
+import { type Fixture, fixture, run, save } from "./_save_fixtures.ts";
 
 /** Every file under `dir` except temporary ones, with its bytes. */
 async function snapshot(dir: string): Promise<Map<string, Uint8Array>> {

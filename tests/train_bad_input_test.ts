@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { SparsekdError } from "../src/cli/errors.ts";
 import { trainCommand } from "../src/train/train_command.ts";
-import { withSeed, writePatternShards } from "./_train_fixtures.ts";
+import { quietly, withSeed, writePatternShards } from "./_train_fixtures.ts";
 
 const small = [
   "--layers",
@@ -16,18 +16,6 @@ const small = [
   "4",
   "--quiet",
 ];
-
-async function quietly<T>(f: () => Promise<T>): Promise<T> {
-  const log = console.log, error = console.error;
-  console.log = () => {};
-  console.error = () => {};
-  try {
-    return await f();
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 async function rejectsWith(args: string[], pattern: RegExp) {
   await assert.rejects(

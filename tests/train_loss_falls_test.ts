@@ -1,18 +1,6 @@
 import assert from "node:assert/strict";
 import { trainCommand } from "../src/train/train_command.ts";
-import { withSeed, writePatternShards } from "./_train_fixtures.ts";
-
-async function quietly<T>(f: () => Promise<T>): Promise<T> {
-  const log = console.log, error = console.error;
-  console.log = () => {};
-  console.error = () => {};
-  try {
-    return await f();
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+import { quietly, withSeed, writePatternShards } from "./_train_fixtures.ts";
 
 async function metrics(path: string) {
   return (await Deno.readTextFile(path)).trim().split("\n").map((l) => JSON.parse(l));

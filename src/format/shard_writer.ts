@@ -6,15 +6,7 @@
 
 import { SparsekdError } from "../cli/errors.ts";
 import { f32ToF16, Float64, leBytes, PackWriter } from "./codec.ts";
-import {
-  FORMAT_VERSION,
-  type IndexDtype,
-  type RunJson,
-  SHARD_FORMAT,
-  type ShardHeader,
-  shardRange,
-  type ValueDtype,
-} from "./constants.ts";
+import { FORMAT_VERSION, type RunJson, SHARD_FORMAT, type ShardHeader, shardRange } from "./constants.ts";
 
 /** What a record given to the writer may hold. */
 export interface ShardRecordInput {
@@ -30,18 +22,8 @@ export interface ShardRecordInput {
   lse: Float32Array;
 }
 
-/** Options of {@linkcode createShardWriter}. */
-export interface ShardWriterOptions {
-  /** The shard index j. */
-  shard: number;
-  /** The host that writes it. */
-  host: number;
-  vocabSize: number;
-  k: number;
-  seqLen: number;
-  indexDtype: IndexDtype;
-  valueDtype: ValueDtype;
-  lseTemperatures: number[];
+/** Options of {@linkcode createShardWriter}: the header's fields (shard j, host, shapes, dtypes), plus its range. */
+export interface ShardWriterOptions extends Omit<ShardHeader, "format" | "version"> {
   /**
    * When given, records must be exactly `[first, end)` in order (the shard's range); the writer errors on
    * a gap, a repeat or a short shard.
