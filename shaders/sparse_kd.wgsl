@@ -312,6 +312,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     kd_part = kd_part + exp(lp) * (lp - lq);
   }
   var kd = reduce_sum(tid, kd_part);
+  if (MODE == 1u) {
+    // renorm: when p̂ and q̂ are close, Σ p̂ (log p̂ - log q̂) is a small difference of terms near log(1/K) and
+    // loses about 1e-7 absolute. Instead, with d = (z - s)/T and e = d - Σ p̂ d (KL is unchanged by shifts
+    // of d): KL(p̂‖q̂) = -log Σ q̂ exp(e) = -log1p(Σ q̂ expm1(e)), formed from small numbers only.
+    var c_part = 0.0;
+    for (var i = tid; i < K; i = i + WG) {
+      let z = tvals[kb + i];
+      let su = ld(base + ids[kb + i]) - m_ref;
+      c_part = c_part + exp((z - tzr.x) * it - lpz_shift) * ((z - tzr.x) - su) * it;
+    }
+    let c = reduce_sum(tid, c_part);
+    var m_part = 0.0;
+    for (var i = tid; i < K; i = i + WG) {
+      let z = tvals[kb + i];
+      let su = ld(base + ids[kb + i]) - m_ref;
+      m_part = m_part + exp(su * it - sh_s) * expm1(((z - tzr.x) - su) * it - c);
+    }
+    let msum = reduce_sum(tid, m_part);
+    if (abs(msum) < 0.5) { // (also false for a non-finite sum: keep the direct form then)
+      kd = -log_series(msum / (2.0 + msum));
+    }
+  }
   if (tid == 0u) {
     if (MODE == 2u && r_tail > 0.0) {
       kd = kd + r_tail * (log_r - log_1mq);
