@@ -184,3 +184,17 @@ export { runDemo } from "./src/demo/run_demo.ts";
 export type { DemoOptions } from "./src/demo/run_demo.ts";
 export { finalEvaluation } from "./src/demo/final_eval.ts";
 export type { FinalEvalOptions } from "./src/demo/final_eval.ts";
+export { fullKdLoss } from "./src/train/full_kd_loss.ts";
+export type { FullKdLossOptions } from "./src/train/full_kd_loss.ts";
+export { runStudy, studyMarkdown } from "./src/demo/run_study.ts";
+export type { StudyOptions, StudyResult, StudyRow } from "./src/demo/run_study.ts";
+export {
+  describeTeacherAndShards,
+  evaluateStudent,
+  readMetrics,
+  runTask,
+  saveDemoShards,
+  stage,
+  trainStudent,
+} from "./src/demo/stages.ts";
+export type { SaveNumbers, StudentRun } from "./src/demo/stages.ts";

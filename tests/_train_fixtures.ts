@@ -1,7 +1,10 @@
 // Shared fixtures of the model and training tests (a file without `_test` so it is not run itself): a
 // learnable synthetic token source, a synthetic CPU teacher, shards written with save-topk, and seeds that
 // are printed when a test fails.
+import assert from "node:assert/strict";
+import { SparsekdError } from "../src/cli/errors.ts";
 import type { TokenSource } from "../src/data/source.ts";
+import { trainCommand } from "../src/train/train_command.ts";
 import { createRuntime, type Runtime } from "../src/gpu/runtime.ts";
 import { useTfjsOnRuntime } from "../src/gpu/tfjs_backend.ts";
 import { createRng, type Rng } from "../src/model/rng.ts";
@@ -162,4 +165,25 @@ export async function quietly<T>(f: () => Promise<T>): Promise<T> {
     console.log = log;
     console.error = error;
   }
+}
+
+/**
+ * Asserts that `deno task train` with `args` fails with a one-line {@linkcode SparsekdError} matching
+ * `pattern`.
+ *
+ * @example
+ * ```ts
+ * await trainRejects(["--alpha", "2"], /--alpha must be in \[0, 1\]/);
+ * ```
+ */
+export async function trainRejects(args: string[], pattern: RegExp): Promise<void> {
+  await assert.rejects(
+    () => quietly(() => trainCommand(args)),
+    (e: Error) => {
+      assert.ok(e instanceof SparsekdError, `not a SparsekdError: ${e.stack}`);
+      assert.ok(!e.message.includes("\n"), "one line");
+      assert.match(e.message, pattern);
+      return true;
+    },
+  );
 }

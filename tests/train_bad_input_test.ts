@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
-import { SparsekdError } from "../src/cli/errors.ts";
 import { trainCommand } from "../src/train/train_command.ts";
-import { quietly, withSeed, writePatternShards } from "./_train_fixtures.ts";
+import { quietly, trainRejects, withSeed, writePatternShards } from "./_train_fixtures.ts";
 
 const small = [
   "--layers",
@@ -17,18 +16,6 @@ const small = [
   "--quiet",
 ];
 
-async function rejectsWith(args: string[], pattern: RegExp) {
-  await assert.rejects(
-    () => quietly(() => trainCommand(args)),
-    (e: Error) => {
-      assert.ok(e instanceof SparsekdError, `not a SparsekdError: ${e.stack}`);
-      assert.ok(!e.message.includes("\n"), "one line");
-      assert.match(e.message, pattern);
-      return true;
-    },
-  );
-}
-
 async function withShards(body: (dir: string) => Promise<void>) {
   await withSeed(async (seed) => {
     const dir = await Deno.makeTempDir();
@@ -42,23 +29,26 @@ async function withShards(body: (dir: string) => Promise<void>) {
 }
 
 Deno.test("α outside [0, 1], T ≤ 0 and an unknown KD mode are one-line errors", async () => {
-  await rejectsWith(["--alpha", "1.5"], /--alpha must be in \[0, 1\] \(got 1\.5\)/);
-  await rejectsWith(["--alpha=-0.1"], /--alpha must be in \[0, 1\]/);
-  await rejectsWith(["--temperature", "0"], /--temperature must be > 0/);
-  await rejectsWith(["--temperature=-2"], /--temperature must be > 0/);
-  await rejectsWith(["--kd-mode", "full"], /--kd-mode must be topk, renorm or tail/);
+  await trainRejects(["--alpha", "1.5"], /--alpha must be in \[0, 1\] \(got 1\.5\)/);
+  await trainRejects(["--alpha=-0.1"], /--alpha must be in \[0, 1\]/);
+  await trainRejects(["--temperature", "0"], /--temperature must be > 0/);
+  await trainRejects(["--temperature=-2"], /--temperature must be > 0/);
+  await trainRejects(["--kd-mode", "full"], /--kd-mode must be topk, renorm or tail/);
 });
 
 Deno.test("shards whose vocabulary or sequence length disagree with the student are refused", async () => {
   await withShards(async (dir) => {
     const shards = ["--shards", `${dir}/topk`, "--out", `${dir}/out`, ...small];
-    await rejectsWith([...shards, "--seq-len", "16"], /sequences of 8 tokens, not --seq-len 16/);
-    await rejectsWith([...shards, "--vocab", "48"], /vocabulary \(24\) is smaller than the student's \(48\)/);
-    await rejectsWith(
+    await trainRejects([...shards, "--seq-len", "16"], /sequences of 8 tokens, not --seq-len 16/);
+    await trainRejects(
+      [...shards, "--vocab", "48"],
+      /vocabulary \(24\) is smaller than the student's \(48\)/,
+    );
+    await trainRejects(
       [...shards, "--vocab", "20"],
       /larger than the student's \(20\): pass --vocab-pad drop/,
     );
-    await rejectsWith([...shards, "--vocab-pad", "maybe"], /--vocab-pad must be error or drop/);
+    await trainRejects([...shards, "--vocab-pad", "maybe"], /--vocab-pad must be error or drop/);
   });
 });
 
@@ -75,7 +65,7 @@ Deno.test("a teacher vocabulary with padding rows needs --vocab-pad drop, which 
         k: 6,
       });
       const args = ["--shards", `${dir}/topk`, "--vocab", "20", "--steps", "2", "--log-every", "1", ...small];
-      await rejectsWith(
+      await trainRejects(
         [...args, "--out", `${dir}/a`],
         /vocabulary \(24\) is larger than the student's \(20\)/,
       );
@@ -95,7 +85,7 @@ Deno.test("a teacher vocabulary with padding rows needs --vocab-pad drop, which 
 
 Deno.test("--kd-mode tail on shards without the logsumexp at T is refused", async () => {
   await withShards(async (dir) => {
-    await rejectsWith(
+    await trainRejects(
       ["--shards", `${dir}/topk`, "--out", `${dir}/out`, "--kd-mode", "tail", "--temperature", "2", ...small],
       /--kd-mode tail needs the teacher's logsumexp at T=2; .* has it at T=1 only/,
     );
@@ -107,7 +97,7 @@ Deno.test("a truncated shard is an error naming the shard and the byte offset", 
     const path = `${dir}/topk/shards/s000000.msgpack`;
     const bytes = await Deno.readFile(path);
     await Deno.writeFile(path, bytes.subarray(0, Math.floor(bytes.length / 2)));
-    await rejectsWith(
+    await trainRejects(
       ["--shards", `${dir}/topk`, "--out", `${dir}/out`, "--steps", "3", ...small],
       /s000000\.msgpack.*(offset|byte)/,
     );
@@ -117,7 +107,7 @@ Deno.test("a truncated shard is an error naming the shard and the byte offset", 
 Deno.test("a NaN loss stops the run naming the step and keeps the last good checkpoint", async () => {
   await withShards(async (dir) => {
     const out = `${dir}/out`;
-    await rejectsWith(
+    await trainRejects(
       [
         "--shards",
         `${dir}/topk`,
@@ -154,7 +144,7 @@ Deno.test("missing demo shards say which command makes them", async () => {
   const cwd = Deno.cwd();
   Deno.chdir(dir);
   try {
-    await rejectsWith(
+    await trainRejects(
       [],
       /runs\/demo\/topk has no run\.json: make the demo shards first with `deno task save-topk`/,
     );

@@ -5,19 +5,16 @@
  * skips what is finished.
  * @module
  */
-import { SparsekdError } from "../cli/errors.ts";
-import { createRuntime } from "../gpu/runtime.ts";
-import { useTfjsOnRuntime } from "../gpu/tfjs_backend.ts";
-import { demoSource } from "../data/demo.ts";
-import { openLocalStore } from "../store/local.ts";
-import { checkpointDir, latestCheckpoint, loadModel } from "../model/checkpoint.ts";
-import { DEMO_TEACHER_URL } from "../teacher/builtin.ts";
-import { readManifests } from "../format/manifest.ts";
-import { readRunJson } from "../format/run_json.ts";
 import { writeReport } from "../report/write_report.ts";
-import type { EvalPoint, ReportInput, ReportStudent, TrainPoint } from "../report/types.ts";
-import { finalEvaluation } from "./final_eval.ts";
-import { fileURLToPath } from "node:url";
+import type { ReportInput, ReportStudent } from "../report/types.ts";
+import {
+  describeTeacherAndShards,
+  evaluateStudent,
+  openDemoEvaluation,
+  saveDemoShards,
+  stage,
+  trainStudents,
+} from "./stages.ts";
 
 /** Options of {@linkcode runDemo}. */
 export interface DemoOptions {
@@ -53,8 +50,6 @@ const STUDENTS = [
   { name: "ce-only", description: "hard labels only (--ce-only), same data and steps", flags: ["--ce-only"] },
 ];
 
-const TASKS = new URL("../../tasks/", import.meta.url);
-
 /**
  * Runs the demo and returns the path of the report.
  *
@@ -69,138 +64,56 @@ export async function runDemo(options: DemoOptions = {}): Promise<string> {
   const steps = options.steps ?? 100;
   const batch = options.batchSize ?? 16;
   const k = options.k ?? 64;
-  const cpu = options.cpu ? ["--cpu"] : [];
   await Deno.mkdir(dir, { recursive: true });
   const t0 = performance.now();
 
-  // 1. save-topk (resumes by itself; the summary of the run that computed the shards is kept).
+  // 1. save-topk (resumes by itself).
   stage(
+    "demo",
     `1/${STUDENTS.length + 2} save-topk: demo teacher over ${S} sequences of the demo corpus → ${dir}/topk`,
   );
-  const savedPath = `${dir}/save_summary.json`;
-  const lastSave = `${dir}/save_summary.last.json`;
-  const saveArgs = [
-    "--out",
-    `${dir}/topk`,
-    "--k",
-    String(k),
-    "--max-sequences",
-    String(S),
-    "--summary",
-    lastSave,
-  ];
-  await task("save_topk.ts", [...saveArgs, ...cpu]);
-  // Keep the summary of the run that computed shards (a resumed run that skipped everything measured nothing).
-  const justRan = JSON.parse(await Deno.readTextFile(lastSave)) as SaveNumbers;
-  if (justRan.tokens > 0) await Deno.rename(lastSave, savedPath);
+  const saved = await saveDemoShards("demo", dir, { sequences: S, k, cpu: options.cpu });
 
-  // 2–3. the two students, same size, steps, data and seed.
-  for (const [i, s] of STUDENTS.entries()) {
-    const out = `${dir}/students/${s.name}`;
-    stage(`${i + 2}/${STUDENTS.length + 2} train ${s.name}: ${s.description}`);
-    const store = await openLocalStore(out, { create: true });
-    const last = await latestCheckpoint(store);
-    if (last !== null && last >= steps) {
-      console.error(`demo: ${out} is finished (step ${last}): skipped`);
-      continue;
-    }
-    await task("train.ts", [
-      "--shards",
-      `${dir}/topk`,
-      "--out",
-      out,
-      "--steps",
-      String(steps),
-      "--batch-size",
-      String(batch),
-      "--eval-every",
-      String(Math.max(10, Math.round(steps / 10))),
-      "--checkpoint-every",
-      String(Math.max(10, Math.round(steps / 5))),
-      "--seed",
-      "1",
-      ...(last !== null ? ["--resume"] : []),
-      ...s.flags,
-      ...cpu,
-    ]);
-  }
+  // 2–4. the students, same size, steps, data and seed.
+  await trainStudents("demo", dir, STUDENTS, {
+    steps,
+    batchSize: batch,
+    cpu: options.cpu,
+    first: 2,
+    total: STUDENTS.length + 2,
+  });
 
-  // 4. final evaluation on the held-out split, with the teacher run in this process, and the report.
+  // 5. final evaluation on the held-out split, with the teacher run in this process, and the report.
   stage(
+    "demo",
     `${STUDENTS.length + 2}/${
       STUDENTS.length + 2
     } evaluate the students on the held-out split against the teacher; write the report`,
   );
-  const rt = await createRuntime({ cpu: options.cpu, quiet: true });
-  await useTfjsOnRuntime(rt);
-  const teacher = await loadModel(await openLocalStore(fileURLToPath(DEMO_TEACHER_URL)), "");
-  const heldout = await demoSource({
-    split: "heldout",
-    seqLen: teacher.config.seqLen,
-    maxSequences: options.heldoutSequences ?? 64,
-  });
+  const { rt, teacher, heldout } = await openDemoEvaluation(options);
   const students: ReportStudent[] = [];
   for (const s of STUDENTS) {
-    const out = `${dir}/students/${s.name}`;
-    const store = await openLocalStore(out);
-    const last = await latestCheckpoint(store);
-    if (last === null) throw new SparsekdError(`${out} has no checkpoint: the training stage did not finish`);
-    const model = await loadModel(store, checkpointDir(last));
-    const final = await finalEvaluation(model, teacher, heldout);
-    const metrics = await readMetrics(`${out}/metrics.jsonl`);
-    const ms = metrics.train.map((t) => t.msPerStep).filter((x) => x > 0);
-    const msPerStep = ms.length ? ms.reduce((a, b) => a + b, 0) / ms.length : NaN;
-    students.push({
-      name: s.name,
-      description: s.description,
-      params: model.parameterCount(),
-      steps: last,
-      train: metrics.train.map((t) => ({ step: t.step, loss: t.loss })),
-      eval: metrics.eval,
-      final,
-      stepsPerSecond: 1000 / msPerStep,
-      tokensPerSecond: (1000 / msPerStep) * batch * teacher.config.seqLen,
-    });
+    const student = await evaluateStudent(
+      { ...s, out: `${dir}/students/${s.name}` },
+      teacher,
+      heldout,
+      batch,
+    );
+    students.push(student);
+    const final = student.final;
     console.error(
       `demo: ${s.name}: held-out perplexity ${final.ppl.toFixed(2)}, KL to the teacher ${
         final.kl.toFixed(4)
       }, ` +
         `top-1 agreement ${(final.top1 * 100).toFixed(1)}%, ECE ${final.ece.toFixed(4)}`,
     );
-    model.dispose();
   }
-  const teacherEval = await finalEvaluation(teacher, teacher, heldout);
-  const topkStore = await openLocalStore(`${dir}/topk`);
-  const run = await readRunJson(topkStore);
-  const manifests = await readManifests(topkStore);
-  let bytes = 0, tokens = 0;
-  for (const e of manifests.values()) {
-    bytes += e.bytes;
-    tokens += e.tokens;
-  }
-  const saved = JSON.parse(await Deno.readTextFile(savedPath).catch(() => "null")) as SaveNumbers | null;
+  const { teacher: teacherPart, save, run } = await describeTeacherAndShards(dir, teacher, heldout, saved);
   const input: ReportInput = {
     title: "sparsekd demo: offline top-k distillation against hard labels",
     createdAt: new Date().toISOString(),
-    teacher: {
-      description: `builtin:demo (${teacher.config.layers} layers × width ${teacher.config.width}, ` +
-        `${teacher.config.heads} heads, context ${teacher.config.seqLen}, vocabulary ${teacher.config.vocabSize})`,
-      params: teacher.parameterCount(),
-      heldoutPpl: teacherEval.ppl,
-    },
-    save: {
-      tokens,
-      bytes,
-      bytesPerToken: tokens ? bytes / tokens : NaN,
-      fullLogitsBytesPerToken: 4 * run.vocabSize,
-      k: run.k,
-      vocabSize: run.vocabSize,
-      valueDtype: run.valueDtype,
-      indexDtype: run.indexDtype,
-      tokensPerSecond: saved?.tokensPerSecond ?? NaN,
-      wallSeconds: saved?.wallSeconds ?? NaN,
-      gpuWaitSeconds: saved?.gpuWaitSeconds ?? NaN,
-    },
+    teacher: teacherPart,
+    save,
     students,
     notes: [
       `The students have the same shape, seed, data (${
@@ -218,51 +131,4 @@ export async function runDemo(options: DemoOptions = {}): Promise<string> {
   teacher.dispose();
   await Deno.writeTextFile(`${dir}/report_input.json`, JSON.stringify(input, null, 1) + "\n");
   return await writeReport(dir);
-}
-
-function stage(text: string) {
-  console.error(`\ndemo: ${text}`);
-}
-
-/** Runs a task of this toolkit as a child process, its output going straight through. */
-async function task(file: string, args: string[]): Promise<void> {
-  const status = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", fileURLToPath(new URL(file, TASKS)), ...args],
-    stdout: "inherit",
-    stderr: "inherit",
-  }).spawn().status;
-  if (!status.success) {
-    throw new SparsekdError(`the demo stopped: ${file} ${args.join(" ")} failed (exit ${status.code})`);
-  }
-}
-
-/** The numbers of save-topk's `--summary` file that the report uses. */
-interface SaveNumbers {
-  tokens: number;
-  wallSeconds: number;
-  tokensPerSecond: number;
-  gpuWaitSeconds: number;
-}
-
-/** The training and evaluation lines of a metrics.jsonl (the last line per step wins, after a resume). */
-async function readMetrics(path: string) {
-  const train = new Map<number, TrainPoint & { msPerStep: number }>();
-  const evals = new Map<number, EvalPoint>();
-  for (const line of (await Deno.readTextFile(path)).split("\n")) {
-    if (!line.trim()) continue;
-    const m = JSON.parse(line);
-    if (m.kind === "train") train.set(m.step, { step: m.step, loss: m.loss, msPerStep: m.msPerStep });
-    if (m.kind === "eval") {
-      evals.set(m.step, {
-        step: m.step,
-        ce: m.ce,
-        ppl: m.perplexity,
-        kl: m.kl ?? undefined,
-        top1: m.top1 ?? undefined,
-      });
-    }
-  }
-  const byStep = <T extends { step: number }>(m: Map<number, T>) =>
-    [...m.values()].sort((a, b) => a.step - b.step);
-  return { train: byStep(train), eval: byStep(evals) };
 }

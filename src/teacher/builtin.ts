@@ -42,12 +42,12 @@ export async function createDemoTeacher(rt: Runtime, dir: URL = DEMO_TEACHER_URL
   const fingerprint = hash.digest("hex");
   const { vocabSize, seqLen } = model.config;
   let disposed = false;
-  return {
+  const teacher: Teacher = {
     vocabSize,
     seqLen,
     fingerprint,
     description: "builtin:demo",
-    async forward(tokens: Uint32Array, start: number, count: number, L: number): Promise<TeacherLogits> {
+    forwardTensor(tokens: Uint32Array, start: number, count: number, L: number): Promise<tf.Tensor2D> {
       if (disposed) throw new Error("demo teacher used after dispose()");
       if (L > seqLen) {
         throw new SparsekdError(`the demo teacher takes at most ${seqLen} tokens per sequence, not ${L}`);
@@ -73,13 +73,17 @@ export async function createDemoTeacher(rt: Runtime, dir: URL = DEMO_TEACHER_URL
         );
         return model.logits(x);
       });
-      return await tensorLogits(rt, y);
+      return Promise.resolve(y);
+    },
+    async forward(tokens: Uint32Array, start: number, count: number, L: number): Promise<TeacherLogits> {
+      return await tensorLogits(rt, await teacher.forwardTensor!(tokens, start, count, L));
     },
     dispose() {
       if (!disposed) model.dispose();
       disposed = true;
     },
   };
+  return teacher;
 }
 
 /** The little of ObjectStore that loading needs, over a file: or http(s): folder URL. */

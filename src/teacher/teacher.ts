@@ -2,6 +2,7 @@
  * The teacher interface: token ids in, logits out (on the GPU where the teacher runs there).
  * @module
  */
+import type * as tf from "@tensorflow/tfjs-core";
 
 /** Logits of a batch: rows = count*seqLen, each of `vocabSize` float32, either on the GPU or in memory. */
 export type TeacherLogits =
@@ -23,6 +24,11 @@ export interface Teacher {
    * (the npy teacher uses the index; models use the tokens).
    */
   forward(tokens: Uint32Array, start: number, count: number, seqLen: number): Promise<TeacherLogits>;
+  /**
+   * The same logits as a float32 tfjs tensor `[count·seqLen, V]` that the caller disposes. Only teachers that
+   * run on tfjs have it (`builtin:demo`, `tfjs:`); online distillation (`train --online-teacher`) needs it.
+   */
+  forwardTensor?(tokens: Uint32Array, start: number, count: number, seqLen: number): Promise<tf.Tensor2D>;
   /** Frees what the teacher holds. */
   dispose(): void;
 }

@@ -234,12 +234,17 @@ export async function tfjsTeacher(rt: Runtime, uri: string): Promise<Teacher> {
     probe.dispose();
   }
   let disposed = false;
-  return {
+  const teacher: Teacher = {
     vocabSize,
     seqLen: model.fixedSeqLen,
     fingerprint: loaded.fingerprint,
     description: `tfjs:${uri}`,
-    async forward(tokens: Uint32Array, _start: number, count: number, L: number): Promise<TeacherLogits> {
+    async forwardTensor(
+      tokens: Uint32Array,
+      start: number,
+      count: number,
+      L: number,
+    ): Promise<tfType.Tensor2D> {
       if (disposed) throw new Error("tfjs teacher used after dispose()");
       if (model.fixedSeqLen !== undefined && L !== model.fixedSeqLen) {
         throw new SparsekdError(
@@ -252,18 +257,24 @@ export async function tfjsTeacher(rt: Runtime, uri: string): Promise<Teacher> {
       for (let i = 0; i < tokens.length; i++) {
         if (tokens[i] >= vocabSize) {
           throw new SparsekdError(
-            `token id ${tokens[i]} at sequence ${_start + Math.floor(i / L)}, position ${
+            `token id ${tokens[i]} at sequence ${start + Math.floor(i / L)}, position ${
               i % L
             } is ≥ the teacher's vocabulary size ${vocabSize}`,
           );
         }
       }
       const y = await run(tokens, count, L);
-      return await tensorLogits(rt, y);
+      const flat = tf.reshape(y, [count * L, vocabSize]) as tfType.Tensor2D;
+      y.dispose();
+      return flat;
+    },
+    async forward(tokens: Uint32Array, start: number, count: number, L: number): Promise<TeacherLogits> {
+      return await tensorLogits(rt, await teacher.forwardTensor!(tokens, start, count, L));
     },
     dispose() {
       if (!disposed) model.dispose();
       disposed = true;
     },
   };
+  return teacher;
 }

@@ -10,7 +10,9 @@ import { joinUri } from "../format/constants.ts";
 import { readRunJson } from "../format/run_json.ts";
 import { readShards } from "../format/shard_reader.ts";
 import type { RunJson } from "../format/constants.ts";
-import { createRuntime } from "../gpu/runtime.ts";
+import { createRuntime, type Runtime } from "../gpu/runtime.ts";
+import { openTeacher } from "../teacher/open_teacher.ts";
+import type { Teacher } from "../teacher/teacher.ts";
 import { useTfjsOnRuntime } from "../gpu/tfjs_backend.ts";
 import { saveModel } from "../model/checkpoint.ts";
 import type { GptConfig } from "../model/gpt.ts";
@@ -33,6 +35,9 @@ export const TRAIN_HELP = `deno task train [flags]
   --lr LR                 peak learning rate (default 3e-3); --warmup N (default steps/20); --min-lr (default lr/10)
   --weight-decay WD       AdamW decoupled weight decay (default 0.1); --clip C global-norm clipping (default 1)
   --kd-mode topk|renorm|tail   the sparse-KD loss (default topk)
+  --k N                   use only the first N of the stored top-k per position (their top-N; default all)
+  --online-teacher SPEC   online KD instead: run this teacher (builtin:demo | tfjs:…) in the process and
+                          distil from its full logits (the upper reference of docs/study.md)
   --alpha A               weight of the KD term in [0, 1] (default 1); 1−A weights the hard-label CE
   --temperature T         KD temperature > 0 (default 1)
   --ce-only               hard labels alone (no teacher); how the demo teacher is trained
@@ -70,7 +75,9 @@ export async function trainCommand(args: string[]): Promise<number> {
     "min-lr": { type: "string" },
     "weight-decay": { type: "string" },
     clip: { type: "string" },
-    "kd-mode": { type: "string", default: "topk" },
+    "kd-mode": { type: "string" },
+    k: { type: "string" },
+    "online-teacher": { type: "string" },
     alpha: { type: "string" },
     temperature: { type: "string" },
     "ce-only": { type: "boolean", default: false },
@@ -100,7 +107,12 @@ export async function trainCommand(args: string[]): Promise<number> {
     return 0;
   }
   const ceOnly = f["ce-only"]!;
-  const kdMode = f["kd-mode"]!;
+  const online = f["online-teacher"];
+  const kdMode = f["kd-mode"] ?? "topk";
+  if (online !== undefined && ceOnly) throw new SparsekdError("give --online-teacher or --ce-only, not both");
+  if (online !== undefined && f["kd-mode"] !== undefined) {
+    throw new SparsekdError("--online-teacher distils from full logits: it takes no --kd-mode");
+  }
   if (!["topk", "renorm", "tail"].includes(kdMode)) {
     throw new SparsekdError(`--kd-mode must be topk, renorm or tail (got "${kdMode}")`);
   }
@@ -114,8 +126,13 @@ export async function trainCommand(args: string[]): Promise<number> {
   if (f["export-dtype"] !== "f32" && f["export-dtype"] !== "f16") {
     throw new SparsekdError(`--export-dtype must be f32 or f16 (got "${f["export-dtype"]}")`);
   }
-  if (f.data && !ceOnly) {
-    throw new SparsekdError("--data trains on tokens alone: add --ce-only (or use --shards)");
+  if (f.data && !ceOnly && online === undefined) {
+    throw new SparsekdError(
+      "--data trains on tokens alone: add --ce-only or --online-teacher (or use --shards)",
+    );
+  }
+  if (f.data && f.k !== undefined) {
+    throw new SparsekdError("--k selects from the shards' top-k: use --shards");
   }
   if (f.data && f.shards) throw new SparsekdError("give --shards or --data, not both");
   const steps = intFlag("steps", f.steps, 200, { min: 1 });
@@ -128,7 +145,7 @@ export async function trainCommand(args: string[]): Promise<number> {
   const seed = intFlag("seed", f.seed, 1);
   const heldoutCount = intFlag("heldout-sequences", f["heldout-sequences"], 64, { min: 0 });
   const endpoint = f["gcs-endpoint"] ?? Deno.env.get("STORAGE_EMULATOR_HOST") ?? undefined;
-  const mode: TrainMode = ceOnly ? "ce" : kdMode as TrainMode;
+  const mode: TrainMode = ceOnly ? "ce" : online !== undefined ? "full" : kdMode as TrainMode;
 
   // The data: a token source (CE only) or the shards of save-topk.
   let data: RecordSource<TrainRecord>;
@@ -176,7 +193,8 @@ export async function trainCommand(args: string[]): Promise<number> {
     }
     const run = await readRunJson(store);
     seqLen = run.seqLen;
-    k = run.k;
+    k = intFlag("k", f.k, run.k, { min: 1 });
+    if (k > run.k) throw new SparsekdError(`${uri} holds the top-${run.k} per position: --k ${k} is more`);
     vocab = intFlag("vocab", f.vocab, run.vocabSize, { min: 1 });
     if (f["seq-len"] !== undefined && Number(f["seq-len"]) !== run.seqLen) {
       throw new SparsekdError(
@@ -188,7 +206,7 @@ export async function trainCommand(args: string[]): Promise<number> {
         `the shards' vocabulary (${run.vocabSize}) is smaller than the student's (${vocab})`,
       );
     }
-    if (vocab < run.vocabSize && f["vocab-pad"] === "error" && !ceOnly) {
+    if (vocab < run.vocabSize && f["vocab-pad"] === "error" && mode !== "ce") {
       throw new SparsekdError(
         `the shards' vocabulary (${run.vocabSize}) is larger than the student's (${vocab}): pass --vocab-pad drop to drop teacher ids ≥ ${vocab}`,
       );
@@ -203,16 +221,27 @@ export async function trainCommand(args: string[]): Promise<number> {
     }
     const held = Math.min(heldoutCount, Math.floor(run.sequences / 2));
     const trainCount = run.sequences - held;
-    const toRecord = (
+    const toRecord = (kept: number) =>
+    (
       r: { tokens: Uint32Array; idx: Uint16Array | Uint32Array; val: Float32Array; lse: Float32Array },
-    ) => shardRecord(r, run, vocab, tempIndex, seqLen, f["vocab-pad"] as "error" | "drop");
+    ) => shardRecord(r, run, kept, vocab, tempIndex, seqLen, f["vocab-pad"] as "error" | "drop");
     data = {
       sequences: trainCount,
       stream: (from) =>
-        shardStream(store, run, from, trainCount, ceOnly ? (r) => ({ tokens: r.tokens }) : toRecord),
+        shardStream(
+          store,
+          run,
+          from,
+          trainCount,
+          mode === "ce" || mode === "full" ? (r) => ({ tokens: r.tokens }) : toRecord(k),
+        ),
     };
-    for await (const r of shardStream(store, run, trainCount, run.sequences, toRecord)) heldout.push(r);
+    // The held-out records keep every stored entry, so that runs with another --k are scored alike.
+    for await (const r of shardStream(store, run, trainCount, run.sequences, toRecord(run.k))) {
+      heldout.push(r);
+    }
     dataIdentity = { shards: store.uri, teacher: run.teacher, data: run.data, k: run.k };
+    if (k < run.k) dataIdentity.kUsed = k;
   }
   if (heldoutCount === 0) heldout = [];
   for (const h of heldout) {
@@ -237,10 +266,20 @@ export async function trainCommand(args: string[]): Promise<number> {
 
   const rt = await createRuntime({ cpu: f.cpu });
   await useTfjsOnRuntime(rt);
-  const kdLoss = mode === "ce" ? undefined : await createSparseKdLossOp(rt);
+  const kdLoss = mode === "ce" || mode === "full" ? undefined : await createSparseKdLossOp(rt);
+  const teacher = online === undefined ? undefined : await openOnlineTeacher(online, rt, vocab);
+  if (teacher) {
+    dataIdentity.onlineTeacher = { teacher: teacher.description, fingerprint: teacher.fingerprint };
+  }
   console.error(
     `train: ${
-      mode === "ce" ? "cross-entropy" : `KD ${mode} α=${alpha} T=${temperature}`
+      mode === "ce"
+        ? "cross-entropy"
+        : mode === "full"
+        ? `online KD from ${teacher!.description}'s full logits α=${alpha} T=${temperature}`
+        : `KD ${mode} α=${alpha} T=${temperature}${
+          k < (dataIdentity.k as number) ? ` (top-${k} of the stored top-${dataIdentity.k})` : ""
+        }`
     }; student ${model.layers}×${model.width}×${model.heads}` +
       ` (vocab ${vocab}, context ${seqLen}); ${data.sequences} training sequences, ${heldout.length} held out; → ${out.uri}`,
   );
@@ -269,6 +308,7 @@ export async function trainCommand(args: string[]): Promise<number> {
     logEvery: intFlag("log-every", f["log-every"], 10, { min: 1 }),
     resume: f.resume,
     kdLoss,
+    teacher: teacher && ((tokens, count, L) => teacher.forwardTensor!(tokens, 0, count, L)),
     identity: dataIdentity,
     progress: !f.quiet,
   });
@@ -292,7 +332,26 @@ export async function trainCommand(args: string[]): Promise<number> {
     console.log(`train: model exported to ${joinUri(exp.uri, "model.json")}`);
   }
   result.model.dispose();
+  teacher?.dispose();
   return 0;
+}
+
+/** Opens the teacher of `--online-teacher`: one that runs on tfjs, with the student's vocabulary. */
+async function openOnlineTeacher(spec: string, rt: Runtime, vocab: number): Promise<Teacher> {
+  const teacher = await openTeacher(spec, rt);
+  if (!teacher.forwardTensor) {
+    teacher.dispose();
+    throw new SparsekdError(
+      `--online-teacher ${spec}: precomputed logits cannot run online; use builtin:demo or tfjs:<model.json>`,
+    );
+  }
+  if (teacher.vocabSize !== vocab) {
+    teacher.dispose();
+    throw new SparsekdError(
+      `--online-teacher ${spec}: its vocabulary (${teacher.vocabSize}) is not the student's (${vocab})`,
+    );
+  }
+  return teacher;
 }
 
 async function* mapAsync<A, B>(it: AsyncIterable<A>, f: (a: A) => B): AsyncGenerator<B> {
@@ -320,15 +379,20 @@ async function* shardStream(
   }
 }
 
-/** A shard record as a training record: teacher ids checked against the student's vocabulary. */
+/**
+ * A shard record as a training record: the first `k` of the stored entries per position (the top-k, since
+ * they are stored in decreasing order of logit), teacher ids checked against the student's vocabulary.
+ */
 function shardRecord(
   r: { tokens: Uint32Array; idx: Uint16Array | Uint32Array; val: Float32Array; lse: Float32Array },
   run: RunJson,
+  k: number,
   vocab: number,
   tempIndex: number,
   seqLen: number,
   pad: "error" | "drop",
 ): TrainRecord {
+  if (k < run.k) r = { ...r, ...firstOfEachRow(r.idx, r.val, run.k, k) };
   let idx: Uint16Array | Uint32Array = r.idx;
   let val = r.val;
   if (vocab < run.vocabSize) {
@@ -365,4 +429,15 @@ function shardRecord(
     for (let t = 0; t < seqLen; t++) lse[t] = r.lse[t * T + tempIndex];
   }
   return { tokens: r.tokens, idx, val, lse };
+}
+
+/** The first `k` of every row of `K` entries. */
+function firstOfEachRow(idx: Uint16Array | Uint32Array, val: Float32Array, K: number, k: number) {
+  const rows = idx.length / K;
+  const outIdx = new Uint32Array(rows * k), outVal = new Float32Array(rows * k);
+  for (let t = 0; t < rows; t++) {
+    outIdx.set(idx.subarray(t * K, t * K + k), t * k);
+    outVal.set(val.subarray(t * K, t * K + k), t * k);
+  }
+  return { idx: outIdx, val: outVal };
 }

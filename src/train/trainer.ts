@@ -22,6 +22,7 @@ import type { ObjectStore } from "../store/store.ts";
 import { createAdamW } from "./adamw.ts";
 import { prefetchBatches, type RecordSource, shuffledRecords } from "./batches.ts";
 import { crossEntropy, nextTokenTargets } from "./ce_loss.ts";
+import { fullKdLoss } from "./full_kd_loss.ts";
 import { type EvalResult, evaluate } from "./evaluate.ts";
 import type { SparseKdLossOp } from "./kd_loss_op.ts";
 import { learningRate } from "./schedule.ts";
@@ -38,8 +39,11 @@ export interface TrainRecord {
   lse?: Float32Array;
 }
 
-/** The loss: `ce` (hard labels alone) or a sparse-KD mode. */
-export type TrainMode = "ce" | "topk" | "renorm" | "tail";
+/**
+ * The loss: `ce` (hard labels alone), a sparse-KD mode from the shards (`topk`, `renorm`, `tail`), or `full`:
+ * online KD against the full logits of a teacher run in the same process.
+ */
+export type TrainMode = "ce" | "topk" | "renorm" | "tail" | "full";
 
 /** Options of {@linkcode train}. */
 export interface TrainOptions {
@@ -89,8 +93,13 @@ export interface TrainOptions {
   logEvery?: number;
   /** Continue from the newest checkpoint in `out`. */
   resume?: boolean;
-  /** The KD loss op (KD modes). */
+  /** The KD loss op (sparse KD modes). */
   kdLoss?: SparseKdLossOp;
+  /**
+   * Mode `full`: the teacher's logits `[count·L, V]` for a batch of tokens (a tensor the trainer disposes),
+   * e.g. `Teacher.forwardTensor`.
+   */
+  teacher?: (tokens: Uint32Array, count: number, seqLen: number) => Promise<tf.Tensor2D>;
   /** Facts recorded in state.json and checked on resume (data fingerprint, …). */
   identity?: Record<string, unknown>;
   /** Where lines for the user go (default console.log). */
@@ -134,7 +143,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const B = o.batchSize;
   const logEvery = Math.max(1, o.logEvery ?? 10);
   const kd = o.mode !== "ce";
-  if (kd && !o.kdLoss) throw new Error("train: KD modes need the kdLoss op");
+  const sparse = kd && o.mode !== "full";
+  if (sparse && !o.kdLoss) throw new Error("train: sparse KD modes need the kdLoss op");
+  if (o.mode === "full" && !o.teacher) throw new Error("train: mode full needs the teacher");
   const alpha = o.alpha ?? 1;
   const temperature = o.temperature ?? 1;
   if (!(alpha >= 0 && alpha <= 1)) throw new SparsekdError(`--alpha must be in [0, 1] (got ${alpha})`);
@@ -300,6 +311,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         const t = tf.tensor1d(targets, "int32"), m = tf.tensor1d(mask, "float32");
         own.push(t, m);
         lossFn = () => crossEntropy(model.logits(inputs), t, m);
+      } else if (o.mode === "full") {
+        const z = await o.teacher!(tokens, B, L);
+        const t = tf.tensor1d(targets, "int32"), m = tf.tensor1d(mask, "float32");
+        own.push(z, t, m);
+        lossFn = () => fullKdLoss(model.logits(inputs), z, { temperature, alpha, targets: t, mask: m });
       } else {
         const teacher = kdBatch(batch, o.k!, L, o.mode === "tail");
         const maskBytes = new Uint8Array(mask.length);

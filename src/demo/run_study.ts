@@ -1,0 +1,259 @@
+/**
+ * The study (`deno task study`): on the demo task, at equal student size, steps, data and seed, a CE-only
+ * student; online KD against the demo teacher's full logits (the teacher run in the training process: the
+ * upper reference); and offline KD from the top-k shards in the modes `topk`, `renorm` and `tail` at each K
+ * asked for. The shards are saved once at the largest K; a smaller K trains on the first K entries of each
+ * stored row, which are the teacher's top-K (rows are stored in decreasing order of logit, and the
+ * logsumexp that `tail` needs does not depend on K). Every student is scored on the corpus's held-out split
+ * against the teacher over the full vocabulary. Writes `<dir>/study.md`, `<dir>/study.json` and an HTML
+ * report; every stage resumes.
+ * @module
+ */
+import { writeReport } from "../report/write_report.ts";
+import type { ReportInput, ReportStudent } from "../report/types.ts";
+import {
+  describeTeacherAndShards,
+  evaluateStudent,
+  openDemoEvaluation,
+  saveDemoShards,
+  stage,
+  trainStudents,
+} from "./stages.ts";
+
+/** Options of {@linkcode runStudy}. */
+export interface StudyOptions {
+  /** The run folder (default `runs/study`). */
+  dir?: string;
+  /** Sequences of the demo corpus's train split given to save-topk (default 512). */
+  sequences?: number;
+  /** Optimizer steps of each student (default 100). */
+  steps?: number;
+  /** Sequences per step (default 16). */
+  batchSize?: number;
+  /** The K of the offline runs (default [8, 64]); the shards hold the largest. */
+  ks?: number[];
+  /** Weight of the KD term of every KD student, online and offline (default 1: distillation alone). */
+  alpha?: number;
+  /** Held-out sequences of the final evaluation (default 64). */
+  heldoutSequences?: number;
+  /** Run on the CPU. */
+  cpu?: boolean;
+}
+
+/** One row of the study's table. */
+export interface StudyRow {
+  /** The student's folder name under `<dir>/students/`. */
+  name: string;
+  /** How it was trained. */
+  method: "ce-only" | "online full KD" | "offline topk" | "offline renorm" | "offline tail";
+  /** K of an offline run (null otherwise). */
+  k: number | null;
+  /** Held-out perplexity. */
+  ppl: number;
+  /** KL(teacher ‖ student) over the full vocabulary, nats per token. */
+  kl: number;
+  /** Top-1 agreement with the teacher. */
+  top1: number;
+  /** Expected calibration error of the top-1 prediction. */
+  ece: number;
+  /** Share of the CE-only → online perplexity gap closed: (ppl_CE − ppl) / (ppl_CE − ppl_online); null when online does not beat CE-only. */
+  gapClosed: number | null;
+  /** Mean wall time per training step, ms. */
+  msPerStep: number;
+}
+
+/** What {@linkcode runStudy} returns. */
+export interface StudyResult {
+  /** One row per student, in the order trained. */
+  rows: StudyRow[];
+  /** The teacher's held-out perplexity. */
+  teacherPpl: number;
+  /** The table and its reading, as Markdown (also written to `<dir>/study.md`). */
+  markdown: string;
+  /** The HTML report's path. */
+  report: string;
+}
+
+/**
+ * Runs the study and returns its table.
+ *
+ * @example
+ * ```ts
+ * const { markdown } = await runStudy({ dir: "runs/study" });
+ * console.log(markdown);
+ * ```
+ */
+export async function runStudy(options: StudyOptions = {}): Promise<StudyResult> {
+  const dir = options.dir ?? "runs/study";
+  const S = options.sequences ?? 512;
+  const steps = options.steps ?? 100;
+  const batch = options.batchSize ?? 16;
+  const ks = [...new Set(options.ks ?? [8, 64])].sort((a, b) => a - b);
+  const alpha = options.alpha ?? 1;
+  const maxK = ks[ks.length - 1];
+  const a = ["--alpha", String(alpha)];
+  const students: {
+    name: string;
+    description: string;
+    method: StudyRow["method"];
+    k: number | null;
+    flags: string[];
+  }[] = [
+    { name: "ce-only", description: "hard labels only", method: "ce-only", k: null, flags: ["--ce-only"] },
+    {
+      name: "online-full",
+      description: `online KD from the teacher's full logits, α=${alpha}`,
+      method: "online full KD",
+      k: null,
+      flags: ["--online-teacher", "builtin:demo", ...a],
+    },
+  ];
+  for (const k of ks) {
+    for (const mode of ["topk", "renorm", "tail"] as const) {
+      students.push({
+        name: `${mode}-k${k}`,
+        description: `offline --kd-mode ${mode}, K=${k}, α=${alpha}`,
+        method: `offline ${mode}`,
+        k,
+        flags: ["--kd-mode", mode, "--k", String(k), ...a],
+      });
+    }
+  }
+  const total = students.length + 2;
+  await Deno.mkdir(dir, { recursive: true });
+  const t0 = performance.now();
+
+  stage(
+    "study",
+    `1/${total} save-topk: demo teacher over ${S} sequences of the demo corpus, K=${maxK} → ${dir}/topk`,
+  );
+  const saved = await saveDemoShards("study", dir, { sequences: S, k: maxK, cpu: options.cpu });
+
+  await trainStudents("study", dir, students, {
+    steps,
+    batchSize: batch,
+    cpu: options.cpu,
+    first: 2,
+    total: total,
+  });
+
+  stage("study", `${total}/${total} evaluate every student on the held-out split against the teacher`);
+  const { rt, teacher, heldout } = await openDemoEvaluation(options);
+  const evaluated: ReportStudent[] = [];
+  for (const s of students) {
+    evaluated.push(
+      await evaluateStudent({ ...s, out: `${dir}/students/${s.name}` }, teacher, heldout, batch),
+    );
+  }
+  const { teacher: teacherPart, save, run } = await describeTeacherAndShards(dir, teacher, heldout, saved);
+  teacher.dispose();
+  const teacherPpl = teacherPart.heldoutPpl ?? NaN;
+
+  const ceRow = evaluated[0].final, onlineRow = evaluated[1].final;
+  const gap = ceRow.ppl - onlineRow.ppl;
+  const rows: StudyRow[] = students.map((s, i) => {
+    const f = evaluated[i].final;
+    return {
+      name: s.name,
+      method: s.method,
+      k: s.k,
+      ppl: f.ppl,
+      kl: f.kl,
+      top1: f.top1,
+      ece: f.ece,
+      gapClosed: gap > 0 ? (ceRow.ppl - f.ppl) / gap : null,
+      msPerStep: 1000 / evaluated[i].stepsPerSecond,
+    };
+  });
+  const settings = {
+    sequences: S,
+    trainSequences: run.sequences - Math.min(64, Math.floor(run.sequences / 2)),
+    steps,
+    batchSize: batch,
+    ks,
+    alpha,
+    heldoutSequences: heldout.sequences,
+    adapter: rt.adapter ? rt.adapter.description : "CPU (no WebGPU)",
+  };
+  const markdown = studyMarkdown(rows, teacherPpl, settings);
+  await Deno.writeTextFile(`${dir}/study.md`, markdown);
+  await Deno.writeTextFile(
+    `${dir}/study.json`,
+    JSON.stringify(
+      { createdAt: new Date().toISOString(), settings, teacherPpl, rows },
+      null,
+      1,
+    ) +
+      "\n",
+  );
+  const input: ReportInput = {
+    title: "sparsekd study: CE-only, online full KD and offline top-k KD",
+    createdAt: new Date().toISOString(),
+    teacher: teacherPart,
+    save,
+    students: evaluated,
+    notes: [
+      `Every student has the same shape, seed, data (${settings.trainSequences} sequences of the shards) and ` +
+      `${steps} steps of batch ${batch}; the final metrics are on ${heldout.sequences} sequences of the ` +
+      "corpus's held-out split, with KL(teacher ‖ student) over the full vocabulary.",
+      `Adapter: ${settings.adapter}; study wall time ${
+        ((performance.now() - t0) / 1000).toFixed(0)
+      } s for this ` +
+      "invocation.",
+    ],
+  };
+  await Deno.writeTextFile(`${dir}/report_input.json`, JSON.stringify(input, null, 1) + "\n");
+  const report = await writeReport(dir);
+  return { rows, teacherPpl, markdown, report };
+}
+
+/**
+ * The study's table as Markdown, with one plain sentence on the goal (the best offline mode at the largest K
+ * closing at least 80 % of the CE-only → online perplexity gap).
+ *
+ * @example
+ * ```ts
+ * const md = studyMarkdown(rows, 308.7, { steps: 100, batchSize: 16, ks: [8, 64], alpha: 1 });
+ * ```
+ */
+export function studyMarkdown(
+  rows: StudyRow[],
+  teacherPpl: number,
+  settings: { steps: number; batchSize: number; ks: number[]; alpha: number } & Record<string, unknown>,
+): string {
+  const pct = (x: number | null) => (x === null ? "n/a" : `${(100 * x).toFixed(0)} %`);
+  const lines = [
+    `| student | method | K | held-out ppl | KL(teacher‖student) | top-1 agreement | ECE | gap closed | ms/step |`,
+    `| --- | --- | --: | --: | --: | --: | --: | --: | --: |`,
+    ...rows.map((r) =>
+      `| ${r.name} | ${r.method} | ${r.k ?? "—"} | ${r.ppl.toFixed(1)} | ${r.kl.toFixed(4)} | ${
+        (100 * r.top1).toFixed(1)
+      } % | ${r.ece.toFixed(4)} | ${r.name === "ce-only" ? "0 %" : pct(r.gapClosed)} | ${
+        r.msPerStep.toFixed(0)
+      } |`
+    ),
+  ];
+  const maxK = Math.max(...settings.ks);
+  const offline = rows.filter((r) => r.k === maxK);
+  const best = offline.reduce((b, r) => (r.ppl < b.ppl ? r : b), offline[0]);
+  const verdict = best === undefined
+    ? ""
+    : best.gapClosed === null
+    ? `Online full KD did not beat CE-only on held-out perplexity here, so "gap closed" is undefined; the best ` +
+      `offline mode at K=${maxK} is ${best.method} (perplexity ${best.ppl.toFixed(1)}).`
+    : `Best offline mode at K=${maxK}: ${best.method}, closing ${
+      pct(best.gapClosed)
+    } of the CE-only → online ` +
+      `perplexity gap: the 80 % goal is ${best.gapClosed >= 0.8 ? "met" : "NOT met"}.`;
+  return [
+    `Teacher held-out perplexity: ${
+      teacherPpl.toFixed(1)
+    }. ${settings.steps} steps of batch ${settings.batchSize}, ` +
+    `α=${settings.alpha} for every KD student. "gap closed" = (ppl_CE − ppl) / (ppl_CE − ppl_online).`,
+    "",
+    ...lines,
+    "",
+    verdict,
+    "",
+  ].join("\n");
+}

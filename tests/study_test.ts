@@ -1,0 +1,77 @@
+import assert from "node:assert/strict";
+import { studyMarkdown, type StudyRow } from "../src/demo/run_study.ts";
+
+const row = (
+  name: string,
+  method: StudyRow["method"],
+  k: number | null,
+  ppl: number,
+  gap: number | null,
+): StudyRow => ({
+  name,
+  method,
+  k,
+  ppl,
+  kl: 1,
+  top1: 0.25,
+  ece: 0.01,
+  gapClosed: gap,
+  msPerStep: 1000,
+});
+
+const settings = { steps: 100, batchSize: 16, ks: [8, 64], alpha: 1 };
+
+Deno.test("the study's verdict names the best offline mode at the largest K and whether it closes 80 % of the gap", () => {
+  const rows = [
+    row("ce-only", "ce-only", null, 600, 0),
+    row("online-full", "online full KD", null, 500, 1),
+    row("tail-k8", "offline tail", 8, 450, 1.5), // better, but not at the largest K
+    row("topk-k64", "offline topk", 64, 590, 0.1),
+    row("tail-k64", "offline tail", 64, 515, 0.85),
+  ];
+  const md = studyMarkdown(rows, 308.7, settings);
+  assert.match(md, /Best offline mode at K=64: offline tail, closing 85 % .* the 80 % goal is met\./);
+  assert.match(
+    md,
+    /\| tail-k64 \| offline tail \| 64 \| 515\.0 \| 1\.0000 \| 25\.0 % \| 0\.0100 \| 85 % \| 1000 \|/,
+  );
+  const worse = studyMarkdown(
+    [...rows.slice(0, 4), row("tail-k64", "offline tail", 64, 540, 0.6)],
+    308.7,
+    settings,
+  );
+  assert.match(worse, /closing 60 % .* the 80 % goal is NOT met\./);
+});
+
+Deno.test("the study says so plainly when online KD does not beat CE-only", () => {
+  const rows = [
+    row("ce-only", "ce-only", null, 600, null),
+    row("online-full", "online full KD", null, 650, null),
+    row("tail-k64", "offline tail", 64, 620, null),
+  ];
+  const md = studyMarkdown(rows, 308.7, settings);
+  assert.match(md, /Online full KD did not beat CE-only .* "gap closed" is undefined/);
+  assert.match(md, /\| tail-k64 \| offline tail \| 64 \| 620\.0 .* \| n\/a \|/);
+});
+
+Deno.test("deno task study rejects a bad --ks or --alpha with one line and a non-zero exit", async () => {
+  for (
+    const [args, pattern] of [
+      [["--ks", "8,zero"], /--ks must be an integer/],
+      [["--ks", "0"], /--ks must be ≥ 1/],
+      [["--alpha", "2"], /--alpha must be ≤ 1/],
+    ] as const
+  ) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("../tasks/study.ts", import.meta.url).pathname, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(out.stderr).split("\n").filter((l) =>
+      l && !l.includes("XDG_RUNTIME_DIR")
+    );
+    assert.notEqual(out.code, 0);
+    assert.equal(err.length, 1, err.join("\n"));
+    assert.match(err[0], pattern);
+  }
+});
