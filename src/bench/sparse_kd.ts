@@ -9,8 +9,8 @@ import { flushTfjs, tfjsGpuBackend, useTfjsOnRuntime } from "../gpu/tfjs_backend
 import { encodeSparseKdSync, packRowInfo, prepareSparseKd, ROW_INFO_BYTES } from "../kernels/sparse_kd.ts";
 import { checkSparseKd, type SparseKdMode } from "../kernels/sparse_kd_reference.ts";
 import { SparsekdError } from "../cli/errors.ts";
-import { fmt, formatTable, timeAsync, writeResults } from "./harness.ts";
-import { streamReader } from "./topk.ts";
+import { fmt, formatTable, parsePerSubmit, timePerUnit, writeResults } from "./harness.ts";
+import { fastestStreamReader } from "./topk.ts";
 
 /** Options of {@linkcode benchSparseKd}. */
 export interface SparseKdBenchOptions {
@@ -28,6 +28,14 @@ export interface SparseKdBenchOptions {
   iterations?: number;
   /** Timed iterations of the tfjs-composed version (default 2; 0 skips it). */
   tfjsIterations?: number;
+  /**
+   * Copies of the work per timed iteration (default 1): the kernel and the streaming read record this many
+   * copies into one submission, the tfjs version runs this many times; then one wait. Times are per copy, so
+   * a per-submission latency is spread over the copies.
+   */
+  perSubmit?: number;
+  /** Called with one line after each phase of each shape (default: nothing). */
+  progress?: (line: string) => void;
 }
 
 /** One line of the benchmark. */
@@ -36,6 +44,8 @@ export interface SparseKdBenchRow {
   rows: number;
   vocab: number;
   k: number;
+  /** Copies of the work per submission and wait (see {@linkcode SparseKdBenchOptions.perSubmit}). */
+  perSubmit: number;
   /** Median seconds per fused forward+backward over the batch. */
   seconds: number;
   /** The bytes that must move: two reads and one write of the logits (3·rows·vocab·4). */
@@ -52,11 +62,16 @@ export interface SparseKdBenchRow {
   speedupVsTfjs: number | null;
 }
 
-async function time(device: GPUDevice, run: () => void, reps: number): Promise<number> {
-  const t = await timeAsync(async () => {
-    run();
-    await device.queue.onSubmittedWorkDone();
-  }, { reps, budgetMs: 20_000 });
+/** Median seconds per copy: each iteration runs `run` (which does `copies` copies of the work), then waits. */
+async function time(device: GPUDevice, run: () => void, reps: number, copies: number): Promise<number> {
+  const t = await timePerUnit(
+    async () => {
+      run();
+      await device.queue.onSubmittedWorkDone();
+    },
+    copies,
+    { reps, budgetMs: 20_000 },
+  );
   return t.medianMs / 1e3;
 }
 
@@ -82,6 +97,8 @@ export async function runSparseKdBench(
   const T = options.temperature ?? 2;
   const iterations = options.iterations ?? 5;
   const tfjsIterations = options.tfjsIterations ?? 2;
+  const perSubmit = options.perSubmit ?? 1;
+  const progress = options.progress ?? (() => {});
   await useTfjsOnRuntime(rt);
   const backend = tfjsGpuBackend(device)!;
   const pipelines = await prepareSparseKd(rt);
@@ -114,34 +131,51 @@ export async function runSparseKdBench(
     const vals = device.createBuffer({ size: rows * k * 4, usage });
     device.queue.writeBuffer(ids, 0, indices);
     device.queue.writeBuffer(vals, 0, values);
-    const read = await streamReader(rt, logits, n * 4);
-    const roofSeconds = (await timeAsync(read, { reps: iterations, budgetMs: 20_000 })).medianMs / 1e3;
+    const tag = `sparse-kd bench ${rows}x${vocab}`;
+    const { read, layout } = await fastestStreamReader(rt, logits, n * 4, perSubmit);
+    const roof = await timePerUnit(() => read(perSubmit), perSubmit, { reps: iterations, budgetMs: 20_000 });
+    const roofSeconds = roof.medianMs / 1e3;
     const roofGbPerSecond = (n * 4) / roofSeconds / 1e9;
+    progress(
+      `${tag}: stream ${fmt(roof.medianMs)} ms (${fmt(roofGbPerSecond)} GB/s; workgroups of ${layout.wg} ` +
+        `threads, ${layout.span} vec4s each), per-submit ${perSubmit}`,
+    );
     for (const mode of modes) {
       const teacher = { indices, values, k, logsumexp: lse };
       const c = checkSparseKd(null, rows, vocab, teacher, { mode, temperature: T, alpha, labels });
       const rowInfo = device.createBuffer({ size: rows * ROW_INFO_BYTES, usage });
       device.queue.writeBuffer(rowInfo, 0, packRowInfo(c));
-      const seconds = await time(device, () => {
-        const enc = device.createCommandEncoder();
-        const release = encodeSparseKdSync(device, pipelines, enc, {
-          logits,
-          ids,
-          values: vals,
-          rowInfo,
-          grad,
-          loss: lossBuf,
-          rows,
-          vocab,
-          k,
-          mode,
-          temperature: T,
-          alpha,
-        });
-        device.queue.submit([enc.finish()]);
-        release();
-      }, iterations);
+      const seconds = await time(
+        device,
+        () => {
+          const enc = device.createCommandEncoder();
+          const releases = Array.from(
+            { length: perSubmit },
+            () =>
+              encodeSparseKdSync(device, pipelines, enc, {
+                logits,
+                ids,
+                values: vals,
+                rowInfo,
+                grad,
+                loss: lossBuf,
+                rows,
+                vocab,
+                k,
+                mode,
+                temperature: T,
+                alpha,
+              }),
+          );
+          device.queue.submit([enc.finish()]);
+          for (const release of releases) release();
+        },
+        iterations,
+        perSubmit,
+      );
       rowInfo.destroy();
+      progress(`${tag} ${mode}: kernel ${fmt(seconds * 1e3)} ms`);
+      if (tfjsIterations > 0) progress(`${tag} ${mode}: tfjs ...`);
       const tfjsSeconds = tfjsIterations > 0
         ? await timeTfjs(
           device,
@@ -155,12 +189,15 @@ export async function runSparseKdBench(
           alpha,
           labels,
           tfjsIterations,
+          perSubmit,
         )
         : null;
+      if (tfjsSeconds !== null) progress(`${tag} ${mode}: tfjs ${fmt(tfjsSeconds * 1e3)} ms`);
       const bytes = 3 * n * 4;
       const gbPerSecond = bytes / seconds / 1e9;
       out.push({
         mode,
+        perSubmit,
         rows,
         vocab,
         k,
@@ -178,7 +215,10 @@ export async function runSparseKdBench(
   return out;
 }
 
-/** The same loss and its gradient from tfjs ops (logSoftmax, gather, …), timed on the same device. */
+/**
+ * The same loss and its gradient from tfjs ops (logSoftmax, gather, …), timed on the same device: per
+ * iteration `perSubmit` runs (tfjs submits as it goes), one flush, one wait; seconds per run.
+ */
 async function timeTfjs(
   device: GPUDevice,
   backend: NonNullable<ReturnType<typeof tfjsGpuBackend>>,
@@ -191,6 +231,7 @@ async function timeTfjs(
   alpha: number,
   labels: Int32Array,
   iterations: number,
+  perSubmit: number,
 ): Promise<number> {
   const k = teacher.k;
   const logits = tf.tensor({ buffer: logitsBuffer, zeroCopy: true }, [rows, vocab], "float32") as tf.Tensor2D;
@@ -225,11 +266,18 @@ async function timeTfjs(
     return tf.sum(tf.add(tf.mul(kd, alpha * T * T), tf.mul(ce, 1 - alpha))) as tf.Scalar;
   };
   const vg = tf.valueAndGrad(f);
-  const seconds = await time(device, () => {
-    const { value, grad } = vg(logits);
-    flushTfjs(backend);
-    tf.dispose([value, grad]);
-  }, iterations);
+  const seconds = await time(
+    device,
+    () => {
+      for (let i = 0; i < perSubmit; i++) {
+        const { value, grad } = vg(logits);
+        tf.dispose([value, grad]);
+      }
+      flushTfjs(backend);
+    },
+    iterations,
+    perSubmit,
+  );
   tf.dispose([logits, flatIds, labelIds, zT, lz]);
   return seconds;
 }
@@ -244,8 +292,8 @@ function parseShapes(v: string): [number, number][] {
 
 /**
  * `deno task bench sparse-kd [--shapes 1024x32000,256x131072] [--modes topk,renorm,tail] [--alpha 0.5]
- * [--reps 5] [--tfjs-reps 2]`: runs the benchmark on the default adapter, prints the table and writes
- * `bench/results/sparse-kd-*.json`.
+ * [--reps 5] [--tfjs-reps 2] [--per-submit 1]`: runs the benchmark on the default adapter, prints the table
+ * and writes `bench/results/sparse-kd-*.json`, with a progress line on stderr after each phase of each shape.
  *
  * @example
  * ```ts
@@ -269,21 +317,24 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
       const a = Number(v);
       if (!(a >= 0 && a <= 1)) throw new SparsekdError(`--alpha must be in [0, 1] (got ${v})`);
       options.alpha = a;
+    } else if (flag === "--per-submit") {
+      options.perSubmit = parsePerSubmit(v);
     } else if (flag === "--reps" || flag === "--tfjs-reps") {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 0) throw new SparsekdError(`${flag} wants a whole number (got ${v})`);
       if (flag === "--reps") options.iterations = Math.max(1, n);
       else options.tfjsIterations = n;
     } else {throw new SparsekdError(
-        `unknown flag ${flag} (flags: --shapes, --modes, --alpha, --reps, --tfjs-reps)`,
+        `unknown flag ${flag} (flags: --shapes, --modes, --alpha, --reps, --tfjs-reps, --per-submit)`,
       );}
   }
   const rt = await createRuntime();
   if (!rt.device) {
     throw new SparsekdError("deno task bench sparse-kd needs a WebGPU adapter (none was found)");
   }
-  const rows = await runSparseKdBench(rt, options);
-  console.log(`adapter: ${rt.adapter!.description}`);
+  const rows = await runSparseKdBench(rt, { ...options, progress: (line) => console.error(line) });
+  const perSubmit = options.perSubmit ?? 1;
+  console.log(`adapter: ${rt.adapter!.description}; per-submit ${perSubmit}`);
   console.log(formatTable(
     [
       "mode",
@@ -313,9 +364,14 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
     adapter: rt.adapter,
     backend: Deno.env.get("DENO_WEBGPU_BACKEND") ?? null,
     alpha: options.alpha ?? 0.5,
-    note: "medians; kernel = fused forward+backward (logits already on the GPU), bytes = 2 reads + 1 write " +
-      "of the logits; roofline = shaders/stream_read.wgsl over the logits; tfjs = the same loss and gradient " +
-      "from tfjs ops (tf.valueAndGrad) on tfjs-backend-webgpu on the same device",
+    perSubmit,
+    note: `medians, per copy of the work; per-submit = ${perSubmit}: kernel and roofline record perSubmit ` +
+      "copies into one submission and wait once (onSubmittedWorkDone), tfjs runs perSubmit times then " +
+      "flushes and waits once; each time is divided by perSubmit, so all three are batched alike and " +
+      "% of roofline and x tfjs compare like with like. kernel = fused forward+backward (logits already on " +
+      "the GPU, no read-back), bytes = 2 reads + 1 write of the logits; roofline = shaders/stream_read.wgsl " +
+      "over the logits; tfjs = the same loss and gradient from tfjs ops (tf.valueAndGrad) on " +
+      "tfjs-backend-webgpu on the same device",
     rows,
   });
   console.log(`written: ${path}`);

@@ -77,7 +77,8 @@ interface Chunk {
 /**
  * Encodes and submits the dispatches for rows [0, rows) of `logits` (elements from `elemOffset`), using
  * output buffers `outputs[firstOut...]`; returns the chunks. Submits synchronously (no await), so that the
- * caller's read-back follows in queue order.
+ * caller's read-back follows in queue order. `repeat` > 1 records the same dispatches that many times back
+ * to back in the one submission (for benchmarks; every copy writes the same results).
  */
 function submitRows(
   rt: Runtime,
@@ -91,6 +92,7 @@ function submitRows(
   temps: number[],
   outputs: GPUBuffer[],
   firstOut: number,
+  repeat = 1,
 ): Chunk[] {
   const device = rt.device!;
   const limits = device.limits;
@@ -106,6 +108,7 @@ function submitRows(
     ),
   );
   const chunks: Chunk[] = [];
+  const binds: GPUBindGroup[] = [];
   const enc = device.createCommandEncoder({ label: "topk" });
   const pass = enc.beginComputePass({ label: "topk" });
   pass.setPipeline(pipeline);
@@ -146,9 +149,14 @@ function submitRows(
           : { binding: 3, resource: { buffer: dummy16(device) } }, // a 1-row, 2- or 3-value input: no vec4
       ],
     });
-    pass.setBindGroup(0, bind);
-    pass.dispatchWorkgroups(n);
+    binds.push(bind);
     chunks.push({ row0: rowBase + row0, rows: n, out: outputs[oi] });
+  }
+  for (let r = 0; r < repeat; r++) {
+    chunks.forEach((c, i) => {
+      pass.setBindGroup(0, binds[i]);
+      pass.dispatchWorkgroups(c.rows);
+    });
   }
   pass.end();
   device.queue.writeBuffer(params, 0, paramBytes);
@@ -259,21 +267,69 @@ export async function topKFromBuffer(
   k: number,
   options: TopKOptions = {},
 ): Promise<TopKResult> {
+  const temps = checkFromBuffer("topKFromBuffer", rt, logits, rows, vocab, k, options);
+  if (rows === 0) return emptyResult();
+  const pipeline = await topKPipeline(rt, k, temps.length);
+  const s = scratchOf(rt.device!);
+  const chunks = submitRows(rt, pipeline, logits, 0, rows, 0, vocab, k, temps, s.outputs, 0);
+  return await collect(rt.device!, chunks, rows, k, temps.length);
+}
+
+/**
+ * The kernel of {@linkcode topKFromBuffer} without its read-back, for benchmarks: checks the same arguments,
+ * submits `repeat` back-to-back copies of the same dispatches (default 1) in one submission, and returns a
+ * function that reads the results back in one batched map (every copy writes the same results). To time the
+ * kernel alone, await `rt.device.queue.onSubmittedWorkDone()` instead of calling it. Call it before any other
+ * top-k call on the same device, which would reuse the output buffers.
+ *
+ * @example
+ * ```ts
+ * await submitTopKFromBuffer(rt, buf, rows, vocab, 64, {}, 20); // 20 runs of the kernel, one submit
+ * await rt.device!.queue.onSubmittedWorkDone();
+ * const { indices } = await (await submitTopKFromBuffer(rt, buf, rows, vocab, 64))();
+ * ```
+ */
+export async function submitTopKFromBuffer(
+  rt: Runtime,
+  logits: GPUBuffer,
+  rows: number,
+  vocab: number,
+  k: number,
+  options: TopKOptions = {},
+  repeat = 1,
+): Promise<() => Promise<TopKResult>> {
+  const temps = checkFromBuffer("submitTopKFromBuffer", rt, logits, rows, vocab, k, options);
+  if (!Number.isInteger(repeat) || repeat < 1) {
+    throw new SparsekdError(`submitTopKFromBuffer: repeat must be a whole number >= 1 (got ${repeat})`);
+  }
+  if (rows === 0) return () => Promise.resolve(emptyResult());
+  const pipeline = await topKPipeline(rt, k, temps.length);
+  const s = scratchOf(rt.device!);
+  const chunks = submitRows(rt, pipeline, logits, 0, rows, 0, vocab, k, temps, s.outputs, 0, repeat);
+  return () => collect(rt.device!, chunks, rows, k, temps.length);
+}
+
+/** The argument checks of the from-buffer entry points; returns the temperatures. */
+function checkFromBuffer(
+  name: string,
+  rt: Runtime,
+  logits: GPUBuffer,
+  rows: number,
+  vocab: number,
+  k: number,
+  options: TopKOptions,
+): number[] {
   const temps = checkTopKArgs(null, rows, vocab, k, options);
-  if (!rt.device) throw new SparsekdError("topKFromBuffer needs a GPU runtime (this one runs on the CPU)");
+  if (!rt.device) throw new SparsekdError(`${name} needs a GPU runtime (this one runs on the CPU)`);
   if (logits.size < rows * vocab * 4) {
     throw new SparsekdError(
-      `topKFromBuffer: the buffer holds ${logits.size} bytes but rows * vocab * 4 = ${rows * vocab * 4}`,
+      `${name}: the buffer holds ${logits.size} bytes but rows * vocab * 4 = ${rows * vocab * 4}`,
     );
   }
   if ((logits.usage & GPUBufferUsage.STORAGE) === 0) {
-    throw new SparsekdError("topKFromBuffer: the logits buffer needs GPUBufferUsage.STORAGE");
+    throw new SparsekdError(`${name}: the logits buffer needs GPUBufferUsage.STORAGE`);
   }
-  if (rows === 0) return emptyResult();
-  const pipeline = await topKPipeline(rt, k, temps.length);
-  const s = scratchOf(rt.device);
-  const chunks = submitRows(rt, pipeline, logits, 0, rows, 0, vocab, k, temps, s.outputs, 0);
-  return await collect(rt.device, chunks, rows, k, temps.length);
+  return temps;
 }
 
 function emptyResult(): TopKResult {
