@@ -15,6 +15,7 @@ const HELP = `deno task study [flags]
   --batch-size B       sequences per step (default 16)
   --ks K1,K2,…         the K of the offline students (default 8,64); the shards hold the largest
   --alpha A            weight of the KD term of every KD student (default 1)
+  --seeds S1,S2,…      train every student with each seed; the table gives means (default 1)
   --cpu                run on the CPU, without WebGPU
 `;
 
@@ -26,11 +27,13 @@ await runMain(async () => {
     "batch-size": { type: "string" },
     ks: { type: "string" },
     alpha: { type: "string" },
+    seeds: { type: "string" },
     cpu: { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   });
   if (f.help) return void console.log(HELP);
   const ks = (f.ks ?? "8,64").split(",").map((k) => intFlag("ks", k.trim(), 0, { min: 1 }));
+  const seeds = (f.seeds ?? "1").split(",").map((x) => intFlag("seeds", x.trim(), 0, { min: 0 }));
   const alpha = numberFlag("alpha", f.alpha, 1, { min: 0, max: 1 });
   if (ks.length === 0) throw new SparsekdError("--ks needs at least one K");
   const { markdown, report } = await runStudy({
@@ -40,6 +43,7 @@ await runMain(async () => {
     batchSize: intFlag("batch-size", f["batch-size"], 16, { min: 1 }),
     ks,
     alpha,
+    seeds,
     cpu: f.cpu,
   });
   console.log(markdown);

@@ -16,6 +16,7 @@ const row = (
   top1: 0.25,
   ece: 0.01,
   gapClosed: gap,
+  pplPerSeed: [ppl],
   msPerStep: 1000,
 });
 
@@ -43,6 +44,18 @@ Deno.test("the study's verdict names the best offline mode at the largest K and 
   assert.match(worse, /closing 60 % .* the 80 % goal is NOT met\./);
 });
 
+Deno.test("with several seeds the study's table shows each seed's perplexity beside the mean", () => {
+  const rows = [
+    { ...row("ce-only", "ce-only", null, 600, 0), pplPerSeed: [590, 610] },
+    { ...row("online-full", "online full KD", null, 500, 1), pplPerSeed: [495, 505] },
+    { ...row("tail-k64", "offline tail", 64, 520, 0.8), pplPerSeed: [510, 530] },
+  ];
+  const md = studyMarkdown(rows, 308.7, { ...settings, seeds: [1, 2] });
+  assert.match(md, /seeds 1, 2 \(means over the seeds\)/);
+  assert.match(md, /\| held-out ppl \(mean\) \| ppl per seed \|/);
+  assert.match(md, /\| tail-k64 \| offline tail \| 64 \| 520\.0 \| 510\.0 \/ 530\.0 \| 1\.0000 \|/);
+});
+
 Deno.test("the study says so plainly when online KD does not beat CE-only", () => {
   const rows = [
     row("ce-only", "ce-only", null, 600, null),
@@ -60,6 +73,7 @@ Deno.test("deno task study rejects a bad --ks or --alpha with one line and a non
       [["--ks", "8,zero"], /--ks must be an integer/],
       [["--ks", "0"], /--ks must be ≥ 1/],
       [["--alpha", "2"], /--alpha must be ≤ 1/],
+      [["--seeds", "1,x"], /--seeds must be an integer/],
     ] as const
   ) {
     const out = await new Deno.Command(Deno.execPath(), {

@@ -36,6 +36,11 @@ export interface StudyOptions {
   alpha?: number;
   /** Held-out sequences of the final evaluation (default 64). */
   heldoutSequences?: number;
+  /**
+   * Seeds (weights and shuffling) of every student (default [1]); the table gives means over them. Students of
+   * seed 1 live in `<dir>/students/<name>`, the others in `<name>-s<seed>`.
+   */
+  seeds?: number[];
   /** Run on the CPU. */
   cpu?: boolean;
 }
@@ -48,7 +53,7 @@ export interface StudyRow {
   method: "ce-only" | "online full KD" | "offline topk" | "offline renorm" | "offline tail";
   /** K of an offline run (null otherwise). */
   k: number | null;
-  /** Held-out perplexity. */
+  /** Held-out perplexity (mean over the seeds, as are KL, top-1 and ECE). */
   ppl: number;
   /** KL(teacher ‖ student) over the full vocabulary, nats per token. */
   kl: number;
@@ -56,6 +61,8 @@ export interface StudyRow {
   top1: number;
   /** Expected calibration error of the top-1 prediction. */
   ece: number;
+  /** Held-out perplexity of each seed, in the order of the seeds. */
+  pplPerSeed: number[];
   /** Share of the CE-only → online perplexity gap closed: (ppl_CE − ppl) / (ppl_CE − ppl_online); null when online does not beat CE-only. */
   gapClosed: number | null;
   /** Mean wall time per training step, ms. */
@@ -90,6 +97,7 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
   const batch = options.batchSize ?? 16;
   const ks = [...new Set(options.ks ?? [8, 64])].sort((a, b) => a - b);
   const alpha = options.alpha ?? 1;
+  const seeds = [...new Set(options.seeds ?? [1])];
   const maxK = ks[ks.length - 1];
   const a = ["--alpha", String(alpha)];
   const students: {
@@ -119,7 +127,7 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
       });
     }
   }
-  const total = students.length + 2;
+  const total = students.length * seeds.length + 2;
   await Deno.mkdir(dir, { recursive: true });
   const t0 = performance.now();
 
@@ -129,42 +137,55 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
   );
   const saved = await saveDemoShards("study", dir, { sequences: S, k: maxK, cpu: options.cpu });
 
-  await trainStudents("study", dir, students, {
-    steps,
-    batchSize: batch,
-    cpu: options.cpu,
-    first: 2,
-    total: total,
-  });
+  const folder = (name: string, seed: number) => (seed === 1 ? name : `${name}-s${seed}`);
+  for (const [j, seed] of seeds.entries()) {
+    await trainStudents("study", dir, students.map((s) => ({ ...s, name: folder(s.name, seed) })), {
+      steps,
+      batchSize: batch,
+      cpu: options.cpu,
+      seed,
+      first: 2 + j * students.length,
+      total,
+    });
+  }
 
   stage("study", `${total}/${total} evaluate every student on the held-out split against the teacher`);
   const { rt, teacher, heldout } = await openDemoEvaluation(options);
-  const evaluated: ReportStudent[] = [];
+  // evaluated[i][j]: student i, seed j.
+  const evaluated: ReportStudent[][] = [];
   for (const s of students) {
-    evaluated.push(
-      await evaluateStudent({ ...s, out: `${dir}/students/${s.name}` }, teacher, heldout, batch),
-    );
+    const perSeed: ReportStudent[] = [];
+    for (const seed of seeds) {
+      const name = folder(s.name, seed);
+      const description = seeds.length > 1 ? `${s.description}, seed ${seed}` : s.description;
+      perSeed.push(
+        await evaluateStudent({ name, description, out: `${dir}/students/${name}` }, teacher, heldout, batch),
+      );
+    }
+    evaluated.push(perSeed);
   }
   const { teacher: teacherPart, save, run } = await describeTeacherAndShards(dir, teacher, heldout, saved);
   teacher.dispose();
   const teacherPpl = teacherPart.heldoutPpl ?? NaN;
 
-  const ceRow = evaluated[0].final, onlineRow = evaluated[1].final;
-  const gap = ceRow.ppl - onlineRow.ppl;
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const rows: StudyRow[] = students.map((s, i) => {
-    const f = evaluated[i].final;
+    const f = evaluated[i].map((e) => e.final);
     return {
       name: s.name,
       method: s.method,
       k: s.k,
-      ppl: f.ppl,
-      kl: f.kl,
-      top1: f.top1,
-      ece: f.ece,
-      gapClosed: gap > 0 ? (ceRow.ppl - f.ppl) / gap : null,
-      msPerStep: 1000 / evaluated[i].stepsPerSecond,
+      ppl: mean(f.map((x) => x.ppl)),
+      kl: mean(f.map((x) => x.kl)),
+      top1: mean(f.map((x) => x.top1)),
+      ece: mean(f.map((x) => x.ece)),
+      pplPerSeed: f.map((x) => x.ppl),
+      gapClosed: null,
+      msPerStep: mean(evaluated[i].map((e) => 1000 / e.stepsPerSecond)),
     };
   });
+  const gap = rows[0].ppl - rows[1].ppl;
+  for (const r of rows) r.gapClosed = gap > 0 ? (rows[0].ppl - r.ppl) / gap : null;
   const settings = {
     sequences: S,
     trainSequences: run.sequences - Math.min(64, Math.floor(run.sequences / 2)),
@@ -172,6 +193,7 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
     batchSize: batch,
     ks,
     alpha,
+    seeds,
     heldoutSequences: heldout.sequences,
     adapter: rt.adapter ? rt.adapter.description : "CPU (no WebGPU)",
   };
@@ -191,8 +213,11 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
     createdAt: new Date().toISOString(),
     teacher: teacherPart,
     save,
-    students: evaluated,
+    students: evaluated.map((perSeed) => perSeed[0]),
     notes: [
+      (seeds.length > 1
+        ? `The charts and tables show seed ${seeds[0]}; study.md has the means over all seeds. `
+        : "") +
       `Every student has the same shape, seed, data (${settings.trainSequences} sequences of the shards) and ` +
       `${steps} steps of batch ${batch}; the final metrics are on ${heldout.sequences} sequences of the ` +
       "corpus's held-out split, with KL(teacher ‖ student) over the full vocabulary.",
@@ -219,19 +244,29 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
 export function studyMarkdown(
   rows: StudyRow[],
   teacherPpl: number,
-  settings: { steps: number; batchSize: number; ks: number[]; alpha: number } & Record<string, unknown>,
+  settings: { steps: number; batchSize: number; ks: number[]; alpha: number; seeds?: number[] },
 ): string {
   const pct = (x: number | null) => (x === null ? "n/a" : `${(100 * x).toFixed(0)} %`);
+  const seeds = settings.seeds ?? [1];
+  const many = seeds.length > 1;
   const lines = [
-    `| student | method | K | held-out ppl | KL(teacher‖student) | top-1 agreement | ECE | gap closed | ms/step |`,
-    `| --- | --- | --: | --: | --: | --: | --: | --: | --: |`,
+    `| student | method | K | held-out ppl${many ? " (mean) | ppl per seed" : ""} | KL(teacher‖student) | ` +
+    "top-1 agreement | ECE | gap closed | ms/step |",
+    `| --- | --- | --: | --: |${many ? " --: |" : ""} --: | --: | --: | --: | --: |`,
     ...rows.map((r) =>
-      `| ${r.name} | ${r.method} | ${r.k ?? "—"} | ${r.ppl.toFixed(1)} | ${r.kl.toFixed(4)} | ${
-        (100 * r.top1).toFixed(1)
-      } % | ${r.ece.toFixed(4)} | ${r.name === "ce-only" ? "0 %" : pct(r.gapClosed)} | ${
-        r.msPerStep.toFixed(0)
-      } |`
-    ),
+      [
+        r.name,
+        r.method,
+        r.k ?? "—",
+        r.ppl.toFixed(1),
+        ...(many ? [r.pplPerSeed.map((p) => p.toFixed(1)).join(" / ")] : []),
+        r.kl.toFixed(4),
+        `${(100 * r.top1).toFixed(1)} %`,
+        r.ece.toFixed(4),
+        r.name === "ce-only" ? "0 %" : pct(r.gapClosed),
+        r.msPerStep.toFixed(0),
+      ].join(" | ")
+    ).map((l) => `| ${l} |`),
   ];
   const maxK = Math.max(...settings.ks);
   const offline = rows.filter((r) => r.k === maxK);
@@ -246,10 +281,10 @@ export function studyMarkdown(
     } of the CE-only → online ` +
       `perplexity gap: the 80 % goal is ${best.gapClosed >= 0.8 ? "met" : "NOT met"}.`;
   return [
-    `Teacher held-out perplexity: ${
-      teacherPpl.toFixed(1)
-    }. ${settings.steps} steps of batch ${settings.batchSize}, ` +
-    `α=${settings.alpha} for every KD student. "gap closed" = (ppl_CE − ppl) / (ppl_CE − ppl_online).`,
+    `Teacher held-out perplexity: ${teacherPpl.toFixed(1)}. ${settings.steps} steps of batch ` +
+    `${settings.batchSize}, α=${settings.alpha} for every KD student` +
+    `${many ? `, seeds ${seeds.join(", ")} (means over the seeds)` : ""}. ` +
+    `"gap closed" = (ppl_CE − ppl) / (ppl_CE − ppl_online).`,
     "",
     ...lines,
     "",

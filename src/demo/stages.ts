@@ -111,12 +111,14 @@ export interface StudentRun {
   batchSize: number;
   /** The flags that make this student (`--ce-only`, `--kd-mode tail`, …). */
   flags: string[];
+  /** Seed of the weights and the shuffling (default 1). */
+  seed?: number;
   /** Run on the CPU. */
   cpu?: boolean;
 }
 
 /**
- * Trains one student with `deno task train` (seed 1, ten evaluations and five checkpoints over the run):
+ * Trains one student with `deno task train` (seed 1 unless given, ten evaluations and five checkpoints over the run):
  * skipped when its folder already holds the last step's checkpoint, resumed when it holds an earlier one.
  *
  * @example
@@ -146,7 +148,7 @@ export async function trainStudent(who: string, s: StudentRun): Promise<void> {
     "--checkpoint-every",
     String(Math.max(10, Math.round(s.steps / 5))),
     "--seed",
-    "1",
+    String(s.seed ?? 1),
     ...(last !== null ? ["--resume"] : []),
     ...s.flags,
     ...(s.cpu ? ["--cpu"] : []),
@@ -155,7 +157,7 @@ export async function trainStudent(who: string, s: StudentRun): Promise<void> {
 
 /**
  * Trains `students` one after the other from `<dir>/topk` into `<dir>/students/<name>` (see
- * {@linkcode trainStudent}), each announced as stage `first + i` of `total`.
+ * {@linkcode trainStudent}) with seed `o.seed` (default 1), each announced as stage `first + i` of `total`.
  *
  * @example
  * ```ts
@@ -167,7 +169,7 @@ export async function trainStudents(
   who: string,
   dir: string,
   students: { name: string; description: string; flags: string[] }[],
-  o: { steps: number; batchSize: number; cpu?: boolean; first: number; total: number },
+  o: { steps: number; batchSize: number; cpu?: boolean; seed?: number; first: number; total: number },
 ): Promise<void> {
   for (const [i, s] of students.entries()) {
     stage(who, `${o.first + i}/${o.total} train ${s.name}: ${s.description}`);
@@ -177,6 +179,7 @@ export async function trainStudents(
       steps: o.steps,
       batchSize: o.batchSize,
       flags: s.flags,
+      seed: o.seed,
       cpu: o.cpu,
     });
   }
