@@ -198,3 +198,4 @@ export {
   trainStudent,
 } from "./src/demo/stages.ts";
 export type { SaveNumbers, StudentRun } from "./src/demo/stages.ts";
+export { teacherTopKMass } from "./src/demo/run_study.ts";

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { studyMarkdown, type StudyRow } from "../src/demo/run_study.ts";
+import { studyMarkdown, type StudyRow, teacherTopKMass } from "../src/demo/run_study.ts";
+import { readShards } from "../src/format/shard_reader.ts";
+import { withSeed, writePatternShards } from "./_train_fixtures.ts";
 
 const row = (
   name: string,
@@ -88,4 +90,35 @@ Deno.test("deno task study rejects a bad --ks or --alpha with one line and a non
     assert.equal(err.length, 1, err.join("\n"));
     assert.match(err[0], pattern);
   }
+});
+
+Deno.test("the teacher's top-K mass is computed from the stored logits and logsumexp, rising to 1 at K = V", async () => {
+  await withSeed(async (seed) => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const V = 24;
+      await writePatternShards(`${dir}/topk`, { seed, sequences: 12, seqLen: 8, vocab: V, k: V });
+      const ks = [1, 5, V];
+      const got = await teacherTopKMass(dir, ks);
+      // Independently: with k = V the shards hold every logit, so the softmax can be formed from them alone.
+      const want = ks.map(() => 0);
+      let n = 0;
+      for await (const r of readShards(`${dir}/topk`)) {
+        for (let p = 0; p < 8; p++) {
+          const z = Array.from(r.val.subarray(p * V, (p + 1) * V));
+          const m = Math.max(...z);
+          const total = z.reduce((a, x) => a + Math.exp(x - m), 0);
+          ks.forEach((k, i) => want[i] += z.slice(0, k).reduce((a, x) => a + Math.exp(x - m), 0) / total);
+          n++;
+        }
+      }
+      ks.forEach((k, i) =>
+        assert.ok(Math.abs(got[i] - want[i] / n) < 1e-5, `K=${k}: ${got[i]} vs ${want[i] / n}`)
+      );
+      assert.ok(got[0] < got[1] && got[1] < got[2]);
+      assert.ok(Math.abs(got[2] - 1) < 1e-5);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
 });

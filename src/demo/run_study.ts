@@ -10,6 +10,9 @@
  * @module
  */
 import { writeReport } from "../report/write_report.ts";
+import { readRunJson } from "../format/run_json.ts";
+import { readShards } from "../format/shard_reader.ts";
+import { openLocalStore } from "../store/local.ts";
 import type { ReportInput, ReportStudent } from "../report/types.ts";
 import {
   describeTeacherAndShards,
@@ -69,12 +72,46 @@ export interface StudyRow {
   msPerStep: number;
 }
 
+/**
+ * The teacher's mean probability mass (at T = 1) in its top-K entries, for each K of `ks`, over every position
+ * of the shards in `dir/topk`: exp(lse of the first K stored logits − the stored full logsumexp), streamed
+ * shard by shard. It says how much of the teacher's distribution an offline top-K run sees at all.
+ *
+ * @example
+ * ```ts
+ * const mass = await teacherTopKMass("runs/study", [8, 64]); // e.g. [0.31, 0.55]
+ * ```
+ */
+export async function teacherTopKMass(dir: string, ks: number[]): Promise<number[]> {
+  const store = await openLocalStore(`${dir}/topk`);
+  const run = await readRunJson(store);
+  const t = run.lseTemperatures.indexOf(1);
+  if (t < 0) return ks.map(() => NaN);
+  const T = run.lseTemperatures.length, K = run.k;
+  const sums = ks.map(() => 0);
+  let positions = 0;
+  for await (const r of readShards(store)) {
+    for (let p = 0; p < run.seqLen; p++) {
+      const lse = r.lse[p * T + t];
+      let mass = 0;
+      for (let j = 0, next = 0; j < K && next < ks.length; j++) {
+        mass += Math.exp(r.val[p * K + j] - lse);
+        while (next < ks.length && ks[next] === j + 1) sums[next++] += Math.min(1, mass);
+      }
+      positions++;
+    }
+  }
+  return sums.map((x) => x / Math.max(1, positions));
+}
+
 /** What {@linkcode runStudy} returns. */
 export interface StudyResult {
   /** One row per student, in the order trained. */
   rows: StudyRow[];
   /** The teacher's held-out perplexity. */
   teacherPpl: number;
+  /** The teacher's mean probability mass in its top-K, for each K of the study (ascending). */
+  topKMass: number[];
   /** The table and its reading, as Markdown (also written to `<dir>/study.md`). */
   markdown: string;
   /** The HTML report's path. */
@@ -197,12 +234,13 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
     heldoutSequences: heldout.sequences,
     adapter: rt.adapter ? rt.adapter.description : "CPU (no WebGPU)",
   };
-  const markdown = studyMarkdown(rows, teacherPpl, settings);
+  const topKMass = await teacherTopKMass(dir, ks);
+  const markdown = studyMarkdown(rows, teacherPpl, { ...settings, topKMass });
   await Deno.writeTextFile(`${dir}/study.md`, markdown);
   await Deno.writeTextFile(
     `${dir}/study.json`,
     JSON.stringify(
-      { createdAt: new Date().toISOString(), settings, teacherPpl, rows },
+      { createdAt: new Date().toISOString(), settings, teacherPpl, topKMass, rows },
       null,
       1,
     ) +
@@ -229,7 +267,7 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
   };
   await Deno.writeTextFile(`${dir}/report_input.json`, JSON.stringify(input, null, 1) + "\n");
   const report = await writeReport(dir);
-  return { rows, teacherPpl, markdown, report };
+  return { rows, teacherPpl, topKMass, markdown, report };
 }
 
 /**
@@ -244,7 +282,14 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
 export function studyMarkdown(
   rows: StudyRow[],
   teacherPpl: number,
-  settings: { steps: number; batchSize: number; ks: number[]; alpha: number; seeds?: number[] },
+  settings: {
+    steps: number;
+    batchSize: number;
+    ks: number[];
+    alpha: number;
+    seeds?: number[];
+    topKMass?: number[];
+  },
 ): string {
   const pct = (x: number | null) => (x === null ? "n/a" : `${(100 * x).toFixed(0)} %`);
   const seeds = settings.seeds ?? [1];
@@ -284,7 +329,12 @@ export function studyMarkdown(
     `Teacher held-out perplexity: ${teacherPpl.toFixed(1)}. ${settings.steps} steps of batch ` +
     `${settings.batchSize}, α=${settings.alpha} for every KD student` +
     `${many ? `, seeds ${seeds.join(", ")} (means over the seeds)` : ""}. ` +
-    `"gap closed" = (ppl_CE − ppl) / (ppl_CE − ppl_online).`,
+    `"gap closed" = (ppl_CE − ppl) / (ppl_CE − ppl_online).` +
+    (settings.topKMass
+      ? ` The teacher's top-K hold on average ${
+        settings.ks.map((k, i) => `${(100 * settings.topKMass![i]).toFixed(1)} % (K=${k})`).join(", ")
+      } of its probability mass.`
+      : ""),
     "",
     ...lines,
     "",
