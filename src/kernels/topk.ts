@@ -267,12 +267,7 @@ export async function topKFromBuffer(
   k: number,
   options: TopKOptions = {},
 ): Promise<TopKResult> {
-  const temps = checkFromBuffer("topKFromBuffer", rt, logits, rows, vocab, k, options);
-  if (rows === 0) return emptyResult();
-  const pipeline = await topKPipeline(rt, k, temps.length);
-  const s = scratchOf(rt.device!);
-  const chunks = submitRows(rt, pipeline, logits, 0, rows, 0, vocab, k, temps, s.outputs, 0);
-  return await collect(rt.device!, chunks, rows, k, temps.length);
+  return await (await submitFromBuffer("topKFromBuffer", rt, logits, rows, vocab, k, options, 1))();
 }
 
 /**
@@ -298,10 +293,24 @@ export async function submitTopKFromBuffer(
   options: TopKOptions = {},
   repeat = 1,
 ): Promise<() => Promise<TopKResult>> {
-  const temps = checkFromBuffer("submitTopKFromBuffer", rt, logits, rows, vocab, k, options);
   if (!Number.isInteger(repeat) || repeat < 1) {
     throw new SparsekdError(`submitTopKFromBuffer: repeat must be a whole number >= 1 (got ${repeat})`);
   }
+  return await submitFromBuffer("submitTopKFromBuffer", rt, logits, rows, vocab, k, options, repeat);
+}
+
+/** Checks the arguments (errors name `name`), submits `repeat` copies of the dispatches, returns the read-back. */
+async function submitFromBuffer(
+  name: string,
+  rt: Runtime,
+  logits: GPUBuffer,
+  rows: number,
+  vocab: number,
+  k: number,
+  options: TopKOptions,
+  repeat: number,
+): Promise<() => Promise<TopKResult>> {
+  const temps = checkFromBuffer(name, rt, logits, rows, vocab, k, options);
   if (rows === 0) return () => Promise.resolve(emptyResult());
   const pipeline = await topKPipeline(rt, k, temps.length);
   const s = scratchOf(rt.device!);
