@@ -299,7 +299,10 @@ export async function submitTopKFromBuffer(
   return await submitFromBuffer("submitTopKFromBuffer", rt, logits, rows, vocab, k, options, repeat);
 }
 
-/** Checks the arguments (errors name `name`), submits `repeat` copies of the dispatches, returns the read-back. */
+/**
+ * The from-buffer entry points: checks the arguments (errors name `name`), submits `repeat` copies of the
+ * dispatches, returns the read-back.
+ */
 async function submitFromBuffer(
   name: string,
   rt: Runtime,
@@ -310,24 +313,6 @@ async function submitFromBuffer(
   options: TopKOptions,
   repeat: number,
 ): Promise<() => Promise<TopKResult>> {
-  const temps = checkFromBuffer(name, rt, logits, rows, vocab, k, options);
-  if (rows === 0) return () => Promise.resolve(emptyResult());
-  const pipeline = await topKPipeline(rt, k, temps.length);
-  const s = scratchOf(rt.device!);
-  const chunks = submitRows(rt, pipeline, logits, 0, rows, 0, vocab, k, temps, s.outputs, 0, repeat);
-  return () => collect(rt.device!, chunks, rows, k, temps.length);
-}
-
-/** The argument checks of the from-buffer entry points; returns the temperatures. */
-function checkFromBuffer(
-  name: string,
-  rt: Runtime,
-  logits: GPUBuffer,
-  rows: number,
-  vocab: number,
-  k: number,
-  options: TopKOptions,
-): number[] {
   const temps = checkTopKArgs(null, rows, vocab, k, options);
   if (!rt.device) throw new SparsekdError(`${name} needs a GPU runtime (this one runs on the CPU)`);
   if (logits.size < rows * vocab * 4) {
@@ -338,7 +323,11 @@ function checkFromBuffer(
   if ((logits.usage & GPUBufferUsage.STORAGE) === 0) {
     throw new SparsekdError(`${name}: the logits buffer needs GPUBufferUsage.STORAGE`);
   }
-  return temps;
+  if (rows === 0) return () => Promise.resolve(emptyResult());
+  const pipeline = await topKPipeline(rt, k, temps.length);
+  const s = scratchOf(rt.device!);
+  const chunks = submitRows(rt, pipeline, logits, 0, rows, 0, vocab, k, temps, s.outputs, 0, repeat);
+  return () => collect(rt.device!, chunks, rows, k, temps.length);
 }
 
 function emptyResult(): TopKResult {
