@@ -16,7 +16,8 @@ export { createRuntime, gpuRuntime, loadShader } from "./src/gpu/runtime.ts";
 export type { AdapterSummary, PipelineOptions, Runtime, RuntimeOptions } from "./src/gpu/runtime.ts";
 export { readBack } from "./src/gpu/readback.ts";
 export type { ReadRegion } from "./src/gpu/readback.ts";
-export { runMain, SparsekdError } from "./src/cli/errors.ts";
+export { SparsekdError } from "./src/errors.ts";
+export { runMain } from "./src/cli/run_main.ts";
 export {
   dtypeBytes,
   FORMAT_VERSION,
@@ -116,11 +117,11 @@ export { NonFiniteLogitsError, topK, topKFromBuffer, topKReference } from "./src
 export type { TopKOptions, TopKResult } from "./src/kernels/topk.ts";
 export { GCS_CHUNK_QUANTUM, GcsStore, openGcsStore } from "./src/store/gcs.ts";
 export type { GcsStoreOptions } from "./src/store/gcs.ts";
-export { startEmulator, UPLOAD_GRANULARITY } from "./src/gcs_emulator/server.ts";
-export type { EmulatorOptions, RunningEmulator } from "./src/gcs_emulator/server.ts";
-export { FaultInjector } from "./src/gcs_emulator/faults.ts";
-export type { FaultDecision, FaultHit, FaultRule } from "./src/gcs_emulator/faults.ts";
-export { EmulatorState } from "./src/gcs_emulator/model.ts";
+export { startEmulator, UPLOAD_GRANULARITY } from "./testing/gcs_emulator/server.ts";
+export type { EmulatorOptions, RunningEmulator } from "./testing/gcs_emulator/server.ts";
+export { FaultInjector } from "./testing/gcs_emulator/faults.ts";
+export type { FaultDecision, FaultHit, FaultRule } from "./testing/gcs_emulator/faults.ts";
+export { EmulatorState } from "./testing/gcs_emulator/model.ts";
 export {
   encodeSparseKd,
   encodeSparseKdSync,

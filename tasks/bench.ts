@@ -2,11 +2,12 @@
  * `deno task bench <name>`: runs one benchmark from the registry below (`deno task bench` lists them).
  * @module
  */
-import { runMain, SparsekdError } from "../src/cli/errors.ts";
-import { benchTopK } from "../src/bench/topk.ts";
-import { benchSaveTopK } from "../src/bench/save_topk.ts";
-import { benchSparseKd } from "../src/bench/sparse_kd.ts";
-import { benchTrain } from "../src/bench/train.ts";
+import { runMain } from "../src/cli/run_main.ts";
+import { SparsekdError } from "../src/errors.ts";
+import { benchTopK } from "../bench/topk.ts";
+import { benchSaveTopK } from "../bench/save_topk.ts";
+import { benchSparseKd } from "../bench/sparse_kd.ts";
+import { benchTrain } from "../bench/train.ts";
 
 /** Every benchmark, by the name given on the command line. */
 const BENCHMARKS: Record<string, (args: string[]) => Promise<void>> = {

@@ -3,7 +3,7 @@
  * a CE-only student, their evaluation, the report). Run with `--help` for the flags.
  * @module
  */
-import { runMain } from "../src/cli/errors.ts";
+import { runMain } from "../src/cli/run_main.ts";
 import { intFlag, parseFlags } from "../src/cli/flags.ts";
 import { runDemo } from "../src/demo/run_demo.ts";
 

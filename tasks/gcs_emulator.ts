@@ -3,9 +3,9 @@
  * until interrupted. Faults are injected with `POST /_emulator/faults` (see docs/gcs.md).
  * @module
  */
-import { runMain } from "../src/cli/errors.ts";
+import { runMain } from "../src/cli/run_main.ts";
 import { intFlag, parseFlags } from "../src/cli/flags.ts";
-import { startEmulator } from "../src/gcs_emulator/server.ts";
+import { startEmulator } from "../testing/gcs_emulator/server.ts";
 
 await runMain(async () => {
   const { values } = parseFlags(Deno.args, {

@@ -1,5 +1,6 @@
 /** `deno task report <run folder>`: renders `<run folder>/report_input.json` into `report.html`. @module */
-import { runMain, SparsekdError } from "../src/cli/errors.ts";
+import { runMain } from "../src/cli/run_main.ts";
+import { SparsekdError } from "../src/errors.ts";
 import { parseFlags } from "../src/cli/flags.ts";
 import { writeReport } from "../src/report/write_report.ts";
 

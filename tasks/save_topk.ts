@@ -3,7 +3,8 @@
  * Run with `--help` for the flags.
  * @module
  */
-import { runMain, SparsekdError } from "../src/cli/errors.ts";
+import { runMain } from "../src/cli/run_main.ts";
+import { SparsekdError } from "../src/errors.ts";
 import { intFlag, numberFlag, parseFlags } from "../src/cli/flags.ts";
 import { createProgress } from "../src/cli/progress.ts";
 import { createRuntime } from "../src/gpu/runtime.ts";

@@ -3,7 +3,8 @@
  * demo task, scored on the held-out split (docs/study.md). Run with `--help` for the flags.
  * @module
  */
-import { runMain, SparsekdError } from "../src/cli/errors.ts";
+import { runMain } from "../src/cli/run_main.ts";
+import { SparsekdError } from "../src/errors.ts";
 import { intFlag, numberFlag, parseFlags } from "../src/cli/flags.ts";
 import { runStudy } from "../src/demo/run_study.ts";
 

@@ -3,7 +3,7 @@
  * labels alone (`--ce-only`). Run with `--help` for the flags.
  * @module
  */
-import { runMain } from "../src/cli/errors.ts";
+import { runMain } from "../src/cli/run_main.ts";
 import { trainCommand } from "../src/train/train_command.ts";
 
 await runMain(() => trainCommand(Deno.args));

@@ -2,7 +2,7 @@
 // learnable synthetic token source, a synthetic CPU teacher, shards written with save-topk, and seeds that
 // are printed when a test fails.
 import assert from "node:assert/strict";
-import { SparsekdError } from "../src/cli/errors.ts";
+import { SparsekdError } from "../src/errors.ts";
 import type { TokenSource } from "../src/data/source.ts";
 import { trainCommand } from "../src/train/train_command.ts";
 import { createRuntime, type Runtime } from "../src/gpu/runtime.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { demoSource, demoTokenizer, demoTokenStream } from "../src/data/demo.ts";
 import { brownDocuments, inSplit, normalizeBrown } from "../src/data/brown.ts";
 import { BpeTokenizer } from "../src/data/bpe.ts";
-import { tokenizerFileText, trainDemoTokenizer } from "../src/data/build_demo_tokenizer.ts";
+import { tokenizerFileText, trainDemoTokenizer } from "../tools/build_demo_tokenizer.ts";
 import tokenizerJson from "../src/data/assets/demo_tokenizer.json" with { type: "json" };
 
 function seeded() {
@@ -95,7 +95,7 @@ Deno.test("the committed demo tokenizer is what the deterministic trainer produc
   assert.equal(
     tokenizerFileText(fresh),
     committed,
-    "regenerate with: deno run -A src/data/build_demo_tokenizer.ts",
+    "regenerate with: deno run -A tools/build_demo_tokenizer.ts",
   );
 });
 

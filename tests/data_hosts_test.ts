@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { hostFromEnv, ownsShard, shardsForHost } from "../src/data/hosts.ts";
-import { SparsekdError } from "../src/cli/errors.ts";
+import { SparsekdError } from "../src/errors.ts";
 
 function oneLine(pattern: RegExp) {
   return (err: unknown) => {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { npyBytes, NpyFile, parseNpyHeader } from "../src/data/npy.ts";
 import { npySource } from "../src/data/npy_source.ts";
 import { openSource } from "../src/data/open_source.ts";
-import { SparsekdError } from "../src/cli/errors.ts";
+import { SparsekdError } from "../src/errors.ts";
 
 async function withTemp(fn: (dir: string) => Promise<void>) {
   const dir = await Deno.makeTempDir();

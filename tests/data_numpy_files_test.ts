@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { npySource } from "../src/data/npy_source.ts";
 import { npyTeacher } from "../src/teacher/npy.ts";
-import { SparsekdError } from "../src/cli/errors.ts";
+import { SparsekdError } from "../src/errors.ts";
 
 const dir = new URL("./fixtures/numpy/", import.meta.url).pathname;
 

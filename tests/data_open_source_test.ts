@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { openSource } from "../src/data/open_source.ts";
 import { npyBytes } from "../src/data/npy.ts";
 import { demoSource } from "../src/data/demo.ts";
-import { SparsekdError } from "../src/cli/errors.ts";
+import { SparsekdError } from "../src/errors.ts";
 
 function oneLine(pattern: RegExp) {
   return (err: unknown) => {

@@ -8,7 +8,7 @@ import {
 } from "../src/data/token_file.ts";
 import { openSource } from "../src/data/open_source.ts";
 import { sha256Hex } from "../src/data/sha256.ts";
-import { SparsekdError } from "../src/cli/errors.ts";
+import { SparsekdError } from "../src/errors.ts";
 
 async function withTemp(fn: (dir: string) => Promise<void>) {
   const dir = await Deno.makeTempDir();

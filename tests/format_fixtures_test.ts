@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { unpackMultiple } from "msgpackr";
-import { SparsekdError } from "../src/cli/errors.ts";
+import { SparsekdError } from "../src/errors.ts";
 import { f16BitsToF32Bits } from "../src/format/codec.ts";
 import { type RunJson, shardPath } from "../src/format/constants.ts";
 import { crc32c, crc32cToBase64 } from "../src/format/crc32c.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { unpackMultiple } from "msgpackr";
-import { SparsekdError } from "../src/cli/errors.ts";
+import { SparsekdError } from "../src/errors.ts";
 import { f16ToF32, f32ToF16 } from "../src/format/codec.ts";
 import {
   type IndexDtype,

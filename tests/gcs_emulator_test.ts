@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { crc32c, crc32cToBase64 } from "../src/format/crc32c.ts";
-import { type RunningEmulator, startEmulator, UPLOAD_GRANULARITY } from "../src/gcs_emulator/server.ts";
+import { type RunningEmulator, startEmulator, UPLOAD_GRANULARITY } from "../testing/gcs_emulator/server.ts";
 
 const Q = UPLOAD_GRANULARITY;
 

@@ -5,9 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { SparsekdError } from "../src/cli/errors.ts";
+import { SparsekdError } from "../src/errors.ts";
 import { crc32c, crc32cToBase64 } from "../src/format/crc32c.ts";
-import { type RunningEmulator, startEmulator } from "../src/gcs_emulator/server.ts";
+import { type RunningEmulator, startEmulator } from "../testing/gcs_emulator/server.ts";
 import { type GcsStore, openGcsStore } from "../src/store/gcs.ts";
 import { ObjectExistsError, type ObjectStore } from "../src/store/store.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { SparsekdError } from "../src/cli/errors.ts";
+import { SparsekdError } from "../src/errors.ts";
 import { crc32c, crc32cToBase64 } from "../src/format/crc32c.ts";
 import { openLocalStore } from "../src/store/local.ts";
 import { openStore, parseStoreUri } from "../src/store/open_store.ts";

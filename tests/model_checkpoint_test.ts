@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { SparsekdError } from "../src/cli/errors.ts";
+import { SparsekdError } from "../src/errors.ts";
 import {
   checkpointDir,
   latestCheckpoint,

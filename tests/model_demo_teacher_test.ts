@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { SparsekdError } from "../src/cli/errors.ts";
+import { SparsekdError } from "../src/errors.ts";
 import { demoSource } from "../src/data/demo.ts";
 import { readBack } from "../src/gpu/readback.ts";
 import { createDemoTeacher } from "../src/teacher/builtin.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
-import { SparsekdError } from "../src/cli/errors.ts";
+import { SparsekdError } from "../src/errors.ts";
 import { createGpt, type GptConfig, validateGptConfig } from "../src/model/gpt.ts";
 import { testRuntime, withSeed } from "./_train_fixtures.ts";
 

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { SparsekdError } from "../src/cli/errors.ts";
+import { SparsekdError } from "../src/errors.ts";
 import { CalibrationAccumulator, expectedCalibrationError } from "../src/report/calibration.ts";
 import { renderReport } from "../src/report/html.ts";
 import {

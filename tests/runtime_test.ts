@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { createRuntime } from "../src/gpu/runtime.ts";
-import { SparsekdError } from "../src/cli/errors.ts";
+import { SparsekdError } from "../src/errors.ts";
 import { topK, topKFromBuffer, topKReference } from "../src/kernels/topk.ts";
 
 function randomLogits(n: number): Float32Array {

@@ -3,7 +3,7 @@
  * run, uploads survive injected faults, and a missing bucket is one line and a non-zero exit.
  */
 import assert from "node:assert/strict";
-import { startEmulator } from "../src/gcs_emulator/server.ts";
+import { startEmulator } from "../testing/gcs_emulator/server.ts";
 import { fixture, run, save } from "./_save_fixtures.ts";
 
 Deno.test("save-topk to gs:// writes the same shards as to a local folder, through injected upload faults", async () => {

@@ -8,7 +8,7 @@ import {
   type SparseKdOptions,
   type SparseKdTeacher,
 } from "../src/kernels/sparse_kd_reference.ts";
-import { SparsekdError } from "../src/cli/errors.ts";
+import { SparsekdError } from "../src/errors.ts";
 
 const rt = await createRuntime({ quiet: true });
 const noGpu = rt.device === null;

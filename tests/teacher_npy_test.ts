@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { npyBytes } from "../src/data/npy.ts";
 import { npyTeacher } from "../src/teacher/npy.ts";
 import { sha256Hex } from "../src/data/sha256.ts";
-import { SparsekdError } from "../src/cli/errors.ts";
+import { SparsekdError } from "../src/errors.ts";
 
 function oneLine(pattern: RegExp) {
   return (err: unknown) => {

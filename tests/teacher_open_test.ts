@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { openTeacher } from "../src/teacher/open_teacher.ts";
 import { npyBytes } from "../src/data/npy.ts";
 import { createRuntime } from "../src/gpu/runtime.ts";
-import { SparsekdError } from "../src/cli/errors.ts";
+import { SparsekdError } from "../src/errors.ts";
 
 function oneLine(pattern: RegExp) {
   return (err: unknown) => {

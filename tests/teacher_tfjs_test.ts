@@ -10,7 +10,7 @@ import { createRuntime, type Runtime } from "../src/gpu/runtime.ts";
 import { readBack } from "../src/gpu/readback.ts";
 import { tfjsTeacher } from "../src/teacher/tfjs_model.ts";
 import type { Teacher, TeacherLogits } from "../src/teacher/teacher.ts";
-import { SparsekdError } from "../src/cli/errors.ts";
+import { SparsekdError } from "../src/errors.ts";
 
 function oneLine(pattern: RegExp) {
   return (err: unknown) => {

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { createRuntime, type Runtime } from "../src/gpu/runtime.ts";
-import { SparsekdError } from "../src/cli/errors.ts";
+import { SparsekdError } from "../src/errors.ts";
 import {
   NonFiniteLogitsError,
   poisonTopKScratch,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { startEmulator } from "../src/gcs_emulator/server.ts";
+import { startEmulator } from "../testing/gcs_emulator/server.ts";
 import { openStore } from "../src/store/open_store.ts";
 import { trainCommand } from "../src/train/train_command.ts";
 import { withSeed, writePatternShards } from "./_train_fixtures.ts";

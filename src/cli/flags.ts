@@ -3,7 +3,7 @@
  * @module
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { SparsekdError } from "./errors.ts";
+import { SparsekdError } from "../errors.ts";
 
 /** The option table handed to `parseArgs`. */
 export type FlagSpec = NonNullable<ParseArgsConfig["options"]>;

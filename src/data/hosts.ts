@@ -5,7 +5,7 @@
  * `BATCH_TASK_COUNT`), else 0 and 1.
  * @module
  */
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 
 /** This host's place among the hosts. */
 export interface HostAssignment {

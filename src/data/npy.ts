@@ -3,7 +3,7 @@
  * parsed and checked, and rows are read with seek + read, so a file of any size is never loaded whole.
  * @module
  */
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // "\x93NUMPY"
 

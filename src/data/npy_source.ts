@@ -3,7 +3,7 @@
  * sequence with seek + read, never loaded whole.
  * @module
  */
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 import { NpyFile } from "./npy.ts";
 import { sha256File } from "./sha256.ts";
 import type { TokenSource } from "./source.ts";

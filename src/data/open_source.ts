@@ -3,7 +3,7 @@
  * `tokens:<path>` (the binary token file of docs/data.md).
  * @module
  */
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 import { withVocabCheck } from "./check_tokens.ts";
 import type { DemoSplit } from "./brown.ts";
 import type { TokenSource } from "./source.ts";

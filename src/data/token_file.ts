@@ -13,7 +13,7 @@
  * All integers are little-endian; the file size is exactly 32 + S·L·width.
  * @module
  */
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 import { openFile, readAt } from "./npy.ts";
 import { sha256File } from "./sha256.ts";
 import type { TokenSource } from "./source.ts";

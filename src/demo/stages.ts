@@ -5,7 +5,7 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 import type { TokenSource } from "../data/source.ts";
 import { checkpointDir, latestCheckpoint, loadModel } from "../model/checkpoint.ts";
 import type { Gpt } from "../model/gpt.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { crc32cFromBase64 } from "./crc32c.ts";
 import {

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 import { ObjectExistsError, type ObjectStore } from "../store/store.ts";
 import {
   type Fingerprinted,

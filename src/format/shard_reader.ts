@@ -5,7 +5,7 @@
  * @module
  */
 
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 import { openStore } from "../store/open_store.ts";
 import type { ObjectStore } from "../store/store.ts";
 import {

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 import { f32ToF16, Float64, leBytes, PackWriter } from "./codec.ts";
 import { FORMAT_VERSION, type RunJson, SHARD_FORMAT, type ShardHeader, shardRange } from "./constants.ts";
 

@@ -3,7 +3,7 @@
  * against, and the CPU path of {@linkcode sparseKdLoss}. The mathematics is in `docs/losses.md`.
  * @module
  */
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 
 /** Which KD term: see `docs/losses.md`. */
 export type SparseKdMode = "topk" | "renorm" | "tail";

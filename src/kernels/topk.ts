@@ -5,7 +5,7 @@
  */
 import type { Runtime } from "../gpu/runtime.ts";
 import { readBack, type ReadRegion } from "../gpu/readback.ts";
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 import {
   checkTopKArgs,
   NonFiniteLogitsError,

@@ -4,7 +4,7 @@
  * both paths share.
  * @module
  */
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 
 /** The largest vocabulary the top-k kernel supports. */
 export const MAX_VOCAB = 262_144;

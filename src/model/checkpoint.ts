@@ -6,7 +6,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 import { f16ToF32, f32ToF16 } from "../format/codec.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { createGpt, type Gpt, type GptConfig } from "./gpt.ts";

@@ -9,7 +9,7 @@
  * bounded memory.
  * @module
  */
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 
 /** One confidence bin of a {@linkcode CalibrationAccumulator}. */
 export interface CalibrationBin {

@@ -3,7 +3,7 @@
  * line rather than a broken page.
  * @module
  */
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 import type {
   EvalPoint,
   FinalMetrics,

@@ -3,7 +3,7 @@
  * @module
  */
 import { join } from "node:path";
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 import { renderReport } from "./html.ts";
 import { parseReportInput } from "./validate.ts";
 

@@ -6,7 +6,7 @@
  * top-k kernel on batch n+1. Memory is bounded by that queue, whatever the dataset's size.
  * @module
  */
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 import type { Runtime } from "../gpu/runtime.ts";
 import { NonFiniteLogitsError, topK, topKFromBuffer } from "../kernels/topk.ts";
 import type { TokenSource } from "../data/source.ts";

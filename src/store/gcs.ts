@@ -14,7 +14,7 @@ import process from "node:process";
 import http from "node:http";
 import https from "node:https";
 import type { Readable } from "node:stream";
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 import { parseStoreUri } from "./open_store.ts";
 import {
   ObjectExistsError,

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 import { Crc32c } from "../format/crc32c.ts";
 import {
   ObjectExistsError,

@@ -5,7 +5,7 @@
  */
 
 import { fileURLToPath } from "node:url";
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 import { openLocalStore } from "./local.ts";
 import type { ObjectStore } from "./store.ts";
 

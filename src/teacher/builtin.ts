@@ -7,7 +7,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 import type { Runtime } from "../gpu/runtime.ts";
 import { useTfjsOnRuntime } from "../gpu/tfjs_backend.ts";
 import { loadModel } from "../model/checkpoint.ts";

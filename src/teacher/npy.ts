@@ -3,7 +3,7 @@
  * ran elsewhere. Sequence i of the data gets row i of the file; rows are read with seek + read.
  * @module
  */
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 import { NpyFile } from "../data/npy.ts";
 import { sha256File } from "../data/sha256.ts";
 import type { Teacher, TeacherLogits } from "./teacher.ts";

@@ -3,7 +3,7 @@
  * `tfjs:<path or URI of model.json>` | `npy:<path>` (precomputed float32 logits [S, L, V]).
  * @module
  */
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 import type { Runtime } from "../gpu/runtime.ts";
 import type { Teacher } from "./teacher.ts";
 

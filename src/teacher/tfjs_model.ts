@@ -6,7 +6,7 @@
  * @module
  */
 import type * as tfType from "@tensorflow/tfjs-core";
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 import type { Runtime } from "../gpu/runtime.ts";
 import type { Teacher, TeacherLogits } from "./teacher.ts";
 import { createHash } from "node:crypto";

@@ -14,7 +14,7 @@ import {
   type SparseKdMode,
   type SparseKdTeacher,
 } from "../kernels/sparse_kd_reference.ts";
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 
 /** The teacher's side of a batch for {@linkcode SparseKdLossOp}. */
 export interface KdOpTeacher {

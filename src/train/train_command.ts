@@ -3,7 +3,7 @@
  * set, the student's shape, and the final export.
  * @module
  */
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 import { intFlag, numberFlag, parseFlags } from "../cli/flags.ts";
 import { openSource } from "../data/open_source.ts";
 import { joinUri } from "../format/constants.ts";

@@ -7,7 +7,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import "./gradients.ts";
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../errors.ts";
 import { createProgress } from "../cli/progress.ts";
 import type { Runtime } from "../gpu/runtime.ts";
 import {

@@ -2,14 +2,14 @@
  * Regenerates the committed demo tokenizer `src/data/assets/demo_tokenizer.json`: a byte-level BPE trained
  * deterministically on the train split of the Brown corpus (the held-out split is never seen).
  *
- *     deno run -A src/data/build_demo_tokenizer.ts [--vocab 2048] [--out path]
+ *     deno run -A tools/build_demo_tokenizer.ts [--vocab 2048] [--out path]
  *
  * @module
  */
-import { BpeTokenizer } from "./bpe.ts";
-import { BROWN_VERSION, brownDocuments } from "./brown.ts";
-import { intFlag, parseFlags } from "../cli/flags.ts";
-import { runMain } from "../cli/errors.ts";
+import { BpeTokenizer } from "../src/data/bpe.ts";
+import { BROWN_VERSION, brownDocuments } from "../src/data/brown.ts";
+import { intFlag, parseFlags } from "../src/cli/flags.ts";
+import { runMain } from "../src/cli/run_main.ts";
 import { dirname } from "node:path";
 
 /**
@@ -54,7 +54,7 @@ if (import.meta.main) {
   await runMain(async () => {
     const { values } = parseFlags(Deno.args, { vocab: { type: "string" }, out: { type: "string" } });
     const vocab = intFlag("vocab", values.vocab, 2048, { min: 257, max: 65536 });
-    const out = values.out ?? new URL("./assets/demo_tokenizer.json", import.meta.url).pathname;
+    const out = values.out ?? new URL("../src/data/assets/demo_tokenizer.json", import.meta.url).pathname;
     const t0 = performance.now();
     const bpe = await trainDemoTokenizer(vocab);
     const text = tokenizerFileText(bpe);

@@ -3,7 +3,7 @@
  * written under `bench/results/` (ignored by git).
  * @module
  */
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../src/errors.ts";
 
 /** What {@linkcode timeAsync} measured. */
 export interface Timing {

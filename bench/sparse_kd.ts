@@ -4,11 +4,11 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { createRuntime, type Runtime } from "../gpu/runtime.ts";
-import { flushTfjs, tfjsGpuBackend, useTfjsOnRuntime } from "../gpu/tfjs_backend.ts";
-import { encodeSparseKdSync, packRowInfo, prepareSparseKd, ROW_INFO_BYTES } from "../kernels/sparse_kd.ts";
-import { checkSparseKd, type SparseKdMode } from "../kernels/sparse_kd_reference.ts";
-import { SparsekdError } from "../cli/errors.ts";
+import { createRuntime, type Runtime } from "../src/gpu/runtime.ts";
+import { flushTfjs, tfjsGpuBackend, useTfjsOnRuntime } from "../src/gpu/tfjs_backend.ts";
+import { encodeSparseKdSync, packRowInfo, prepareSparseKd, ROW_INFO_BYTES } from "../src/kernels/sparse_kd.ts";
+import { checkSparseKd, type SparseKdMode } from "../src/kernels/sparse_kd_reference.ts";
+import { SparsekdError } from "../src/errors.ts";
 import { fmt, formatTable, parsePerSubmit, timePerUnit, writeResults } from "./harness.ts";
 import { fastestStreamReader } from "./topk.ts";
 

@@ -3,7 +3,7 @@
  * connection, at once or after some bytes of the request body, so that tests can show uploads survive them.
  * @module
  */
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../../src/errors.ts";
 
 /**
  * One fault rule. A request matches when its method and path agree; the first `skip` matching requests pass,

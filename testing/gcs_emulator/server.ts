@@ -11,7 +11,7 @@
 import http from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import { SparsekdError } from "../cli/errors.ts";
+import { SparsekdError } from "../../src/errors.ts";
 import { type FaultHit, FaultInjector, type FaultRule } from "./faults.ts";
 import {
   ApiFailure,

@@ -3,13 +3,13 @@
  * a file read), writing to a local disk against the same pipeline with writing switched off.
  * @module
  */
-import { intFlag, parseFlags } from "../cli/flags.ts";
-import { createRuntime } from "../gpu/runtime.ts";
-import { npyBytes } from "../data/npy.ts";
-import { npySource } from "../data/npy_source.ts";
-import { npyTeacher } from "../teacher/npy.ts";
-import { openLocalStore } from "../store/local.ts";
-import { type SaveSummary, saveTopK } from "../save/save_topk.ts";
+import { intFlag, parseFlags } from "../src/cli/flags.ts";
+import { createRuntime } from "../src/gpu/runtime.ts";
+import { npyBytes } from "../src/data/npy.ts";
+import { npySource } from "../src/data/npy_source.ts";
+import { npyTeacher } from "../src/teacher/npy.ts";
+import { openLocalStore } from "../src/store/local.ts";
+import { type SaveSummary, saveTopK } from "../src/save/save_topk.ts";
 import { fmt, formatTable, writeResults } from "./harness.ts";
 
 /**

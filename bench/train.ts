@@ -5,14 +5,14 @@
  * 1.2× the CE step.
  * @module
  */
-import { intFlag, parseFlags } from "../cli/flags.ts";
-import { createRuntime } from "../gpu/runtime.ts";
-import { useTfjsOnRuntime } from "../gpu/tfjs_backend.ts";
-import { createRng } from "../model/rng.ts";
-import type { RecordSource } from "../train/batches.ts";
-import { createSparseKdLossOp } from "../train/kd_loss_op.ts";
-import { DEFAULT_STUDENT } from "../train/train_command.ts";
-import { train, type TrainMode, type TrainRecord } from "../train/trainer.ts";
+import { intFlag, parseFlags } from "../src/cli/flags.ts";
+import { createRuntime } from "../src/gpu/runtime.ts";
+import { useTfjsOnRuntime } from "../src/gpu/tfjs_backend.ts";
+import { createRng } from "../src/model/rng.ts";
+import type { RecordSource } from "../src/train/batches.ts";
+import { createSparseKdLossOp } from "../src/train/kd_loss_op.ts";
+import { DEFAULT_STUDENT } from "../src/train/train_command.ts";
+import { train, type TrainMode, type TrainRecord } from "../src/train/trainer.ts";
 import { fmt, formatTable, writeResults } from "./harness.ts";
 
 /** Synthetic records: random tokens and random sorted teacher top-k. */

@@ -4,10 +4,10 @@
  * tfjs-backend-cpu, for the shapes of issue 2. Prints a table and writes it as JSON under `bench/results/`.
  * @module
  */
-import { createRuntime, type Runtime } from "../gpu/runtime.ts";
-import { SparsekdError } from "../cli/errors.ts";
-import { submitTopKFromBuffer, topKFromBuffer } from "../kernels/topk.ts";
-import { useTfjsOnRuntime } from "../gpu/tfjs_backend.ts";
+import { createRuntime, type Runtime } from "../src/gpu/runtime.ts";
+import { SparsekdError } from "../src/errors.ts";
+import { submitTopKFromBuffer, topKFromBuffer } from "../src/kernels/topk.ts";
+import { useTfjsOnRuntime } from "../src/gpu/tfjs_backend.ts";
 import type { Tensor, Tensor2D } from "@tensorflow/tfjs-core";
 import {
   fmt,

@@ -6,7 +6,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { crc32c, crc32cToBase64 } from "../format/crc32c.ts";
+import { crc32c, crc32cToBase64 } from "../../src/format/crc32c.ts";
 
 /** One stored object (a single live generation; older generations are not kept). */
 export interface StoredObject {
