@@ -173,9 +173,14 @@ export { prefetchBatches, shuffledRecords, tokenRecords, windowPermutation } fro
 export type { RecordSource } from "./src/train/batches.ts";
 export { evaluate } from "./src/train/evaluate.ts";
 export type { EvalResult } from "./src/train/evaluate.ts";
-export { train } from "./src/train/trainer.ts";
-export type { TrainMode, TrainOptions, TrainRecord, TrainResult } from "./src/train/trainer.ts";
-export { trainCommand } from "./src/train/train_command.ts";
+export { trainLoop } from "./src/train/trainer.ts";
+export type { TrainLoopOptions, TrainLoopResult } from "./src/train/trainer.ts";
+export type { TrainMode, TrainRecord } from "./src/train/records.ts";
+export { DEFAULT_STUDENT, train, validateTrainOptions } from "./src/train/train.ts";
+export type { TrainOptions, TrainResult } from "./src/train/train.ts";
+export { parseTrainFlags, TRAIN_FLAGS, TRAIN_HELP, trainCommand } from "./src/cli/train_flags.ts";
+export { kdModeHelp, LOSS_MODES, lseIndexFor, shardMode } from "./src/loss/modes.ts";
+export type { LossMode, LossModeName } from "./src/loss/modes.ts";
 export { createDemoTeacher } from "./src/teacher/builtin.ts";
 export { createProgress } from "./src/cli/progress.ts";
 export type { Progress, ProgressOptions } from "./src/cli/progress.ts";

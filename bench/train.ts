@@ -11,8 +11,8 @@ import { useTfjsOnRuntime } from "../src/gpu/tfjs_backend.ts";
 import { createRng } from "../src/model/rng.ts";
 import type { RecordSource } from "../src/train/batches.ts";
 import { createSparseKdLossOp } from "../src/train/kd_loss_op.ts";
-import { DEFAULT_STUDENT } from "../src/train/train_command.ts";
-import { train, type TrainMode, type TrainRecord } from "../src/train/trainer.ts";
+import { DEFAULT_STUDENT } from "../src/train/train.ts";
+import { trainLoop, type TrainMode, type TrainRecord } from "../src/train/trainer.ts";
 import { fmt, formatTable, writeResults } from "./harness.ts";
 
 /** Synthetic records: random tokens and random sorted teacher top-k. */
@@ -75,7 +75,7 @@ export async function benchTrain(args: string[]): Promise<void> {
   const model = { vocabSize: V, seqLen: L, ...DEFAULT_STUDENT, tiedEmbeddings: true };
   const results: { mode: TrainMode; msPerStep: number }[] = [];
   for (const mode of ["ce", "topk"] as TrainMode[]) {
-    const r = await train({
+    const r = await trainLoop({
       rt,
       model,
       seed: 1,

@@ -4,6 +4,6 @@
  * @module
  */
 import { runMain } from "../src/cli/run_main.ts";
-import { trainCommand } from "../src/train/train_command.ts";
+import { TRAIN_FLAGS, trainCommand } from "../src/cli/train_flags.ts";
 
-await runMain(() => trainCommand(Deno.args));
+await runMain(() => trainCommand(Deno.args), TRAIN_FLAGS);

@@ -15,6 +15,7 @@ import {
   type SparseKdResult,
   type SparseKdTeacher,
 } from "./sparse_kd_reference.ts";
+import { kernelModeIds } from "../loss/modes.ts";
 
 export type {
   SparseKdMode,
@@ -24,7 +25,7 @@ export type {
 } from "./sparse_kd_reference.ts";
 
 const WG = 256;
-const MODES: Record<SparseKdMode, number> = { topk: 0, renorm: 1, tail: 2 };
+const MODES: Record<SparseKdMode, number> = kernelModeIds(); // src/loss/modes.ts
 
 /** The GPU buffers and sizes of one fused sparse-KD dispatch (see {@linkcode encodeSparseKd}). */
 export interface SparseKdGpuArgs {

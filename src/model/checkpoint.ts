@@ -2,7 +2,7 @@
  * Checkpoints in the tfjs weights-manifest format: `model.json` (the config plus a `weightsManifest`) with
  * `model.weights.bin`, the optimizer's moments the same way (`optimizer.json`, `optimizer.weights.bin`), and
  * `state.json` (step, data position, RNG state, …) written last, so that a checkpoint without `state.json`
- * is incomplete and ignored. Each checkpoint is a folder `ckpt-<step>/` of a store (local folder or gs://).
+ * is incomplete and ignored (each object appears atomically; state.json is the commit). Each checkpoint is a folder `ckpt-<step>/` of a store (local folder or gs://).
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -221,6 +221,10 @@ export async function saveCheckpoint(
   state: TrainState,
 ): Promise<string> {
   const dir = checkpointDir(state.step);
+  // Leftovers of a write that crashed before its state.json: the objects are rewritten from scratch.
+  const leftovers = await store.list(`${dir}/`);
+  if (leftovers.includes(`${dir}/state.json`)) throw new SparsekdError(`${store.uri}/${dir} already exists`);
+  for (const p of leftovers) await store.delete(p);
   await saveModel(store, dir, model);
   const { bytes, weights } = await encodeTensors(optimizerState);
   const json: ModelJson = {
@@ -253,6 +257,24 @@ export async function latestCheckpoint(store: ObjectStore): Promise<number | nul
     if (m) best = Math.max(best ?? -1, Number(m[1]));
   }
   return best;
+}
+
+/**
+ * The steps of the incomplete checkpoints in a store: folders `ckpt-<step>/` without `state.json` (a write
+ * that crashed; {@linkcode saveCheckpoint} rewrites them).
+ *
+ * @example
+ * ```ts
+ * const broken = await incompleteCheckpoints(store); // e.g. [400]
+ * ```
+ */
+export async function incompleteCheckpoints(store: ObjectStore): Promise<number[]> {
+  const seen = new Map<number, boolean>();
+  for (const p of await store.list("")) {
+    const m = /^ckpt-(\d{8})\/(.+)$/.exec(p);
+    if (m) seen.set(Number(m[1]), (seen.get(Number(m[1])) ?? false) || m[2] === "state.json");
+  }
+  return [...seen].filter(([, complete]) => !complete).map(([step]) => step).sort((a, b) => a - b);
 }
 
 /**

@@ -7,7 +7,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { Gpt } from "../model/gpt.ts";
 import { nextTokenTargets } from "./ce_loss.ts";
-import type { TrainRecord } from "./trainer.ts";
+import type { TrainRecord } from "./records.ts";
 
 /** Metrics of one evaluation. */
 export interface EvalResult {

@@ -10,13 +10,7 @@ import "./gradients.ts";
 import { SparsekdError } from "../errors.ts";
 import { createProgress } from "../cli/progress.ts";
 import type { Runtime } from "../gpu/runtime.ts";
-import {
-  checkpointDir,
-  latestCheckpoint,
-  loadCheckpoint,
-  saveCheckpoint,
-  type TrainState,
-} from "../model/checkpoint.ts";
+import { checkpointDir, loadCheckpoint, saveCheckpoint, type TrainState } from "../model/checkpoint.ts";
 import { createGpt, type Gpt, type GptConfig, tuneTfjsForAdapter } from "../model/gpt.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { createAdamW } from "./adamw.ts";
@@ -25,28 +19,14 @@ import { crossEntropy, nextTokenTargets } from "./ce_loss.ts";
 import { fullKdLoss } from "./full_kd_loss.ts";
 import { type EvalResult, evaluate } from "./evaluate.ts";
 import type { SparseKdLossOp } from "./kd_loss_op.ts";
+import { kdBatch, type TrainMode, type TrainRecord } from "./records.ts";
+import { checkSettings, openCheckpoints, truncateMetrics } from "./resume.ts";
 import { learningRate } from "./schedule.ts";
 
-/** One training sequence: its tokens and, for distillation, the teacher's sparse logits. */
-export interface TrainRecord {
-  /** L token ids. */
-  tokens: Uint32Array;
-  /** L×K teacher top-k ids (KD only). */
-  idx?: Uint16Array | Uint32Array;
-  /** L×K raw teacher logits (KD only). */
-  val?: Float32Array;
-  /** L logsumexp values of the teacher at the training temperature (mode `tail` only). */
-  lse?: Float32Array;
-}
+export type { TrainMode, TrainRecord } from "./records.ts";
 
-/**
- * The loss: `ce` (hard labels alone), a sparse-KD mode from the shards (`topk`, `renorm`, `tail`), or `full`:
- * online KD against the full logits of a teacher run in the same process.
- */
-export type TrainMode = "ce" | "topk" | "renorm" | "tail" | "full";
-
-/** Options of {@linkcode train}. */
-export interface TrainOptions {
+/** Options of {@linkcode trainLoop}. */
+export interface TrainLoopOptions {
   /** The runtime (tfjs must already run on it: see `useTfjsOnRuntime`). */
   rt: Runtime;
   /** The student's shape. */
@@ -59,8 +39,8 @@ export interface TrainOptions {
   batchSize: number;
   /** Peak learning rate. */
   lr: number;
-  /** Warm-up steps. */
-  warmup: number;
+  /** Warm-up steps (default steps/20, rounded, at least 1; on resume: the checkpoint's). */
+  warmup?: number;
   /** Final learning rate of the cosine (default lr/10). */
   minLr?: number;
   /** AdamW weight decay (default 0.1). */
@@ -108,22 +88,31 @@ export interface TrainOptions {
   progress?: boolean;
   /** Stop after this many steps of this invocation (tests of resume); the run is resumable. */
   stopAfter?: number;
+  /** When it aborts: finish the current step, write a checkpoint and return with status `interrupted`. */
+  signal?: AbortSignal;
 }
 
-/** What {@linkcode train} returns. */
-export interface TrainResult {
+/** What {@linkcode trainLoop} returns. */
+export interface TrainLoopResult {
+  /**
+   * `finished`: the run reached its last step; `stopped`: `stopAfter` ended it early; `interrupted`: the
+   * signal did; `nothing-to-do`: resumed from a checkpoint of a run that had already finished.
+   */
+  status: "finished" | "stopped" | "interrupted" | "nothing-to-do";
   /** The trained model (the caller disposes it). */
   model: Gpt;
   /** Loss of every step run in this invocation, by step number (1-based). */
   losses: Map<number, number>;
   /** The evaluations run. */
   evals: (EvalResult & { step: number })[];
-  /** Mean wall time per step over this invocation, in ms (read-backs included). */
+  /** Mean wall time per step of this invocation, in ms (read-backs included; evaluations, checkpoints not). */
   msPerStep: number;
   /** Wall time per step between consecutive read-backs: `{ step, msPerStep }` at each read-back. */
   stepTimes: { step: number; msPerStep: number }[];
   /** The step reached. */
   step: number;
+  /** The folder of the last checkpoint written or resumed from, or null. */
+  checkpoint: string | null;
 }
 
 /**
@@ -133,11 +122,11 @@ export interface TrainResult {
  *
  * @example
  * ```ts
- * const result = await train({ rt, model: config, seed: 1, steps: 100, batchSize: 8, lr: 3e-3, warmup: 10,
- *   mode: "ce", data: tokenRecords(source), out: null });
+ * const result = await trainLoop({ rt, model: config, seed: 1, steps: 100, batchSize: 8, lr: 3e-3,
+ *   warmup: 10, mode: "ce", data: tokenRecords(source), out: null });
  * ```
  */
-export async function train(o: TrainOptions): Promise<TrainResult> {
+export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
   const log = o.log ?? ((line: string) => console.log(line));
   const L = o.model.seqLen;
   const B = o.batchSize;
@@ -148,13 +137,38 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   if (o.mode === "full" && !o.teacher) throw new Error("train: mode full needs the teacher");
   const alpha = o.alpha ?? 1;
   const temperature = o.temperature ?? 1;
-  if (!(alpha >= 0 && alpha <= 1)) throw new SparsekdError(`--alpha must be in [0, 1] (got ${alpha})`);
-  if (!(temperature > 0)) throw new SparsekdError(`--temperature must be > 0 (got ${temperature})`);
+  if (!(alpha >= 0 && alpha <= 1)) {
+    throw new SparsekdError(`alpha must be in [0, 1] (got ${alpha})`, { option: "alpha" });
+  }
+  if (!(temperature > 0)) {
+    throw new SparsekdError(`temperature must be > 0 (got ${temperature})`, { option: "temperature" });
+  }
+  let warmup = o.warmup ?? Math.max(1, Math.round(o.steps / 20));
+  let saved: TrainState | null = null;
+  const model = createGpt(o.model, o.seed);
+  const opt = createAdamW(model.weights, { weightDecay: o.weightDecay, clipNorm: o.clipNorm });
+  let position = 0;
+  let lastCheckpoint: string | null = null;
+  const fail = (err: unknown): never => {
+    opt.dispose();
+    model.dispose();
+    throw err;
+  };
+  if (o.out) {
+    saved = await openCheckpoints(
+      o.out,
+      o.resume ?? false,
+      log,
+      (step) => loadCheckpoint(o.out!, step, model, opt.state),
+    ).catch(fail);
+    const w = (saved?.identity as { warmup?: unknown } | undefined)?.warmup;
+    if (o.warmup === undefined && typeof w === "number") warmup = w;
+  } else if (o.resume) fail(new SparsekdError("resume needs out", { option: "resume" }));
   const identity = {
     model: o.model,
     batchSize: B,
     lr: o.lr,
-    warmup: o.warmup,
+    warmup,
     minLr: o.minLr ?? null,
     steps: o.steps,
     mode: o.mode,
@@ -167,35 +181,35 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   };
 
   tuneTfjsForAdapter(o.rt);
-  const model = createGpt(o.model, o.seed);
-  const opt = createAdamW(model.weights, { weightDecay: o.weightDecay, clipNorm: o.clipNorm });
-  let position = 0;
-  let lastCheckpoint: string | null = null;
-  if (o.out) {
-    const latest = await latestCheckpoint(o.out);
-    if (o.resume) {
-      if (latest === null) throw new SparsekdError(`--resume: ${o.out.uri} has no checkpoint to resume from`);
-      const state = await loadCheckpoint(o.out, latest, model, opt.state);
-      const saved = JSON.stringify({ ...(state.identity as object), steps: null });
-      const now = JSON.stringify({ ...identity, steps: null });
-      if (saved !== now) {
-        throw new SparsekdError(
-          `--resume: ${o.out.uri}/${checkpointDir(latest)} was trained with other settings or data`,
-        );
-      }
-      if (state.seed !== o.seed) {
-        throw new SparsekdError(`--resume: the checkpoint used --seed ${state.seed}, not ${o.seed}`);
-      }
-      opt.step = state.step;
-      position = state.position;
-      lastCheckpoint = checkpointDir(latest);
-      log(`resuming from ${o.out.uri}/${lastCheckpoint} (step ${state.step})`);
-    } else if (latest !== null) {
-      throw new SparsekdError(
-        `${o.out.uri} already holds checkpoints: pass --resume, or choose another --out`,
-      );
+  if (saved && o.out) {
+    try {
+      checkSettings(saved, { ...identity, seed: o.seed }, `${o.out.uri}/${checkpointDir(saved.step)}`);
+    } catch (err) {
+      fail(err);
     }
-  } else if (o.resume) throw new SparsekdError("--resume needs --out");
+    opt.step = saved.step;
+    position = saved.position;
+    lastCheckpoint = checkpointDir(saved.step);
+    if (saved.step >= o.steps) {
+      log(`nothing to do: ${o.out.uri} finished at step ${saved.step}`);
+      opt.dispose();
+      return {
+        status: "nothing-to-do",
+        model,
+        losses: new Map(),
+        evals: [],
+        msPerStep: 0,
+        stepTimes: [],
+        step: saved.step,
+        checkpoint: lastCheckpoint,
+      };
+    }
+    if (o.metricsPath) {
+      const dropped = await truncateMetrics(o.metricsPath, saved.step).catch(fail);
+      if (dropped > 0) log(`dropped ${dropped} rows of metrics.jsonl past step ${saved.step}`);
+    }
+    log(`resuming from ${o.out.uri}/${lastCheckpoint} (step ${saved.step} of ${o.steps})`);
+  }
 
   const metricsLines: string[] = [];
   const metricsPath = o.metricsPath;
@@ -207,7 +221,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
 
   const vars = [...model.weights.values()];
   const names = [...model.weights.keys()];
-  const schedule = { lr: o.lr, warmup: o.warmup, steps: o.steps, minLr: o.minLr };
+  const schedule = { lr: o.lr, warmup, steps: o.steps, minLr: o.minLr };
   const records = shuffledRecords(o.data, { window: o.shuffleWindow ?? 1024, seed: o.seed, start: position });
   const nextBatch = prefetchBatches(records[Symbol.asyncIterator](), B, 2);
   const pending: { step: number; loss: tf.Scalar; norm: tf.Scalar; lr: number }[] = [];
@@ -220,6 +234,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const startStep = opt.step;
   const t0 = performance.now();
   let tLast = t0, stepLast = startStep;
+  let pausedMs = 0; // evaluations and checkpoints: not part of ms/step
   const stepTimes: { step: number; msPerStep: number }[] = [];
 
   const flush = async () => {
@@ -248,16 +263,14 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     }
     const last = pending[pending.length - 1];
     lastLoss = values[2 * (pending.length - 1)];
-    log(
-      `step ${last.step}/${o.steps}  loss ${lastLoss.toFixed(4)}  lr ${last.lr.toExponential(2)}  ` +
-        `${ms.toFixed(0)} ms/step`,
-    );
+    log(`step ${last.step}/${o.steps}  loss ${lastLoss.toFixed(4)}  lr ${last.lr.toExponential(2)}`);
     tf.dispose(pending.flatMap((p) => [p.loss, p.norm]));
     pending.length = 0;
   };
 
   const runEval = async () => {
     if (!o.heldout || o.heldout.length === 0) return;
+    const te = performance.now();
     const r = await evaluate(model, o.heldout, { batchSize: B, temperature: 1 });
     evals.push({ ...r, step: opt.step });
     await writeMetric({ kind: "eval", step: opt.step, ...r });
@@ -265,11 +278,16 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     log(
       `eval step ${opt.step}: held-out CE ${r.ce.toFixed(4)}  perplexity ${r.perplexity.toFixed(2)}${kdPart}`,
     );
+    const now = performance.now();
+    pausedMs += now - te;
+    tLast = now;
   };
 
   const checkpoint = async () => {
     if (!o.out) return;
     await flush();
+    if (lastCheckpoint === checkpointDir(opt.step)) return;
+    const tc = performance.now();
     const state: TrainState = { step: opt.step, position, seed: o.seed, identity };
     lastCheckpoint = await saveCheckpoint(o.out, model, opt.state, state);
     if (!metricsPath && metricsLines.length > 0) {
@@ -280,8 +298,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       metricsLines.length = 0;
     }
     tLast = performance.now();
+    pausedMs += tLast - tc;
   };
 
+  let status: TrainLoopResult["status"] = "finished";
   try {
     const limit = o.stopAfter !== undefined ? Math.min(o.steps, startStep + o.stopAfter) : o.steps;
     while (opt.step < limit) {
@@ -342,7 +362,12 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         await runEval();
       }
       if (o.checkpointEvery && step % o.checkpointEvery === 0 && step < limit) await checkpoint();
+      if (o.signal?.aborted && opt.step < limit) {
+        status = "interrupted";
+        break;
+      }
     }
+    if (status === "finished" && opt.step < o.steps) status = "stopped";
     await flush();
     if (opt.step >= o.steps) await runEval();
     await checkpoint();
@@ -361,26 +386,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     model,
     losses,
     evals,
-    msPerStep: ran > 0 ? (performance.now() - t0) / ran : 0,
+    msPerStep: ran > 0 ? (performance.now() - t0 - pausedMs) / ran : 0,
     stepTimes,
     step: opt.step,
+    status,
+    checkpoint: lastCheckpoint,
   };
-}
-
-/** The teacher side of a KD batch, as the loss op wants it. */
-function kdBatch(batch: TrainRecord[], k: number, L: number, needLse: boolean) {
-  const rows = batch.length * L;
-  const indices = new Uint32Array(rows * k);
-  const values = new Float32Array(rows * k);
-  const logsumexp = needLse ? new Float32Array(rows) : undefined;
-  batch.forEach((r, i) => {
-    if (!r.idx || !r.val) throw new Error("KD training needs records with teacher top-k");
-    indices.set(r.idx, i * L * k);
-    values.set(r.val, i * L * k);
-    if (logsumexp) {
-      if (!r.lse) throw new Error("mode tail needs the teacher's logsumexp");
-      logsumexp.set(r.lse, i * L);
-    }
-  });
-  return { indices, values, k, logsumexp };
 }

@@ -1,0 +1,212 @@
+/**
+ * `deno task train`'s command line: flags → {@linkcode TrainOptions}, one call to {@linkcode train}, the
+ * summary line, and SIGINT/SIGTERM (finish the step, checkpoint, print how to resume, exit 130/143).
+ * @module
+ */
+import { SparsekdError } from "../errors.ts";
+import { kdModeHelp } from "../loss/modes.ts";
+import { DEFAULT_STUDENT, train, type TrainOptions } from "../train/train.ts";
+import { parseFlags } from "./flags.ts";
+
+/** Help text of `deno task train`. */
+export const TRAIN_HELP = `deno task train [flags]
+  --shards OUT            top-k shards from save-topk: a folder, file://… or gs://… (default runs/demo/topk)
+  --data SPEC             train on a token source instead, with --ce-only (builtin:demo | npy:… | tokens:…)
+  --out DIR               checkpoints and metrics.jsonl (default runs/demo/train/<mode>-<time>)
+  --steps N               optimizer steps (default 200)
+  --batch-size B          sequences per step (default 16)
+  --lr LR                 peak learning rate (default 3e-3); --warmup N (default steps/20); --min-lr (default lr/10)
+  --weight-decay WD       AdamW decoupled weight decay (default 0.1); --clip C global-norm clipping (default 1)
+  --kd-mode MODE          the sparse-KD loss (default topk):
+${kdModeHelp("                            ")}
+  --k N                   use only the first N of the stored top-k per position (their top-N; default all)
+  --online-teacher SPEC   online KD instead: run this teacher (builtin:demo | tfjs:…) in the process and
+                          distil from its full logits (the upper reference of docs/study.md)
+  --alpha A               weight of the KD term in [0, 1] (default 1); 1−A weights the hard-label CE
+  --temperature T         KD temperature > 0 (default 1); --kd-mode tail needs shards saved with
+                          --lse-temperatures including T
+  --ce-only               hard labels alone (no teacher); how the demo teacher is trained
+  --vocab-pad error|drop  teacher ids ≥ the student's vocabulary (--vocab): fail (default) or drop them
+  --vocab V               the student's vocabulary (default: the shards' or the data's)
+  --layers N --width C --heads H --untied   the student (default ${DEFAULT_STUDENT.layers} × ${DEFAULT_STUDENT.width} × ${DEFAULT_STUDENT.heads}, tied)
+  --seq-len L             tokens per sequence of --data (must match the shards' when given with --shards)
+  --seed S                weights and shuffling (default 1); --shuffle-window N (default 1024)
+  --heldout-sequences M   held out for evaluation: the last M of the shards or --data file, or the demo's
+                          held-out split (default 64, at most half the data; more than half is an error)
+  --eval-every N          held-out evaluation every N steps (default 50, and at the end)
+  --checkpoint-every N    checkpoint every N steps (default 50, and at the end)
+  --log-every N           read losses back every N steps (default 10)
+  --resume                continue from the newest complete checkpoint in --out, exactly; every setting
+                          must be the same except --steps, which may grow: the cosine decay is then spread
+                          over the new total (the learning rate rises to that schedule's value at the
+                          checkpoint's step); a finished run has nothing to do (exit 0)
+  --export DIR            also write the final model (model.json + weights) to DIR
+  --export-dtype f32|f16  weights of --export (default f32)
+  --gcs-endpoint URL      GCS endpoint (default: STORAGE_EMULATOR_HOST, else Google's)
+  --cpu                   run on tfjs-backend-cpu instead of WebGPU
+  --quiet                 no progress display
+Ctrl-C (SIGINT) or SIGTERM: the current step finishes, a checkpoint is written, and the command to resume
+is printed (exit 130 or 143).`;
+
+/** `deno task train`'s flags by option name: how errors about an option are printed. */
+export const TRAIN_FLAGS: Record<string, string> = {
+  batchSize: "--batch-size",
+  minLr: "--min-lr",
+  weightDecay: "--weight-decay",
+  kdMode: "--kd-mode",
+  onlineTeacher: "--online-teacher",
+  ceOnly: "--ce-only",
+  vocabPad: "--vocab-pad",
+  seqLen: "--seq-len",
+  shuffleWindow: "--shuffle-window",
+  heldoutSequences: "--heldout-sequences",
+  evalEvery: "--eval-every",
+  checkpointEvery: "--checkpoint-every",
+  logEvery: "--log-every",
+  exportDtype: "--export-dtype",
+  gcsEndpoint: "--gcs-endpoint",
+};
+for (
+  const o of [
+    "shards",
+    "data",
+    "out",
+    "steps",
+    "lr",
+    "warmup",
+    "clip",
+    "k",
+    "alpha",
+    "temperature",
+    "vocab",
+    "layers",
+    "width",
+    "heads",
+    "untied",
+    "seed",
+    "resume",
+    "export",
+    "cpu",
+    "quiet",
+  ]
+) {
+  TRAIN_FLAGS[o] = `--${o}`;
+}
+
+const STRING_FLAGS = Object.entries(TRAIN_FLAGS).filter(([o]) =>
+  !["ceOnly", "untied", "resume", "cpu", "quiet"].includes(o)
+);
+const NUMBER_OPTIONS = new Set([
+  "steps",
+  "batchSize",
+  "lr",
+  "warmup",
+  "minLr",
+  "weightDecay",
+  "clip",
+  "k",
+  "alpha",
+  "temperature",
+  "vocab",
+  "layers",
+  "width",
+  "heads",
+  "seqLen",
+  "seed",
+  "shuffleWindow",
+  "heldoutSequences",
+  "evalEvery",
+  "checkpointEvery",
+  "logEvery",
+]);
+
+/**
+ * Parses `deno task train`'s flags into {@linkcode TrainOptions} (null for `--help`); numbers are checked
+ * to be numbers here, their ranges by the library.
+ *
+ * @example
+ * ```ts
+ * const o = parseTrainFlags(["--steps", "10", "--kd-mode", "tail"]); // { steps: 10, kdMode: "tail" }
+ * ```
+ */
+export function parseTrainFlags(args: string[]): TrainOptions | null {
+  const spec: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
+  for (const [, flag] of Object.entries(TRAIN_FLAGS)) spec[flag.slice(2)] = { type: "boolean" };
+  for (const [, flag] of STRING_FLAGS) spec[flag.slice(2)] = { type: "string" };
+  const { values } = parseFlags(args, spec);
+  if (values.help) return null;
+  const o: Record<string, unknown> = {};
+  for (const [option, flag] of Object.entries(TRAIN_FLAGS)) {
+    const v = values[flag.slice(2)];
+    if (v === undefined) continue;
+    if (NUMBER_OPTIONS.has(option)) {
+      const n = Number(v);
+      if (typeof v !== "string" || v.trim() === "" || !Number.isFinite(n)) {
+        throw new SparsekdError(`${flag} must be a number (got "${v}")`);
+      }
+      o[option] = n;
+    } else o[option] = v;
+  }
+  return o as TrainOptions;
+}
+
+/**
+ * Runs `deno task train` with `args`; returns the exit status (0; 130 or 143 after SIGINT or SIGTERM, with
+ * a checkpoint written and the command to resume printed).
+ *
+ * @example
+ * ```ts
+ * await trainCommand(["--ce-only", "--data", "builtin:demo", "--steps", "10"]);
+ * ```
+ */
+export async function trainCommand(args: string[]): Promise<number> {
+  const options = parseTrainFlags(args);
+  if (options === null) {
+    console.log(TRAIN_HELP);
+    return 0;
+  }
+  const stop = new AbortController();
+  let exitCode = 0;
+  const signals: [Deno.Signal, number][] = [["SIGINT", 130], ["SIGTERM", 143]];
+  const handlers = signals.map(([sig, code]) => {
+    const h = () => {
+      if (stop.signal.aborted) return;
+      exitCode = code;
+      console.error(`train: ${sig}: finishing the current step and writing a checkpoint…`);
+      stop.abort();
+    };
+    Deno.addSignalListener(sig, h);
+    return [sig, h] as const;
+  });
+  try {
+    const r = await train({
+      ...options,
+      signal: stop.signal,
+      command: ["deno task train", ...args].join(" "),
+    });
+    if (r.status === "nothing-to-do") return 0;
+    if (r.status === "interrupted") {
+      const again = [...args];
+      if (options.out === undefined) again.push("--out", r.out);
+      if (!options.resume) again.push("--resume");
+      console.error(
+        `train: stopped at step ${r.step} of ${r.steps}; checkpoint ${r.out}/${r.checkpoint}; resume with: ` +
+          ["deno task train", ...again.map(shellQuote)].join(" "),
+      );
+      return exitCode || 130;
+    }
+    console.log(
+      `train: ${r.step} steps, ${r.msPerStep.toFixed(0)} ms/step, ${r.parameters} parameters` +
+        (r.final ? `; held-out perplexity ${r.final.perplexity.toFixed(2)}` : "") +
+        `; checkpoints in ${r.out}`,
+    );
+    if (r.exported) console.log(`train: model exported to ${r.exported}`);
+    return 0;
+  } finally {
+    for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
+  }
+}
+
+function shellQuote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'"'"'`)}'`;
+}

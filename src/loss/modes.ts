@@ -1,0 +1,158 @@
+/**
+ * The registry of distillation loss modes: one entry per mode with everything the rest of the toolkit asks
+ * about it — its name, the WGSL kernel's numeric mode id, where the teacher comes from, whether it needs the
+ * teacher's stored logsumexp, its float64 reference and its help text. `train`'s `--kd-mode` help and
+ * validation and the kernel's `MODE` constant come from here; `docs/extending.md` says how to add a mode.
+ * @module
+ */
+import { SparsekdError } from "../errors.ts";
+import { sparseKdLossReference64 } from "../kernels/sparse_kd_reference.ts";
+
+/** The float64 reference of a mode: per-row loss and gradient with respect to the student's logits. */
+export type LossReference = (
+  student: Float32Array | Float64Array,
+  rows: number,
+  vocab: number,
+  teacher: {
+    indices: Uint32Array;
+    values: Float32Array;
+    k: number;
+    logsumexp?: Float32Array;
+  },
+  options: { temperature: number; alpha?: number; labels?: Int32Array; mask?: Uint8Array },
+) => { loss: Float64Array; grad: Float64Array };
+
+/** One loss mode. */
+export interface LossMode {
+  /** The name users give (`--kd-mode NAME`; `full` is chosen by `--online-teacher`). */
+  readonly name: string;
+  /** `shards`: offline, from the stored top-k; `online`: the full logits of a teacher run in the process. */
+  readonly source: "shards" | "online";
+  /** The `MODE` constant of `shaders/sparse_kd.wgsl`, or null when the mode does not run on that kernel. */
+  readonly kernelId: number | null;
+  /** Whether the mode needs the teacher's stored logsumexp at the training temperature. */
+  readonly needsLse: boolean;
+  /** The float64 reference (the test oracle; for `full`, the teacher's full logits are its top-V). */
+  readonly reference: LossReference;
+  /** One line for `--help`. */
+  readonly help: string;
+}
+
+const sparse =
+  (mode: "topk" | "renorm" | "tail"): LossReference => (student, rows, vocab, teacher, options) =>
+    sparseKdLossReference64(student, rows, vocab, teacher, { ...options, mode });
+
+/** The modes, in the order the help lists them. */
+export const LOSS_MODES = {
+  topk: {
+    name: "topk",
+    source: "shards",
+    kernelId: 0,
+    needsLse: false,
+    reference: sparse("topk"),
+    help: "KL from the teacher renormalized over its top-k to the student's full distribution",
+  },
+  renorm: {
+    name: "renorm",
+    source: "shards",
+    kernelId: 1,
+    needsLse: false,
+    reference: sparse("renorm"),
+    help: "KL between teacher and student both renormalized over the teacher's top-k",
+  },
+  tail: {
+    name: "tail",
+    source: "shards",
+    kernelId: 2,
+    needsLse: true,
+    reference: sparse("tail"),
+    help: "top-k plus one tail bucket with the exact mass (needs the stored logsumexp at T)",
+  },
+  full: {
+    name: "full",
+    source: "online",
+    kernelId: null,
+    needsLse: false,
+    // The full KL is every sparse mode at K = V (docs/losses.md); topk is the cheapest of them.
+    reference: sparse("topk"),
+    help: "online KD from a teacher's full logits, run in the training process (--online-teacher)",
+  },
+} as const satisfies Record<string, LossMode>;
+
+/** The name of a registered mode. */
+export type LossModeName = keyof typeof LOSS_MODES;
+
+/** The names of the modes trained from the shards (the values of `kdMode`). */
+export const SHARD_MODES: LossModeName[] = (Object.keys(LOSS_MODES) as LossModeName[]).filter((m) =>
+  LOSS_MODES[m].source === "shards"
+);
+
+/**
+ * The mode called `name`, if it is one that `kdMode` accepts (trained from the shards); otherwise a
+ * {@linkcode SparsekdError} about option `kdMode` listing them.
+ *
+ * @example
+ * ```ts
+ * const mode = shardMode("tail"); // mode.needsLse === true
+ * ```
+ */
+export function shardMode(name: string): LossMode {
+  const m = (LOSS_MODES as Record<string, LossMode>)[name];
+  if (m && m.source === "shards") return m;
+  const online = m?.source === "online" ? ` (${name} is online: give onlineTeacher instead)` : "";
+  throw new SparsekdError(`kdMode must be ${listOr(SHARD_MODES)} (got "${name}")${online}`, {
+    option: "kdMode",
+  });
+}
+
+/**
+ * The kernel's mode ids by name, for the modes that run on the sparse-KD kernel.
+ *
+ * @example
+ * ```ts
+ * const ids = kernelModeIds(); // { topk: 0, renorm: 1, tail: 2 }
+ * ```
+ */
+export function kernelModeIds(): Record<"topk" | "renorm" | "tail", number> {
+  const out: Record<string, number> = {};
+  for (const m of Object.values(LOSS_MODES) as LossMode[]) if (m.kernelId !== null) out[m.name] = m.kernelId;
+  return out as Record<"topk" | "renorm" | "tail", number>;
+}
+
+/**
+ * Checks that shards saved with logsumexp at `stored` temperatures serve mode `mode` at `temperature`;
+ * returns the index of that temperature in the stored ones (−1 when the mode needs none).
+ *
+ * @example
+ * ```ts
+ * lseIndexFor(LOSS_MODES.tail, 2, [1, 2], "runs/demo/topk"); // 1
+ * ```
+ */
+export function lseIndexFor(mode: LossMode, temperature: number, stored: number[], where: string): number {
+  const i = stored.indexOf(temperature);
+  if (mode.needsLse && i < 0) {
+    const want = [...new Set([...stored, temperature])].sort((a, b) => a - b).join(",");
+    throw new SparsekdError(
+      `kdMode ${mode.name} needs the teacher's logsumexp at temperature ${temperature}; ${where} has it at ` +
+        `${stored.join(",")} only: re-run save-topk with --lse-temperatures ${want}`,
+      { option: "kdMode" },
+    );
+  }
+  return i;
+}
+
+/**
+ * The `--kd-mode` lines of a help text, from the registry.
+ *
+ * @example
+ * ```ts
+ * console.log(kdModeHelp("  "));
+ * ```
+ */
+export function kdModeHelp(indent: string): string {
+  return SHARD_MODES.map((m) => `${indent}${m.padEnd(7)} ${LOSS_MODES[m].help}`).join("\n");
+}
+
+function listOr(names: string[]): string {
+  return names.length < 2 ? names.join("") : `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`;
+}

@@ -1,0 +1,403 @@
+/**
+ * `train(options)`: the whole training job as one library call — the data (shards or a token source), the
+ * held-out set, the student, the loss, checkpoints and resume, the final export — with options named as in
+ * {@linkcode TrainOptions} and validated here. `deno task train` only maps flags to these options
+ * (`src/cli/train_flags.ts`); the demo and the study call it in-process.
+ * @module
+ */
+import { SparsekdError } from "../errors.ts";
+import { joinUri } from "../format/constants.ts";
+import { createRuntime, type Runtime } from "../gpu/runtime.ts";
+import { useTfjsOnRuntime } from "../gpu/tfjs_backend.ts";
+import { shardMode } from "../loss/modes.ts";
+import { saveModel } from "../model/checkpoint.ts";
+import type { GptConfig } from "../model/gpt.ts";
+import { openStore, parseStoreUri } from "../store/open_store.ts";
+import { openTeacher } from "../teacher/open_teacher.ts";
+import type { Teacher } from "../teacher/teacher.ts";
+import type { EvalResult } from "./evaluate.ts";
+import { createSparseKdLossOp } from "./kd_loss_op.ts";
+import type { TrainMode } from "./records.ts";
+import { openShardData, openTokenData } from "./train_data.ts";
+import { trainLoop, type TrainLoopResult } from "./trainer.ts";
+
+/** The default student: several times smaller than the demo teacher (see models/demo_teacher/README.md). */
+export const DEFAULT_STUDENT = { layers: 1, width: 32, heads: 2 } as const;
+
+/** Options of {@linkcode train}; every one is optional, with the default given. */
+export interface TrainOptions {
+  /** save-topk's shards: a folder, file://… or gs://… (default `runs/demo/topk` unless `data` is given). */
+  shards?: string;
+  /** A token source instead of shards (`builtin:demo` | `npy:…` | `tokens:…`): with `ceOnly` or `onlineTeacher`. */
+  data?: string;
+  /** Checkpoints and metrics.jsonl (default `runs/demo/train/<mode>-<time>`). */
+  out?: string;
+  /** Optimizer steps (default 200). On resume it may grow: the cosine decay is then spread over the new total. */
+  steps?: number;
+  /** Sequences per step (default 16). */
+  batchSize?: number;
+  /** Peak learning rate (default 3e-3). */
+  lr?: number;
+  /** Warm-up steps (default steps/20; on resume the checkpoint's). */
+  warmup?: number;
+  /** Floor of the cosine decay (default lr/10). */
+  minLr?: number;
+  /** AdamW decoupled weight decay (default 0.1). */
+  weightDecay?: number;
+  /** Global-norm clipping (default 1; 0 = off). */
+  clip?: number;
+  /** The sparse-KD loss, a shard mode of `src/loss/modes.ts` (default topk). */
+  kdMode?: string;
+  /** Use the first k stored entries per position (default all). */
+  k?: number;
+  /** Online KD from this teacher's full logits (`builtin:demo` | `tfjs:…`). */
+  onlineTeacher?: string;
+  /** KD weight in [0, 1] (default 1); 1 − alpha weights the hard-label cross-entropy. */
+  alpha?: number;
+  /** KD temperature > 0 (default 1). */
+  temperature?: number;
+  /** Hard labels alone (no teacher). */
+  ceOnly?: boolean;
+  /** Teacher ids ≥ the student's vocabulary: fail (`error`, default) or drop them. */
+  vocabPad?: "error" | "drop";
+  /** The student's vocabulary (default: the shards' or the data's). */
+  vocab?: number;
+  /** Student layers (default 1). */
+  layers?: number;
+  /** Student width (default 32). */
+  width?: number;
+  /** Attention heads (default 2). */
+  heads?: number;
+  /** Untied input and output embeddings. */
+  untied?: boolean;
+  /** Tokens per sequence (token sources; must match shards). */
+  seqLen?: number;
+  /** Weights and shuffling seed (default 1). */
+  seed?: number;
+  /** Shuffle window in sequences (default 1024). */
+  shuffleWindow?: number;
+  /** Held-out sequences (default 64, at most half the data; given explicitly, more than half is an error). */
+  heldoutSequences?: number;
+  /** Evaluate every N steps (default 50, and at the end; 0 = only at the end). */
+  evalEvery?: number;
+  /** Checkpoint every N steps (default 50, and at the end; 0 = only at the end). */
+  checkpointEvery?: number;
+  /** Read losses back every N steps (default 10). */
+  logEvery?: number;
+  /** Continue from the newest complete checkpoint in `out`. */
+  resume?: boolean;
+  /** Also write the final model (model.json + weights) here. */
+  export?: string;
+  /** Weights of the export (default f32). */
+  exportDtype?: "f32" | "f16";
+  /** GCS endpoint (default STORAGE_EMULATOR_HOST, else Google's). */
+  gcsEndpoint?: string;
+  /** Run on tfjs-backend-cpu. */
+  cpu?: boolean;
+  /** No progress display. */
+  quiet?: boolean;
+  /** A runtime to reuse (in-process callers that train several students). */
+  rt?: Runtime;
+  /** Where lines for the user go (default console.log). */
+  log?: (line: string) => void;
+  /** When it aborts, the current step finishes, a checkpoint is written and the result says `interrupted`. */
+  signal?: AbortSignal;
+  /** How the run was started, recorded in the export's metadata. */
+  command?: string;
+}
+
+/** What {@linkcode train} returns. */
+export interface TrainResult {
+  /** How it ended (`nothing-to-do`: resumed a run that had finished; `interrupted`: by `signal`). */
+  status: TrainLoopResult["status"];
+  /** The out folder (checkpoints, metrics.jsonl). */
+  out: string;
+  /** The step reached. */
+  step: number;
+  /** The run's total steps. */
+  steps: number;
+  /** The last complete checkpoint's folder, or null. */
+  checkpoint: string | null;
+  /** Evaluations of this invocation. */
+  evals: (EvalResult & { step: number })[];
+  /** The final evaluation (null when none ran in this invocation). */
+  final: (EvalResult & { step: number }) | null;
+  /** Mean wall time of a training step in this invocation, ms (evaluations and checkpoints excluded). */
+  msPerStep: number;
+  /** The student's parameters. */
+  parameters: number;
+  /** Where the model was exported, or null. */
+  exported: string | null;
+}
+
+function checkInt(name: string, v: number | undefined, min: number): void {
+  if (v === undefined) return;
+  if (!Number.isInteger(v)) {
+    throw new SparsekdError(`${name} must be an integer (got ${v})`, { option: name });
+  }
+  if (v < min) throw new SparsekdError(`${name} must be ≥ ${min} (got ${v})`, { option: name });
+}
+
+function checkNumber(name: string, v: number | undefined, ok: (x: number) => boolean, rule: string): void {
+  if (v !== undefined && !(Number.isFinite(v) && ok(v))) {
+    throw new SparsekdError(`${name} must be ${rule} (got ${v})`, { option: name });
+  }
+}
+
+/**
+ * Checks options that need no data; returns the loss mode. Messages name options (`alpha must be …`).
+ *
+ * @example
+ * ```ts
+ * validateTrainOptions({ kdMode: "tail", alpha: 0.5 }); // "tail"
+ * ```
+ */
+export function validateTrainOptions(o: TrainOptions): TrainMode {
+  const online = o.onlineTeacher !== undefined;
+  if (online && o.ceOnly) {
+    throw new SparsekdError("onlineTeacher and ceOnly exclude each other", { option: "onlineTeacher" });
+  }
+  if (online && o.kdMode !== undefined) {
+    throw new SparsekdError("kdMode is for the shards: onlineTeacher distils from full logits", {
+      option: "kdMode",
+    });
+  }
+  const mode: TrainMode = o.ceOnly ? "ce" : online ? "full" : shardMode(o.kdMode ?? "topk").name as TrainMode;
+  checkNumber("alpha", o.alpha, (x) => x >= 0 && x <= 1, "in [0, 1]");
+  checkNumber("temperature", o.temperature, (x) => x > 0, "> 0");
+  checkNumber("lr", o.lr, (x) => x > 0, "> 0");
+  checkNumber("minLr", o.minLr, (x) => x >= 0, "≥ 0");
+  checkNumber("weightDecay", o.weightDecay, (x) => x >= 0, "≥ 0");
+  checkNumber("clip", o.clip, (x) => x >= 0, "≥ 0");
+  for (
+    const [n, min] of [
+      ["steps", 1],
+      ["batchSize", 1],
+      ["warmup", 0],
+      ["k", 1],
+      ["vocab", 1],
+      ["layers", 1],
+      ["width", 1],
+      ["heads", 1],
+      ["seqLen", 2],
+      ["seed", -(2 ** 53)],
+      ["shuffleWindow", 1],
+      ["heldoutSequences", 0],
+      ["evalEvery", 0],
+      ["checkpointEvery", 0],
+      ["logEvery", 1],
+    ] as const
+  ) checkInt(n, o[n], min);
+  if (o.vocabPad !== undefined && o.vocabPad !== "error" && o.vocabPad !== "drop") {
+    throw new SparsekdError(`vocabPad must be error or drop (got "${o.vocabPad}")`, { option: "vocabPad" });
+  }
+  if (o.exportDtype !== undefined && o.exportDtype !== "f32" && o.exportDtype !== "f16") {
+    throw new SparsekdError(`exportDtype must be f32 or f16 (got "${o.exportDtype}")`, {
+      option: "exportDtype",
+    });
+  }
+  if (o.data !== undefined) {
+    if (o.shards !== undefined) {
+      throw new SparsekdError("data and shards exclude each other", { option: "data" });
+    }
+    if (mode !== "ce" && mode !== "full") {
+      throw new SparsekdError("data trains on tokens alone: with ceOnly or onlineTeacher (or use shards)", {
+        option: "data",
+      });
+    }
+    if (o.k !== undefined) {
+      throw new SparsekdError("k selects from the shards' top-k: use shards", { option: "k" });
+    }
+  }
+  return mode;
+}
+
+/** Fails before any training when `path` (a local folder) cannot be written. */
+async function probeWritable(path: string, option: string): Promise<void> {
+  try {
+    await Deno.mkdir(path, { recursive: true });
+    const probe = await Deno.makeTempFile({ dir: path, prefix: ".write-probe-", suffix: ".tmp" });
+    await Deno.remove(probe);
+  } catch (err) {
+    throw new SparsekdError(`${option}: cannot write to ${path}: ${String(err).split("\n")[0]}`, {
+      option,
+      cause: err,
+    });
+  }
+}
+
+/**
+ * Trains a student from the options (see {@linkcode TrainOptions}) and returns what it reached. Bad options,
+ * data or out folders are a one-line {@linkcode SparsekdError} naming the option, raised before training
+ * starts wherever they can be seen then.
+ *
+ * @example
+ * ```ts
+ * const r = await train({ shards: "runs/demo/topk", out: "runs/s1", steps: 100, kdMode: "tail", alpha: 0.5 });
+ * console.log(r.final?.perplexity, r.msPerStep);
+ * ```
+ */
+export async function train(o: TrainOptions): Promise<TrainResult> {
+  const mode = validateTrainOptions(o);
+  const log = o.log ?? ((line: string) => console.log(line));
+  const steps = o.steps ?? 200;
+  const alpha = o.alpha ?? 1;
+  const temperature = o.temperature ?? 1;
+  const endpoint = o.gcsEndpoint ?? Deno.env.get("STORAGE_EMULATOR_HOST") ?? undefined;
+  const dataOptions = {
+    mode,
+    temperature,
+    heldoutSequences: o.heldoutSequences,
+    vocab: o.vocab,
+    vocabPad: o.vocabPad ?? "error",
+    k: o.k,
+    seqLen: o.seqLen,
+  };
+  let d;
+  if (o.data !== undefined) d = await openTokenData(o.data, dataOptions);
+  else {
+    const uri = o.shards ?? "runs/demo/topk";
+    const store = await openStore(uri, { endpoint });
+    if (!(await store.exists("run.json"))) {
+      throw new SparsekdError(
+        o.shards
+          ? `shards: ${uri} has no run.json: it is not an OUT of save-topk`
+          : `shards: ${uri} has no run.json: make the demo shards first with \`deno task save-topk\``,
+        { option: "shards" },
+      );
+    }
+    d = await openShardData(store, dataOptions);
+  }
+  const model: GptConfig = {
+    vocabSize: d.vocab,
+    seqLen: d.seqLen,
+    layers: o.layers ?? DEFAULT_STUDENT.layers,
+    width: o.width ?? DEFAULT_STUDENT.width,
+    heads: o.heads ?? DEFAULT_STUDENT.heads,
+    tiedEmbeddings: !o.untied,
+  };
+
+  // Where results go: checked before any training.
+  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "").replace("T", "-");
+  const outUri = o.out ?? `runs/demo/train/${mode}-${stamp}`;
+  const parsed = parseStoreUri(outUri);
+  if (parsed.kind === "local") await probeWritable(parsed.path, "out");
+  const out = await openStore(outUri, { endpoint, create: true });
+  const metricsPath = parsed.kind === "local" ? `${parsed.path}/metrics.jsonl` : null;
+  let exportStore = null, exportDone = false;
+  if (o.export !== undefined) {
+    const pe = parseStoreUri(o.export);
+    if (pe.kind === "local") await probeWritable(pe.path, "export");
+    exportStore = await openStore(o.export, { endpoint, create: true });
+    exportDone = await exportStore.exists("model.json");
+    if (exportDone && !o.resume) {
+      throw new SparsekdError(`export: ${joinUri(exportStore.uri, "model.json")} already exists`, {
+        option: "export",
+      });
+    }
+  }
+
+  const rt = o.rt ?? await createRuntime({ cpu: o.cpu });
+  await useTfjsOnRuntime(rt);
+  const sparse = mode !== "ce" && mode !== "full";
+  const kdLoss = sparse ? await createSparseKdLossOp(rt) : undefined;
+  const teacher = o.onlineTeacher === undefined
+    ? undefined
+    : await openOnlineTeacher(o.onlineTeacher, rt, d.vocab);
+  if (teacher) d.identity.onlineTeacher = { teacher: teacher.description, fingerprint: teacher.fingerprint };
+  const what = mode === "ce"
+    ? "cross-entropy"
+    : mode === "full"
+    ? `online KD from ${teacher!.description}'s full logits α=${alpha} T=${temperature}`
+    : `KD ${mode} α=${alpha} T=${temperature}${
+      d.k < d.storedK ? ` (top-${d.k} of the stored top-${d.storedK})` : ""
+    }`;
+  console.error(
+    `train: ${what}; student ${model.layers}×${model.width}×${model.heads} (vocab ${d.vocab}, context ${d.seqLen}); ` +
+      `${d.data.sequences} training sequences, ${d.heldout.length} held out; → ${out.uri}`,
+  );
+  let r: TrainLoopResult;
+  try {
+    r = await trainLoop({
+      rt,
+      model,
+      seed: o.seed ?? 1,
+      steps,
+      batchSize: o.batchSize ?? 16,
+      lr: o.lr ?? 3e-3,
+      warmup: o.warmup,
+      minLr: o.minLr,
+      weightDecay: o.weightDecay ?? 0.1,
+      clipNorm: o.clip ?? 1,
+      mode,
+      alpha,
+      temperature,
+      k: d.k,
+      data: d.data,
+      heldout: d.heldout,
+      shuffleWindow: o.shuffleWindow ?? 1024,
+      out,
+      metricsPath,
+      checkpointEvery: o.checkpointEvery ?? 50,
+      evalEvery: o.evalEvery ?? 50,
+      logEvery: o.logEvery ?? 10,
+      resume: o.resume,
+      kdLoss,
+      teacher: teacher && ((tokens, count, L) => teacher.forwardTensor!(tokens, 0, count, L)),
+      identity: d.identity,
+      log,
+      progress: !o.quiet,
+      signal: o.signal,
+    });
+  } finally {
+    teacher?.dispose();
+  }
+  const final = r.status === "finished" ? r.evals.at(-1) ?? null : null;
+  let exported: string | null = null;
+  try {
+    if (exportStore && (r.status === "finished" || r.status === "nothing-to-do")) {
+      if (exportDone) log(`train: ${joinUri(exportStore.uri, "model.json")} exists: not exported again`);
+      else {
+        await saveModel(exportStore, "", r.model, {
+          storage: o.exportDtype === "f16" ? "float16" : "float32",
+          metadata: { trainedWith: o.command ?? "train()", steps: r.step, eval: final },
+        });
+        exported = joinUri(exportStore.uri, "model.json");
+      }
+    }
+    return {
+      status: r.status,
+      out: out.uri,
+      step: r.step,
+      steps,
+      checkpoint: r.checkpoint,
+      evals: r.evals,
+      final,
+      msPerStep: r.msPerStep,
+      parameters: r.model.parameterCount(),
+      exported,
+    };
+  } finally {
+    r.model.dispose();
+  }
+}
+
+/** Opens the online teacher: one that runs on tfjs, with the student's vocabulary. */
+async function openOnlineTeacher(spec: string, rt: Runtime, vocab: number): Promise<Teacher> {
+  const teacher = await openTeacher(spec, rt);
+  if (!teacher.forwardTensor) {
+    teacher.dispose();
+    throw new SparsekdError(
+      `onlineTeacher ${spec}: precomputed logits cannot run online; use builtin:demo or tfjs:<model.json>`,
+      { option: "onlineTeacher" },
+    );
+  }
+  if (teacher.vocabSize !== vocab) {
+    teacher.dispose();
+    throw new SparsekdError(
+      `onlineTeacher ${spec}: its vocabulary (${teacher.vocabSize}) is not the student's (${vocab})`,
+      { option: "onlineTeacher" },
+    );
+  }
+  return teacher;
+}
