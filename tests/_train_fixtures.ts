@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { SparsekdError } from "../src/errors.ts";
 import type { TokenSource } from "../src/data/source.ts";
-import { trainCommand } from "../src/train/train_command.ts";
+import { errorLine } from "../src/cli/run_main.ts";
+import { TRAIN_FLAGS, trainCommand } from "../src/cli/train_flags.ts";
 import { createRuntime, type Runtime } from "../src/gpu/runtime.ts";
 import { useTfjsOnRuntime } from "../src/gpu/tfjs_backend.ts";
 import { createRng, type Rng } from "../src/model/rng.ts";
@@ -168,8 +169,8 @@ export async function quietly<T>(f: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Asserts that `deno task train` with `args` fails with a one-line {@linkcode SparsekdError} matching
- * `pattern`.
+ * Asserts that `deno task train` with `args` fails with a one-line {@linkcode SparsekdError} whose line as
+ * the command prints it (`error: …`, options named by their flags) matches `pattern`.
  *
  * @example
  * ```ts
@@ -182,7 +183,7 @@ export async function trainRejects(args: string[], pattern: RegExp): Promise<voi
     (e: Error) => {
       assert.ok(e instanceof SparsekdError, `not a SparsekdError: ${e.stack}`);
       assert.ok(!e.message.includes("\n"), "one line");
-      assert.match(e.message, pattern);
+      assert.match(errorLine(e as SparsekdError, TRAIN_FLAGS), pattern);
       return true;
     },
   );

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { trainCommand } from "../src/train/train_command.ts";
+import { trainCommand } from "../src/cli/train_flags.ts";
 import { quietly, trainRejects, withSeed, writePatternShards } from "./_train_fixtures.ts";
 
 const small = [
@@ -39,14 +39,17 @@ Deno.test("α outside [0, 1], T ≤ 0 and an unknown KD mode are one-line errors
 Deno.test("shards whose vocabulary or sequence length disagree with the student are refused", async () => {
   await withShards(async (dir) => {
     const shards = ["--shards", `${dir}/topk`, "--out", `${dir}/out`, ...small];
-    await trainRejects([...shards, "--seq-len", "16"], /sequences of 8 tokens, not --seq-len 16/);
+    await trainRejects(
+      [...shards, "--seq-len", "16"],
+      /--seq-len: the shards hold sequences of 8 tokens, not 16/,
+    );
     await trainRejects(
       [...shards, "--vocab", "48"],
       /vocabulary \(24\) is smaller than the student's \(48\)/,
     );
     await trainRejects(
       [...shards, "--vocab", "20"],
-      /larger than the student's \(20\): pass --vocab-pad drop/,
+      /--vocab-pad: the shards' vocabulary \(24\) is larger than the student's \(20\)/,
     );
     await trainRejects([...shards, "--vocab-pad", "maybe"], /--vocab-pad must be error or drop/);
   });
@@ -87,7 +90,7 @@ Deno.test("--kd-mode tail on shards without the logsumexp at T is refused", asyn
   await withShards(async (dir) => {
     await trainRejects(
       ["--shards", `${dir}/topk`, "--out", `${dir}/out`, "--kd-mode", "tail", "--temperature", "2", ...small],
-      /--kd-mode tail needs the teacher's logsumexp at T=2; .* has it at T=1 only/,
+      /^error: --kd-mode tail needs the teacher's logsumexp at temperature 2; .* has it at 1 only: re-run save-topk with --lse-temperatures 1,2$/,
     );
   });
 });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { createGpt } from "../src/model/gpt.ts";
 import { evaluate } from "../src/train/evaluate.ts";
-import type { TrainRecord } from "../src/train/trainer.ts";
+import type { TrainRecord } from "../src/train/records.ts";
 import { testRuntime, withSeed } from "./_train_fixtures.ts";
 
 Deno.test("held-out CE, perplexity, KL to the sparse teacher and top-1 agreement match a plain reference", async () => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { startEmulator } from "../testing/gcs_emulator/server.ts";
 import { openStore } from "../src/store/open_store.ts";
-import { trainCommand } from "../src/train/train_command.ts";
+import { trainCommand } from "../src/cli/train_flags.ts";
 import { withSeed, writePatternShards } from "./_train_fixtures.ts";
 
 Deno.test("checkpoints and metrics go to gs://, and a run resumes from them exactly", async () => {

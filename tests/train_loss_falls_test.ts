@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { trainCommand } from "../src/train/train_command.ts";
+import { trainCommand } from "../src/cli/train_flags.ts";
 import { quietly, withSeed, writePatternShards } from "./_train_fixtures.ts";
 
 async function metrics(path: string) {

@@ -3,8 +3,8 @@ import * as tf from "@tensorflow/tfjs-core";
 import { npyBytes } from "../src/data/npy.ts";
 import { createGpt, type GptConfig } from "../src/model/gpt.ts";
 import { tokenRecords } from "../src/train/batches.ts";
-import { trainCommand } from "../src/train/train_command.ts";
-import { train, type TrainOptions } from "../src/train/trainer.ts";
+import { trainCommand } from "../src/cli/train_flags.ts";
+import { trainLoop as train, type TrainLoopOptions as TrainOptions } from "../src/train/trainer.ts";
 import {
   patternSource,
   quietly,

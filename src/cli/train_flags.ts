@@ -160,6 +160,17 @@ export function parseTrainFlags(args: string[]): TrainOptions | null {
  * ```
  */
 export async function trainCommand(args: string[]): Promise<number> {
+  try {
+    return await runTrain(args);
+  } catch (err) {
+    if (!(err instanceof SparsekdError)) throw err;
+    // Options named inside the message (camelCase ones: unambiguous) as the flags the user typed.
+    const msg = err.message.replace(/\b[a-z]+[A-Z]\w*\b/g, (w) => TRAIN_FLAGS[w] ?? w);
+    throw new SparsekdError(msg, { option: err.option, exitCode: err.exitCode, cause: err.cause });
+  }
+}
+
+async function runTrain(args: string[]): Promise<number> {
   const options = parseTrainFlags(args);
   if (options === null) {
     console.log(TRAIN_HELP);
