@@ -56,3 +56,20 @@ Deno.test("on a terminal, progress redraws one bar line in place and ends it wit
   assert.ok(last.endsWith("\n"));
   assert.match(last, /train \[#{12}-{12}\] {2}50\.0% 4\/8 step, loss 2\.0/);
 });
+
+Deno.test("without a terminal, finish does not repeat a final state that was just logged", () => {
+  const lines: string[] = [];
+  const p = createProgress({
+    label: "train",
+    total: 5,
+    unit: "step",
+    tty: false,
+    logEverySeconds: 0,
+    write: (t) => lines.push(t),
+  });
+  p.update(5, "loss 0.5");
+  p.finish("loss 0.5");
+  assert.equal(lines.length, 1, lines.join(""));
+  p.finish("loss 0.4");
+  assert.equal(lines.length, 2, "a changed final state is printed");
+});

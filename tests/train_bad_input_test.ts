@@ -169,3 +169,27 @@ Deno.test("the train task prints one error line and exits non-zero on bad input"
   );
   assert.deepEqual(err, ["error: --alpha must be in [0, 1] (got 7)"]);
 });
+
+Deno.test("--heldout-sequences above half the data is a one-line error, not a silent cap", async () => {
+  await withShards(async (dir) => {
+    await trainRejects(
+      ["--shards", `${dir}/topk`, "--out", `${dir}/out`, ...small, "--heldout-sequences", "9"],
+      /^error: --heldout-sequences must be at most half of the 16 sequences of .*topk \(8; got 9\)$/,
+    );
+  });
+});
+
+Deno.test("an out or export path that cannot be written is one error line before training", async () => {
+  await withShards(async (dir) => {
+    await Deno.writeTextFile(`${dir}/file`, "not a folder");
+    await trainRejects(
+      ["--shards", `${dir}/topk`, "--out", `${dir}/file/out`, ...small],
+      /^error: --out: cannot write to .*file\/out: /,
+    );
+    await trainRejects(
+      ["--shards", `${dir}/topk`, "--out", `${dir}/out`, "--export", `${dir}/file/model`, ...small],
+      /^error: --export: cannot write to .*file\/model: /,
+    );
+    await assert.rejects(Deno.stat(`${dir}/out/metrics.jsonl`), Deno.errors.NotFound, "nothing trained");
+  });
+});

@@ -23,7 +23,7 @@ export interface ProgressOptions {
 export interface Progress {
   /** Reports `done` units so far, with extra text (e.g. `12.3 MB written, 4,100 tok/s`). */
   update(done: number, extra?: string): void;
-  /** Ends the display (prints the last state once). */
+  /** Ends the display: prints the last state, unless the last log line already showed exactly it. */
   finish(extra?: string): void;
 }
 
@@ -43,7 +43,7 @@ export function createProgress(options: ProgressOptions): Progress {
   const enc = new TextEncoder();
   const write = options.write ?? ((t: string) => Deno.stderr.writeSync(enc.encode(t)));
   const t0 = performance.now();
-  let lastLog = t0, lastDraw = 0, lastDone = 0, lastExtra = "";
+  let lastLog = t0, lastDraw = 0, lastDone = 0, lastExtra = "", lastLine = "";
   const line = (done: number, extra: string) => {
     const secs = (performance.now() - t0) / 1000;
     const frac = options.total > 0 ? Math.min(1, done / options.total) : 1;
@@ -68,12 +68,17 @@ export function createProgress(options: ProgressOptions): Progress {
         write(`\r\x1b[2K${line(done, extra)}`);
       } else if (now - lastLog >= every) {
         lastLog = now;
-        write(line(done, extra) + "\n");
+        lastLine = line(done, extra);
+        write(lastLine + "\n");
       }
     },
     finish(extra) {
       const text = line(lastDone, extra ?? lastExtra);
-      write(tty ? `\r\x1b[2K${text}\n` : text + "\n");
+      if (tty) write(`\r\x1b[2K${text}\n`);
+      else if (text !== lastLine) {
+        lastLine = text;
+        write(text + "\n");
+      }
     },
   };
 }
