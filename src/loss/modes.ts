@@ -6,7 +6,7 @@
  * @module
  */
 import { SparsekdError } from "../errors.ts";
-import { sparseKdLossReference64 } from "../kernels/sparse_kd_reference.ts";
+import { sparseKdLossReference64, type SparseKdMode } from "../kernels/sparse_kd_reference.ts";
 
 /** The float64 reference of a mode: per-row loss and gradient with respect to the student's logits. */
 export type LossReference = (
@@ -38,9 +38,8 @@ export interface LossMode {
   readonly help: string;
 }
 
-const sparse =
-  (mode: "topk" | "renorm" | "tail"): LossReference => (student, rows, vocab, teacher, options) =>
-    sparseKdLossReference64(student, rows, vocab, teacher, { ...options, mode });
+const sparse = (mode: SparseKdMode): LossReference => (student, rows, vocab, teacher, options) =>
+  sparseKdLossReference64(student, rows, vocab, teacher, { ...options, mode });
 
 /** The modes, in the order the help lists them. */
 export const LOSS_MODES = {
@@ -113,10 +112,10 @@ export function shardMode(name: string): LossMode {
  * const ids = kernelModeIds(); // { topk: 0, renorm: 1, tail: 2 }
  * ```
  */
-export function kernelModeIds(): Record<"topk" | "renorm" | "tail", number> {
+export function kernelModeIds(): Record<SparseKdMode, number> {
   const out: Record<string, number> = {};
   for (const m of Object.values(LOSS_MODES) as LossMode[]) if (m.kernelId !== null) out[m.name] = m.kernelId;
-  return out as Record<"topk" | "renorm" | "tail", number>;
+  return out as Record<SparseKdMode, number>;
 }
 
 /**

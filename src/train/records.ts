@@ -3,6 +3,7 @@
  * that the trainer and the evaluation both depend on it, not on each other.
  * @module
  */
+import type { LossModeName } from "../loss/modes.ts";
 
 /** One training sequence: its tokens and, for distillation, the teacher's sparse logits. */
 export interface TrainRecord {
@@ -20,7 +21,7 @@ export interface TrainRecord {
  * The loss: `ce` (hard labels alone), a sparse-KD mode from the shards (`topk`, `renorm`, `tail`), or `full`:
  * online KD against the full logits of a teacher run in the same process (see `src/loss/modes.ts`).
  */
-export type TrainMode = "ce" | "topk" | "renorm" | "tail" | "full";
+export type TrainMode = "ce" | LossModeName;
 
 /**
  * The teacher side of a batch of KD records, as the sparse-KD loss op wants it (`needLse`: with the

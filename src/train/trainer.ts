@@ -18,6 +18,7 @@ import { prefetchBatches, type RecordSource, shuffledRecords } from "./batches.t
 import { crossEntropy, nextTokenTargets } from "./ce_loss.ts";
 import { fullKdLoss } from "./full_kd_loss.ts";
 import { type EvalResult, evaluate } from "./evaluate.ts";
+import type { SparseKdMode } from "../kernels/sparse_kd_reference.ts";
 import type { SparseKdLossOp } from "./kd_loss_op.ts";
 import { kdBatch, type TrainMode, type TrainRecord } from "./records.ts";
 import { checkSettings, openCheckpoints, truncateMetrics } from "./resume.ts";
@@ -342,7 +343,7 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
         for (let i = 0; i < mask.length; i++) maskBytes[i] = mask[i];
         lossFn = () =>
           o.kdLoss!(model.logits(inputs), teacher, {
-            mode: o.mode as "topk" | "renorm" | "tail",
+            mode: o.mode as SparseKdMode,
             temperature,
             alpha,
             labels: targets,
