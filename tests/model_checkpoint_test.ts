@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { SparsekdError } from "../src/errors.ts";
 import {
   checkpointDir,
+  incompleteCheckpoints,
   latestCheckpoint,
   loadCheckpoint,
   loadModel,
@@ -101,6 +102,35 @@ Deno.test("a checkpoint restores weights, optimizer moments and state; incomplet
       SparsekdError,
     );
     [m, m2, other].forEach((x) => x.dispose());
+    await Deno.remove(dir, { recursive: true });
+  });
+});
+
+Deno.test("a checkpoint folder without state.json is incomplete: ignored, then rewritten by the next save", async () => {
+  await testRuntime();
+  await withSeed(async (seed) => {
+    const dir = await Deno.makeTempDir();
+    const store = await openStore(dir);
+    const m = createGpt(config, seed);
+    const opt = createAdamW(m.weights);
+    const state = { step: 4, position: 8, seed, identity: {} };
+    await saveCheckpoint(store, m, opt.state, { ...state, step: 2 });
+    await saveCheckpoint(store, m, opt.state, state);
+    // A crash inside the write of step 4: state.json (written last) and the optimizer state never appeared.
+    await Deno.remove(`${dir}/${checkpointDir(4)}/state.json`);
+    await Deno.remove(`${dir}/${checkpointDir(4)}/optimizer.json`);
+    assert.equal(await latestCheckpoint(store), 2);
+    assert.deepEqual(await incompleteCheckpoints(store), [4]);
+    await saveCheckpoint(store, m, opt.state, state);
+    assert.equal(await latestCheckpoint(store), 4);
+    assert.deepEqual(await incompleteCheckpoints(store), []);
+    await assert.rejects(
+      () => saveCheckpoint(store, m, opt.state, state),
+      SparsekdError,
+      "a complete one is kept",
+    );
+    opt.dispose();
+    m.dispose();
     await Deno.remove(dir, { recursive: true });
   });
 });

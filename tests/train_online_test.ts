@@ -166,7 +166,7 @@ Deno.test("--k N trains on the first N stored entries: the same losses as shards
     assert.notDeepEqual(a, c, "all 32 entries give another loss");
     await trainRejects(
       [...args, "--shards", `${dir}/k32`, "--k", "33", "--out", `${dir}/d`],
-      /holds the top-32 .* --k 33 is more/,
+      /^error: --k must be at most 32 \(got 33\): .*k32 holds the top-32 per position$/,
     );
     await trainRejects(
       [...args, "--data", "builtin:demo", "--ce-only", "--k", "4", "--out", `${dir}/e`],

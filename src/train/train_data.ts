@@ -135,9 +135,12 @@ export async function openShardData(store: ObjectStore, o: TrainDataOptions): Pr
   const seqLen = run.seqLen;
   const k = o.k ?? run.k;
   if (k > run.k) {
-    throw new SparsekdError(`k must be at most ${run.k}: ${uri} holds the top-${run.k} per position`, {
-      option: "k",
-    });
+    throw new SparsekdError(
+      `k must be at most ${run.k} (got ${k}): ${uri} holds the top-${run.k} per position`,
+      {
+        option: "k",
+      },
+    );
   }
   const vocab = o.vocab ?? run.vocabSize;
   if (o.seqLen !== undefined && o.seqLen !== run.seqLen) {

@@ -118,12 +118,15 @@ function checkNumber(name: string, v: number | undefined, ok: (x: number) => boo
 export function validateTrainOptions(o: TrainOptions): TrainMode {
   const online = o.onlineTeacher !== undefined;
   if (online && o.ceOnly) {
-    throw new SparsekdError("onlineTeacher and ceOnly exclude each other", { option: "onlineTeacher" });
+    throw new SparsekdError("onlineTeacher or ceOnly: give one, not both", { option: "onlineTeacher" });
   }
   if (online && o.kdMode !== undefined) {
-    throw new SparsekdError("kdMode is for the shards: onlineTeacher distils from full logits", {
-      option: "kdMode",
-    });
+    throw new SparsekdError(
+      "kdMode is for the shards: onlineTeacher distils from full logits and takes no kdMode",
+      {
+        option: "kdMode",
+      },
+    );
   }
   const mode: TrainMode = o.ceOnly ? "ce" : online ? "full" : shardMode(o.kdMode ?? "topk").name as TrainMode;
   checkNumber("alpha", o.alpha, (x) => x >= 0 && x <= 1, "in [0, 1]");
@@ -161,7 +164,7 @@ export function validateTrainOptions(o: TrainOptions): TrainMode {
   }
   if (o.data !== undefined) {
     if (o.shards !== undefined) {
-      throw new SparsekdError("data and shards exclude each other", { option: "data" });
+      throw new SparsekdError("data or shards: give one, not both", { option: "data" });
     }
     if (mode !== "ce" && mode !== "full") {
       throw new SparsekdError("data trains on tokens alone: with ceOnly or onlineTeacher (or use shards)", {
