@@ -191,5 +191,10 @@ Deno.test("an out or export path that cannot be written is one error line before
       /^error: --export: cannot write to .*file\/model: /,
     );
     await assert.rejects(Deno.stat(`${dir}/out/metrics.jsonl`), Deno.errors.NotFound, "nothing trained");
+    await Deno.mkdir(`${dir}/out2/metrics.jsonl`, { recursive: true });
+    await trainRejects(
+      ["--shards", `${dir}/topk`, "--out", `${dir}/out2`, ...small],
+      /^error: --out: cannot write to .*out2\/metrics\.jsonl: /,
+    );
   });
 });

@@ -46,7 +46,7 @@ ${kdModeHelp("                            ")}
   --cpu                   run on tfjs-backend-cpu instead of WebGPU
   --quiet                 no progress display
 Ctrl-C (SIGINT) or SIGTERM: the current step finishes, a checkpoint is written, and the command to resume
-is printed (exit 130 or 143).`;
+is printed (exit 130 or 143); a second one stops at once (the last complete checkpoint stays usable).`;
 
 /** `deno task train`'s flags by option name: how errors about an option are printed. */
 export const TRAIN_FLAGS: Record<string, string> = {
@@ -181,7 +181,11 @@ async function runTrain(args: string[]): Promise<number> {
   const signals: [Deno.Signal, number][] = [["SIGINT", 130], ["SIGTERM", 143]];
   const handlers = signals.map(([sig, code]) => {
     const h = () => {
-      if (stop.signal.aborted) return;
+      if (stop.signal.aborted) {
+        // A second signal: stop now (checkpoints appear atomically, so the last complete one stays usable).
+        console.error(`train: ${sig} again: stopping now, without a new checkpoint`);
+        Deno.exit(code);
+      }
       exitCode = code;
       console.error(`train: ${sig}: finishing the current step and writing a checkpoint…`);
       stop.abort();

@@ -41,8 +41,11 @@ export interface LossMode {
 const sparse = (mode: SparseKdMode): LossReference => (student, rows, vocab, teacher, options) =>
   sparseKdLossReference64(student, rows, vocab, teacher, { ...options, mode });
 
+/** The name of a registered mode (add a new one here and in {@linkcode LOSS_MODES}). */
+export type LossModeName = "topk" | "renorm" | "tail" | "full";
+
 /** The modes, in the order the help lists them. */
-export const LOSS_MODES = {
+export const LOSS_MODES: Readonly<Record<LossModeName, LossMode>> = {
   topk: {
     name: "topk",
     source: "shards",
@@ -76,10 +79,7 @@ export const LOSS_MODES = {
     reference: sparse("topk"),
     help: "online KD from a teacher's full logits, run in the training process (--online-teacher)",
   },
-} as const satisfies Record<string, LossMode>;
-
-/** The name of a registered mode. */
-export type LossModeName = keyof typeof LOSS_MODES;
+};
 
 /** The names of the modes trained from the shards (the values of `kdMode`). */
 export const SHARD_MODES: LossModeName[] = (Object.keys(LOSS_MODES) as LossModeName[]).filter((m) =>

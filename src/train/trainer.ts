@@ -216,8 +216,13 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
   const metricsPath = o.metricsPath;
   const writeMetric = async (obj: Record<string, unknown>) => {
     const line = JSON.stringify(obj);
-    if (metricsPath) await Deno.writeTextFile(metricsPath, line + "\n", { append: true });
-    else metricsLines.push(line);
+    if (metricsPath) {
+      await Deno.writeTextFile(metricsPath, line + "\n", { append: true }).catch((err) => {
+        throw new SparsekdError(`cannot write to ${metricsPath}: ${String(err).split("\n")[0]}`, {
+          cause: err,
+        });
+      });
+    } else metricsLines.push(line);
   };
 
   const vars = [...model.weights.values()];
