@@ -118,16 +118,6 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   if (parsed.kind === "local") await probeWritable(parsed.path, "out");
   const out = await openStore(outUri, { endpoint, create: true });
   const metricsPath = parsed.kind === "local" ? `${parsed.path}/metrics.jsonl` : null;
-  if (metricsPath) {
-    try {
-      (await Deno.open(metricsPath, { append: true, create: true })).close();
-    } catch (err) {
-      throw new SparsekdError(`out: cannot write to ${metricsPath}: ${String(err).split("\n")[0]}`, {
-        option: "out",
-        cause: err,
-      });
-    }
-  }
   let exportStore = null, exportDone = false;
   if (o.export !== undefined) {
     const pe = parseStoreUri(o.export);
@@ -137,6 +127,17 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     if (exportDone && !o.resume) {
       throw new SparsekdError(`export: ${joinUri(exportStore.uri, "model.json")} already exists`, {
         option: "export",
+      });
+    }
+  }
+
+  if (metricsPath) {
+    try {
+      (await Deno.open(metricsPath, { append: true, create: true })).close();
+    } catch (err) {
+      throw new SparsekdError(`out: cannot write to ${metricsPath}: ${String(err).split("\n")[0]}`, {
+        option: "out",
+        cause: err,
       });
     }
   }

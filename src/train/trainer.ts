@@ -95,10 +95,7 @@ export interface TrainLoopOptions {
 
 /** What {@linkcode trainLoop} returns. */
 export interface TrainLoopResult {
-  /**
-   * `finished`: the run reached its last step; `stopped`: `stopAfter` ended it early; `interrupted`: the
-   * signal did; `nothing-to-do`: resumed from a checkpoint of a run that had already finished.
-   */
+  /** How it ended: at the last step, by `stopAfter`, by `signal`, or resumed a finished run (nothing to do). */
   status: "finished" | "stopped" | "interrupted" | "nothing-to-do";
   /** The trained model (the caller disposes it). */
   model: Gpt;
