@@ -48,77 +48,49 @@ ${kdModeHelp("                            ")}
 Ctrl-C (SIGINT) or SIGTERM: the current step finishes, a checkpoint is written, and the command to resume
 is printed (exit 130 or 143); a second one stops at once (the last complete checkpoint stays usable).`;
 
-/** `deno task train`'s flags by option name: how errors about an option are printed. */
-export const TRAIN_FLAGS: Record<string, string> = {
-  batchSize: "--batch-size",
-  minLr: "--min-lr",
-  weightDecay: "--weight-decay",
-  kdMode: "--kd-mode",
-  onlineTeacher: "--online-teacher",
-  ceOnly: "--ce-only",
-  vocabPad: "--vocab-pad",
-  seqLen: "--seq-len",
-  shuffleWindow: "--shuffle-window",
-  heldoutSequences: "--heldout-sequences",
-  evalEvery: "--eval-every",
-  checkpointEvery: "--checkpoint-every",
-  logEvery: "--log-every",
-  exportDtype: "--export-dtype",
-  gcsEndpoint: "--gcs-endpoint",
+/** Each option of {@linkcode TrainOptions} the command sets, and how its flag's value is read. */
+const OPTION_KINDS: Record<string, "number" | "string" | "boolean"> = {
+  shards: "string",
+  data: "string",
+  out: "string",
+  steps: "number",
+  batchSize: "number",
+  lr: "number",
+  warmup: "number",
+  minLr: "number",
+  weightDecay: "number",
+  clip: "number",
+  kdMode: "string",
+  k: "number",
+  onlineTeacher: "string",
+  alpha: "number",
+  temperature: "number",
+  ceOnly: "boolean",
+  vocabPad: "string",
+  vocab: "number",
+  layers: "number",
+  width: "number",
+  heads: "number",
+  untied: "boolean",
+  seqLen: "number",
+  seed: "number",
+  shuffleWindow: "number",
+  heldoutSequences: "number",
+  evalEvery: "number",
+  checkpointEvery: "number",
+  logEvery: "number",
+  resume: "boolean",
+  export: "string",
+  exportDtype: "string",
+  gcsEndpoint: "string",
+  cpu: "boolean",
+  quiet: "boolean",
 };
-for (
-  const o of [
-    "shards",
-    "data",
-    "out",
-    "steps",
-    "lr",
-    "warmup",
-    "clip",
-    "k",
-    "alpha",
-    "temperature",
-    "vocab",
-    "layers",
-    "width",
-    "heads",
-    "untied",
-    "seed",
-    "resume",
-    "export",
-    "cpu",
-    "quiet",
-  ]
-) {
-  TRAIN_FLAGS[o] = `--${o}`;
-}
 
-const STRING_FLAGS = Object.entries(TRAIN_FLAGS).filter(([o]) =>
-  !["ceOnly", "untied", "resume", "cpu", "quiet"].includes(o)
+/** `deno task train`'s flags by option name (`batchSize` → `--batch-size`): how errors name an option. */
+export const TRAIN_FLAGS: Record<string, string> = Object.fromEntries(
+  Object.keys(OPTION_KINDS).map((o) => [o, "--" + o.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())]),
 );
-const NUMBER_OPTIONS = new Set([
-  "steps",
-  "batchSize",
-  "lr",
-  "warmup",
-  "minLr",
-  "weightDecay",
-  "clip",
-  "k",
-  "alpha",
-  "temperature",
-  "vocab",
-  "layers",
-  "width",
-  "heads",
-  "seqLen",
-  "seed",
-  "shuffleWindow",
-  "heldoutSequences",
-  "evalEvery",
-  "checkpointEvery",
-  "logEvery",
-]);
 
 /**
  * Parses `deno task train`'s flags into {@linkcode TrainOptions} (null for `--help`); numbers are checked
@@ -131,15 +103,17 @@ const NUMBER_OPTIONS = new Set([
  */
 export function parseTrainFlags(args: string[]): TrainOptions | null {
   const spec: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
-  for (const [, flag] of Object.entries(TRAIN_FLAGS)) spec[flag.slice(2)] = { type: "boolean" };
-  for (const [, flag] of STRING_FLAGS) spec[flag.slice(2)] = { type: "string" };
+  for (const [option, kind] of Object.entries(OPTION_KINDS)) {
+    spec[TRAIN_FLAGS[option].slice(2)] = { type: kind === "boolean" ? "boolean" : "string" };
+  }
   const { values } = parseFlags(args, spec);
   if (values.help) return null;
   const o: Record<string, unknown> = {};
-  for (const [option, flag] of Object.entries(TRAIN_FLAGS)) {
+  for (const [option, kind] of Object.entries(OPTION_KINDS)) {
+    const flag = TRAIN_FLAGS[option];
     const v = values[flag.slice(2)];
     if (v === undefined) continue;
-    if (NUMBER_OPTIONS.has(option)) {
+    if (kind === "number") {
       const n = Number(v);
       if (typeof v !== "string" || v.trim() === "" || !Number.isFinite(n)) {
         throw new SparsekdError(`${flag} must be a number (got "${v}")`);
