@@ -1,14 +1,9 @@
 import assert from "node:assert/strict";
 import { unpackMultiple } from "msgpackr";
 import { SparsekdError } from "../src/errors.ts";
-import { f16ToF32, f32ToF16 } from "../src/format/codec.ts";
-import {
-  type IndexDtype,
-  manifestPath,
-  type RunJson,
-  shardPath,
-  type ValueDtype,
-} from "../src/format/constants.ts";
+import { f16ToF32, f32ToF16 } from "../src/format/f16.ts";
+import { type IndexDtype, type RunJson, type ValueDtype } from "../src/format/types.ts";
+import { manifestPath, shardPath } from "../src/format/layout.ts";
 import { crc32c, crc32cToBase64 } from "../src/format/crc32c.ts";
 import { makeManifest, writeManifest } from "../src/format/manifest.ts";
 import {

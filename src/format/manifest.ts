@@ -7,15 +7,9 @@
 import { SparsekdError } from "../errors.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { crc32cFromBase64 } from "./crc32c.ts";
-import {
-  FORMAT_VERSION,
-  joinUri,
-  type Manifest,
-  MANIFEST_FORMAT,
-  type ManifestEntry,
-  manifestPath,
-  shardPath,
-} from "./constants.ts";
+import { FORMAT_VERSION, type Manifest, MANIFEST_FORMAT, type ManifestEntry } from "./types.ts";
+import { joinUri } from "./uri.ts";
+import { manifestPath, shardPath } from "./layout.ts";
 
 /**
  * Builds a host manifest, its shards sorted by index.

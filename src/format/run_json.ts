@@ -10,11 +10,11 @@ import {
   type Fingerprinted,
   FORMAT_VERSION,
   indexDtypeFor,
-  joinUri,
   RUN_FORMAT,
   type RunJson,
   type ValueDtype,
-} from "./constants.ts";
+} from "./types.ts";
+import { joinUri } from "./uri.ts";
 
 /** The path of run.json inside OUT. */
 export const RUN_JSON_PATH = "run.json";

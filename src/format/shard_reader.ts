@@ -8,29 +8,21 @@
 import { SparsekdError } from "../errors.ts";
 import { openStore } from "../store/open_store.ts";
 import type { ObjectStore } from "../store/store.ts";
-import {
-  fromLeF16,
-  fromLeF32,
-  fromLeU16,
-  fromLeU32,
-  MsgpackStreamDecoder,
-  MsgpackSyntaxError,
-} from "./codec.ts";
-import type { UnpackValue } from "./codec.ts";
+import { fromLeF16, fromLeF32, fromLeU16, fromLeU32 } from "./le_bytes.ts";
+import { MsgpackStreamDecoder, MsgpackSyntaxError } from "./msgpack_decode.ts";
+import type { UnpackValue } from "./msgpack_decode.ts";
 import { Crc32c, crc32cToBase64 } from "./crc32c.ts";
 import {
   dtypeBytes,
   FORMAT_VERSION,
-  joinUri,
   type ManifestEntry,
   type RunJson,
   SHARD_FORMAT,
-  shardCount,
   type ShardHeader,
-  shardPath,
-  shardRange,
   type ShardRecord,
-} from "./constants.ts";
+} from "./types.ts";
+import { joinUri } from "./uri.ts";
+import { shardCount, shardPath, shardRange } from "./layout.ts";
 import { readManifests } from "./manifest.ts";
 import { readRunJson } from "./run_json.ts";
 

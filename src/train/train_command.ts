@@ -6,10 +6,10 @@
 import { SparsekdError } from "../errors.ts";
 import { intFlag, numberFlag, parseFlags } from "../cli/flags.ts";
 import { openSource } from "../data/open_source.ts";
-import { joinUri } from "../format/constants.ts";
+import { joinUri } from "../format/uri.ts";
 import { readRunJson } from "../format/run_json.ts";
 import { readShards } from "../format/shard_reader.ts";
-import type { RunJson } from "../format/constants.ts";
+import type { RunJson } from "../format/types.ts";
 import { createRuntime, type Runtime } from "../gpu/runtime.ts";
 import { openTeacher } from "../teacher/open_teacher.ts";
 import type { Teacher } from "../teacher/teacher.ts";
