@@ -189,12 +189,16 @@ export function decodeMsgpackAt(buf: Uint8Array, pos: number): { value: UnpackVa
         throw new MsgpackSyntaxError(at, "invalid byte 0xc1");
     }
   };
+  // Every item takes at least one byte (a map entry two): a count beyond the bytes there cannot be
+  // complete yet, so it asks for them before anything is allocated.
   const arr = (n: number, depth: number): UnpackValue[] => {
+    need(n);
     const out: UnpackValue[] = [];
     for (let i = 0; i < n; i++) out.push(read(depth + 1));
     return out;
   };
   const map = (n: number, depth: number): { [key: string]: UnpackValue } => {
+    need(2 * n);
     const out: { [key: string]: UnpackValue } = {};
     for (let i = 0; i < n; i++) {
       const at = p;

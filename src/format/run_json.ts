@@ -59,6 +59,13 @@ export function makeRunJson(input: RunJsonInput): RunJson {
   return validateRunJson(run, "run.json");
 }
 
+/** The most sequences a run may have (2^40). */
+export const MAX_SEQUENCES = 2 ** 40;
+/** The most shards a run may have (2^24). */
+export const MAX_SHARDS = 2 ** 24;
+/** The largest `bin` of a record, in bytes (1 GiB: well inside bin32 and a typed array). */
+const MAX_BIN = 2 ** 30;
+
 const isPosInt = (x: unknown): x is number => typeof x === "number" && Number.isSafeInteger(x) && x > 0;
 
 /**
@@ -82,6 +89,13 @@ export function validateRunJson(x: unknown, where: string): RunJson {
     if (!isPosInt(r[key])) bad(`${key} must be a positive integer (got ${JSON.stringify(r[key])})`);
   }
   if ((r.vocabSize as number) > 2 ** 32) bad(`vocabSize ${r.vocabSize} exceeds 2^32`);
+  if ((r.sequences as number) > MAX_SEQUENCES) {
+    bad(`sequences ${r.sequences} exceeds ${MAX_SEQUENCES} (2^40)`);
+  }
+  const shards = Math.ceil((r.sequences as number) / (r.sequencesPerShard as number));
+  if (shards > MAX_SHARDS) {
+    bad(`sequences / sequencesPerShard gives ${shards} shards, more than ${MAX_SHARDS} (2^24)`);
+  }
   if ((r.k as number) > (r.vocabSize as number)) bad(`k ${r.k} exceeds vocabSize ${r.vocabSize}`);
   const wantIdx = indexDtypeFor(r.vocabSize as number);
   if (r.indexDtype !== wantIdx) {
@@ -93,6 +107,14 @@ export function validateRunJson(x: unknown, where: string): RunJson {
   const temps = r.lseTemperatures;
   if (!Array.isArray(temps) || temps.some((t) => typeof t !== "number" || !(t > 0) || !Number.isFinite(t))) {
     bad(`lseTemperatures must be an array of positive numbers (got ${JSON.stringify(temps)})`);
+  }
+  if ((temps as number[]).length === 0) bad("lseTemperatures must hold at least one temperature");
+  // Each record's largest bin must fit a bin32 (and the typed arrays the reader makes of it).
+  const L = r.seqLen as number, K = r.k as number, M = (temps as number[]).length;
+  if (4 * L * Math.max(K, M) > MAX_BIN) {
+    bad(
+      `seqLen ${L} × max(k ${K}, temperatures ${M}) × 4 bytes exceeds a record's limit of ${MAX_BIN} bytes`,
+    );
   }
   for (const key of ["teacher", "data"]) {
     const e = r[key] as Record<string, unknown> | null;
