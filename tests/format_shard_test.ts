@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { unpackMultiple } from "msgpackr";
 import { SparsekdError } from "../src/errors.ts";
 import { f16ToF32, f32ToF16 } from "../src/format/f16.ts";
-import { type IndexDtype, type RunJson, type ValueDtype } from "../src/format/types.ts";
+import type { IndexDtype, RunJson, ValueDtype } from "../src/format/types.ts";
 import { manifestPath, shardPath } from "../src/format/layout.ts";
 import { crc32c, crc32cToBase64 } from "../src/format/crc32c.ts";
 import { makeManifest, writeManifest } from "../src/format/manifest.ts";

@@ -13,13 +13,13 @@ import type { TokenSource } from "../data/source.ts";
 import { shardsForHost } from "../data/hosts.ts";
 import type { Teacher } from "../teacher/teacher.ts";
 import type { ObjectStore } from "../store/store.ts";
-import { type ManifestEntry, type RunJson, type ValueDtype } from "../format/types.ts";
+import type { ManifestEntry, RunJson, ValueDtype } from "../format/types.ts";
 import { shardCount, shardPath, shardRange } from "../format/layout.ts";
 import { ensureRunJson, makeRunJson } from "../format/run_json.ts";
 import { createShardWriter, type ShardRecordInput, shardWriterOptions } from "../format/shard_writer.ts";
 import { Crc32c } from "../format/crc32c.ts";
 import { encodeManifest, makeManifest } from "../format/manifest.ts";
-import { type Manifest } from "../format/types.ts";
+import type { Manifest } from "../format/types.ts";
 import { manifestPath } from "../format/layout.ts";
 import { ObjectExistsError } from "../store/store.ts";
 
