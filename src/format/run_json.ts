@@ -170,7 +170,10 @@ export function runDifference(existing: RunJson, wanted: RunJson): string | null
 export function checkRunCompatible(existing: RunJson, wanted: RunJson, where = "OUT"): void {
   const diff = runDifference(existing, wanted);
   if (diff !== null) {
-    throw new SparsekdError(`${joinUri(where, RUN_JSON_PATH)} belongs to another run: ${diff}`);
+    throw new SparsekdError(
+      `${joinUri(where, RUN_JSON_PATH)} belongs to another run: ${diff} (to start over, delete ${where} ` +
+        `or write to another output; to continue it, use the inputs and settings it names)`,
+    );
   }
 }
 
