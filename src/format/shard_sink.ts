@@ -151,7 +151,12 @@ export async function verifyShard(
     const it = decodeShard(await store.read(path), { where, run, shard, expected: options.expected });
     let step = await it.next();
     while (!step.done) {
-      options.checkRecord?.(step.value);
+      try {
+        options.checkRecord?.(step.value);
+      } catch (err) {
+        if (!(err instanceof SparsekdError)) throw err;
+        throw new SparsekdError(`shard ${where} is not this run's: ${err.message}`);
+      }
       step = await it.next();
     }
     const s = step.value;

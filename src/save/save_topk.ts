@@ -320,9 +320,9 @@ async function tokensOf(source: TokenSource, run: RunJson, shard: number) {
     for (let t = 0; t < L; t++) {
       if (record.tokens[t] !== want[at + t]) {
         throw new SparsekdError(
-          `shard ${shard}: sequence ${record.seq} holds token ${
-            record.tokens[t]
-          } at position ${t}, the data has ${want[at + t]}`,
+          `sequence ${record.seq} holds token ${record.tokens[t]} at position ${t}, the data has ${
+            want[at + t]
+          }`,
         );
       }
     }
