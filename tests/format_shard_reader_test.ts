@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { SparsekdError } from "../src/errors.ts";
 import { decodeMsgpackAt } from "../src/format/msgpack_decode.ts";
 import { readShards } from "../src/format/shard_reader.ts";
+import { shardRange, shardsCovering } from "../src/format/layout.ts";
 
 const FIXTURE = new URL("./fixtures/v1_u16_f16/", import.meta.url).pathname;
 
@@ -87,5 +88,19 @@ Deno.test("run.json with huge or invalid counts is a one-line error, not an allo
     assert.match(r.error.message, /run\.json: /);
     assert.match(r.error.message, pattern);
     assert.ok(!r.error.message.includes("\n"));
+  }
+});
+
+Deno.test("shardsCovering is the inverse of shardRange", () => {
+  for (let N = 1; N <= 5; N++) {
+    for (let S = 1; S <= 23; S++) {
+      for (let from = 0; from < S; from++) {
+        for (let to = from + 1; to <= S; to++) {
+          const { first, last } = shardsCovering(from, to, N);
+          assert.ok(shardRange(first, N, S).start <= from && from < shardRange(first, N, S).end);
+          assert.ok(shardRange(last, N, S).start < to && to <= shardRange(last, N, S).end);
+        }
+      }
+    }
   }
 });

@@ -55,3 +55,20 @@ export function shardRange(
   const start = shard * sequencesPerShard;
   return { start, end: Math.min(start + sequencesPerShard, sequences) };
 }
+
+/**
+ * The shards [first, last] that hold the global sequences [from, to) (to > from): the inverse of
+ * {@linkcode shardRange}.
+ *
+ * @example
+ * ```ts
+ * shardsCovering(5, 13, 4); // { first: 1, last: 3 }
+ * ```
+ */
+export function shardsCovering(
+  from: number,
+  to: number,
+  sequencesPerShard: number,
+): { first: number; last: number } {
+  return { first: Math.floor(from / sequencesPerShard), last: Math.floor((to - 1) / sequencesPerShard) };
+}

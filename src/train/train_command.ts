@@ -7,6 +7,7 @@ import { SparsekdError } from "../errors.ts";
 import { intFlag, numberFlag, parseFlags } from "../cli/flags.ts";
 import { openSource } from "../data/open_source.ts";
 import { joinUri } from "../format/uri.ts";
+import { shardsCovering } from "../format/layout.ts";
 import { readRunJson } from "../format/run_json.ts";
 import { readShards } from "../format/shard_reader.ts";
 import type { RunJson } from "../format/types.ts";
@@ -369,8 +370,7 @@ async function* shardStream(
   ) => TrainRecord,
 ): AsyncGenerator<TrainRecord> {
   if (from >= to) return;
-  const per = run.sequencesPerShard;
-  const first = Math.floor(from / per), last = Math.floor((to - 1) / per);
+  const { first, last } = shardsCovering(from, to, run.sequencesPerShard);
   const shards = Array.from({ length: last - first + 1 }, (_, i) => first + i);
   for await (const r of readShards(store, { shards })) {
     if (r.seq < from) continue;
