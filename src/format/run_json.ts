@@ -66,6 +66,9 @@ export const MAX_SHARDS = 2 ** 24;
 /** The largest `bin` of a record, in bytes (1 GiB: well inside bin32 and a typed array). */
 const MAX_BIN = 2 ** 30;
 
+/** The largest run.json or manifest read (64 MiB: a manifest of about 400,000 shards). */
+export const MAX_JSON_BYTES = 64 << 20;
+
 const isPosInt = (x: unknown): x is number => typeof x === "number" && Number.isSafeInteger(x) && x > 0;
 
 /**
@@ -200,6 +203,10 @@ export function encodeRunJson(run: RunJson): Uint8Array {
 export async function readRunJson(store: ObjectStore): Promise<RunJson> {
   const where = joinUri(store.uri, RUN_JSON_PATH);
   if (!(await store.exists(RUN_JSON_PATH))) throw new SparsekdError(`${where} does not exist`);
+  const size = await store.size(RUN_JSON_PATH);
+  if (size !== null && size > MAX_JSON_BYTES) {
+    throw new SparsekdError(`${where} is ${size} bytes, more than a run.json can be (${MAX_JSON_BYTES})`);
+  }
   const bytes = await store.readBytes(RUN_JSON_PATH);
   let parsed: unknown;
   try {

@@ -113,7 +113,12 @@ export async function openShardSink(
     shard,
     async write(record) {
       if (existedAtCreate) return;
-      await writer.write(record);
+      try {
+        await writer.write(record);
+      } catch (err) {
+        await finished; // a failed store rejects here with its own error, which says more
+        throw err;
+      }
     },
     async close() {
       // A failed store surfaces through `finished`, with its own error; the writer only echoes it.
