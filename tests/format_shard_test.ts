@@ -382,12 +382,12 @@ Deno.test("run.json: compatibility names the first differing field; ensureRunJso
     assert.throws(
       () => checkRunCompatible(run, { ...run, teacher: { fingerprint: "other" } }, "gs://b/out"),
       expectError(
-        /^gs:\/\/b\/out\/run\.json belongs to another run: teacher\.fingerprint is "t\d+" there and "other" here$/,
+        /^gs:\/\/b\/out\/run\.json belongs to another run: teacher\.fingerprint is "t\d+" there and "other" here \(to start over, delete gs:\/\/b\/out or write to another output; /,
       ),
     );
     assert.throws(
       () => checkRunCompatible(run, { ...run, k: run.k + 1 }),
-      expectError(/: k is \d+ there and \d+ here$/),
+      expectError(/: k is \d+ there and \d+ here \(to start over/),
     );
     assert.throws(
       () => checkRunCompatible(run, { ...run, data: { fingerprint: "x" }, k: run.k + 1 }),
