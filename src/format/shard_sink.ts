@@ -34,12 +34,25 @@ export interface ShardSink {
   abort(reason: unknown): Promise<void>;
 }
 
-/** Options of {@linkcode openShardSink} and {@linkcode verifyShard}. */
+/** Options of {@linkcode verifyShard}. */
+export interface VerifyShardOptions {
+  /** The entry a host manifest has for the shard: its size and CRC32C must match. */
+  expected?: ManifestEntry;
+  /** Called for every record of the shard; throws a SparsekdError to refuse it. */
+  checkRecord?: (record: ShardRecord) => void;
+  /** The shard was found written by another process while this one wrote it (changes the hint). */
+  concurrent?: boolean;
+}
+
+/** Options of {@linkcode openShardSink}. */
 export interface ShardSinkOptions {
   /** Called with the size of every chunk written (progress). */
   onBytes?: (bytes: number) => void;
-  /** Called for every record of an existing shard being verified; throws a SparsekdError to refuse it. */
-  checkRecord?: (record: ShardRecord) => void;
+  /**
+   * Makes the record check for {@linkcode verifyShard}, called only when another process wrote the shard
+   * first and it must be verified.
+   */
+  recordCheck?: () => Promise<(record: ShardRecord) => void>;
 }
 
 /**
@@ -103,7 +116,8 @@ export async function openShardSink(
       // Another process wrote this shard meanwhile: the encoding is canonical, so a shard of the same run
       // has our bytes. Check it rather than trust it.
       await piped.catch(() => {});
-      const entry = await verifyShard(store, run, shard, { ...options, concurrent: true });
+      const checkRecord = await options.recordCheck?.();
+      const entry = await verifyShard(store, run, shard, { checkRecord, concurrent: true });
       return { entry, existed: true };
     }
   })();
@@ -148,7 +162,7 @@ export async function verifyShard(
   store: ObjectStore,
   run: RunJson,
   shard: number,
-  options: ShardSinkOptions & { expected?: ManifestEntry; concurrent?: boolean } = {},
+  options: VerifyShardOptions = {},
 ): Promise<ManifestEntry> {
   const path = shardPath(shard);
   const where = joinUri(store.uri, path);

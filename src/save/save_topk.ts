@@ -268,7 +268,7 @@ export async function saveTopK(o: SaveTopKOptions): Promise<SaveSummary> {
       }
       open ??= await openShardSink(store, run, value.shard, o.host.index, {
         onBytes: (n) => (progress.bytesWritten += n),
-        checkRecord: await tokensOf(source, run, value.shard),
+        recordCheck: () => tokensOf(source, run, value.shard),
       });
       for (const rec of value.records) await open.write(rec);
       progress.sequencesDone += value.records.length;
