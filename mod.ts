@@ -23,13 +23,10 @@ export {
   FORMAT_VERSION,
   indexDtypeFor,
   MANIFEST_FORMAT,
-  manifestPath,
   RUN_FORMAT,
   SHARD_FORMAT,
-  shardCount,
-  shardPath,
-  shardRange,
-} from "./src/format/constants.ts";
+} from "./src/format/types.ts";
+export { manifestPath, shardCount, shardPath, shardRange } from "./src/format/layout.ts";
 export type {
   Fingerprinted,
   IndexDtype,
@@ -40,8 +37,8 @@ export type {
   ShardRecord,
   ShardTrailer,
   ValueDtype,
-} from "./src/format/constants.ts";
-export { f16ToF32, f32ToF16 } from "./src/format/codec.ts";
+} from "./src/format/types.ts";
+export { f16ToF32, f32ToF16 } from "./src/format/f16.ts";
 export { Crc32c, crc32c, crc32cFromBase64, crc32cToBase64, crc32cUpdate } from "./src/format/crc32c.ts";
 export { createShardWriter, encodeShardRecord, shardWriterOptions } from "./src/format/shard_writer.ts";
 export type { ShardRecordInput, ShardWriterOptions } from "./src/format/shard_writer.ts";

@@ -1,21 +1,13 @@
 /**
  * `deno task save-topk`: teacher → top-k on WebGPU → MessagePack shards in a local folder or gs://.
- * Run with `--help` for the flags.
+ * Run with `--help` for the flags. This file only parses flags; {@linkcode runSaveTopK} does the work.
  * @module
  */
 import { runMain } from "../src/cli/run_main.ts";
 import { SparsekdError } from "../src/errors.ts";
 import { intFlag, numberFlag, parseFlags } from "../src/cli/flags.ts";
-import { createProgress } from "../src/cli/progress.ts";
-import { createRuntime } from "../src/gpu/runtime.ts";
 import { hostFromEnv } from "../src/data/hosts.ts";
-import { openSource } from "../src/data/open_source.ts";
-import { openTeacher } from "../src/teacher/open_teacher.ts";
-import { openStore } from "../src/store/open_store.ts";
-import { saveTopK } from "../src/save/save_topk.ts";
-
-/** Sequences of the demo corpus used when --data is builtin:demo and --max-sequences is not given. */
-const DEMO_DEFAULT_SEQUENCES = 512;
+import { runSaveTopK } from "../src/save/run_save_topk.ts";
 
 const HELP = `deno task save-topk [flags]
 
@@ -36,6 +28,24 @@ const HELP = `deno task save-topk [flags]
   --summary FILE            also write the end-of-run summary as JSON to FILE
   --cpu                     run on the CPU, without WebGPU
 `;
+
+/** Library option → command-line flag, for the one-line errors. */
+const FLAGS = {
+  teacher: "--teacher",
+  data: "--data",
+  out: "--out",
+  k: "--k",
+  seqLen: "--seq-len",
+  batchSize: "--batch-size",
+  sequencesPerShard: "--sequences-per-shard",
+  valueDtype: "--value-dtype",
+  lseTemperatures: "--lse-temperatures",
+  maxSequences: "--max-sequences",
+  hostIndex: "--host-index",
+  hostCount: "--host-count",
+  gcsEndpoint: "--gcs-endpoint",
+  summary: "--summary",
+};
 
 await runMain(async () => {
   const { values: f } = parseFlags(Deno.args, {
@@ -60,76 +70,26 @@ await runMain(async () => {
     console.log(HELP);
     return;
   }
-  const k = intFlag("k", f.k, 64, { min: 1 });
-  const batchSize = intFlag("batch-size", f["batch-size"], 8, { min: 1 });
-  const perShard = intFlag("sequences-per-shard", f["sequences-per-shard"], 64, { min: 1 });
-  const demoData = f.data === "builtin:demo";
-  const maxSequences = f["max-sequences"] === "all"
-    ? undefined
-    : f["max-sequences"] === undefined
-    ? (demoData ? DEMO_DEFAULT_SEQUENCES : undefined)
-    : intFlag("max-sequences", f["max-sequences"], 0, { min: 1 });
-  if (f["value-dtype"] !== "f32" && f["value-dtype"] !== "f16") {
-    throw new SparsekdError(`--value-dtype must be f32 or f16 (got "${f["value-dtype"]}")`);
+  const valueDtype = f["value-dtype"];
+  if (valueDtype !== "f32" && valueDtype !== "f16") {
+    throw new SparsekdError(`--value-dtype must be f32 or f16 (got "${valueDtype}")`);
   }
-  const temps = f["lse-temperatures"]!.split(",").map((t) =>
-    numberFlag("lse-temperatures", t, 1, { min: 0, minExclusive: true })
-  );
-  const host = hostFromEnv(Deno.env.toObject(), { hostIndex: f["host-index"], hostCount: f["host-count"] });
-  const endpoint = f["gcs-endpoint"] ?? Deno.env.get("STORAGE_EMULATOR_HOST") ?? undefined;
-
-  const rt = await createRuntime({ cpu: f.cpu });
-  const store = await openStore(f.out!, { endpoint, create: true });
-  const teacher = await openTeacher(f.teacher!, rt);
-  const seqLen = f["seq-len"] === undefined
-    ? teacher.seqLen
-    : intFlag("seq-len", f["seq-len"], 64, { min: 1 });
-  const source = await openSource(f.data!, {
-    seqLen: seqLen ?? (f.data!.startsWith("builtin:") ? 64 : undefined),
-    maxSequences,
-    vocabSize: teacher.vocabSize,
+  await runSaveTopK({
+    teacher: f.teacher!,
+    data: f.data!,
+    out: f.out!,
+    k: intFlag("k", f.k, 64),
+    seqLen: f["seq-len"] === undefined ? undefined : intFlag("seq-len", f["seq-len"], 64),
+    batchSize: intFlag("batch-size", f["batch-size"], 8),
+    sequencesPerShard: intFlag("sequences-per-shard", f["sequences-per-shard"], 64),
+    valueDtype,
+    lseTemperatures: f["lse-temperatures"]!.split(",").map((t) => numberFlag("lse-temperatures", t, 1)),
+    maxSequences: f["max-sequences"] === "all" || f["max-sequences"] === undefined
+      ? f["max-sequences"] as "all" | undefined
+      : intFlag("max-sequences", f["max-sequences"], 0),
+    host: hostFromEnv(Deno.env.toObject(), { hostIndex: f["host-index"], hostCount: f["host-count"] }),
+    gcsEndpoint: f["gcs-endpoint"] ?? Deno.env.get("STORAGE_EMULATOR_HOST") ?? undefined,
+    summary: f.summary,
+    cpu: f.cpu,
   });
-  console.error(
-    `save-topk: ${teacher.description} over ${source.description}: ${source.sequences} sequences × ${source.seqLen} ` +
-      `tokens, k=${k}, host ${host.index}/${host.count} → ${store.uri}`,
-  );
-  let progress: ReturnType<typeof createProgress> | null = null;
-  const t0 = performance.now();
-  const summary = await saveTopK({
-    rt,
-    teacher,
-    source,
-    store,
-    k,
-    batchSize,
-    sequencesPerShard: perShard,
-    valueDtype: f["value-dtype"],
-    lseTemperatures: temps,
-    host,
-    onProgress(p) {
-      progress ??= createProgress({ label: "save-topk", total: p.sequencesTotal, unit: "seq" });
-      const secs = (performance.now() - t0) / 1000;
-      const tokS = secs > 0 ? (p.sequencesComputed * source.seqLen) / secs : 0;
-      progress.update(
-        p.sequencesDone,
-        `${(p.bytesWritten / 1e6).toFixed(1)} MB written, ${tokS.toFixed(0)} tok/s`,
-      );
-    },
-  });
-  (progress as ReturnType<typeof createProgress> | null)?.finish();
-  teacher.dispose();
-  const s = summary;
-  console.log(
-    `save-topk: ${s.shardsWritten} shards written, ${s.shardsSkipped} already there; ${s.tokens} tokens, ` +
-      `${(s.bytes / 1e6).toFixed(2)} MB, ${s.bytesPerToken.toFixed(1)} bytes/token ` +
-      `(full float32 logits: ${s.fullLogitsBytesPerToken} bytes/token); ${
-        s.wallSeconds.toFixed(1)
-      } s wall, ` +
-      `${s.tokensPerSecond.toFixed(0)} tokens/s; GPU waited ${s.gpuWaitSeconds.toFixed(2)} s for I/O`,
-  );
-  console.log(`save-topk: ${store.uri}`);
-  if (f.summary) {
-    const { run: _run, ...numbers } = s;
-    await Deno.writeTextFile(f.summary, JSON.stringify({ out: store.uri, ...numbers }, null, 1) + "\n");
-  }
-});
+}, FLAGS);

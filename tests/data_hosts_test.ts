@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { hostFromEnv, ownsShard, shardsForHost } from "../src/data/hosts.ts";
 import { SparsekdError } from "../src/errors.ts";
+import { errorLine } from "../src/cli/run_main.ts";
 
 function oneLine(pattern: RegExp) {
   return (err: unknown) => {
@@ -31,7 +32,7 @@ Deno.test("host index and count come from flags, then the launchers' environment
   assert.deepEqual(hostFromEnv({}, { hostIndex: `${i}`, hostCount: `${n}` }), {
     index: i,
     count: n,
-    from: "--host-index",
+    from: "hostIndex",
   });
   assert.deepEqual(
     hostFromEnv({ BATCH_TASK_INDEX: `${i}`, BATCH_TASK_COUNT: `${n}` }),
@@ -47,28 +48,43 @@ Deno.test("host index and count come from flags, then the launchers' environment
       hostIndex: `${i}`,
       hostCount: `${n}`,
     }),
-    { index: i, count: n, from: "--host-index" },
+    { index: i, count: n, from: "hostIndex" },
   );
 });
 
 Deno.test("bad host settings are one-line errors", () => {
   assert.throws(
     () => hostFromEnv({}, { hostIndex: "3", hostCount: "3" }),
-    oneLine(/--host-index 3 must be < --host-count 3/),
+    oneLine(/^hostIndex 3 must be < hostCount 3/),
   );
   assert.throws(
     () => hostFromEnv({ BATCH_TASK_INDEX: "4", BATCH_TASK_COUNT: "2" }),
     oneLine(/BATCH_TASK_INDEX 4 must be < BATCH_TASK_COUNT 2/),
   );
-  assert.throws(() => hostFromEnv({}, { hostIndex: "-1" }), oneLine(/--host-index must be an integer ≥ 0/));
-  assert.throws(() => hostFromEnv({}, { hostCount: "0" }), oneLine(/--host-count must be an integer ≥ 1/));
-  assert.throws(() => hostFromEnv({}, { hostCount: "two" }), oneLine(/--host-count/));
+  assert.throws(() => hostFromEnv({}, { hostIndex: "-1" }), oneLine(/^hostIndex must be an integer ≥ 0/));
+  assert.throws(() => hostFromEnv({}, { hostCount: "0" }), oneLine(/^hostCount must be an integer ≥ 1/));
+  assert.throws(() => hostFromEnv({}, { hostCount: "two" }), oneLine(/hostCount/));
   assert.throws(
     () => hostFromEnv({ JOB_COMPLETION_INDEX: "2" }),
-    oneLine(/JOB_COMPLETION_INDEX=2 .*--host-count/),
+    oneLine(/JOB_COMPLETION_INDEX=2 .*hostCount/),
   );
   assert.throws(
     () => hostFromEnv({ BATCH_TASK_INDEX: "1.5", BATCH_TASK_COUNT: "4" }),
     oneLine(/BATCH_TASK_INDEX/),
+  );
+});
+
+Deno.test("host errors name the options; the save-topk command prints them as its flags", () => {
+  const err = (() => {
+    try {
+      hostFromEnv({}, { hostIndex: "x" });
+    } catch (e) {
+      return e as SparsekdError;
+    }
+  })()!;
+  assert.equal(err.option, "hostIndex");
+  assert.equal(
+    errorLine(err, { hostIndex: "--host-index" }),
+    'error: --host-index must be an integer ≥ 0 (got "x")',
   );
 });

@@ -2,22 +2,13 @@ import assert from "node:assert/strict";
 import { pack, unpack } from "msgpackr";
 import {
   decodeMsgpackAt,
-  encodeMsgpack,
-  f16BitsToF32Bits,
-  f16ToF32,
-  f32BitsToF16Bits,
-  f32ToF16,
-  Float64,
-  fromLeF16,
-  fromLeF32,
-  fromLeU16,
-  fromLeU32,
-  leBytes,
   MsgpackStreamDecoder,
   MsgpackSyntaxError,
   NeedMoreBytes,
-  type PackValue,
-} from "../src/format/codec.ts";
+} from "../src/format/msgpack_decode.ts";
+import { encodeMsgpack, Float64, type PackValue } from "../src/format/msgpack_encode.ts";
+import { f16BitsToF32Bits, f16ToF32, f32BitsToF16Bits, f32ToF16 } from "../src/format/f16.ts";
+import { fromLeF16, fromLeF32, fromLeU16, fromLeU32, leBytes } from "../src/format/le_bytes.ts";
 import { withSeed } from "./_format_rng.ts";
 
 const f32 = new Float32Array(1);

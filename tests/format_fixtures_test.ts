@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { unpackMultiple } from "msgpackr";
 import { SparsekdError } from "../src/errors.ts";
-import { f16BitsToF32Bits } from "../src/format/codec.ts";
-import { type RunJson, shardPath } from "../src/format/constants.ts";
+import { f16BitsToF32Bits } from "../src/format/f16.ts";
+import type { RunJson } from "../src/format/types.ts";
+import { shardPath } from "../src/format/layout.ts";
 import { crc32c, crc32cToBase64 } from "../src/format/crc32c.ts";
 import { readRunJson } from "../src/format/run_json.ts";
 import { decodeShard, readShards, type ShardSummary } from "../src/format/shard_reader.ts";

@@ -1,14 +1,9 @@
 import assert from "node:assert/strict";
 import { unpackMultiple } from "msgpackr";
 import { SparsekdError } from "../src/errors.ts";
-import { f16ToF32, f32ToF16 } from "../src/format/codec.ts";
-import {
-  type IndexDtype,
-  manifestPath,
-  type RunJson,
-  shardPath,
-  type ValueDtype,
-} from "../src/format/constants.ts";
+import { f16ToF32, f32ToF16 } from "../src/format/f16.ts";
+import type { IndexDtype, RunJson, ValueDtype } from "../src/format/types.ts";
+import { manifestPath, shardPath } from "../src/format/layout.ts";
 import { crc32c, crc32cToBase64 } from "../src/format/crc32c.ts";
 import { makeManifest, writeManifest } from "../src/format/manifest.ts";
 import {
@@ -387,12 +382,12 @@ Deno.test("run.json: compatibility names the first differing field; ensureRunJso
     assert.throws(
       () => checkRunCompatible(run, { ...run, teacher: { fingerprint: "other" } }, "gs://b/out"),
       expectError(
-        /^gs:\/\/b\/out\/run\.json belongs to another run: teacher\.fingerprint is "t\d+" there and "other" here$/,
+        /^gs:\/\/b\/out\/run\.json belongs to another run: teacher\.fingerprint is "t\d+" there and "other" here \(to start over, delete gs:\/\/b\/out or write to another output; /,
       ),
     );
     assert.throws(
       () => checkRunCompatible(run, { ...run, k: run.k + 1 }),
-      expectError(/: k is \d+ there and \d+ here$/),
+      expectError(/: k is \d+ there and \d+ here \(to start over/),
     );
     assert.throws(
       () => checkRunCompatible(run, { ...run, data: { fingerprint: "x" }, k: run.k + 1 }),

@@ -220,5 +220,5 @@ Deno.test("save-topk bad input: an OUT with another run.json, and an OUT that ca
   );
   assertSameFiles(before, await snapshot(out));
   await Deno.writeTextFile(`${f.dir}/file`, "x");
-  await expectOneLineError(save(f, `${f.dir}/file/out`), /file\/out/);
+  await expectOneLineError(save(f, `${f.dir}/file/out`, ["--k", "4"]), /file\/out/);
 });

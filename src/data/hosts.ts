@@ -13,20 +13,23 @@ export interface HostAssignment {
   index: number;
   /** The number of hosts. */
   count: number;
-  /** Where the index came from: `--host-index`, an environment variable's name, or `default`. */
+  /** Where the index came from: `hostIndex` (the option), an environment variable's name, or `default`. */
   from: string;
 }
 
 function parseCount(value: string, name: string, min: number): number {
   const n = Number(value);
   if (value.trim() === "" || !Number.isSafeInteger(n) || n < min) {
-    throw new SparsekdError(`${name} must be an integer ≥ ${min} (got "${value}")`);
+    const option = name === "hostIndex" || name === "hostCount" ? name : undefined;
+    throw new SparsekdError(`${name} must be an integer ≥ ${min} (got "${value}")`, { option });
   }
   return n;
 }
 
 /**
- * Works out this host's index and count from flags, then the environment, then 0 of 1. A value that is
+ * Works out this host's index and count from the options (as the command-line gave them), then the
+ * environment, then 0 of 1. Messages name the options `hostIndex` / `hostCount` (the command maps them to
+ * its flags). A value that is
  * not an integer, an index ≥ the count, or `JOB_COMPLETION_INDEX` without `--host-count` is a one-line
  * {@linkcode SparsekdError}.
  *
@@ -40,10 +43,10 @@ export function hostFromEnv(
   env: Record<string, string | undefined>,
   flags: { hostIndex?: string; hostCount?: string } = {},
 ): HostAssignment {
-  let index = 0, from = "default", indexName = "--host-index";
+  let index = 0, from = "default", indexName = "hostIndex";
   if (flags.hostIndex !== undefined) {
-    index = parseCount(flags.hostIndex, "--host-index", 0);
-    from = "--host-index";
+    index = parseCount(flags.hostIndex, "hostIndex", 0);
+    from = "hostIndex";
   } else if (env.JOB_COMPLETION_INDEX !== undefined && env.JOB_COMPLETION_INDEX !== "") {
     index = parseCount(env.JOB_COMPLETION_INDEX, "JOB_COMPLETION_INDEX", 0);
     from = indexName = "JOB_COMPLETION_INDEX";
@@ -51,12 +54,12 @@ export function hostFromEnv(
     index = parseCount(env.BATCH_TASK_INDEX, "BATCH_TASK_INDEX", 0);
     from = indexName = "BATCH_TASK_INDEX";
   }
-  let count = 1, countName = "--host-count";
+  let count = 1, countName = "hostCount";
   if (flags.hostCount !== undefined) {
-    count = parseCount(flags.hostCount, "--host-count", 1);
+    count = parseCount(flags.hostCount, "hostCount", 1);
   } else if (from === "JOB_COMPLETION_INDEX") {
     throw new SparsekdError(
-      `JOB_COMPLETION_INDEX=${index} is set (a Kubernetes Indexed Job): give --host-count (the Job's completions)`,
+      `JOB_COMPLETION_INDEX=${index} is set (a Kubernetes Indexed Job): give hostCount (the Job's completions)`,
     );
   } else if (env.BATCH_TASK_COUNT !== undefined && env.BATCH_TASK_COUNT !== "") {
     count = parseCount(env.BATCH_TASK_COUNT, "BATCH_TASK_COUNT", 1);
@@ -65,6 +68,7 @@ export function hostFromEnv(
   if (index >= count) {
     throw new SparsekdError(
       `${indexName} ${index} must be < ${countName} ${count} (host indices run 0..count-1)`,
+      { option: indexName === "hostIndex" ? "hostIndex" : undefined },
     );
   }
   return { index, count, from };

@@ -9,7 +9,7 @@ import { SparsekdError } from "../errors.ts";
 import type { TokenSource } from "../data/source.ts";
 import { checkpointDir, latestCheckpoint, loadModel } from "../model/checkpoint.ts";
 import type { Gpt } from "../model/gpt.ts";
-import type { RunJson } from "../format/constants.ts";
+import type { RunJson } from "../format/types.ts";
 import { readManifests } from "../format/manifest.ts";
 import { readRunJson } from "../format/run_json.ts";
 import type { EvalPoint, ReportInput, ReportStudent, TrainPoint } from "../report/types.ts";

@@ -7,15 +7,10 @@
 import { SparsekdError } from "../errors.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { crc32cFromBase64 } from "./crc32c.ts";
-import {
-  FORMAT_VERSION,
-  joinUri,
-  type Manifest,
-  MANIFEST_FORMAT,
-  type ManifestEntry,
-  manifestPath,
-  shardPath,
-} from "./constants.ts";
+import { FORMAT_VERSION, type Manifest, MANIFEST_FORMAT, type ManifestEntry } from "./types.ts";
+import { joinUri } from "./uri.ts";
+import { manifestPath, shardPath } from "./layout.ts";
+import { MAX_JSON_BYTES } from "./run_json.ts";
 
 /**
  * Builds a host manifest, its shards sorted by index.
@@ -118,6 +113,10 @@ export async function readManifests(
     const where = joinUri(store.uri, path);
     let parsed: unknown;
     try {
+      const size = await store.size(path);
+      if (size !== null && size > MAX_JSON_BYTES) {
+        throw new SparsekdError(`${where} is ${size} bytes, more than a manifest can be (${MAX_JSON_BYTES})`);
+      }
       parsed = JSON.parse(new TextDecoder().decode(await store.readBytes(path)));
     } catch (err) {
       if (err instanceof SparsekdError) throw err;

@@ -10,11 +10,11 @@ import {
   type Fingerprinted,
   FORMAT_VERSION,
   indexDtypeFor,
-  joinUri,
   RUN_FORMAT,
   type RunJson,
   type ValueDtype,
-} from "./constants.ts";
+} from "./types.ts";
+import { joinUri } from "./uri.ts";
 
 /** The path of run.json inside OUT. */
 export const RUN_JSON_PATH = "run.json";
@@ -59,6 +59,16 @@ export function makeRunJson(input: RunJsonInput): RunJson {
   return validateRunJson(run, "run.json");
 }
 
+/** The most sequences a run may have (2^40). */
+export const MAX_SEQUENCES = 2 ** 40;
+/** The most shards a run may have (2^24). */
+export const MAX_SHARDS = 2 ** 24;
+/** The largest `bin` of a record, in bytes (1 GiB: well inside bin32 and a typed array). */
+const MAX_BIN = 2 ** 30;
+
+/** The largest run.json or manifest read (64 MiB: a manifest of about 400,000 shards). */
+export const MAX_JSON_BYTES = 64 << 20;
+
 const isPosInt = (x: unknown): x is number => typeof x === "number" && Number.isSafeInteger(x) && x > 0;
 
 /**
@@ -82,6 +92,13 @@ export function validateRunJson(x: unknown, where: string): RunJson {
     if (!isPosInt(r[key])) bad(`${key} must be a positive integer (got ${JSON.stringify(r[key])})`);
   }
   if ((r.vocabSize as number) > 2 ** 32) bad(`vocabSize ${r.vocabSize} exceeds 2^32`);
+  if ((r.sequences as number) > MAX_SEQUENCES) {
+    bad(`sequences ${r.sequences} exceeds ${MAX_SEQUENCES} (2^40)`);
+  }
+  const shards = Math.ceil((r.sequences as number) / (r.sequencesPerShard as number));
+  if (shards > MAX_SHARDS) {
+    bad(`sequences / sequencesPerShard gives ${shards} shards, more than ${MAX_SHARDS} (2^24)`);
+  }
   if ((r.k as number) > (r.vocabSize as number)) bad(`k ${r.k} exceeds vocabSize ${r.vocabSize}`);
   const wantIdx = indexDtypeFor(r.vocabSize as number);
   if (r.indexDtype !== wantIdx) {
@@ -93,6 +110,14 @@ export function validateRunJson(x: unknown, where: string): RunJson {
   const temps = r.lseTemperatures;
   if (!Array.isArray(temps) || temps.some((t) => typeof t !== "number" || !(t > 0) || !Number.isFinite(t))) {
     bad(`lseTemperatures must be an array of positive numbers (got ${JSON.stringify(temps)})`);
+  }
+  if ((temps as number[]).length === 0) bad("lseTemperatures must hold at least one temperature");
+  // Each record's largest bin must fit a bin32 (and the typed arrays the reader makes of it).
+  const L = r.seqLen as number, K = r.k as number, M = (temps as number[]).length;
+  if (4 * L * Math.max(K, M) > MAX_BIN) {
+    bad(
+      `seqLen ${L} × max(k ${K}, temperatures ${M}) × 4 bytes exceeds a record's limit of ${MAX_BIN} bytes`,
+    );
   }
   for (const key of ["teacher", "data"]) {
     const e = r[key] as Record<string, unknown> | null;
@@ -148,7 +173,10 @@ export function runDifference(existing: RunJson, wanted: RunJson): string | null
 export function checkRunCompatible(existing: RunJson, wanted: RunJson, where = "OUT"): void {
   const diff = runDifference(existing, wanted);
   if (diff !== null) {
-    throw new SparsekdError(`${joinUri(where, RUN_JSON_PATH)} belongs to another run: ${diff}`);
+    throw new SparsekdError(
+      `${joinUri(where, RUN_JSON_PATH)} belongs to another run: ${diff} (to start over, delete ${where} ` +
+        `or write to another output; to continue it, use the inputs and settings it names)`,
+    );
   }
 }
 
@@ -175,6 +203,10 @@ export function encodeRunJson(run: RunJson): Uint8Array {
 export async function readRunJson(store: ObjectStore): Promise<RunJson> {
   const where = joinUri(store.uri, RUN_JSON_PATH);
   if (!(await store.exists(RUN_JSON_PATH))) throw new SparsekdError(`${where} does not exist`);
+  const size = await store.size(RUN_JSON_PATH);
+  if (size !== null && size > MAX_JSON_BYTES) {
+    throw new SparsekdError(`${where} is ${size} bytes, more than a run.json can be (${MAX_JSON_BYTES})`);
+  }
   const bytes = await store.readBytes(RUN_JSON_PATH);
   let parsed: unknown;
   try {

@@ -8,31 +8,14 @@
 import { SparsekdError } from "../errors.ts";
 import { openStore } from "../store/open_store.ts";
 import type { ObjectStore } from "../store/store.ts";
-import {
-  fromLeF16,
-  fromLeF32,
-  fromLeU16,
-  fromLeU32,
-  MsgpackStreamDecoder,
-  MsgpackSyntaxError,
-} from "./codec.ts";
-import type { UnpackValue } from "./codec.ts";
+import { MsgpackStreamDecoder, MsgpackSyntaxError } from "./msgpack_decode.ts";
 import { Crc32c, crc32cToBase64 } from "./crc32c.ts";
-import {
-  dtypeBytes,
-  FORMAT_VERSION,
-  joinUri,
-  type ManifestEntry,
-  type RunJson,
-  SHARD_FORMAT,
-  shardCount,
-  type ShardHeader,
-  shardPath,
-  shardRange,
-  type ShardRecord,
-} from "./constants.ts";
+import type { ManifestEntry, RunJson, ShardHeader, ShardRecord } from "./types.ts";
+import { joinUri } from "./uri.ts";
+import { shardCount, shardPath, shardRange } from "./layout.ts";
 import { readManifests } from "./manifest.ts";
 import { readRunJson } from "./run_json.ts";
+import { checkHeader, checkTrailer, decodeRecord, isObj } from "./shard_values.ts";
 
 /** What {@linkcode decodeShard} returns once the whole shard has been read and checked. */
 export interface ShardSummary {
@@ -53,14 +36,12 @@ export interface DecodeShardOptions {
   run?: RunJson;
   /** The shard index j the header must carry; with `run`, fixes the sequence range. */
   shard?: number;
-  /** A manifest entry: size, CRC32C and counts must match it. */
-  expected?: Pick<ManifestEntry, "bytes" | "crc32c" | "records" | "tokens"> & { host?: number };
+  /**
+   * A manifest entry: size, CRC32C and counts must match it. (The header's `host` is who wrote the shard;
+   * a host restarted with another host count lists shards that other hosts wrote, so it is not compared.)
+   */
+  expected?: Pick<ManifestEntry, "bytes" | "crc32c" | "records" | "tokens">;
 }
-
-type Obj = { [key: string]: UnpackValue };
-const isObj = (v: UnpackValue): v is Obj =>
-  typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
-const isUint = (v: UnpackValue): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 
 /**
  * Decodes one shard from its byte stream, yielding its records in order; the generator's return value
@@ -189,130 +170,24 @@ export async function* decodeShard(
         `corrupt shard ${where} at byte ${size}: ${records} records/${trailer.tokens} tokens, the manifest says ${expected.records}/${expected.tokens}`,
       );
     }
-    if (expected.host !== undefined && expected.host !== header.host) {
-      throw new SparsekdError(
-        `corrupt shard ${where} at byte 0: written by host ${header.host}, listed in the manifest of host ${expected.host}`,
-      );
-    }
   }
   return { header, records, tokens: trailer.tokens, bytes: size, crc32c: crcText };
-}
-
-function checkHeader(
-  v: UnpackValue,
-  offset: number,
-  corrupt: (offset: number, detail: string) => never,
-  run: RunJson | undefined,
-  shard: number | undefined,
-): ShardHeader {
-  if (!isObj(v)) return corrupt(offset, "the header is not a map");
-  if (v.format !== SHARD_FORMAT) {
-    corrupt(offset, `header format is ${JSON.stringify(v.format)}, expected "${SHARD_FORMAT}"`);
-  }
-  if (v.version !== FORMAT_VERSION) {
-    corrupt(offset, `header version ${JSON.stringify(v.version)} is not supported`);
-  }
-  for (const key of ["shard", "host", "vocabSize", "k", "seqLen"]) {
-    if (!isUint(v[key])) corrupt(offset, `header ${key} is not a non-negative integer`);
-  }
-  if (v.indexDtype !== "u16" && v.indexDtype !== "u32") {
-    corrupt(offset, "header indexDtype is not u16 or u32");
-  }
-  if (v.valueDtype !== "f16" && v.valueDtype !== "f32") {
-    corrupt(offset, "header valueDtype is not f16 or f32");
-  }
-  const temps = v.lseTemperatures;
-  if (!Array.isArray(temps) || temps.some((t) => typeof t !== "number")) {
-    corrupt(offset, "header lseTemperatures is not an array of numbers");
-  }
-  const h = v as unknown as ShardHeader;
-  if (shard !== undefined && h.shard !== shard) {
-    corrupt(offset, `header says shard ${h.shard}, expected ${shard}`);
-  }
-  if (run) {
-    for (const key of ["vocabSize", "k", "seqLen", "indexDtype", "valueDtype", "lseTemperatures"] as const) {
-      const same = key === "lseTemperatures"
-        ? sameTemperatures(h.lseTemperatures, run.lseTemperatures)
-        : h[key] === run[key];
-      if (!same) {
-        corrupt(
-          offset,
-          `header ${key} ${JSON.stringify(h[key])} differs from run.json's ${JSON.stringify(run[key])}`,
-        );
-      }
-    }
-  }
-  return h;
-}
-
-/** Equal temperature lists; a temperature stored as float32 by another writer matches its float64. */
-function sameTemperatures(a: number[], b: number[]): boolean {
-  return a.length === b.length && a.every((t, i) => t === b[i] || Math.fround(t) === Math.fround(b[i]));
-}
-
-function checkTrailer(
-  v: Obj,
-  offset: number,
-  corrupt: (offset: number, detail: string) => never,
-  header: ShardHeader,
-  records: number,
-): { records: number; tokens: number } {
-  if (v.end !== true || !isUint(v.records) || !isUint(v.tokens)) corrupt(offset, "malformed trailer");
-  const n = v.records as number, t = v.tokens as number;
-  if (n !== records) corrupt(offset, `trailer says ${n} records, the shard holds ${records}`);
-  if (t !== records * header.seqLen) {
-    corrupt(offset, `trailer says ${t} tokens, expected ${records * header.seqLen}`);
-  }
-  return { records: n, tokens: t };
-}
-
-function decodeRecord(
-  v: UnpackValue,
-  offset: number,
-  corrupt: (offset: number, detail: string) => never,
-  h: ShardHeader,
-): ShardRecord {
-  if (!isObj(v)) return corrupt(offset, "a record is not a map");
-  const keys = Object.keys(v);
-  for (const key of ["seq", "tokens", "idx", "val", "lse"]) {
-    if (!Object.hasOwn(v, key)) corrupt(offset, `record lacks "${key}"`);
-  }
-  if (keys.length !== 5) corrupt(offset, `record has unknown keys (${keys.join(", ")})`);
-  if (!isUint(v.seq)) return corrupt(offset, "record seq is not a non-negative integer");
-  const seq = v.seq;
-  const L = h.seqLen, K = h.k, T = h.lseTemperatures.length;
-  const binOf = (key: string, elems: number, width: number): Uint8Array => {
-    const b = v[key];
-    if (!(b instanceof Uint8Array)) return corrupt(offset, `record seq ${seq}: ${key} is not bin`);
-    if (b.length !== elems * width) {
-      corrupt(offset, `record seq ${seq}: ${key} has ${b.length} bytes, expected ${elems * width}`);
-    }
-    return b;
-  };
-  const tokens = fromLeU32(binOf("tokens", L, 4));
-  const idxBytes = binOf("idx", L * K, dtypeBytes(h.indexDtype));
-  const idx = h.indexDtype === "u16" ? fromLeU16(idxBytes) : fromLeU32(idxBytes);
-  for (let i = 0; i < idx.length; i++) {
-    if (idx[i] >= h.vocabSize) {
-      corrupt(offset, `record seq ${seq}: idx[${i}] = ${idx[i]} is not below vocabSize ${h.vocabSize}`);
-    }
-  }
-  const valBytes = binOf("val", L * K, dtypeBytes(h.valueDtype));
-  const val = h.valueDtype === "f16" ? fromLeF16(valBytes) : fromLeF32(valBytes);
-  const lse = fromLeF32(binOf("lse", L * T, 4));
-  return { seq, tokens, idx, val, lse };
 }
 
 /** Options of {@linkcode readShard}. */
 export interface ReadShardOptions {
   /** run.json of the OUT (read from the store when absent). */
   run?: RunJson;
-  /** The manifest entry to check size and CRC32C against (none: only computed and returned). */
+  /**
+   * The manifest entry to check size and CRC32C against, before any record is handed out. Without it the
+   * shard is checked by its structure alone, and its records come out as they are read.
+   */
   expected?: DecodeShardOptions["expected"];
 }
 
 /**
- * Streams the records of shard j of a store.
+ * Streams the records of shard j of a store. With `expected`, the whole shard is read and its size and
+ * CRC32C checked before its first record is yielded.
  *
  * @example
  * ```ts
@@ -329,7 +204,70 @@ export async function* readShard(
   const path = shardPath(shard);
   const where = joinUri(store.uri, path);
   if (!(await store.exists(path))) throw new SparsekdError(`shard ${where} does not exist`);
-  return yield* decodeShard(await store.read(path), { where, run, shard, expected: options.expected });
+  const expected = options.expected;
+  if (!expected) return yield* decodeShard(await store.read(path), { where, run, shard });
+  const bytes = await readVerified(store, path, where, run, shard, expected);
+  return yield* decodeShard(streamOf(bytes), { where, run, shard, expected });
+}
+
+/** A one-chunk stream of `bytes`. */
+function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    start(c) {
+      c.enqueue(bytes);
+      c.close();
+    },
+  });
+}
+
+/**
+ * Reads a whole shard that a manifest lists and checks it completely (structure, size, CRC32C, counts):
+ * the store's size must be the manifest's before anything is allocated, and no more bytes than that are
+ * read. Returns the bytes, which are then decoded a second time to hand out the records.
+ */
+async function readVerified(
+  store: ObjectStore,
+  path: string,
+  where: string,
+  run: RunJson,
+  shard: number,
+  expected: NonNullable<DecodeShardOptions["expected"]>,
+): Promise<Uint8Array> {
+  const size = await store.size(path);
+  if (size === null) throw new SparsekdError(`shard ${where} does not exist`);
+  if (size > expected.bytes) {
+    throw new SparsekdError(
+      `corrupt shard ${where} at byte ${expected.bytes}: size ${size} bytes, the manifest says ${expected.bytes}`,
+    );
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  const reader = (await store.read(path)).getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (at + value.length > size) {
+        throw new SparsekdError(`corrupt shard ${where} at byte ${size}: it grew while being read`);
+      }
+      bytes.set(value, at);
+      at += value.length;
+    }
+  } catch (err) {
+    await reader.cancel().catch(() => {});
+    if (err instanceof SparsekdError) throw err;
+    throw new SparsekdError(
+      `cannot read shard ${where} at byte ${at}: ${String((err as Error)?.message ?? err).split("\n")[0]}`,
+      { cause: err },
+    );
+  } finally {
+    reader.releaseLock();
+  }
+  const got = bytes.subarray(0, at);
+  // The first pass checks everything (the documented errors, in their order) and hands out nothing.
+  const it = decodeShard(streamOf(got), { where, run, shard, expected });
+  while (!(await it.next()).done) { /* records are dropped: only the checks matter here */ }
+  return got;
 }
 
 /** Options of {@linkcode readShards}. */
@@ -338,7 +276,12 @@ export interface ReadShardsOptions {
   shards?: Iterable<number>;
   /** Skip shards not written yet instead of failing. */
   skipMissing?: boolean;
-  /** Fail when a shard is not listed in any host manifest (default false: its CRC is then only computed). */
+  /**
+   * Fail when a shard is not listed in any host manifest (default true). A listed shard is read whole and
+   * its size and CRC32C checked before its records are handed out; an unlisted one (only with `false`: a
+   * host that has not finished yet) is checked by its structure alone, which cannot tell a shard copied
+   * from another run of the same shapes, nor flipped bits inside the numbers.
+   */
   requireManifest?: boolean;
   /** GCS endpoint, for gs:// URIs (e.g. the emulator). */
   endpoint?: string;
@@ -351,8 +294,8 @@ export type ShardsRecord = ShardRecord & { shard: number };
 
 /**
  * Streams the records of a whole OUT (a path, `file://…`, `gs://bucket/prefix` or an open store), shard
- * after shard, checking every shard against run.json and, where a host manifest lists it, its size and
- * CRC32C. Memory stays bounded by one shard's read buffer.
+ * after shard, checking every shard against run.json and its host manifest (size and CRC32C, before any
+ * of its records is yielded). Memory stays bounded by one shard.
  *
  * @example
  * ```ts
@@ -369,13 +312,15 @@ export async function* readShards(
   const run = await readRunJson(store);
   const manifests = await readManifests(store);
   const total = shardCount(run.sequences, run.sequencesPerShard);
-  const shards = options.shards ? [...options.shards] : Array.from({ length: total }, (_, j) => j);
-  for (const j of shards) {
+  const requireManifest = options.requireManifest ?? true;
+  const shards = options.shards ? [...options.shards] : null;
+  for (const j of shards ?? []) {
     if (!Number.isSafeInteger(j) || j < 0 || j >= total) {
       throw new SparsekdError(`shard ${j} does not exist in ${store.uri} (it has shards 0 to ${total - 1})`);
     }
   }
-  for (const j of shards) {
+  for (let i = 0; i < (shards ? shards.length : total); i++) {
+    const j = shards ? shards[i] : i;
     const path = shardPath(j);
     const where = joinUri(store.uri, path);
     if (!(await store.exists(path))) {
@@ -383,10 +328,14 @@ export async function* readShards(
       throw new SparsekdError(`shard ${where} does not exist`);
     }
     const expected = manifests.get(j);
-    if (!expected && options.requireManifest) {
-      throw new SparsekdError(`shard ${where} is not in any host manifest`);
+    if (!expected && requireManifest) {
+      throw new SparsekdError(
+        `shard ${where} is not in any host manifest (its host has not finished, or it comes from elsewhere)`,
+      );
     }
-    const it = decodeShard(await store.read(path), { where, run, shard: j, expected });
+    const it = expected
+      ? readShard(store, j, { run, expected })
+      : decodeShard(await store.read(path), { where, run, shard: j });
     while (true) {
       const step = await it.next();
       if (step.done) {

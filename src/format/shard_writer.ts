@@ -5,8 +5,11 @@
  */
 
 import { SparsekdError } from "../errors.ts";
-import { f32ToF16, Float64, leBytes, PackWriter } from "./codec.ts";
-import { FORMAT_VERSION, type RunJson, SHARD_FORMAT, type ShardHeader, shardRange } from "./constants.ts";
+import { f32ToF16 } from "./f16.ts";
+import { Float64, PackWriter } from "./msgpack_encode.ts";
+import { leBytes } from "./le_bytes.ts";
+import { FORMAT_VERSION, type RunJson, SHARD_FORMAT, type ShardHeader } from "./types.ts";
+import { shardRange } from "./layout.ts";
 
 /** What a record given to the writer may hold. */
 export interface ShardRecordInput {

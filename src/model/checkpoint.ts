@@ -7,7 +7,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { SparsekdError } from "../errors.ts";
-import { f16ToF32, f32ToF16 } from "../format/codec.ts";
+import { f16ToF32, f32ToF16 } from "../format/f16.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { createGpt, type Gpt, type GptConfig } from "./gpt.ts";
 

@@ -9,24 +9,23 @@
 import { SparsekdError } from "../errors.ts";
 import type { Runtime } from "../gpu/runtime.ts";
 import { NonFiniteLogitsError, topK, topKFromBuffer } from "../kernels/topk.ts";
+import { MAX_K, MAX_TEMPERATURES, MAX_VOCAB } from "../kernels/topk_reference.ts";
 import type { TokenSource } from "../data/source.ts";
 import { shardsForHost } from "../data/hosts.ts";
 import type { Teacher } from "../teacher/teacher.ts";
-import type { ObjectStore } from "../store/store.ts";
+import { ObjectExistsError, type ObjectStore } from "../store/store.ts";
+import type { Manifest, ManifestEntry, RunJson, ValueDtype } from "../format/types.ts";
+import { manifestPath, shardCount, shardPath, shardRange } from "../format/layout.ts";
 import {
-  type ManifestEntry,
-  type RunJson,
-  shardCount,
-  shardPath,
-  shardRange,
-  type ValueDtype,
-} from "../format/constants.ts";
-import { ensureRunJson, makeRunJson } from "../format/run_json.ts";
-import { createShardWriter, type ShardRecordInput, shardWriterOptions } from "../format/shard_writer.ts";
-import { Crc32c } from "../format/crc32c.ts";
-import { encodeManifest, makeManifest } from "../format/manifest.ts";
-import { type Manifest, manifestPath } from "../format/constants.ts";
-import { ObjectExistsError } from "../store/store.ts";
+  checkRunCompatible,
+  ensureRunJson,
+  makeRunJson,
+  readRunJson,
+  RUN_JSON_PATH,
+} from "../format/run_json.ts";
+import type { ShardRecordInput } from "../format/shard_writer.ts";
+import { encodeManifest, makeManifest, readManifests } from "../format/manifest.ts";
+import { openShardSink, type ShardSink, verifyShard } from "../format/shard_sink.ts";
 
 /** Options of {@linkcode saveTopK}. */
 export interface SaveTopKOptions {
@@ -98,9 +97,70 @@ interface Batch {
 }
 
 /**
+ * Checks every option of a save against the teacher and the data before anything is written; a bad one
+ * is a one-line {@linkcode SparsekdError} naming the option.
+ *
+ * @example
+ * ```ts
+ * checkSaveOptions(options); // throws on k = 0, 33 temperatures, host index ≥ count, …
+ * ```
+ */
+export function checkSaveOptions(o: Omit<SaveTopKOptions, "rt" | "store">): void {
+  const V = o.teacher.vocabSize, L = o.source.seqLen;
+  const bad = (option: string, what: string): never => {
+    throw new SparsekdError(`${option} ${what}`, { option });
+  };
+  const int = (x: number, min: number) => Number.isSafeInteger(x) && x >= min;
+  if (!int(V, 2) || V > MAX_VOCAB) {
+    throw new SparsekdError(
+      `the teacher's vocabulary size ${V} is outside the 2 to ${MAX_VOCAB} that the top-k kernel supports`,
+    );
+  }
+  if (!int(o.k, 1) || o.k > V) {
+    bad("k", `must be between 1 and the teacher's vocabulary size ${V} (got ${o.k})`);
+  }
+  if (o.k > MAX_K) bad("k", `must be at most ${MAX_K} (got ${o.k})`);
+  if (!int(o.batchSize, 1)) bad("batchSize", `must be an integer ≥ 1 (got ${o.batchSize})`);
+  if (!int(o.sequencesPerShard, 1)) {
+    bad("sequencesPerShard", `must be an integer ≥ 1 (got ${o.sequencesPerShard})`);
+  }
+  if (o.valueDtype !== "f32" && o.valueDtype !== "f16") {
+    bad("valueDtype", `must be f32 or f16 (got ${JSON.stringify(o.valueDtype)})`);
+  }
+  const temps = o.lseTemperatures;
+  if (!Array.isArray(temps) || temps.length < 1 || temps.length > MAX_TEMPERATURES) {
+    bad("lseTemperatures", `must hold 1 to ${MAX_TEMPERATURES} temperatures (got ${temps?.length})`);
+  }
+  for (const t of temps) {
+    if (typeof t !== "number" || !Number.isFinite(t) || t <= 0) {
+      bad("lseTemperatures", `must be finite numbers > 0 (got ${t})`);
+    }
+  }
+  if (!int(o.host.count, 1)) bad("hostCount", `must be an integer ≥ 1 (got ${o.host.count})`);
+  if (!int(o.host.index, 0) || o.host.index >= o.host.count) {
+    bad(
+      "hostIndex",
+      `must be an integer from 0 to hostCount - 1 = ${o.host.count - 1} (got ${o.host.index})`,
+    );
+  }
+  if (o.queueDepth !== undefined && !int(o.queueDepth, 1)) {
+    bad("queueDepth", `must be an integer ≥ 1 (got ${o.queueDepth})`);
+  }
+  if (o.teacher.seqLen !== undefined && o.teacher.seqLen !== L) {
+    throw new SparsekdError(
+      `the teacher (${o.teacher.description}) works on sequences of ${o.teacher.seqLen} tokens, the data has ${L}`,
+    );
+  }
+}
+
+/**
  * Runs the teacher over this host's shards that do not exist yet and writes them; then writes the host's
- * manifest. A shard that exists is skipped (its bytes are those an uninterrupted run writes, since every
- * shard is deterministic and appears only once complete), after checking that OUT's run.json matches.
+ * manifest. Every option is checked before anything is written, and OUT's run.json (when there is one)
+ * must describe the same run; this process writes run.json only once its first shard exists, so a run
+ * that fails on its first shard leaves OUT as it found it. A shard that exists is read back and verified
+ * (structure, the manifest's CRC32C where one lists it, its tokens against the data) before it is skipped;
+ * a damaged one is a one-line error that names it. A shard that another process writes meanwhile (the same
+ * host index twice) is verified and kept.
  *
  * @example
  * ```ts
@@ -110,18 +170,10 @@ interface Batch {
  */
 export async function saveTopK(o: SaveTopKOptions): Promise<SaveSummary> {
   const t0 = performance.now();
-  const { teacher, source, rt } = o;
+  const { teacher, source, rt, store } = o;
+  checkSaveOptions(o);
   const V = teacher.vocabSize, L = source.seqLen;
-  if (!Number.isInteger(o.k) || o.k < 1 || o.k > V) {
-    throw new SparsekdError(`--k must be between 1 and the teacher's vocabulary size ${V} (got ${o.k})`);
-  }
-  if (o.k > 1024) throw new SparsekdError(`--k must be at most 1024 (got ${o.k})`);
-  if (teacher.seqLen !== undefined && teacher.seqLen !== L) {
-    throw new SparsekdError(
-      `the teacher (${teacher.description}) works on sequences of ${teacher.seqLen} tokens, the data has ${L}`,
-    );
-  }
-  const wanted = makeRunJson({
+  const run = makeRunJson({
     vocabSize: V,
     k: o.k,
     seqLen: L,
@@ -132,20 +184,37 @@ export async function saveTopK(o: SaveTopKOptions): Promise<SaveSummary> {
     teacher: { fingerprint: teacher.fingerprint, description: teacher.description },
     data: { fingerprint: source.fingerprint, description: source.description },
   });
-  const run = o.store ? await ensureRunJson(o.store, wanted) : wanted;
+  if (store && (await store.exists(RUN_JSON_PATH))) {
+    checkRunCompatible(await readRunJson(store), run, store.uri);
+  }
+  let claimed = false;
+  const claim = async () => {
+    if (store && !claimed) await ensureRunJson(store, run);
+    claimed = true;
+  };
   const N = run.sequencesPerShard, S = run.sequences;
   const mine = shardsForHost(shardCount(S, N), o.host.index, o.host.count);
+  const sizeOf = (j: number) => {
+    const r = shardRange(j, N, S);
+    return r.end - r.start;
+  };
 
   const entries = new Map<number, ManifestEntry>();
   const todo: number[] = [];
   const progress: SaveProgress = {
     sequencesDone: 0,
-    sequencesTotal: mine.reduce((n, j) => n + rangeSize(shardRange(j, N, S)), 0),
+    sequencesTotal: mine.reduce((n, j) => n + sizeOf(j), 0),
     sequencesComputed: 0,
     bytesWritten: 0,
   };
+  const listed = store ? await readManifests(store) : new Map();
   for (const j of mine) {
-    const existing = o.store ? await describeExisting(o.store, run, j) : null;
+    const existing = store && (await store.exists(shardPath(j)))
+      ? await verifyShard(store, run, j, {
+        expected: listed.get(j),
+        checkRecord: await tokensOf(source, run, j),
+      })
+      : null;
     if (existing) {
       entries.set(j, existing);
       progress.sequencesDone += existing.records;
@@ -177,58 +246,57 @@ export async function saveTopK(o: SaveTopKOptions): Promise<SaveSummary> {
     },
   }, { highWaterMark: o.queueDepth ?? 2 });
 
-  // The writer stage: one shard object open at a time, records streamed into it.
+  // The writer stage: one shard sink open at a time, records streamed into it.
   const reader = batches.getReader();
-  let open:
-    | {
-      shard: number;
-      writer: WritableStreamDefaultWriter<ShardRecordInput>;
-      finished: Promise<ManifestEntry>;
-    }
-    | null = null;
-  let shardsWritten = 0, tokens = 0;
+  let open: ShardSink | null = null;
+  let shardsWritten = 0, shardsSkipped = mine.length - todo.length, tokens = 0;
+  const finish = async (sink: ShardSink) => {
+    const { entry, existed } = await sink.close();
+    if (entry) entries.set(sink.shard, entry);
+    if (existed) shardsSkipped++;
+    else shardsWritten++;
+    await claim();
+  };
   try {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
       if (open && open.shard !== value.shard) {
-        await open.writer.close();
-        entries.set(open.shard, await open.finished);
-        shardsWritten++;
+        const closing: ShardSink = open;
         open = null;
+        await finish(closing);
       }
-      if (!open) open = await openShard(o.store, run, value.shard, o.host.index, progress);
-      for (const rec of value.records) await open.writer.write(rec);
+      open ??= await openShardSink(store, run, value.shard, o.host.index, {
+        onBytes: (n) => (progress.bytesWritten += n),
+        recordCheck: () => tokensOf(source, run, value.shard),
+      });
+      for (const rec of value.records) await open.write(rec);
       progress.sequencesDone += value.records.length;
       progress.sequencesComputed += value.records.length;
       tokens += value.records.length * L;
       o.onProgress?.({ ...progress });
     }
     if (open) {
-      await open.writer.close();
-      entries.set(open.shard, await open.finished);
-      shardsWritten++;
+      const closing: ShardSink = open;
       open = null;
+      await finish(closing);
     }
   } catch (err) {
     await reader.cancel().catch(() => {});
-    if (open) {
-      // Abort the shard object and wait until the store has removed what it had started.
-      await open.writer.abort(err).catch(() => {});
-      await open.finished.catch(() => {});
-    }
+    // Abort the shard object and wait until the store has removed what it had started.
+    if (open) await open.abort(err);
     throw err;
   }
 
-  if (o.store) {
-    const list = mine.map((j) => entries.get(j)!);
-    await putManifest(o.store, makeManifest(o.host.index, list));
+  if (store) {
+    await claim();
+    await putManifest(store, makeManifest(o.host.index, mine.map((j) => entries.get(j)!)));
   }
   const wallSeconds = (performance.now() - t0) / 1000;
   return {
     run,
     shardsWritten,
-    shardsSkipped: mine.length - todo.length,
+    shardsSkipped,
     tokens,
     bytes: progress.bytesWritten,
     bytesPerToken: tokens ? progress.bytesWritten / tokens : 0,
@@ -239,8 +307,26 @@ export async function saveTopK(o: SaveTopKOptions): Promise<SaveSummary> {
   };
 }
 
-function rangeSize(r: { start: number; end: number }): number {
-  return r.end - r.start;
+/**
+ * A record check for shard j: its tokens must be the data's (a shard of another run over other data, or
+ * one whose token bytes changed, is refused).
+ */
+async function tokensOf(source: TokenSource, run: RunJson, shard: number) {
+  const r = shardRange(shard, run.sequencesPerShard, run.sequences);
+  const L = run.seqLen;
+  const want = await source.read(r.start, r.end - r.start);
+  return (record: { seq: number; tokens: Uint32Array }) => {
+    const at = (record.seq - r.start) * L;
+    for (let t = 0; t < L; t++) {
+      if (record.tokens[t] !== want[at + t]) {
+        throw new SparsekdError(
+          `sequence ${record.seq} holds token ${record.tokens[t]} at position ${t}, the data has ${
+            want[at + t]
+          }`,
+        );
+      }
+    }
+  };
 }
 
 /** Teacher forward and top-k of one batch, split into per-sequence records. */
@@ -285,76 +371,6 @@ async function computeBatch(
   return { shard, records };
 }
 
-/** Opens shard j for writing: a shard writer piped into a create-only store object, counting bytes and CRC. */
-async function openShard(
-  store: ObjectStore | null,
-  run: RunJson,
-  shard: number,
-  host: number,
-  progress: SaveProgress,
-) {
-  const range = shardRange(shard, run.sequencesPerShard, run.sequences);
-  const encoder = createShardWriter(shardWriterOptions(run, shard, host));
-  const crc = new Crc32c();
-  let size = 0;
-  const counter = new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, c) {
-      crc.update(chunk);
-      size += chunk.byteLength;
-      progress.bytesWritten += chunk.byteLength;
-      c.enqueue(chunk);
-    },
-  });
-  const sink = store ? (await store.create(shardPath(shard))) : null;
-  const piped = encoder.readable.pipeThrough(counter).pipeTo(sink ? sink.writable : new WritableStream());
-  const finished = (async (): Promise<ManifestEntry> => {
-    await piped;
-    if (sink) {
-      const info = await sink.done;
-      if (info.size !== size) {
-        throw new Error(`shard ${shard}: the store reports ${info.size} bytes, ${size} were sent`);
-      }
-    }
-    const records = range.end - range.start;
-    return {
-      shard,
-      path: shardPath(shard),
-      bytes: size,
-      crc32c: crc.base64,
-      records,
-      tokens: records * run.seqLen,
-    };
-  })();
-  finished.catch(() => {}); // awaited by the caller; avoid an unhandled rejection while it writes
-  return { shard, writer: encoder.writable.getWriter(), finished };
-}
-
-/** The manifest entry of shard j when it already exists (size and CRC32C read back from the store). */
-async function describeExisting(
-  store: ObjectStore,
-  run: RunJson,
-  shard: number,
-): Promise<ManifestEntry | null> {
-  const path = shardPath(shard);
-  if (!(await store.exists(path))) return null;
-  const crc = new Crc32c();
-  let size = 0;
-  const stream = await store.read(path);
-  for await (const chunk of stream) {
-    crc.update(chunk);
-    size += chunk.byteLength;
-  }
-  const r = shardRange(shard, run.sequencesPerShard, run.sequences);
-  return {
-    shard,
-    path,
-    bytes: size,
-    crc32c: crc.base64,
-    records: r.end - r.start,
-    tokens: (r.end - r.start) * run.seqLen,
-  };
-}
-
 /**
  * Writes host h's manifest. When one is there already with the same content (a finished run started
  * again) nothing changes; when it differs (the host count changed since) it is replaced: a manifest is an
@@ -372,5 +388,10 @@ async function putManifest(store: ObjectStore, manifest: Manifest): Promise<void
   const old = await store.readBytes(path);
   if (old.length === bytes.length && old.every((b, i) => b === bytes[i])) return;
   await store.delete(path);
-  await store.writeBytes(path, bytes);
+  try {
+    await store.writeBytes(path, bytes);
+  } catch (err) {
+    // another process with the same host index replaced it at the same moment: with the same shards
+    if (!(err instanceof ObjectExistsError)) throw err;
+  }
 }

@@ -5,7 +5,8 @@
  * @module
  */
 import { SparsekdError } from "../errors.ts";
-import type { RunJson } from "../format/constants.ts";
+import type { RunJson } from "../format/types.ts";
+import { shardsCovering } from "../format/layout.ts";
 import { readShards } from "../format/shard_reader.ts";
 import type { ObjectStore } from "../store/store.ts";
 import type { TrainRecord } from "./records.ts";
@@ -39,8 +40,7 @@ export async function* shardStream(
   map: (r: ShardRow) => TrainRecord,
 ): AsyncGenerator<TrainRecord> {
   if (from >= to) return;
-  const per = run.sequencesPerShard;
-  const first = Math.floor(from / per), last = Math.floor((to - 1) / per);
+  const { first, last } = shardsCovering(from, to, run.sequencesPerShard);
   const shards = Array.from({ length: last - first + 1 }, (_, i) => first + i);
   for await (const r of readShards(store, { shards })) {
     if (r.seq < from) continue;

@@ -6,7 +6,7 @@
  * @module
  */
 import { SparsekdError } from "../errors.ts";
-import { joinUri } from "../format/constants.ts";
+import { joinUri } from "../format/uri.ts";
 import { createRuntime, type Runtime } from "../gpu/runtime.ts";
 import { useTfjsOnRuntime } from "../gpu/tfjs_backend.ts";
 import { saveModel } from "../model/checkpoint.ts";

@@ -1,6 +1,6 @@
 /**
- * Format v1: names, versions, dtypes, the shapes of run.json, shard headers, records, trailers and host
- * manifests, and the path helpers. `docs/format.md` is the normative description.
+ * Format v1's names and version, its dtypes, and the shapes of run.json, shard headers, records, trailers
+ * and host manifests. `docs/format.md` is the normative description.
  * @module
  */
 
@@ -127,69 +127,4 @@ export function indexDtypeFor(vocabSize: number): IndexDtype {
  */
 export function dtypeBytes(dtype: IndexDtype | ValueDtype): number {
   return dtype === "u16" || dtype === "f16" ? 2 : 4;
-}
-
-/**
- * Path of shard j relative to OUT.
- *
- * @example
- * ```ts
- * shardPath(3); // "shards/s000003.msgpack"
- * ```
- */
-export function shardPath(shard: number): string {
-  return `shards/s${String(shard).padStart(6, "0")}.msgpack`;
-}
-
-/**
- * Path of host h's manifest relative to OUT.
- *
- * @example
- * ```ts
- * manifestPath(2); // "manifests/h00002.json"
- * ```
- */
-export function manifestPath(host: number): string {
-  return `manifests/h${String(host).padStart(5, "0")}.json`;
-}
-
-/**
- * Number of shards of a run: ceil(S / N).
- *
- * @example
- * ```ts
- * shardCount(10, 4); // 3
- * ```
- */
-export function shardCount(sequences: number, sequencesPerShard: number): number {
-  return Math.ceil(sequences / sequencesPerShard);
-}
-
-/**
- * The global sequences [start, end) that shard j covers: [j·N, min((j+1)·N, S)).
- *
- * @example
- * ```ts
- * shardRange(2, 4, 10); // { start: 8, end: 10 }
- * ```
- */
-export function shardRange(
-  shard: number,
-  sequencesPerShard: number,
-  sequences: number,
-): { start: number; end: number } {
-  const start = shard * sequencesPerShard;
-  return { start, end: Math.min(start + sequencesPerShard, sequences) };
-}
-
-/**
- * Joins a store URI and a relative path for messages.
- *
- * @example
- * ```ts
- * joinUri("gs://b/run", "shards/s000000.msgpack"); // "gs://b/run/shards/s000000.msgpack"
- * ```
- */
-export function joinUri(uri: string, path: string): string {
-  return uri.endsWith("/") ? uri + path : `${uri}/${path}`;
 }

@@ -1,0 +1,160 @@
+/**
+ * save-topk as one library call: opens the runtime, the store, the teacher and the data from their specs,
+ * runs {@linkcode saveTopK} with progress on stderr, prints the end-of-run summary and writes it as JSON
+ * when asked. `tasks/save_topk.ts` only parses flags into {@linkcode RunSaveTopKOptions}; the demo can
+ * call it in-process.
+ * @module
+ */
+import { SparsekdError } from "../errors.ts";
+import { createProgress } from "../cli/progress.ts";
+import { createRuntime } from "../gpu/runtime.ts";
+import { openSource } from "../data/open_source.ts";
+import { openTeacher } from "../teacher/open_teacher.ts";
+import { openStore } from "../store/open_store.ts";
+import type { ValueDtype } from "../format/types.ts";
+import { checkSaveOptions, type SaveSummary, saveTopK } from "./save_topk.ts";
+
+/** Sequences of the demo corpus used when the data is builtin:demo and `maxSequences` is not given. */
+export const DEMO_DEFAULT_SEQUENCES = 512;
+
+/** Options of {@linkcode runSaveTopK}: what the command's flags say, typed. */
+export interface RunSaveTopKOptions {
+  /** `builtin:demo` | `tfjs:<model.json>` | `npy:<logits.npy>`. */
+  teacher: string;
+  /** `builtin:demo` | `npy:<ids.npy>` | `tokens:<file>`. */
+  data: string;
+  /** A folder, `file://…` or `gs://bucket/prefix`. */
+  out: string;
+  /** Top-k entries kept per position (default 64). */
+  k?: number;
+  /** Tokens per sequence (default: the teacher's, else the data's, else 64 for builtin data). */
+  seqLen?: number;
+  /** Sequences per teacher pass (default 8). */
+  batchSize?: number;
+  /** Sequences per shard (default 64). */
+  sequencesPerShard?: number;
+  /** Stored logits (default f32). */
+  valueDtype?: ValueDtype;
+  /** Logsumexp temperatures (default [1]). */
+  lseTemperatures?: number[];
+  /** Use only the first S sequences; `"all"` for all (default: all, 512 for builtin:demo data). */
+  maxSequences?: number | "all";
+  /** This host and the host count (default 0 of 1). */
+  host?: { index: number; count: number };
+  /** GCS endpoint for gs:// outputs. */
+  gcsEndpoint?: string;
+  /** Also write the end-of-run summary as JSON to this file. */
+  summary?: string;
+  /** Run on the CPU, without WebGPU. */
+  cpu?: boolean;
+  /** Print progress and the summary lines (default true). */
+  print?: boolean;
+}
+
+/**
+ * Checks that `path` can be written now without leaving anything behind: an existing file is opened for
+ * writing (not truncated), a new one is created and removed again.
+ */
+async function checkWritable(path: string): Promise<void> {
+  try {
+    let created = true;
+    const f = await Deno.open(path, { write: true, createNew: true }).catch(async (err) => {
+      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+      created = false;
+      return await Deno.open(path, { write: true });
+    });
+    f.close();
+    if (created) await Deno.remove(path);
+  } catch (err) {
+    throw new SparsekdError(
+      `summary ${path} cannot be written: ${String((err as Error).message).split("\n")[0]}`,
+      { option: "summary" },
+    );
+  }
+}
+
+/**
+ * Runs save-topk: every option is checked before anything is written, then teacher → top-k → shards in
+ * `out`. Returns the summary (also printed to stdout unless `print` is false).
+ *
+ * @example
+ * ```ts
+ * const s = await runSaveTopK({ teacher: "builtin:demo", data: "builtin:demo", out: "runs/demo/topk" });
+ * console.log(s.bytesPerToken);
+ * ```
+ */
+export async function runSaveTopK(o: RunSaveTopKOptions): Promise<SaveSummary> {
+  const print = o.print ?? true;
+  const k = o.k ?? 64, batchSize = o.batchSize ?? 8, sequencesPerShard = o.sequencesPerShard ?? 64;
+  const valueDtype = o.valueDtype ?? "f32", lseTemperatures = o.lseTemperatures ?? [1];
+  const host = o.host ?? { index: 0, count: 1 };
+  const maxSequences = o.maxSequences === "all"
+    ? undefined
+    : o.maxSequences ?? (o.data === "builtin:demo" ? DEMO_DEFAULT_SEQUENCES : undefined);
+  if (maxSequences !== undefined && !(Number.isSafeInteger(maxSequences) && maxSequences >= 1)) {
+    throw new SparsekdError(`maxSequences must be an integer ≥ 1 (got ${maxSequences})`, {
+      option: "maxSequences",
+    });
+  }
+  if (o.seqLen !== undefined && !(Number.isSafeInteger(o.seqLen) && o.seqLen >= 1)) {
+    throw new SparsekdError(`seqLen must be an integer ≥ 1 (got ${o.seqLen})`, { option: "seqLen" });
+  }
+  if (o.summary !== undefined) await checkWritable(o.summary);
+
+  const rt = await createRuntime({ cpu: o.cpu });
+  const teacher = await openTeacher(o.teacher, rt);
+  try {
+    const seqLen = o.seqLen ?? teacher.seqLen;
+    const source = await openSource(o.data, {
+      seqLen: seqLen ?? (o.data.startsWith("builtin:") ? 64 : undefined),
+      maxSequences,
+      vocabSize: teacher.vocabSize,
+    });
+    const options = { teacher, source, k, batchSize, sequencesPerShard, valueDtype, lseTemperatures, host };
+    checkSaveOptions(options);
+    const store = await openStore(o.out, { endpoint: o.gcsEndpoint, create: true });
+    if (print) {
+      console.error(
+        `save-topk: ${teacher.description} over ${source.description}: ${source.sequences} sequences × ` +
+          `${source.seqLen} tokens, k=${k}, host ${host.index}/${host.count} → ${store.uri}`,
+      );
+    }
+    let progress: ReturnType<typeof createProgress> | null = null;
+    const t0 = performance.now();
+    const s = await saveTopK({
+      ...options,
+      rt,
+      store,
+      onProgress: print
+        ? (p) => {
+          progress ??= createProgress({ label: "save-topk", total: p.sequencesTotal, unit: "seq" });
+          const secs = (performance.now() - t0) / 1000;
+          const tokS = secs > 0 ? (p.sequencesComputed * source.seqLen) / secs : 0;
+          progress.update(
+            p.sequencesDone,
+            `${(p.bytesWritten / 1e6).toFixed(1)} MB written, ${tokS.toFixed(0)} tok/s`,
+          );
+        }
+        : undefined,
+    });
+    (progress as ReturnType<typeof createProgress> | null)?.finish();
+    if (print) {
+      console.log(
+        `save-topk: ${s.shardsWritten} shards written, ${s.shardsSkipped} already there; ${s.tokens} tokens, ` +
+          `${(s.bytes / 1e6).toFixed(2)} MB, ${s.bytesPerToken.toFixed(1)} bytes/token ` +
+          `(full float32 logits: ${s.fullLogitsBytesPerToken} bytes/token); ${
+            s.wallSeconds.toFixed(1)
+          } s wall, ` +
+          `${s.tokensPerSecond.toFixed(0)} tokens/s; GPU waited ${s.gpuWaitSeconds.toFixed(2)} s for I/O`,
+      );
+      console.log(`save-topk: ${store.uri}`);
+    }
+    if (o.summary !== undefined) {
+      const { run: _run, ...numbers } = s;
+      await Deno.writeTextFile(o.summary, JSON.stringify({ out: store.uri, ...numbers }, null, 1) + "\n");
+    }
+    return s;
+  } finally {
+    teacher.dispose();
+  }
+}
