@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { SparsekdError } from "../src/errors.ts";
+import { errorLine } from "../src/cli/run_main.ts";
 import { crc32c, crc32cToBase64 } from "../src/format/crc32c.ts";
 import { openLocalStore } from "../src/store/local.ts";
 import { openStore, parseStoreUri } from "../src/store/open_store.ts";
@@ -158,4 +159,64 @@ Deno.test("store URIs: plain paths and file:// open the local store; gs:// is pa
     await viaUrl.writeBytes("x.bin", new Uint8Array([5]));
     const viaPath = await openStore(`${dir}/out`);
     assert.deepEqual(await viaPath.readBytes("x.bin"), new Uint8Array([5]));
+  }));
+
+Deno.test("local store: a symbolic link at an object's name is refused with one line naming it, never followed", () =>
+  withDir(async (dir) => {
+    const store = await openLocalStore(`${dir}/out`, { create: true });
+    await Deno.mkdir(`${dir}/out/shards`);
+    await Deno.writeFile(`${dir}/elsewhere.bin`, new Uint8Array([1, 2, 3]));
+    await Deno.symlink(`${dir}/elsewhere.bin`, `${dir}/out/shards/s000001.msgpack`);
+    await Deno.symlink(`${dir}/nothing-here.bin`, `${dir}/out/shards/s000002.msgpack`); // dangling
+    for (const name of ["shards/s000001.msgpack", "shards/s000002.msgpack"]) {
+      const refused = (err: unknown) => {
+        assert.ok(err instanceof SparsekdError, `${name}: got ${err}`);
+        assert.equal(
+          err.message,
+          `${dir}/out/${name} is a symbolic link; a store does not follow links at object names (remove it)`,
+        );
+        return true;
+      };
+      await assert.rejects(store.exists(name), refused);
+      await assert.rejects(store.size(name), refused);
+      await assert.rejects(store.read(name), refused);
+      await assert.rejects(store.readBytes(name), refused);
+      await assert.rejects(store.create(name), refused);
+      await assert.rejects(store.writeBytes(name, new Uint8Array([9])), refused);
+    }
+    // Listing does not report links as objects, and the link's target is untouched.
+    assert.deepEqual(await store.list("shards/"), []);
+    assert.deepEqual(await Deno.readFile(`${dir}/elsewhere.bin`), new Uint8Array([1, 2, 3]));
+    await assert.rejects(Deno.lstat(`${dir}/nothing-here.bin`), Deno.errors.NotFound);
+  }));
+
+Deno.test("local store: a link planted after the existence check still cannot replace the object", () =>
+  withDir(async (dir) => {
+    const store = await openLocalStore(dir);
+    const w = await store.create("a.bin"); // checked: absent
+    await Deno.symlink(`${dir}/target.bin`, `${dir}/a.bin`); // dangling link appears before the publish
+    const writer = w.writable.getWriter();
+    await writer.write(new Uint8Array([1]));
+    await assert.rejects(writer.close(), (err) => {
+      assert.ok(err instanceof ObjectExistsError && err instanceof SparsekdError);
+      assert.equal(err.message, `${dir}/a.bin already exists (sparsekd never overwrites an object)`);
+      return true;
+    });
+    await assert.rejects(Deno.lstat(`${dir}/target.bin`), Deno.errors.NotFound);
+    assert.deepEqual(await allFiles(dir), ["a.bin"]); // the link only; the temporary file is gone
+  }));
+
+Deno.test("local store: a second writer of an object gets a one-line SparsekdError naming it", () =>
+  withDir(async (dir) => {
+    const store = await openLocalStore(dir);
+    await store.writeBytes("shards/s000000.msgpack", new Uint8Array([1]));
+    await assert.rejects(store.writeBytes("shards/s000000.msgpack", new Uint8Array([2])), (err) => {
+      assert.ok(err instanceof SparsekdError);
+      assert.equal(
+        errorLine(err),
+        `error: ${dir}/shards/s000000.msgpack already exists (sparsekd never overwrites an object)`,
+      );
+      return true;
+    });
+    assert.deepEqual(await store.readBytes("shards/s000000.msgpack"), new Uint8Array([1]));
   }));
