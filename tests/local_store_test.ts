@@ -142,7 +142,7 @@ Deno.test("local store: an unwritable OUT and a missing object are one-line Spar
     await assert.rejects(fine.read("missing.bin"), /missing\.bin does not exist$/);
   }));
 
-Deno.test("store URIs: plain paths and file:// open the local store; gs:// is parsed; other schemes are refused", () =>
+Deno.test("store URIs: plain paths and file:// open the local store; gs:// is parsed; unregistered schemes are refused", () =>
   withDir(async (dir) => {
     assert.deepEqual(parseStoreUri("gs://my-bucket/runs/a/"), {
       kind: "gcs",
@@ -152,7 +152,15 @@ Deno.test("store URIs: plain paths and file:// open the local store; gs:// is pa
     assert.deepEqual(parseStoreUri("gs://my-bucket"), { kind: "gcs", bucket: "my-bucket", prefix: "" });
     assert.deepEqual(parseStoreUri("file:///tmp/out%20x/"), { kind: "local", path: "/tmp/out x" });
     assert.deepEqual(parseStoreUri("runs/demo/"), { kind: "local", path: "runs/demo" });
-    assert.throws(() => parseStoreUri("s3://bucket/x"), /unsupported store/);
+    assert.deepEqual(parseStoreUri("s3://bucket/x"), { kind: "url", scheme: "s3", url: "s3://bucket/x" });
+    await assert.rejects(openStore("s3://bucket/x"), (err) => {
+      assert.ok(err instanceof SparsekdError);
+      assert.match(
+        err.message,
+        /^s3:\/\/bucket\/x: unsupported store \(use a folder path or file:\/\/\/… \(local\), gs:/,
+      );
+      return true;
+    });
     assert.throws(() => parseStoreUri("gs://Bad_Bucket!/x"), /not a valid bucket name/);
     const viaUrl = await openStore(`file://${dir}/out`, { create: true });
     assert.equal(viaUrl.uri, `file://${dir}/out`);

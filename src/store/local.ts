@@ -17,7 +17,9 @@ import {
   type ObjectStore,
   type ObjectWriter,
   type ReadOptions,
+  type StoreOpener,
 } from "./store.ts";
+import { parseStoreUri } from "./uri.ts";
 
 /** Options of {@linkcode openLocalStore}. */
 export interface LocalStoreOptions {
@@ -61,6 +63,20 @@ export async function openLocalStore(root: string, options: LocalStoreOptions = 
   if (options.create) await store.ensureWritable();
   return store;
 }
+
+/**
+ * The registry's opener of local folders: a plain path or a `file:` URL (see `registry.ts`).
+ *
+ * @example
+ * ```ts
+ * const store = await storeOpener("file:///tmp/out", { create: true });
+ * ```
+ */
+export const storeOpener: StoreOpener = async (uri, options) => {
+  const parsed = parseStoreUri(uri);
+  if (parsed.kind !== "local") throw new SparsekdError(`${uri} is not a local folder`);
+  return await openLocalStore(parsed.path, { uri, create: options.create });
+};
 
 /**
  * A local folder as an {@linkcode ObjectStore}. Create-only writes use `Deno.link`, which fails when the

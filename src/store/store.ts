@@ -76,3 +76,14 @@ export class ObjectExistsError extends SparsekdError {
     this.name = "ObjectExistsError";
   }
 }
+
+/** What a store's opener gets besides the URI (see `src/store/registry.ts`). */
+export interface StoreOpenOptions {
+  /** The endpoint for this URI's scheme, when one was given (e.g. the GCS emulator's base URL). */
+  endpoint?: string;
+  /** Create the store's root now and check that it is writable (a read-only store refuses). */
+  create?: boolean;
+}
+
+/** Opens the store a URI names; one per scheme in the store registry. */
+export type StoreOpener = (uri: string, options: StoreOpenOptions) => Promise<ObjectStore>;

@@ -1,6 +1,7 @@
 /**
  * Fault injection for the GCS emulator: answer chosen requests with an HTTP error (503, 408, …) or cut their
- * connection, at once or after some bytes of the request body, so that tests can show uploads survive them.
+ * connection, at once, after some bytes of the request body or after some bytes of the response body, so that
+ * tests can show uploads and downloads survive them.
  * @module
  */
 import { SparsekdError } from "../../src/errors.ts";
@@ -13,6 +14,8 @@ import { SparsekdError } from "../../src/errors.ts";
  * - `{ method: "PUT", path: "upload_id", status: 503, count: 2 }`: the next two upload PUTs get a 503.
  * - `{ kind: "reset", method: "PUT", path: "upload_id", afterBytes: 100000 }`: the next upload PUT whose body
  *   reaches 100000 bytes has its connection destroyed there (without a response).
+ * - `{ kind: "reset", method: "GET", path: "alt=media", afterResponseBytes: 1000 }`: the next media download
+ *   whose response body is longer than 1000 bytes has its connection destroyed after sending 1000 of them.
  * - `{ kind: "corrupt", method: "PUT", path: "upload_id" }`: the next upload PUT has one byte of its body
  *   flipped before it is stored (as a faulty network or disk would), so clients can show they check CRC32C.
  */
@@ -33,6 +36,11 @@ export interface FaultRule {
    * request whose body ends before that is not hit and does not count.
    */
   afterBytes?: number;
+  /**
+   * For `reset`: bytes of the response body sent (after its headers) before the connection is cut, instead of
+   * cutting the request. A response whose body is not longer than that is not hit and does not count.
+   */
+  afterResponseBytes?: number;
   /** Matching requests to let through before the fault starts (default 0). */
   skip?: number;
   /** Requests to hit (default 1). */
@@ -51,6 +59,8 @@ export interface FaultHit {
   path: string;
   /** Body bytes read from the request before the fault. */
   bytesRead: number;
+  /** For a reset of a response: body bytes sent before the cut. */
+  bytesSent?: number;
 }
 
 interface LiveRule {
@@ -59,6 +69,7 @@ interface LiveRule {
   kind: "status" | "reset" | "corrupt";
   status?: number;
   afterBytes: number;
+  afterResponseBytes: number | null;
   skip: number;
   count: number;
 }
@@ -99,7 +110,9 @@ export class FaultInjector {
 
   /** The rules that still have requests to hit. */
   pending(): FaultRule[] {
-    return this.#rules.filter((r) => r.count > 0).map((r) => ({ ...r }));
+    return this.#rules.filter((r) => r.count > 0).map(({ afterResponseBytes, ...r }) =>
+      afterResponseBytes === null ? { ...r } : { ...r, afterResponseBytes }
+    );
   }
 
   /** Decides, when a request starts, whether it gets a status fault, an immediate reset or a corrupted body. */
@@ -107,7 +120,8 @@ export class FaultInjector {
     // Every rule sees every matching request (its `skip` counts them all); the first armed rule fires.
     let chosen: LiveRule | null = null;
     for (const rule of this.#rules) {
-      if (rule.count <= 0 || rule.afterBytes > 0 || !matches(rule, method, path)) continue;
+      if (rule.count <= 0 || rule.afterBytes > 0 || rule.afterResponseBytes !== null) continue;
+      if (!matches(rule, method, path)) continue;
       if (rule.skip > 0) rule.skip--;
       else if (chosen === null) chosen = rule;
     }
@@ -148,6 +162,41 @@ export class FaultInjector {
     }
     return false;
   }
+
+  /**
+   * The response-body offset at which this request's connection is to be cut, or null. Call
+   * {@linkcode FaultInjector.cutResponse} when the response body would pass it.
+   */
+  responseResetOffset(method: string, path: string): number | null {
+    let best: number | null = null;
+    for (const rule of this.#rules) {
+      if (rule.count <= 0 || rule.afterResponseBytes === null || !matches(rule, method, path)) continue;
+      if (best === null || rule.afterResponseBytes < best) best = rule.afterResponseBytes;
+    }
+    return best;
+  }
+
+  /**
+   * Called when a response body is about to pass `bytesSent` bytes (≥ the offset from
+   * `responseResetOffset`): returns true when the connection must be cut there (the rule is then used up by
+   * one), false when a `skip` let it pass.
+   */
+  cutResponse(method: string, path: string, bytesSent: number): boolean {
+    for (const rule of this.#rules) {
+      if (rule.count <= 0 || rule.afterResponseBytes === null || rule.afterResponseBytes > bytesSent) {
+        continue;
+      }
+      if (!matches(rule, method, path)) continue;
+      if (rule.skip > 0) {
+        rule.skip--;
+        return false;
+      }
+      rule.count--;
+      this.hits.push({ kind: "reset", method, path, bytesRead: 0, bytesSent });
+      return true;
+    }
+    return false;
+  }
 }
 
 function matches(rule: LiveRule, method: string, path: string): boolean {
@@ -183,12 +232,18 @@ function normalize(rule: FaultRule): LiveRule {
   if (rule.path !== undefined && typeof rule.path !== "string") {
     throw new SparsekdError(`fault rule "path" must be a string`);
   }
+  if (rule.afterResponseBytes !== undefined && (kind !== "reset" || rule.afterBytes !== undefined)) {
+    throw new SparsekdError(`fault rule "afterResponseBytes" is for a "reset" rule without "afterBytes"`);
+  }
   return {
     method: rule.method,
     path: rule.path,
     kind,
     status,
     afterBytes: kind === "reset" ? int("afterBytes", rule.afterBytes, 0, 0) : 0,
+    afterResponseBytes: rule.afterResponseBytes === undefined
+      ? null
+      : int("afterResponseBytes", rule.afterResponseBytes, 0, 0),
     skip: int("skip", rule.skip, 0, 0),
     count: int("count", rule.count, 1, 1),
   };

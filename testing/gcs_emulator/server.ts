@@ -156,6 +156,9 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
     return sendError(res, decision.status, "injectedFault", `Injected fault: HTTP ${decision.status}`);
   }
 
+  const responseCut = ctx.faults.responseResetOffset(method, pathAndQuery);
+  if (responseCut !== null) cutResponseBody(ctx, req, res, method, pathAndQuery, responseCut);
+
   const declared = Number(req.headers["content-length"] ?? 0);
   if (declared > ctx.maxBodyBytes) {
     req.socket.destroy();
@@ -178,6 +181,46 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
     }
     sendError(res, err.status, err.reason, err.message);
   }
+}
+
+/**
+ * Arms a reset of the response: once its body would pass `cutAt` bytes (and the fault injector agrees), the
+ * first `cutAt` bytes go out and the connection is destroyed, as a dropped download looks to a client.
+ */
+function cutResponseBody(
+  ctx: Ctx,
+  req: IncomingMessage,
+  res: ServerResponse,
+  method: string,
+  path: string,
+  cutAt: number,
+): void {
+  type Write = (chunk: unknown, ...rest: unknown[]) => unknown;
+  const r = res as unknown as { write: Write; end: Write };
+  const write = r.write.bind(res);
+  const end = r.end.bind(res);
+  let sent = 0;
+  let cut = false;
+  /** Sends what may go out of `chunk`; true when the connection is being cut. */
+  const pass = (chunk: unknown): boolean => {
+    if (cut) return true;
+    if (chunk === undefined || chunk === null || typeof chunk === "function") return false;
+    const bytes = typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk as Uint8Array;
+    if (sent + bytes.length > cutAt && ctx.faults.cutResponse(method, path, cutAt)) {
+      cut = true;
+      const part = bytes.subarray(0, cutAt - sent);
+      ctx.log?.(`${method} ${path} → connection reset after ${cutAt} response bytes (injected)`);
+      write(part, () => req.socket.destroy());
+      return true;
+    }
+    sent += bytes.length;
+    return false;
+  };
+  r.write = (chunk, ...rest) => pass(chunk) ? true : write(chunk, ...rest);
+  r.end = (chunk, ...rest) => {
+    if (pass(chunk)) return res;
+    return end(chunk, ...rest);
+  };
 }
 
 /** Reads the request body; a reset fault may cut it, and then the socket is destroyed after routing. */
