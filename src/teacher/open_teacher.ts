@@ -6,7 +6,7 @@
 import { SparsekdError } from "../errors.ts";
 import type { Runtime } from "../gpu/runtime.ts";
 import { type TeacherOpenOptions, TEACHERS, teacherUsage } from "./registry.ts";
-import type { AnyTeacher, Teacher } from "./teacher.ts";
+import type { AnyTeacher, SparseTeacher, Teacher } from "./teacher.ts";
 
 /**
  * Opens any registered teacher, dense or sparse (only the module of the kind asked for is imported). An
@@ -49,7 +49,19 @@ export async function openTeacher(
   rt: Runtime,
   options: TeacherOpenOptions = {},
 ): Promise<Teacher> {
-  const teacher = await openAnyTeacher(spec, rt, options);
+  return denseTeacher(await openAnyTeacher(spec, rt, options), spec);
+}
+
+/**
+ * The teacher as a dense {@linkcode Teacher}; a {@linkcode SparseTeacher} is disposed and refused with one line
+ * about the option `teacher` (the command needs full logits).
+ *
+ * @example
+ * ```ts
+ * const dense = denseTeacher(await openAnyTeacher(spec, rt), spec);
+ * ```
+ */
+export function denseTeacher(teacher: AnyTeacher, spec: string): Teacher {
   if (teacher.kind === "sparse") {
     teacher.dispose();
     throw new SparsekdError(
