@@ -13,8 +13,7 @@ import { loadModel } from "../model/checkpoint.ts";
 import { tuneTfjsForAdapter } from "../model/gpt.ts";
 import { openStore } from "../store/open_store.ts";
 import type { ObjectStore } from "../store/store.ts";
-import type { TeacherOpener } from "./registry.ts";
-import type { Teacher, TeacherLogits } from "./teacher.ts";
+import type { Teacher, TeacherLogits, TeacherOpener } from "./teacher.ts";
 import { tensorLogits } from "./tensor_logits.ts";
 
 /** Where the committed weights live, relative to this module. */

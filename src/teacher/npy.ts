@@ -6,8 +6,7 @@
 import { SparsekdError } from "../errors.ts";
 import { NpyFile } from "../data/npy.ts";
 import { sha256File } from "../data/sha256.ts";
-import type { TeacherOpener } from "./registry.ts";
-import type { Teacher, TeacherLogits } from "./teacher.ts";
+import type { Teacher, TeacherLogits, TeacherOpener } from "./teacher.ts";
 
 /**
  * Opens a logits `.npy` file as a {@linkcode Teacher} (logits come back in memory: `{kind: "cpu"}`). Its

@@ -6,7 +6,7 @@
 import { SparsekdError } from "../errors.ts";
 import type { Runtime } from "../gpu/runtime.ts";
 import { type TeacherOpenOptions, TEACHERS, teacherUsage } from "./registry.ts";
-import type { AnyTeacher, SparseTeacher, Teacher } from "./teacher.ts";
+import type { AnyTeacher, Teacher } from "./teacher.ts";
 
 /**
  * Opens any registered teacher, dense or sparse (only the module of the kind asked for is imported). An
@@ -53,7 +53,7 @@ export async function openTeacher(
 }
 
 /**
- * The teacher as a dense {@linkcode Teacher}; a {@linkcode SparseTeacher} is disposed and refused with one line
+ * The teacher as a dense {@linkcode Teacher}; a `SparseTeacher` is disposed and refused with one line
  * about the option `teacher` (the command needs full logits).
  *
  * @example

@@ -7,21 +7,9 @@
  * help and their error messages then know it. See docs/extending.md.
  * @module
  */
-import type { Runtime } from "../gpu/runtime.ts";
-import type { OpenStoreOptions } from "../store/open_store.ts";
-import type { AnyTeacher } from "./teacher.ts";
+import type { TeacherOpener } from "./teacher.ts";
 
-/** What an opener gets besides the spec's argument and the runtime. */
-export interface TeacherOpenOptions {
-  /** Endpoints of remote stores that model files are read from (as in `openStore`), e.g. `{ gs: url }`. */
-  endpoint?: OpenStoreOptions["endpoint"];
-}
-
-/**
- * Opens a teacher from what follows `prefix:` in its spec (`""` when there is nothing). A bad argument is a
- * one-line `SparsekdError` about the option `teacher`.
- */
-export type TeacherOpener = (arg: string, rt: Runtime, options: TeacherOpenOptions) => Promise<AnyTeacher>;
+export type { TeacherOpener, TeacherOpenOptions } from "./teacher.ts";
 
 /** One registered teacher kind. */
 export interface TeacherEntry {

@@ -5,6 +5,8 @@
  * @module
  */
 import type * as tf from "@tensorflow/tfjs-core";
+import type { Runtime } from "../gpu/runtime.ts";
+import type { OpenStoreOptions } from "../store/open_store.ts";
 
 /** Logits of a batch: rows = count*seqLen, each of `vocabSize` float32, either on the GPU or in memory. */
 export type TeacherLogits =
@@ -90,3 +92,15 @@ export interface SparseTeacher {
 
 /** Any teacher: dense ({@linkcode Teacher}) or sparse ({@linkcode SparseTeacher}); tell them by `kind`. */
 export type AnyTeacher = Teacher | SparseTeacher;
+
+/** What an opener gets besides the spec's argument and the runtime. */
+export interface TeacherOpenOptions {
+  /** Endpoints of remote stores that model files are read from (as in `openStore`), e.g. `{ gs: url }`. */
+  endpoint?: OpenStoreOptions["endpoint"];
+}
+
+/**
+ * Opens a teacher from what follows `prefix:` in its spec (`""` when there is nothing). A bad argument is a
+ * one-line `SparsekdError` about the option `teacher`.
+ */
+export type TeacherOpener = (arg: string, rt: Runtime, options: TeacherOpenOptions) => Promise<AnyTeacher>;

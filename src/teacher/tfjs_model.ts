@@ -8,13 +8,12 @@
 import type * as tfType from "@tensorflow/tfjs-core";
 import { SparsekdError } from "../errors.ts";
 import type { Runtime } from "../gpu/runtime.ts";
-import type { Teacher, TeacherLogits } from "./teacher.ts";
+import type { Teacher, TeacherLogits, TeacherOpener } from "./teacher.ts";
 import { createHash } from "node:crypto";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { openStore, type OpenStoreOptions, readUriBytes, storeScheme } from "../store/open_store.ts";
 import type { ObjectStore } from "../store/store.ts";
-import type { TeacherOpener } from "./registry.ts";
 
 /** What {@linkcode loadTfjsArtifacts} returns. */
 export interface LoadedArtifacts {
