@@ -20,25 +20,12 @@ import http from "node:http";
 import https from "node:https";
 import { SparsekdError } from "../errors.ts";
 import { parseStoreUri } from "./uri.ts";
-import {
-  ObjectExistsError,
-  type ObjectInfo,
-  type ObjectStore,
-  type ObjectWriter,
-  type ReadOptions,
-  type StoreOpener,
-} from "./store.ts";
+import type { ObjectInfo, ObjectStore, ObjectWriter, ReadOptions, StoreOpener } from "./store.ts";
 
 import type { Bucket, File, Storage } from "@google-cloud/storage";
-import {
-  describe,
-  type GcsModule,
-  retryRule,
-  statusOf,
-  type StatusQueryRetry,
-  steadyStatusQueries,
-} from "./gcs_retry.ts";
+import { describe, type GcsModule, retryRule, statusOf, type StatusQueryRetry } from "./gcs_retry.ts";
 import { type MediaReadConfig, readMedia, readMediaBytes } from "./gcs_read.ts";
+import { startUpload } from "./gcs_upload.ts";
 
 type Interceptor = Storage["interceptors"][number];
 
@@ -372,88 +359,12 @@ export class GcsStore implements ObjectStore {
   /**
    * Starts a create-only resumable upload. The writable buffers at most one chunk (plus the node stream's
    * high-water mark); closing it waits until the object exists and its CRC32C matches. It rejects with
-   * {@linkcode ObjectExistsError} when the object exists, and with a {@linkcode SparsekdError} when the upload
+   * `ObjectExistsError` when the object exists, and with a {@linkcode SparsekdError} when the upload
    * failed after its retries. Aborting it cancels the upload: no object appears.
    */
   create(path: string): Promise<ObjectWriter> {
     const file = this.#file(path);
-    const where = this.#where(path);
-    steadyStatusQueries(file, this.#retry);
-    const node = file.createWriteStream({
-      resumable: true,
-      validation: "crc32c",
-      chunkSize: this.#chunkSize,
-      preconditionOpts: { ifGenerationMatch: 0 },
-      metadata: { contentType: "application/octet-stream" },
-    });
-    let failure: unknown = null;
-    let settled = false;
-    let resolveDone!: (info: ObjectInfo) => void;
-    let rejectDone!: (err: unknown) => void;
-    const done = new Promise<ObjectInfo>((resolve, reject) => {
-      resolveDone = resolve;
-      rejectDone = reject;
-    });
-    done.catch(() => {}); // the caller may await only the writable
-    const fail = (err: unknown): unknown => {
-      if (failure === null) {
-        failure = statusOf(err) === 412
-          ? new ObjectExistsError(where)
-          : err instanceof SparsekdError
-          ? err
-          : new SparsekdError(`upload of ${where} failed: ${describe(err)}`, { cause: err });
-      }
-      if (!settled) {
-        settled = true;
-        rejectDone(failure);
-      }
-      return failure;
-    };
-    node.on("error", (err: unknown) => fail(err));
-    node.once("finish", () => {
-      if (settled) return;
-      const meta = file.metadata;
-      settled = true;
-      resolveDone({ path, size: Number(meta.size), crc32c: String(meta.crc32c) });
-    });
-    node.once("close", () => {
-      if (!settled) fail(new Error("the upload stream closed before the object was complete"));
-    });
-    const waitDrain = () =>
-      new Promise<void>((resolve, reject) => {
-        const cleanup = () => {
-          node.off("drain", onDrain);
-          node.off("close", onClose);
-        };
-        const onDrain = () => {
-          cleanup();
-          resolve();
-        };
-        const onClose = () => {
-          cleanup();
-          reject(failure ?? new SparsekdError(`upload of ${where} stopped`));
-        };
-        node.on("drain", onDrain);
-        node.on("close", onClose);
-      });
-    const writable = new WritableStream<Uint8Array>({
-      async write(chunk) {
-        if (failure !== null) throw failure;
-        // Copy: the caller may reuse its buffer once write() resolves, while the upload still holds the chunk.
-        if (!node.write(Buffer.from(chunk))) await waitDrain();
-        if (failure !== null) throw failure;
-      },
-      async close() {
-        if (failure !== null) throw failure;
-        node.end();
-        await done;
-      },
-      abort(reason) {
-        fail(reason instanceof Error ? reason : new Error(`upload of ${where} aborted`));
-        node.destroy();
-      },
-    });
-    return Promise.resolve({ writable, done });
+    return Promise.resolve(startUpload(file, path, this.#where(path), this.#chunkSize, this.#retry));
   }
 
   /** Writes a whole object, create-only, through the same resumable upload as {@linkcode GcsStore.create}. */
