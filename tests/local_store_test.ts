@@ -6,6 +6,7 @@ import { openLocalStore } from "../src/store/local.ts";
 import { openStore, parseStoreUri } from "../src/store/open_store.ts";
 import { ObjectExistsError } from "../src/store/store.ts";
 import { withSeed } from "./_format_rng.ts";
+import { writePatternShards } from "./_train_fixtures.ts";
 
 async function withDir(body: (dir: string) => Promise<void>) {
   const dir = await Deno.makeTempDir();
@@ -227,4 +228,27 @@ Deno.test("local store: a second writer of an object gets a one-line SparsekdErr
       return true;
     });
     assert.deepEqual(await store.readBytes("shards/s000000.msgpack"), new Uint8Array([1]));
+  }));
+
+Deno.test("save-topk into a folder with a link planted at a shard's name stops with one line naming it", () =>
+  withDir(async (dir) => {
+    await Deno.mkdir(`${dir}/out/shards`, { recursive: true });
+    await Deno.writeFile(`${dir}/planted.bin`, new Uint8Array([1, 2, 3]));
+    for (const [link, target] of [["s000001", `${dir}/planted.bin`], ["s000002", `${dir}/nowhere.bin`]]) {
+      const at = `${dir}/out/shards/${link}.msgpack`;
+      await Deno.symlink(target, at);
+      await assert.rejects(
+        writePatternShards(`${dir}/out`, { seed: 1, sequences: 24, seqLen: 4, vocab: 8, k: 2 }),
+        (err: unknown) => {
+          assert.ok(err instanceof SparsekdError, `got ${err}`);
+          assert.equal(
+            err.message,
+            `${dir}/out/shards/${link}.msgpack is a symbolic link; a store does not follow links at object names (remove it)`,
+          );
+          return true;
+        },
+      );
+      assert.deepEqual(await Deno.readFile(`${dir}/planted.bin`), new Uint8Array([1, 2, 3]));
+      await Deno.remove(at);
+    }
   }));
