@@ -9,6 +9,7 @@ import { openGcsStore } from "../src/store/gcs.ts";
 import type { ObjectStore } from "../src/store/store.ts";
 import { type RunningEmulator, startEmulator } from "../testing/gcs_emulator/server.ts";
 import type { FaultRule } from "../testing/gcs_emulator/faults.ts";
+import { writePatternShards } from "./_train_fixtures.ts";
 
 const KIB = 1024;
 /** Fast retries: the back-off starts at one second and is capped at one. */
@@ -172,4 +173,32 @@ Deno.test("a status that is not worth retrying fails the read at once, in one li
       return true;
     });
   });
+});
+
+Deno.test("save-topk resumed on gs:// reads back its existing shards through read faults", async () => {
+  const emu = await startEmulator({ port: 0, buckets: ["bkt"] });
+  const before = Deno.env.get("STORAGE_EMULATOR_HOST");
+  Deno.env.set("STORAGE_EMULATOR_HOST", emu.url);
+  try {
+    const o = { seed: 3, sequences: 24, seqLen: 4, vocab: 8, k: 2 };
+    await writePatternShards("gs://bkt/run", o);
+    const objects = () =>
+      new Map([...emu.state.bucket("bkt").objects.values()].map((obj) => [obj.name, obj.crc32c]));
+    const first = objects();
+    // A host killed before its manifest: the restart reads every existing shard back to describe it.
+    emu.state.deleteObject("bkt", "run/manifests/h00000.json", {});
+    emu.faults.add([
+      { method: "GET", path: "run.json?alt=media", status: 503 },
+      { method: "GET", path: "s000000.msgpack?alt=media", status: 429 },
+      { kind: "reset", method: "GET", path: "s000001.msgpack?alt=media", afterResponseBytes: 40 },
+      { kind: "reset", method: "GET", path: "s000002.msgpack?alt=media" },
+    ]);
+    await writePatternShards("gs://bkt/run", o);
+    assert.deepEqual(emu.faults.pending(), [], "every fault was hit");
+    assert.deepEqual(objects(), first);
+  } finally {
+    if (before === undefined) Deno.env.delete("STORAGE_EMULATOR_HOST");
+    else Deno.env.set("STORAGE_EMULATOR_HOST", before);
+    await emu.close();
+  }
 });
