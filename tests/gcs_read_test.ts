@@ -202,3 +202,23 @@ Deno.test("save-topk resumed on gs:// reads back its existing shards through rea
     await emu.close();
   }
 });
+
+Deno.test("a whole read whose bytes were corrupted on the way fails its CRC32C check in one line", async () => {
+  await withData(async (emu, store, data) => {
+    const corrupt: FaultRule = { kind: "corrupt", method: "GET", path: MEDIA, inResponse: true };
+    emu.faults.add(corrupt);
+    await assert.rejects(store.readBytes("data.bin"), (err: unknown) => {
+      assert.ok(err instanceof SparsekdError, `got ${err}`);
+      assert.match(
+        err.message,
+        /^cannot read gs:\/\/bkt\/run\/data\.bin: CRC32C mismatch \(got [A-Za-z0-9+/=]+, the object has [A-Za-z0-9+/=]+\)$/,
+      );
+      return true;
+    });
+    emu.faults.add(corrupt);
+    await assert.rejects(readAll(await store.read("data.bin")), /CRC32C mismatch/);
+    assert.deepEqual(emu.faults.pending(), []);
+    // The stored object is intact: the next read is whole and right.
+    sameBytes(await store.readBytes("data.bin"), data, "after");
+  });
+});

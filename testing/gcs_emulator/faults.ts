@@ -16,6 +16,8 @@ import { SparsekdError } from "../../src/errors.ts";
  *   reaches 100000 bytes has its connection destroyed there (without a response).
  * - `{ kind: "reset", method: "GET", path: "alt=media", afterResponseBytes: 1000 }`: the next media download
  *   whose response body is longer than 1000 bytes has its connection destroyed after sending 1000 of them.
+ * - `{ kind: "corrupt", method: "GET", path: "alt=media", inResponse: true }`: the next media download has one
+ *   byte of its answer flipped, so clients can show they check CRC32C on reads too.
  * - `{ kind: "corrupt", method: "PUT", path: "upload_id" }`: the next upload PUT has one byte of its body
  *   flipped before it is stored (as a faulty network or disk would), so clients can show they check CRC32C.
  */
@@ -41,6 +43,8 @@ export interface FaultRule {
    * cutting the request. A response whose body is not longer than that is not hit and does not count.
    */
   afterResponseBytes?: number;
+  /** For `corrupt`: flip the middle byte of the first non-empty piece of the response body instead. */
+  inResponse?: boolean;
   /** Matching requests to let through before the fault starts (default 0). */
   skip?: number;
   /** Requests to hit (default 1). */
@@ -70,6 +74,7 @@ interface LiveRule {
   status?: number;
   afterBytes: number;
   afterResponseBytes: number | null;
+  inResponse: boolean;
   skip: number;
   count: number;
 }
@@ -78,7 +83,7 @@ interface LiveRule {
 export type FaultDecision =
   | { kind: "status"; status: number }
   | { kind: "reset" }
-  | { kind: "corrupt" }
+  | { kind: "corrupt"; inResponse: boolean }
   | null;
 
 /**
@@ -110,9 +115,11 @@ export class FaultInjector {
 
   /** The rules that still have requests to hit. */
   pending(): FaultRule[] {
-    return this.#rules.filter((r) => r.count > 0).map(({ afterResponseBytes, ...r }) =>
-      afterResponseBytes === null ? { ...r } : { ...r, afterResponseBytes }
-    );
+    return this.#rules.filter((r) => r.count > 0).map(({ afterResponseBytes, inResponse, ...r }) => ({
+      ...r,
+      ...(afterResponseBytes === null ? {} : { afterResponseBytes }),
+      ...(inResponse ? { inResponse } : {}),
+    }));
   }
 
   /** Decides, when a request starts, whether it gets a status fault, an immediate reset or a corrupted body. */
@@ -128,7 +135,8 @@ export class FaultInjector {
     if (chosen === null) return null;
     chosen.count--;
     this.hits.push({ kind: chosen.kind, status: chosen.status, method, path, bytesRead: 0 });
-    return chosen.kind === "status" ? { kind: "status", status: chosen.status! } : { kind: chosen.kind };
+    if (chosen.kind === "status") return { kind: "status", status: chosen.status! };
+    return chosen.kind === "corrupt" ? { kind: "corrupt", inResponse: chosen.inResponse } : { kind: "reset" };
   }
 
   /**
@@ -232,6 +240,9 @@ function normalize(rule: FaultRule): LiveRule {
   if (rule.path !== undefined && typeof rule.path !== "string") {
     throw new SparsekdError(`fault rule "path" must be a string`);
   }
+  if (rule.inResponse !== undefined && (kind !== "corrupt" || typeof rule.inResponse !== "boolean")) {
+    throw new SparsekdError(`fault rule "inResponse" is true or false, for a "corrupt" rule`);
+  }
   if (rule.afterResponseBytes !== undefined && (kind !== "reset" || rule.afterBytes !== undefined)) {
     throw new SparsekdError(`fault rule "afterResponseBytes" is for a "reset" rule without "afterBytes"`);
   }
@@ -241,6 +252,7 @@ function normalize(rule: FaultRule): LiveRule {
     kind,
     status,
     afterBytes: kind === "reset" ? int("afterBytes", rule.afterBytes, 0, 0) : 0,
+    inResponse: rule.inResponse === true,
     afterResponseBytes: rule.afterResponseBytes === undefined
       ? null
       : int("afterResponseBytes", rule.afterResponseBytes, 0, 0),

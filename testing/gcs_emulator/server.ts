@@ -156,6 +156,9 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
     return sendError(res, decision.status, "injectedFault", `Injected fault: HTTP ${decision.status}`);
   }
 
+  if (decision?.kind === "corrupt" && decision.inResponse) {
+    corruptResponseBody(ctx, res, method, pathAndQuery);
+  }
   const responseCut = ctx.faults.responseResetOffset(method, pathAndQuery);
   if (responseCut !== null) cutResponseBody(ctx, req, res, method, pathAndQuery, responseCut);
 
@@ -166,7 +169,7 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
   }
   const body = await readBody(ctx, req, method, pathAndQuery);
   if (body.aborted) return; // the client went away mid-request: nothing to answer
-  if (decision?.kind === "corrupt" && body.bytes.length > 0) {
+  if (decision?.kind === "corrupt" && !decision.inResponse && body.bytes.length > 0) {
     body.bytes[body.bytes.length >> 1] ^= 0xff;
     ctx.log?.(`${method} ${pathAndQuery} → one body byte flipped (injected)`);
   }
@@ -181,6 +184,25 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
     }
     sendError(res, err.status, err.reason, err.message);
   }
+}
+
+/** Flips the middle byte of the first non-empty piece of the response body (sent with write or end). */
+function corruptResponseBody(ctx: Ctx, res: ServerResponse, method: string, path: string): void {
+  type Write = (chunk: unknown, ...rest: unknown[]) => unknown;
+  const r = res as unknown as { write: Write; end: Write };
+  const write = r.write.bind(res);
+  const end = r.end.bind(res);
+  let done = false;
+  const flip = (chunk: unknown): unknown => {
+    if (done || !(chunk instanceof Uint8Array) || chunk.length === 0) return chunk;
+    done = true;
+    const copy = chunk.slice();
+    copy[copy.length >> 1] ^= 0xff;
+    ctx.log?.(`${method} ${path} → one response byte flipped (injected)`);
+    return copy;
+  };
+  r.write = (chunk, ...rest) => write(flip(chunk), ...rest);
+  r.end = (chunk, ...rest) => end(flip(chunk), ...rest);
 }
 
 /**
