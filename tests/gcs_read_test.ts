@@ -222,3 +222,21 @@ Deno.test("a whole read whose bytes were corrupted on the way fails its CRC32C c
     sameBytes(await store.readBytes("data.bin"), data, "after");
   });
 });
+
+Deno.test("a download that stalls mid-body is given up after the request timeout and resumed", async () => {
+  const emu = await startEmulator({ port: 0, buckets: ["bkt"] });
+  try {
+    const data = randomBytes(100 * KIB);
+    emu.state.putObject("bkt", "s.bin", data, "application/octet-stream", {});
+    const store = await openGcsStore("gs://bkt", { ...FAST, endpoint: emu.url, requestTimeoutMs: 300 });
+    emu.faults.add([
+      { kind: "stall", method: "GET", path: MEDIA, afterResponseBytes: 30_000 },
+      { kind: "stall", method: "GET", path: MEDIA }, // one request stalls before its first byte
+    ]);
+    sameBytes(await store.readBytes("s.bin"), data, "readBytes");
+    assert.deepEqual(emu.faults.pending(), []);
+    assert.deepEqual(emu.faults.hits.map((h) => [h.kind, h.bytesSent]), [["stall", 0], ["stall", 30_000]]);
+  } finally {
+    await emu.close();
+  }
+});

@@ -4,9 +4,9 @@
  * The official client's read path (`createReadStream`, `download`) cannot be used under Deno: its retry of a
  * failed download (on 429, 5xx or a dropped connection) crashes the process with `TypeError: k is not a
  * constructor` from inside `teeny-request`. Here every read is an `alt=media` GET that is retried with
- * exponential back-off on 408, 429, 5xx, network errors and timeouts; a body cut short is resumed with a
- * `Range` request at the byte reached, pinned to the generation of the first response, so the bytes handed
- * out are never repeated or skipped. A whole-object read is checked against the object's CRC32C
+ * exponential back-off on 408, 429, 5xx, network errors and timeouts (also a body that stalls); a body cut
+ * short is resumed with a `Range` request at the byte reached, pinned to the generation of the first response,
+ * so the bytes handed out are never repeated or skipped. A whole-object read is checked against the object's CRC32C
  * (`x-goog-hash`) and size at its end.
  * @module
  */
@@ -25,7 +25,7 @@ export interface MediaReadConfig {
   maxRetries: number;
   /** Longest wait between two retries, in seconds; the first wait is 1–2 s, then doubling. */
   maxRetryDelaySeconds: number;
-  /** Time limit for a request to get its response headers, in milliseconds. */
+  /** Time limit for a request to get its response headers, and for each piece of its body, in milliseconds. */
   requestTimeoutMs: number;
 }
 
@@ -186,12 +186,17 @@ export async function readMedia(
             continue;
           }
           let r: ReadableStreamReadResult<Uint8Array>;
+          // A body that stalls is given up after the request timeout without data, and resumed.
+          const request = controller;
+          const idle = setTimeout(() => request?.abort(), cfg.requestTimeoutMs);
           try {
             r = await reader.read();
           } catch (err) {
             reader = null;
-            await backoff(oneLine(err));
+            await backoff(request?.signal.aborted ? `no data for ${cfg.requestTimeoutMs} ms` : oneLine(err));
             continue;
+          } finally {
+            clearTimeout(idle);
           }
           if (r.done) {
             reader = null;

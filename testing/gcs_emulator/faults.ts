@@ -16,6 +16,8 @@ import { SparsekdError } from "../../src/errors.ts";
  *   reaches 100000 bytes has its connection destroyed there (without a response).
  * - `{ kind: "reset", method: "GET", path: "alt=media", afterResponseBytes: 1000 }`: the next media download
  *   whose response body is longer than 1000 bytes has its connection destroyed after sending 1000 of them.
+ * - `{ kind: "stall", method: "GET", path: "alt=media", afterResponseBytes: 1000 }`: the next media download
+ *   longer than 1000 bytes sends 1000 of them and then nothing more, keeping the connection open.
  * - `{ kind: "corrupt", method: "GET", path: "alt=media", inResponse: true }`: the next media download has one
  *   byte of its answer flipped, so clients can show they check CRC32C on reads too.
  * - `{ kind: "corrupt", method: "PUT", path: "upload_id" }`: the next upload PUT has one byte of its body
@@ -30,7 +32,7 @@ export interface FaultRule {
    * `status`: answer with `status`; `reset`: destroy the connection; `corrupt`: flip the middle byte of the
    * request body (nothing happens to an empty body). Default: `status` when one is given.
    */
-  kind?: "status" | "reset" | "corrupt";
+  kind?: "status" | "reset" | "corrupt" | "stall";
   /** HTTP status of a `status` fault (e.g. 503, 408, 500, 429). */
   status?: number;
   /**
@@ -54,7 +56,7 @@ export interface FaultRule {
 /** A fault that happened. */
 export interface FaultHit {
   /** The rule's kind. */
-  kind: "status" | "reset" | "corrupt";
+  kind: "status" | "reset" | "corrupt" | "stall";
   /** HTTP status for `status` faults. */
   status?: number;
   /** Request method. */
@@ -70,7 +72,7 @@ export interface FaultHit {
 interface LiveRule {
   method?: string;
   path?: string;
-  kind: "status" | "reset" | "corrupt";
+  kind: "status" | "reset" | "corrupt" | "stall";
   status?: number;
   afterBytes: number;
   afterResponseBytes: number | null;
@@ -186,10 +188,10 @@ export class FaultInjector {
 
   /**
    * Called when a response body is about to pass `bytesSent` bytes (≥ the offset from
-   * `responseResetOffset`): returns true when the connection must be cut there (the rule is then used up by
-   * one), false when a `skip` let it pass.
+   * `responseResetOffset`): returns `reset` when the connection must be cut there, `stall` when the response
+   * is to stop there without closing (the rule is then used up by one), null when a `skip` let it pass.
    */
-  cutResponse(method: string, path: string, bytesSent: number): boolean {
+  cutResponse(method: string, path: string, bytesSent: number): "reset" | "stall" | null {
     for (const rule of this.#rules) {
       if (rule.count <= 0 || rule.afterResponseBytes === null || rule.afterResponseBytes > bytesSent) {
         continue;
@@ -197,13 +199,14 @@ export class FaultInjector {
       if (!matches(rule, method, path)) continue;
       if (rule.skip > 0) {
         rule.skip--;
-        return false;
+        return null;
       }
       rule.count--;
-      this.hits.push({ kind: "reset", method, path, bytesRead: 0, bytesSent });
-      return true;
+      const kind = rule.kind === "stall" ? "stall" : "reset";
+      this.hits.push({ kind, method, path, bytesRead: 0, bytesSent });
+      return kind;
     }
-    return false;
+    return null;
   }
 }
 
@@ -218,7 +221,7 @@ function normalize(rule: FaultRule): LiveRule {
     throw new SparsekdError("a fault rule must be a JSON object");
   }
   const kind = rule.kind ?? (rule.status !== undefined ? "status" : undefined);
-  if (kind !== "status" && kind !== "reset" && kind !== "corrupt") {
+  if (kind !== "status" && kind !== "reset" && kind !== "corrupt" && kind !== "stall") {
     throw new SparsekdError(
       `a fault rule needs "status" (e.g. 503) or "kind": "reset" or "corrupt" (got ${JSON.stringify(rule)})`,
     );
@@ -243,8 +246,13 @@ function normalize(rule: FaultRule): LiveRule {
   if (rule.inResponse !== undefined && (kind !== "corrupt" || typeof rule.inResponse !== "boolean")) {
     throw new SparsekdError(`fault rule "inResponse" is true or false, for a "corrupt" rule`);
   }
-  if (rule.afterResponseBytes !== undefined && (kind !== "reset" || rule.afterBytes !== undefined)) {
-    throw new SparsekdError(`fault rule "afterResponseBytes" is for a "reset" rule without "afterBytes"`);
+  if (
+    rule.afterResponseBytes !== undefined &&
+    ((kind !== "reset" && kind !== "stall") || rule.afterBytes !== undefined)
+  ) {
+    throw new SparsekdError(
+      `fault rule "afterResponseBytes" is for a "reset" (without "afterBytes") or "stall" rule`,
+    );
   }
   return {
     method: rule.method,
@@ -254,7 +262,7 @@ function normalize(rule: FaultRule): LiveRule {
     afterBytes: kind === "reset" ? int("afterBytes", rule.afterBytes, 0, 0) : 0,
     inResponse: rule.inResponse === true,
     afterResponseBytes: rule.afterResponseBytes === undefined
-      ? null
+      ? (kind === "stall" ? 0 : null)
       : int("afterResponseBytes", rule.afterResponseBytes, 0, 0),
     skip: int("skip", rule.skip, 0, 0),
     count: int("count", rule.count, 1, 1),

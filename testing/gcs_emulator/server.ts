@@ -206,8 +206,9 @@ function corruptResponseBody(ctx: Ctx, res: ServerResponse, method: string, path
 }
 
 /**
- * Arms a reset of the response: once its body would pass `cutAt` bytes (and the fault injector agrees), the
- * first `cutAt` bytes go out and the connection is destroyed, as a dropped download looks to a client.
+ * Arms a reset or a stall of the response: once its body would pass `cutAt` bytes (and the fault injector
+ * agrees), the first `cutAt` bytes go out and the connection is destroyed, as a dropped download looks to a
+ * client, or left open with nothing more sent, as a stalled one does.
  */
 function cutResponseBody(
   ctx: Ctx,
@@ -228,9 +229,16 @@ function cutResponseBody(
     if (cut) return true;
     if (chunk === undefined || chunk === null || typeof chunk === "function") return false;
     const bytes = typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk as Uint8Array;
-    if (sent + bytes.length > cutAt && ctx.faults.cutResponse(method, path, cutAt)) {
+    const fault = sent + bytes.length > cutAt ? ctx.faults.cutResponse(method, path, cutAt) : null;
+    if (fault !== null) {
       cut = true;
       const part = bytes.subarray(0, cutAt - sent);
+      if (fault === "stall") {
+        // Nothing more is sent; the connection stays open until the client gives up (or the emulator stops).
+        ctx.log?.(`${method} ${path} → response stalled after ${cutAt} bytes (injected)`);
+        write(part);
+        return true;
+      }
       ctx.log?.(`${method} ${path} → connection reset after ${cutAt} response bytes (injected)`);
       write(part, () => req.socket.destroy());
       return true;
