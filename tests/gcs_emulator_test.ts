@@ -441,3 +441,51 @@ Deno.test("deno task gcs-emulator refuses a bad bucket name with a one-line erro
   assert.match(err, /^error: cannot create bucket "No": /);
   assert.equal(err.split("\n").length, 1);
 });
+
+Deno.test("a response reset sends the headers and the first N body bytes, then cuts the connection", async () => {
+  await withEmulator(async (emu) => {
+    const data = randomBytes(200_000);
+    emu.state.putObject("bkt", "d.bin", data, "application/octet-stream", {});
+    const n = 1 + randInt(150_000);
+    const bad = await fetch(`${emu.url}/_emulator/faults`, {
+      method: "POST",
+      body: JSON.stringify({ kind: "reset", afterResponseBytes: 1, afterBytes: 2 }),
+    });
+    assert.equal(bad.status, 400);
+    await bad.body?.cancel();
+    emu.faults.add([
+      // A response not longer than N is not hit and does not count; the next, longer one is cut.
+      { kind: "reset", method: "GET", path: "alt=media", afterResponseBytes: n, skip: 1 },
+    ]);
+    const client = Deno.createHttpClient({});
+    try {
+      const read = async (range?: string) => {
+        const res = await fetch(`${emu.url}/storage/v1/b/bkt/o/d.bin?alt=media`, {
+          headers: range ? { range } : {},
+          client,
+        });
+        const got: number[] = [];
+        try {
+          for await (const c of res.body!) got.push(c.length);
+          return { status: res.status, bytes: got.reduce((a, b) => a + b, 0), error: null };
+        } catch (err) {
+          return { status: res.status, bytes: got.reduce((a, b) => a + b, 0), error: err };
+        }
+      };
+      const short = await read(`bytes=0-${n - 1}`); // exactly N bytes: passes, not counted
+      assert.deepEqual([short.status, short.bytes, short.error], [206, n, null]);
+      const skipped = await read(); // longer: the skip lets it through
+      assert.deepEqual([skipped.status, skipped.bytes, skipped.error], [200, data.length, null]);
+      const cut = await read();
+      assert.equal(cut.status, 200);
+      assert.equal(cut.bytes, n);
+      assert.ok(cut.error !== null, "the body ends in an error, not quietly");
+      const whole = await read();
+      assert.deepEqual([whole.bytes, whole.error], [data.length, null]);
+    } finally {
+      client.close();
+    }
+    assert.deepEqual(emu.faults.pending(), []);
+    assert.deepEqual(emu.faults.hits.map((h) => [h.kind, h.bytesSent]), [["reset", n]]);
+  });
+});

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { SparsekdError } from "../src/errors.ts";
+import { errorLine } from "../src/cli/run_main.ts";
 import { crc32c, crc32cToBase64 } from "../src/format/crc32c.ts";
 import { openLocalStore } from "../src/store/local.ts";
 import { openStore, parseStoreUri } from "../src/store/open_store.ts";
 import { ObjectExistsError } from "../src/store/store.ts";
 import { withSeed } from "./_format_rng.ts";
+import { writePatternShards } from "./_train_fixtures.ts";
 
 async function withDir(body: (dir: string) => Promise<void>) {
   const dir = await Deno.makeTempDir();
@@ -141,7 +143,7 @@ Deno.test("local store: an unwritable OUT and a missing object are one-line Spar
     await assert.rejects(fine.read("missing.bin"), /missing\.bin does not exist$/);
   }));
 
-Deno.test("store URIs: plain paths and file:// open the local store; gs:// is parsed; other schemes are refused", () =>
+Deno.test("store URIs: plain paths and file:// open the local store; gs:// is parsed; unregistered schemes are refused", () =>
   withDir(async (dir) => {
     assert.deepEqual(parseStoreUri("gs://my-bucket/runs/a/"), {
       kind: "gcs",
@@ -151,11 +153,102 @@ Deno.test("store URIs: plain paths and file:// open the local store; gs:// is pa
     assert.deepEqual(parseStoreUri("gs://my-bucket"), { kind: "gcs", bucket: "my-bucket", prefix: "" });
     assert.deepEqual(parseStoreUri("file:///tmp/out%20x/"), { kind: "local", path: "/tmp/out x" });
     assert.deepEqual(parseStoreUri("runs/demo/"), { kind: "local", path: "runs/demo" });
-    assert.throws(() => parseStoreUri("s3://bucket/x"), /unsupported store/);
+    assert.deepEqual(parseStoreUri("s3://bucket/x"), { kind: "url", scheme: "s3", url: "s3://bucket/x" });
+    await assert.rejects(openStore("s3://bucket/x"), (err) => {
+      assert.ok(err instanceof SparsekdError);
+      assert.match(
+        err.message,
+        /^s3:\/\/bucket\/x: unsupported store \(use a folder path or file:\/\/\/… \(local\), gs:/,
+      );
+      return true;
+    });
     assert.throws(() => parseStoreUri("gs://Bad_Bucket!/x"), /not a valid bucket name/);
     const viaUrl = await openStore(`file://${dir}/out`, { create: true });
     assert.equal(viaUrl.uri, `file://${dir}/out`);
     await viaUrl.writeBytes("x.bin", new Uint8Array([5]));
     const viaPath = await openStore(`${dir}/out`);
     assert.deepEqual(await viaPath.readBytes("x.bin"), new Uint8Array([5]));
+  }));
+
+Deno.test("local store: a symbolic link at an object's name is refused with one line naming it, never followed", () =>
+  withDir(async (dir) => {
+    const store = await openLocalStore(`${dir}/out`, { create: true });
+    await Deno.mkdir(`${dir}/out/shards`);
+    await Deno.writeFile(`${dir}/elsewhere.bin`, new Uint8Array([1, 2, 3]));
+    await Deno.symlink(`${dir}/elsewhere.bin`, `${dir}/out/shards/s000001.msgpack`);
+    await Deno.symlink(`${dir}/nothing-here.bin`, `${dir}/out/shards/s000002.msgpack`); // dangling
+    for (const name of ["shards/s000001.msgpack", "shards/s000002.msgpack"]) {
+      const refused = (err: unknown) => {
+        assert.ok(err instanceof SparsekdError, `${name}: got ${err}`);
+        assert.equal(
+          err.message,
+          `${dir}/out/${name} is a symbolic link; a store does not follow links at object names (remove it)`,
+        );
+        return true;
+      };
+      await assert.rejects(store.exists(name), refused);
+      await assert.rejects(store.size(name), refused);
+      await assert.rejects(store.read(name), refused);
+      await assert.rejects(store.readBytes(name), refused);
+      await assert.rejects(store.create(name), refused);
+      await assert.rejects(store.writeBytes(name, new Uint8Array([9])), refused);
+    }
+    // Listing does not report links as objects, and the link's target is untouched.
+    assert.deepEqual(await store.list("shards/"), []);
+    assert.deepEqual(await Deno.readFile(`${dir}/elsewhere.bin`), new Uint8Array([1, 2, 3]));
+    await assert.rejects(Deno.lstat(`${dir}/nothing-here.bin`), Deno.errors.NotFound);
+  }));
+
+Deno.test("local store: a link planted after the existence check still cannot replace the object", () =>
+  withDir(async (dir) => {
+    const store = await openLocalStore(dir);
+    const w = await store.create("a.bin"); // checked: absent
+    await Deno.symlink(`${dir}/target.bin`, `${dir}/a.bin`); // dangling link appears before the publish
+    const writer = w.writable.getWriter();
+    await writer.write(new Uint8Array([1]));
+    await assert.rejects(writer.close(), (err) => {
+      assert.ok(err instanceof ObjectExistsError && err instanceof SparsekdError);
+      assert.equal(err.message, `${dir}/a.bin already exists (sparsekd never overwrites an object)`);
+      return true;
+    });
+    await assert.rejects(Deno.lstat(`${dir}/target.bin`), Deno.errors.NotFound);
+    assert.deepEqual(await allFiles(dir), ["a.bin"]); // the link only; the temporary file is gone
+  }));
+
+Deno.test("local store: a second writer of an object gets a one-line SparsekdError naming it", () =>
+  withDir(async (dir) => {
+    const store = await openLocalStore(dir);
+    await store.writeBytes("shards/s000000.msgpack", new Uint8Array([1]));
+    await assert.rejects(store.writeBytes("shards/s000000.msgpack", new Uint8Array([2])), (err) => {
+      assert.ok(err instanceof SparsekdError);
+      assert.equal(
+        errorLine(err),
+        `error: ${dir}/shards/s000000.msgpack already exists (sparsekd never overwrites an object)`,
+      );
+      return true;
+    });
+    assert.deepEqual(await store.readBytes("shards/s000000.msgpack"), new Uint8Array([1]));
+  }));
+
+Deno.test("save-topk into a folder with a link planted at a shard's name stops with one line naming it", () =>
+  withDir(async (dir) => {
+    await Deno.mkdir(`${dir}/out/shards`, { recursive: true });
+    await Deno.writeFile(`${dir}/planted.bin`, new Uint8Array([1, 2, 3]));
+    for (const [link, target] of [["s000001", `${dir}/planted.bin`], ["s000002", `${dir}/nowhere.bin`]]) {
+      const at = `${dir}/out/shards/${link}.msgpack`;
+      await Deno.symlink(target, at);
+      await assert.rejects(
+        writePatternShards(`${dir}/out`, { seed: 1, sequences: 24, seqLen: 4, vocab: 8, k: 2 }),
+        (err: unknown) => {
+          assert.ok(err instanceof SparsekdError, `got ${err}`);
+          assert.equal(
+            err.message,
+            `${dir}/out/shards/${link}.msgpack is a symbolic link; a store does not follow links at object names (remove it)`,
+          );
+          return true;
+        },
+      );
+      assert.deepEqual(await Deno.readFile(`${dir}/planted.bin`), new Uint8Array([1, 2, 3]));
+      await Deno.remove(at);
+    }
   }));

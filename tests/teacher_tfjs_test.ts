@@ -269,7 +269,9 @@ Deno.test("broken tfjs models are one-line errors", async () => {
     const rt = await createRuntime({ cpu: true, quiet: true });
     await assert.rejects(
       tfjsTeacher(rt, `${dir}/missing/model.json`),
-      oneLine(/cannot read model\.json .*not found/),
+      oneLine(
+        /cannot read model\.json file:\/\/.*\/missing\/model\.json \(.*\/missing\/model\.json does not exist\)$/,
+      ),
     );
     await Deno.writeTextFile(`${dir}/model.json`, "{ not json");
     await assert.rejects(tfjsTeacher(rt, `${dir}/model.json`), oneLine(/not valid JSON/));
@@ -284,6 +286,43 @@ Deno.test("broken tfjs models are one-line errors", async () => {
     );
     await Deno.remove(`${dir}/group1-shard1of1.bin`);
     await assert.rejects(tfjsTeacher(rt, fx.path), oneLine(/cannot read weight file/));
-    await assert.rejects(tfjsTeacher(rt, "s3://bucket/model.json"), oneLine(/only local paths/));
+    await assert.rejects(
+      tfjsTeacher(rt, "s3://bucket/model.json"),
+      oneLine(/s3:\/\/bucket\/: unsupported store/),
+    );
+  });
+});
+
+Deno.test("a tfjs teacher loads from gs:// through the store registry, also under read faults", async () => {
+  const { startEmulator } = await import("../testing/gcs_emulator/server.ts");
+  await withDir(async (dir) => {
+    const fx = await graphFixture(dir);
+    const emu = await startEmulator({ port: 0, buckets: ["bkt"] });
+    try {
+      for (const name of ["model.json", "group1-shard1of1.bin"]) {
+        const bytes = await Deno.readFile(`${dir}/${name}`);
+        emu.state.putObject("bkt", `teachers/t1/${name}`, bytes, "application/octet-stream", {});
+      }
+      emu.faults.add([
+        { method: "GET", path: "alt=media", status: 503 },
+        { kind: "reset", method: "GET", path: "alt=media", afterResponseBytes: 10 },
+      ]);
+      const rt = await createRuntime({ cpu: true, quiet: true });
+      const uri = "gs://bkt/teachers/t1/model.json";
+      const remote = await tfjsTeacher(rt, uri, { endpoint: { gs: emu.url } });
+      const local = await tfjsTeacher(rt, fx.path);
+      assert.deepEqual(emu.faults.pending(), []);
+      await checkTeacher(rt, remote, fx, "cpu");
+      assert.equal(remote.fingerprint, local.fingerprint);
+      assert.equal(remote.description, `tfjs:${uri}`);
+      remote.dispose();
+      local.dispose();
+      await assert.rejects(
+        tfjsTeacher(rt, "gs://bkt/teachers/none/model.json", { endpoint: emu.url }),
+        oneLine(/^cannot read model\.json gs:\/\/bkt\/teachers\/none\/model\.json \(.* does not exist\)$/),
+      );
+    } finally {
+      await emu.close();
+    }
   });
 });

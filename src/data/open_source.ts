@@ -22,7 +22,8 @@ export interface OpenSourceOptions {
 }
 
 /**
- * Opens the token source a `--data` spec names.
+ * Opens the token source a `--data` spec names. Bad specs are one-line {@linkcode SparsekdError}s about the
+ * option `data` (a command maps it to its flag through `runMain`).
  *
  * @example
  * ```ts
@@ -37,9 +38,13 @@ export async function openSource(spec: string, options: OpenSourceOptions = {}):
   let source: TokenSource;
   if (kind === "builtin") {
     if (arg !== "demo") {
-      throw new SparsekdError(`--data builtin:${arg}: the only built-in data is builtin:demo`);
+      throw new SparsekdError(`data builtin:${arg}: the only built-in data is builtin:demo`, {
+        option: "data",
+      });
     }
-    if (options.seqLen === undefined) throw new SparsekdError("--data builtin:demo needs a sequence length");
+    if (options.seqLen === undefined) {
+      throw new SparsekdError("data builtin:demo needs a sequence length", { option: "data" });
+    }
     const { demoSource } = await import("./demo.ts");
     source = await demoSource({
       split: options.split,
@@ -47,9 +52,11 @@ export async function openSource(spec: string, options: OpenSourceOptions = {}):
       maxSequences: options.maxSequences,
     });
   } else if (kind === "npy" || kind === "tokens") {
-    if (arg === "") throw new SparsekdError(`--data ${kind}: needs a path (${kind}:<path>)`);
+    if (arg === "") {
+      throw new SparsekdError(`data ${kind}: needs a path (${kind}:<path>)`, { option: "data" });
+    }
     if (options.split !== undefined && options.split !== "train") {
-      throw new SparsekdError(`--data ${spec}: a file has no ${options.split} split`);
+      throw new SparsekdError(`data ${spec}: a file has no ${options.split} split`, { option: "data" });
     }
     if (kind === "npy") {
       const { npySource } = await import("./npy_source.ts");
@@ -65,14 +72,16 @@ export async function openSource(spec: string, options: OpenSourceOptions = {}):
       source = limit(source, options.maxSequences);
     }
   } else {
-    throw new SparsekdError(`--data "${spec}": expected builtin:demo, npy:<path> or tokens:<path>`);
+    throw new SparsekdError(`data "${spec}": expected builtin:demo, npy:<path> or tokens:<path>`, {
+      option: "data",
+    });
   }
   return options.vocabSize === undefined ? source : withVocabCheck(source, options.vocabSize);
 }
 
 function limit(source: TokenSource, maxSequences: number): TokenSource {
   if (!(Number.isInteger(maxSequences) && maxSequences >= 1)) {
-    throw new SparsekdError(`maxSequences must be ≥ 1 (got ${maxSequences})`);
+    throw new SparsekdError(`maxSequences must be ≥ 1 (got ${maxSequences})`, { option: "maxSequences" });
   }
   return {
     sequences: maxSequences,

@@ -6,28 +6,28 @@
  * with exponential back-off on 408, 429, 5xx and dropped connections. An upload that still fails rejects its
  * writer with a one-line {@linkcode SparsekdError}; nothing half-written becomes visible.
  *
- * `endpoint` (the `--gcs-endpoint` flag) or the `STORAGE_EMULATOR_HOST` variable points the client at an
- * emulator such as `deno task gcs-emulator`; requests to a custom endpoint are sent without credentials.
+ * Reads do not use the client's download path (its retry crashes under Deno): they are our own `alt=media`
+ * requests, retried the same way and resumed at the byte reached (`gcs_read.ts`). Metadata calls (exists,
+ * size, list, delete) use the client and its retries.
+ *
+ * `endpoint` (`openStore`'s endpoint for the gs scheme, from `--gcs-endpoint`) or the `STORAGE_EMULATOR_HOST`
+ * variable points the store at an emulator such as `deno task gcs-emulator`; requests to a custom endpoint are
+ * sent without credentials.
  * @module
  */
 import process from "node:process";
 import http from "node:http";
 import https from "node:https";
-import type { Readable } from "node:stream";
 import { SparsekdError } from "../errors.ts";
-import { parseStoreUri } from "./open_store.ts";
-import {
-  ObjectExistsError,
-  type ObjectInfo,
-  type ObjectStore,
-  type ObjectWriter,
-  type ReadOptions,
-} from "./store.ts";
+import { parseStoreUri } from "./uri.ts";
+import type { ObjectInfo, ObjectStore, ObjectWriter, ReadOptions, StoreOpener } from "./store.ts";
 
 import type { Bucket, File, Storage } from "@google-cloud/storage";
+import { describe, type GcsModule, retryRule, statusOf, type StatusQueryRetry } from "./gcs_retry.ts";
+import { type MediaReadConfig, readMedia, readMediaBytes } from "./gcs_read.ts";
+import { startUpload } from "./gcs_upload.ts";
 
 type Interceptor = Storage["interceptors"][number];
-type GcsModule = typeof import("@google-cloud/storage");
 
 let clientModule: Promise<GcsModule> | null = null;
 
@@ -138,8 +138,49 @@ export async function openGcsStore(uri: string, options: GcsStoreOptions = {}): 
     else throw new SparsekdError(`cannot open ${uri}${where}: ${describe(err)}`, { cause: err });
   }
   if (!exists) throw new SparsekdError(`bucket gs://${parsed.bucket} does not exist${where}`);
-  const retry = { maxRetries: options.maxRetries ?? 8, maxRetryDelay, isRetryable };
+  const retry: GcsRetry = {
+    maxRetries: options.maxRetries ?? 8,
+    maxRetryDelay,
+    isRetryable,
+    requestTimeoutMs: requestTimeout,
+    baseUrl: (storage as unknown as { baseUrl: string }).baseUrl.replace(/\/+$/, ""),
+    // A custom endpoint gets no credentials (as the client does); Google's gets the client's.
+    headers: endpoint ? () => Promise.resolve({}) : () => authHeaders(storage),
+  };
   return new GcsStore(uri, storage, bucket, parsed.prefix, chunkSize, retry);
+}
+
+/**
+ * The registry's opener of `gs://` URIs (see `registry.ts`): {@linkcode openGcsStore} with the endpoint given
+ * for the gs scheme, if any.
+ *
+ * @example
+ * ```ts
+ * const store = await storeOpener("gs://bucket/run", { endpoint: "http://127.0.0.1:4443" });
+ * ```
+ */
+export const storeOpener: StoreOpener = (uri, options) => openGcsStore(uri, { endpoint: options.endpoint });
+
+/** How the store retries, and what its own media reads need. */
+interface GcsRetry extends StatusQueryRetry {
+  /** Time limit for one request to get its response headers, in milliseconds. */
+  requestTimeoutMs: number;
+  /** The JSON API's base URL, e.g. `https://storage.googleapis.com/storage/v1`. */
+  baseUrl: string;
+  /** The headers that authorize a request. */
+  headers: () => Promise<HeadersInit>;
+}
+
+/** The client's authorization headers (application-default credentials), as a one-line error when absent. */
+async function authHeaders(storage: Storage): Promise<HeadersInit> {
+  try {
+    const h = await storage.authClient.getRequestHeaders();
+    return h instanceof Headers
+      ? h
+      : Object.fromEntries(Object.entries(h ?? {}).map(([k, v]) => [k, String(v)]));
+  } catch (err) {
+    throw new SparsekdError(`cannot get Google Cloud credentials: ${describe(err)}`, { cause: err });
+  }
 }
 
 /** A bucket we may not read the metadata of but may list: it exists. */
@@ -174,131 +215,6 @@ function resolveEndpoint(endpoint: string | undefined): string | undefined {
   return withScheme.replace(/\/+$/, "");
 }
 
-/** The client's retry rule, plus dropped connections and timeouts as Deno reports them. */
-const retryRule = (gcs: GcsModule) => (err: unknown): boolean => {
-  if (gcs.RETRYABLE_ERR_FN_DEFAULT(err as Parameters<GcsModule["RETRYABLE_ERR_FN_DEFAULT"]>[0])) return true;
-  // Errors from gaxios (the upload path) carry the HTTP status in `status`, not in `code`.
-  const status = statusOf(err);
-  if (status !== undefined && [408, 429, 500, 502, 503, 504].includes(status)) return true;
-  const e = err as { code?: unknown; type?: unknown; message?: unknown; cause?: { code?: unknown } } | null;
-  if (!e) return false;
-  const codes = [e.code, e.cause?.code].filter((c): c is string => typeof c === "string").map((c) =>
-    c.toUpperCase()
-  );
-  if (
-    codes.some((c) =>
-      ["ECONNRESET", "EPIPE", "ECONNABORTED", "ETIMEDOUT", "EAI_AGAIN", "UND_ERR_SOCKET"].includes(c)
-    )
-  ) {
-    return true;
-  }
-  if (e.type === "request-timeout") return true;
-  const msg = typeof e.message === "string" ? e.message.toLowerCase() : "";
-  return msg.includes("socket hang up") || msg.includes("network timeout") ||
-    msg.includes("connection reset");
-};
-
-/** How the status query of a resumed upload is retried. */
-interface StatusQueryRetry {
-  maxRetries: number;
-  maxRetryDelay: number;
-  isRetryable: (err: unknown) => boolean;
-}
-
-/** The parts of the client's (internal) resumable `Upload` that {@linkcode steadyStatusQueries} replaces. */
-interface UploadInternals {
-  offset?: number;
-  destroyed: boolean;
-  checkUploadStatus(
-    config: { retry?: boolean },
-  ): Promise<{ status: number; headers: Record<string, unknown> }>;
-  getAndSetOffset(): Promise<void>;
-  continueUploading(): Promise<void>;
-  startUploading(): Promise<void>;
-  destroy(err?: unknown): void;
-}
-
-/**
- * Makes a failing status query part of the retries. After a failed chunk, the client asks the server how many
- * bytes it holds; in @google-cloud/storage 7.19 a retryable failure of that query (another 503, a reset)
- * schedules a retry but also carries on at once from offset 0, which ends the upload with "The offset is lower
- * than the number of bytes written". Here the query itself is retried with the same back-off and limit, and a
- * destroyed upload does not carry on. Applied per file, to the upload its write stream creates; when the client's
- * internals are not as expected nothing is changed.
- */
-function steadyStatusQueries(file: File, retry: StatusQueryRetry): void {
-  const f = file as unknown as {
-    startResumableUpload_: (dup: { _writable?: unknown }, options?: unknown) => void;
-  };
-  const original = f.startResumableUpload_;
-  if (typeof original !== "function") return;
-  f.startResumableUpload_ = function (this: unknown, dup, options) {
-    original.call(this, dup, options);
-    const upload = dup?._writable as UploadInternals | undefined;
-    if (
-      !upload || typeof upload.checkUploadStatus !== "function" ||
-      typeof upload.getAndSetOffset !== "function" ||
-      typeof upload.continueUploading !== "function" || typeof upload.startUploading !== "function"
-    ) return;
-    upload.getAndSetOffset = async function (this: UploadInternals) {
-      for (let attempt = 0;; attempt++) {
-        try {
-          const resp = await this.checkUploadStatus({ retry: false });
-          const range = resp.headers.range;
-          this.offset = resp.status === 308 && typeof range === "string"
-            ? Number(range.split("-")[1]) + 1
-            : 0;
-          return;
-        } catch (err) {
-          if (this.destroyed) return;
-          if (attempt >= retry.maxRetries || !retry.isRetryable(err)) {
-            this.destroy(err);
-            return;
-          }
-          const delay = Math.min(2 ** attempt * 1000 + Math.random() * 1000, retry.maxRetryDelay * 1000);
-          await new Promise((resolve) => setTimeout(resolve, delay));
-          if (this.destroyed) return;
-        }
-      }
-    };
-    upload.continueUploading = async function (this: UploadInternals) {
-      if (this.offset === undefined || this.offset === null) await this.getAndSetOffset();
-      if (this.destroyed) return;
-      return await this.startUploading();
-    };
-  };
-}
-
-/** The HTTP status an error from the client carries, if any. */
-function statusOf(err: unknown): number | undefined {
-  const e = err as {
-    code?: unknown;
-    status?: unknown;
-    response?: { status?: unknown };
-    errors?: Array<{ code?: unknown }>;
-  } | null;
-  for (const v of [e?.code, e?.status, e?.response?.status, e?.errors?.[0]?.code]) {
-    const n = typeof v === "number" ? v : typeof v === "string" && /^\d{3}$/.test(v) ? Number(v) : NaN;
-    if (n >= 100 && n < 600) return n;
-  }
-  return undefined;
-}
-
-/** One line about an error from the client. */
-function describe(err: unknown): string {
-  const status = statusOf(err);
-  const e = err as { message?: unknown; code?: unknown } | null;
-  let msg = typeof e?.message === "string" ? e.message : String(err);
-  const json = /"message"\s*:\s*"([^"]*)"/.exec(msg);
-  if (json) msg = json[1];
-  msg = msg.split("\n")[0].trim();
-  if (msg.length > 300) msg = msg.slice(0, 300) + "…";
-  const code = typeof e?.code === "string" && !/^\d+$/.test(e.code) && !msg.includes(e.code)
-    ? ` (${e.code})`
-    : "";
-  return `${status !== undefined && !msg.startsWith(String(status)) ? `HTTP ${status}: ` : ""}${msg}${code}`;
-}
-
 function checkRelative(path: string): void {
   if (
     path === "" || path.startsWith("/") || path.split("/").some((p) => p === "" || p === "." || p === "..")
@@ -321,7 +237,7 @@ export class GcsStore implements ObjectStore {
   readonly #bucket: Bucket;
   readonly #root: string;
   readonly #chunkSize: number;
-  readonly #retry: StatusQueryRetry;
+  readonly #retry: GcsRetry;
 
   /**
    * @param uri the store's URI as the user wrote it
@@ -329,7 +245,7 @@ export class GcsStore implements ObjectStore {
    * @param bucket the bucket
    * @param prefix object-name prefix without slashes at either end ("" for the bucket's root)
    * @param chunkSize bytes per resumable-upload request
-   * @param retry how the status query of a resumed upload is retried
+   * @param retry how requests are retried, and what media reads need
    */
   constructor(
     readonly uri: string,
@@ -337,7 +253,7 @@ export class GcsStore implements ObjectStore {
     bucket: Bucket,
     prefix: string,
     chunkSize: number,
-    retry: StatusQueryRetry,
+    retry: GcsRetry,
   ) {
     this.#storage = storage;
     this.#bucket = bucket;
@@ -404,156 +320,51 @@ export class GcsStore implements ObjectStore {
     return out.sort();
   }
 
+  #media(path: string): MediaReadConfig {
+    checkRelative(path);
+    const r = this.#retry;
+    return {
+      url: `${r.baseUrl}/b/${encodeURIComponent(this.#bucket.name)}/o/${
+        encodeURIComponent(this.#root + path)
+      }`,
+      where: this.#where(path),
+      headers: r.headers,
+      maxRetries: r.maxRetries,
+      maxRetryDelaySeconds: r.maxRetryDelay,
+      requestTimeoutMs: r.requestTimeoutMs,
+    };
+  }
+
   /**
-   * Streams an object's bytes, or the range [start, end). A whole-object read is checked against the object's
+   * Streams an object's bytes, or the range [start, end), retried and resumed at the byte reached on 408, 429,
+   * 5xx and dropped connections (`src/store/gcs_read.ts`). A whole-object read is checked against the object's
    * CRC32C; a missing object is a {@linkcode SparsekdError} here, not later in the stream.
    */
   async read(path: string, options: ReadOptions = {}): Promise<ReadableStream<Uint8Array>> {
-    const file = this.#file(path);
-    const where = this.#where(path);
+    const media = this.#media(path);
     const start = options.start ?? 0;
     const end = options.end;
     if (end !== undefined && end <= start) {
-      if (!(await this.exists(path))) throw new SparsekdError(`${where} does not exist`);
+      if (!(await this.exists(path))) throw new SparsekdError(`${media.where} does not exist`);
       return new ReadableStream<Uint8Array>({ start: (c) => c.close() });
     }
-    const ranged = start > 0 || end !== undefined;
-    const node: Readable = ranged
-      ? file.createReadStream({ start, end: end === undefined ? undefined : end - 1 })
-      : file.createReadStream({ validation: "crc32c" });
-    const it = node[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
-    const failure = (err: unknown) =>
-      statusOf(err) === 404
-        ? new SparsekdError(`${where} does not exist`, { cause: err })
-        : new SparsekdError(`cannot read ${where}: ${describe(err)}`, { cause: err });
-    let first: IteratorResult<Uint8Array>;
-    try {
-      first = await it.next(); // starts the request, so that a missing object fails here
-    } catch (err) {
-      node.destroy();
-      // A range that starts past the end reads as empty, as it does from a local file.
-      if (statusOf(err) === 416) return new ReadableStream<Uint8Array>({ start: (c) => c.close() });
-      throw failure(err);
-    }
-    let pending: IteratorResult<Uint8Array> | null = first;
-    return new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        let r: IteratorResult<Uint8Array>;
-        try {
-          r = pending ?? await it.next();
-        } catch (err) {
-          controller.error(failure(err));
-          return;
-        }
-        pending = null;
-        if (r.done) controller.close();
-        else controller.enqueue(new Uint8Array(r.value.buffer, r.value.byteOffset, r.value.byteLength));
-      },
-      cancel() {
-        node.destroy();
-      },
-    }, { highWaterMark: 0 });
+    return await readMedia(media, start, end);
   }
 
-  /** Reads a whole object, checked against its CRC32C. */
+  /** Reads a whole object, checked against its CRC32C, with the retries of {@linkcode GcsStore.read}. */
   async readBytes(path: string): Promise<Uint8Array> {
-    const file = this.#file(path);
-    try {
-      const [buf] = await file.download({ validation: "crc32c" });
-      return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-    } catch (err) {
-      if (statusOf(err) === 404) {
-        throw new SparsekdError(`${this.#where(path)} does not exist`, { cause: err });
-      }
-      throw new SparsekdError(`cannot read ${this.#where(path)}: ${describe(err)}`, { cause: err });
-    }
+    return await readMediaBytes(this.#media(path));
   }
 
   /**
    * Starts a create-only resumable upload. The writable buffers at most one chunk (plus the node stream's
    * high-water mark); closing it waits until the object exists and its CRC32C matches. It rejects with
-   * {@linkcode ObjectExistsError} when the object exists, and with a {@linkcode SparsekdError} when the upload
+   * `ObjectExistsError` when the object exists, and with a {@linkcode SparsekdError} when the upload
    * failed after its retries. Aborting it cancels the upload: no object appears.
    */
   create(path: string): Promise<ObjectWriter> {
     const file = this.#file(path);
-    const where = this.#where(path);
-    steadyStatusQueries(file, this.#retry);
-    const node = file.createWriteStream({
-      resumable: true,
-      validation: "crc32c",
-      chunkSize: this.#chunkSize,
-      preconditionOpts: { ifGenerationMatch: 0 },
-      metadata: { contentType: "application/octet-stream" },
-    });
-    let failure: unknown = null;
-    let settled = false;
-    let resolveDone!: (info: ObjectInfo) => void;
-    let rejectDone!: (err: unknown) => void;
-    const done = new Promise<ObjectInfo>((resolve, reject) => {
-      resolveDone = resolve;
-      rejectDone = reject;
-    });
-    done.catch(() => {}); // the caller may await only the writable
-    const fail = (err: unknown): unknown => {
-      if (failure === null) {
-        failure = statusOf(err) === 412
-          ? new ObjectExistsError(where)
-          : err instanceof SparsekdError
-          ? err
-          : new SparsekdError(`upload of ${where} failed: ${describe(err)}`, { cause: err });
-      }
-      if (!settled) {
-        settled = true;
-        rejectDone(failure);
-      }
-      return failure;
-    };
-    node.on("error", (err: unknown) => fail(err));
-    node.once("finish", () => {
-      if (settled) return;
-      const meta = file.metadata;
-      settled = true;
-      resolveDone({ path, size: Number(meta.size), crc32c: String(meta.crc32c) });
-    });
-    node.once("close", () => {
-      if (!settled) fail(new Error("the upload stream closed before the object was complete"));
-    });
-    const waitDrain = () =>
-      new Promise<void>((resolve, reject) => {
-        const cleanup = () => {
-          node.off("drain", onDrain);
-          node.off("close", onClose);
-        };
-        const onDrain = () => {
-          cleanup();
-          resolve();
-        };
-        const onClose = () => {
-          cleanup();
-          reject(failure ?? new SparsekdError(`upload of ${where} stopped`));
-        };
-        node.on("drain", onDrain);
-        node.on("close", onClose);
-      });
-    const writable = new WritableStream<Uint8Array>({
-      async write(chunk) {
-        if (failure !== null) throw failure;
-        // Copy: the caller may reuse its buffer once write() resolves, while the upload still holds the chunk.
-        if (!node.write(Buffer.from(chunk))) await waitDrain();
-        if (failure !== null) throw failure;
-      },
-      async close() {
-        if (failure !== null) throw failure;
-        node.end();
-        await done;
-      },
-      abort(reason) {
-        fail(reason instanceof Error ? reason : new Error(`upload of ${where} aborted`));
-        node.destroy();
-      },
-    });
-    return Promise.resolve({ writable, done });
+    return Promise.resolve(startUpload(file, path, this.#where(path), this.#chunkSize, this.#retry));
   }
 
   /** Writes a whole object, create-only, through the same resumable upload as {@linkcode GcsStore.create}. */

@@ -2,6 +2,10 @@
  * The local-folder store: create-only writes through a temporary file in the same folder (write, fsync,
  * hard-link into place, remove the temporary), so an object appears only once complete and is never
  * overwritten.
+ *
+ * Links are not followed at object names: a symbolic link where an object would be (even a dangling one) is a
+ * one-line {@linkcode SparsekdError} naming it for `exists`, `size`, `read`, `readBytes` and `create`, never
+ * taken for the object it points to.
  * @module
  */
 
@@ -13,7 +17,9 @@ import {
   type ObjectStore,
   type ObjectWriter,
   type ReadOptions,
+  type StoreOpener,
 } from "./store.ts";
+import { parseStoreUri } from "./uri.ts";
 
 /** Options of {@linkcode openLocalStore}. */
 export interface LocalStoreOptions {
@@ -59,6 +65,20 @@ export async function openLocalStore(root: string, options: LocalStoreOptions = 
 }
 
 /**
+ * The registry's opener of local folders: a plain path or a `file:` URL (see `registry.ts`).
+ *
+ * @example
+ * ```ts
+ * const store = await storeOpener("file:///tmp/out", { create: true });
+ * ```
+ */
+export const storeOpener: StoreOpener = async (uri, options) => {
+  const parsed = parseStoreUri(uri);
+  if (parsed.kind !== "local") throw new SparsekdError(`${uri} is not a local folder`);
+  return await openLocalStore(parsed.path, { uri, create: options.create });
+};
+
+/**
  * A local folder as an {@linkcode ObjectStore}. Create-only writes use `Deno.link`, which fails when the
  * target exists; on a file system without hard links it falls back to check-then-rename, which has a
  * race window between the check and the rename (documented in docs/format.md).
@@ -102,15 +122,61 @@ export class LocalStore implements ObjectStore {
     return (await this.size(path)) !== null;
   }
 
-  /** Size in bytes, or null when absent. */
+  /** Size in bytes, or null when absent; a symbolic link at the name is a {@linkcode SparsekdError}. */
   async size(path: string): Promise<number | null> {
+    const st = await this.#lstat(path);
+    return st !== null && st.isFile ? st.size : null;
+  }
+
+  /** lstat of an object (null when absent); refuses a symbolic link with one line naming it. */
+  async #lstat(path: string): Promise<Deno.FileInfo | null> {
+    let st: Deno.FileInfo;
     try {
-      const st = await Deno.stat(this.#full(path));
-      return st.isFile ? st.size : null;
+      st = await Deno.lstat(this.#full(path));
     } catch (err) {
       if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) return null;
       throw new SparsekdError(`cannot read ${this.#where(path)}: ${oneLine(err)}`, { cause: err });
     }
+    if (st.isSymlink) {
+      throw new SparsekdError(
+        `${this.#where(path)} is a symbolic link; a store does not follow links at object names (remove it)`,
+      );
+    }
+    return st;
+  }
+
+  /**
+   * Opens an object for reading without following a link at its name: lstat first, then open, then check that
+   * the opened file is the one lstat saw (a link swapped in between is refused too).
+   */
+  async #open(path: string): Promise<Deno.FsFile> {
+    const where = this.#where(path);
+    const st = await this.#lstat(path);
+    if (st === null) throw new SparsekdError(`${where} does not exist`);
+    if (!st.isFile) throw new SparsekdError(`${where} is not a file`);
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(this.#full(path), { read: true });
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) {
+        throw new SparsekdError(`${where} does not exist`);
+      }
+      throw new SparsekdError(`cannot read ${where}: ${oneLine(err)}`, { cause: err });
+    }
+    try {
+      const opened = await file.stat();
+      if (opened.ino !== st.ino || opened.dev !== st.dev) {
+        throw new SparsekdError(
+          `${where} changed while it was being opened (a link or another file took its place)`,
+        );
+      }
+    } catch (err) {
+      file.close();
+      throw err instanceof SparsekdError
+        ? err
+        : new SparsekdError(`cannot read ${where}: ${oneLine(err)}`, { cause: err });
+    }
+    return file;
   }
 
   /** Paths (relative to the root, with `/`) that start with `prefix`, sorted; temporary files are skipped. */
@@ -139,15 +205,8 @@ export class LocalStore implements ObjectStore {
 
   /** Streams an object's bytes (or the range [start, end)). */
   async read(path: string, options: ReadOptions = {}): Promise<ReadableStream<Uint8Array>> {
-    let file: Deno.FsFile;
-    try {
-      file = await Deno.open(this.#full(path), { read: true });
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) {
-        throw new SparsekdError(`${this.#where(path)} does not exist`);
-      }
-      throw new SparsekdError(`cannot read ${this.#where(path)}: ${oneLine(err)}`, { cause: err });
-    }
+    const file = await this.#open(path);
+    const where = this.#where(path);
     const start = options.start ?? 0;
     let left = options.end === undefined ? Infinity : Math.max(0, options.end - start);
     if (start > 0) await file.seek(start, Deno.SeekMode.Start);
@@ -172,7 +231,7 @@ export class LocalStore implements ObjectStore {
           n = await file.read(buf);
         } catch (err) {
           close();
-          throw err;
+          throw new SparsekdError(`cannot read ${where}: ${oneLine(err)}`, { cause: err });
         }
         if (n === null || n === 0) {
           close();
@@ -188,15 +247,23 @@ export class LocalStore implements ObjectStore {
     }, { highWaterMark: 0 });
   }
 
-  /** Reads a whole object. */
+  /** Reads a whole object (not through a link at its name). */
   async readBytes(path: string): Promise<Uint8Array> {
+    const file = await this.#open(path);
     try {
-      return await Deno.readFile(this.#full(path));
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) {
-        throw new SparsekdError(`${this.#where(path)} does not exist`);
+      const size = (await file.stat()).size;
+      const out = new Uint8Array(size);
+      let at = 0;
+      while (at < size) {
+        const n = await file.read(out.subarray(at));
+        if (n === null) break;
+        at += n;
       }
+      return at === size ? out : out.slice(0, at);
+    } catch (err) {
       throw new SparsekdError(`cannot read ${this.#where(path)}: ${oneLine(err)}`, { cause: err });
+    } finally {
+      file.close();
     }
   }
 
@@ -238,7 +305,7 @@ export class LocalStore implements ObjectStore {
     };
     const fail = async (err: unknown): Promise<never> => {
       await discard();
-      const e = err instanceof SparsekdError || err instanceof ObjectExistsError
+      const e = err instanceof SparsekdError
         ? err
         : new SparsekdError(`cannot write to ${where}: ${oneLine(err)}`, { cause: err });
       reject(e);

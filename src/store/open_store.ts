@@ -1,82 +1,92 @@
 /**
- * Opens a store from what the user wrote: a plain path, a `file://` URL or `gs://bucket/prefix`. The GCS
- * client is loaded only for gs:// URIs.
+ * Opens a store from what the user wrote, through the store registry (`registry.ts`): a plain path or
+ * `file://…` (a local folder), `gs://bucket/prefix`, or a read-only `http(s)://…` folder. A store's module is
+ * loaded only when a URI of its scheme is opened.
  * @module
  */
-
-import { fileURLToPath } from "node:url";
 import { SparsekdError } from "../errors.ts";
-import { openLocalStore } from "./local.ts";
+import { storeHelp, STORES } from "./registry.ts";
 import type { ObjectStore } from "./store.ts";
+import { storeScheme } from "./uri.ts";
+
+export { type ParsedStoreUri, parseStoreUri, storeScheme } from "./uri.ts";
 
 /** Options of {@linkcode openStore}. */
 export interface OpenStoreOptions {
-  /** GCS endpoint (for gs:// URIs), e.g. the emulator's `http://localhost:4443`. */
-  endpoint?: string;
-  /** For a local folder: create it and check it is writable now (default false). */
+  /**
+   * The endpoint of a remote store: either one URL for the URI's own scheme (what `--gcs-endpoint` gives, e.g.
+   * the emulator's `http://127.0.0.1:4443` for a gs:// URI), or endpoints by scheme (`{ gs: "http://…" }`).
+   * Unset: the store's default (for gs://, the `STORAGE_EMULATOR_HOST` variable, else Google's service).
+   */
+  endpoint?: string | Readonly<Record<string, string | undefined>>;
+  /** Create the store's root now and check that it is writable (default false; a read-only store refuses). */
   create?: boolean;
 }
 
-/** What a store URI names. */
-export type ParsedStoreUri =
-  | { kind: "local"; path: string }
-  | { kind: "gcs"; bucket: string; prefix: string };
-
 /**
- * Parses a store URI: `gs://bucket[/prefix]`, `file:///abs/path` or a plain path (anything without a
- * scheme). Other schemes are a one-line {@linkcode SparsekdError}.
- *
- * @example
- * ```ts
- * parseStoreUri("gs://my-bucket/runs/a"); // { kind: "gcs", bucket: "my-bucket", prefix: "runs/a" }
- * parseStoreUri("file:///tmp/out"); // { kind: "local", path: "/tmp/out" }
- * ```
- */
-export function parseStoreUri(uri: string): ParsedStoreUri {
-  if (uri === "") throw new SparsekdError("the output location is empty");
-  if (uri.startsWith("gs://")) {
-    const rest = uri.slice(5);
-    const slash = rest.indexOf("/");
-    const bucket = slash < 0 ? rest : rest.slice(0, slash);
-    const prefix = slash < 0 ? "" : rest.slice(slash + 1).replace(/\/+$/, "");
-    if (!/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(bucket)) {
-      throw new SparsekdError(`${uri}: "${bucket}" is not a valid bucket name`);
-    }
-    return { kind: "gcs", bucket, prefix };
-  }
-  if (uri.startsWith("file:")) {
-    let path: string;
-    try {
-      path = fileURLToPath(uri);
-    } catch (err) {
-      throw new SparsekdError(`${uri} is not a valid file URL: ${(err as Error).message.split("\n")[0]}`);
-    }
-    return { kind: "local", path: stripSlash(path) };
-  }
-  if (/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(uri)) {
-    throw new SparsekdError(`${uri}: unsupported store (use a folder path, file://… or gs://bucket/prefix)`);
-  }
-  return { kind: "local", path: stripSlash(uri) };
-}
-
-function stripSlash(path: string): string {
-  const p = path.replace(/\/+$/, "");
-  return p === "" ? "/" : p;
-}
-
-/**
- * Opens a store from a URI: a local folder or `gs://bucket/prefix` (through `src/store/gcs.ts`, loaded on
- * demand).
+ * Opens a store from a URI through the registry. An unknown scheme, a read-only store opened with `create`,
+ * and whatever its opener finds wrong (a missing bucket, an unwritable folder) are one-line
+ * {@linkcode SparsekdError}s.
  *
  * @example
  * ```ts
  * const store = await openStore("runs/demo", { create: true });
  * const remote = await openStore("gs://bucket/run", { endpoint: "http://localhost:4443" });
+ * const same = await openStore("gs://bucket/run", { endpoint: { gs: "http://localhost:4443" } });
  * ```
  */
 export async function openStore(uri: string, options: OpenStoreOptions = {}): Promise<ObjectStore> {
-  const parsed = parseStoreUri(uri);
-  if (parsed.kind === "local") return await openLocalStore(parsed.path, { uri, create: options.create });
-  const { openGcsStore } = await import("./gcs.ts");
-  return await openGcsStore(uri, { endpoint: options.endpoint });
+  const scheme = storeScheme(uri);
+  const entry = Object.hasOwn(STORES, scheme) ? STORES[scheme] : undefined;
+  if (entry === undefined) throw new SparsekdError(`${uri}: unsupported store (use ${storeHelp()})`);
+  if (options.create && entry.readOnly) throw new SparsekdError(`${uri}: ${scheme}:// stores are read-only`);
+  const endpoint = typeof options.endpoint === "string"
+    ? options.endpoint
+    : options.endpoint && Object.hasOwn(options.endpoint, scheme)
+    ? options.endpoint[scheme]
+    : undefined;
+  const open = await entry.load();
+  return await open(uri, { endpoint, create: options.create });
+}
+
+/**
+ * Reads one whole object that a full URI names (a file path, `file:`, `http(s):` or `gs://` URL) through the
+ * registry: the store is the URI's folder, the object its last segment. For model files of teachers.
+ *
+ * @example
+ * ```ts
+ * const json = await readUriBytes("https://example.org/teacher/model.json");
+ * ```
+ */
+export async function readUriBytes(uri: string, options: OpenStoreOptions = {}): Promise<Uint8Array> {
+  const { store, path } = await openStoreOf(uri, options);
+  return await store.readBytes(path);
+}
+
+/**
+ * Opens the store of the folder that holds the object a full URI names, and returns that object's path in
+ * it (its last segment, decoded for URLs).
+ *
+ * @example
+ * ```ts
+ * const { store, path } = await openStoreOf("gs://bucket/teacher/model.json");
+ * ```
+ */
+export async function openStoreOf(
+  uri: string,
+  options: OpenStoreOptions = {},
+): Promise<{ store: ObjectStore; path: string }> {
+  const url = storeScheme(uri) !== "file" || /^file:/i.test(uri);
+  const cut = uri.replace(/[?#].*$/, "").lastIndexOf("/");
+  let name = cut < 0 ? uri : uri.slice(cut + 1);
+  if (url) {
+    try {
+      name = decodeURIComponent(name);
+    } catch {
+      throw new SparsekdError(`${uri}: malformed %-escape in the object's name`);
+    }
+  }
+  if (name === "" || name === "." || name === "..") throw new SparsekdError(`${uri} does not name an object`);
+  const folder = cut < 0 ? "." : cut === 0 ? "/" : uri.slice(0, cut);
+  return { store: await openStore(url && cut >= 0 ? uri.slice(0, cut + 1) : folder, options), path: name };
 }

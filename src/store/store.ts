@@ -4,6 +4,7 @@
  * Paths are relative to the store's root and use `/` (for example `shards/s000000.msgpack`).
  * @module
  */
+import { SparsekdError } from "../errors.ts";
 
 /** What a finished write reports. */
 export interface ObjectInfo {
@@ -56,13 +57,33 @@ export interface ObjectStore {
   delete(path: string): Promise<void>;
 }
 
-/** Thrown by create-only writes when the object already exists. */
-export class ObjectExistsError extends Error {
+/**
+ * Thrown by create-only writes when the object already exists. It is a {@linkcode SparsekdError}, so a second
+ * writer of the same object ends with one `error:` line naming it, never a stack trace.
+ *
+ * @example
+ * ```ts
+ * const err = new ObjectExistsError("gs://b/run/shards/s000001.msgpack");
+ * console.assert(err instanceof SparsekdError && !err.message.includes("\n"));
+ * ```
+ */
+export class ObjectExistsError extends SparsekdError {
   /**
    * @param uri the full URI of the object that exists
    */
   constructor(readonly uri: string) {
-    super(`${uri} already exists`);
+    super(`${uri} already exists (sparsekd never overwrites an object)`);
     this.name = "ObjectExistsError";
   }
 }
+
+/** What a store's opener gets besides the URI (see `src/store/registry.ts`). */
+export interface StoreOpenOptions {
+  /** The endpoint for this URI's scheme, when one was given (e.g. the GCS emulator's base URL). */
+  endpoint?: string;
+  /** Create the store's root now and check that it is writable (a read-only store refuses). */
+  create?: boolean;
+}
+
+/** Opens the store a URI names; one per scheme in the store registry. */
+export type StoreOpener = (uri: string, options: StoreOpenOptions) => Promise<ObjectStore>;

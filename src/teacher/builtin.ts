@@ -6,14 +6,14 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { createHash } from "node:crypto";
-import { fileURLToPath } from "node:url";
 import { SparsekdError } from "../errors.ts";
 import type { Runtime } from "../gpu/runtime.ts";
 import { useTfjsOnRuntime } from "../gpu/tfjs_backend.ts";
 import { loadModel } from "../model/checkpoint.ts";
 import { tuneTfjsForAdapter } from "../model/gpt.ts";
+import { openStore } from "../store/open_store.ts";
 import type { ObjectStore } from "../store/store.ts";
-import type { Teacher, TeacherLogits } from "./teacher.ts";
+import type { Teacher, TeacherLogits, TeacherOpener } from "./teacher.ts";
 import { tensorLogits } from "./tensor_logits.ts";
 
 /** Where the committed weights live, relative to this module. */
@@ -34,7 +34,8 @@ export async function createDemoTeacher(rt: Runtime, dir: URL = DEMO_TEACHER_URL
   await useTfjsOnRuntime(rt);
   tuneTfjsForAdapter(rt);
   const hash = createHash("sha256");
-  const store = readOnlyUrlStore(dir, (bytes) => hash.update(bytes));
+  // Read through the store registry: a file: URL from a local checkout, http(s): when imported from a server.
+  const store = hashingStore(await openStore(dir.href), (bytes) => hash.update(bytes));
   if (!(await store.exists("model.json"))) {
     throw new SparsekdError(`the demo teacher's weights are missing (${new URL("model.json", dir).href})`);
   }
@@ -43,6 +44,7 @@ export async function createDemoTeacher(rt: Runtime, dir: URL = DEMO_TEACHER_URL
   const { vocabSize, seqLen } = model.config;
   let disposed = false;
   const teacher: Teacher = {
+    kind: "dense",
     vocabSize,
     seqLen,
     fingerprint,
@@ -86,42 +88,38 @@ export async function createDemoTeacher(rt: Runtime, dir: URL = DEMO_TEACHER_URL
   return teacher;
 }
 
-/** The little of ObjectStore that loading needs, over a file: or http(s): folder URL. */
-function readOnlyUrlStore(dir: URL, onBytes: (b: Uint8Array) => void): ObjectStore {
-  const read = async (path: string): Promise<Uint8Array | null> => {
-    const url = new URL(path, dir);
-    if (url.protocol === "file:") {
-      try {
-        return await Deno.readFile(fileURLToPath(url));
-      } catch (err) {
-        if (err instanceof Deno.errors.NotFound) return null;
-        throw err;
-      }
-    }
-    const res = await fetch(url);
-    if (!res.ok) {
-      await res.body?.cancel();
-      return null;
-    }
-    return new Uint8Array(await res.arrayBuffer());
-  };
-  const refuse = () => Promise.reject(new Error("the demo teacher's folder is read-only"));
+/** A view of `store` that hands every whole object read to `onBytes` (for the weights' fingerprint). */
+function hashingStore(store: ObjectStore, onBytes: (b: Uint8Array) => void): ObjectStore {
   return {
-    uri: dir.href.replace(/\/$/, ""),
-    async exists(path) {
-      return (await read(path)) !== null;
-    },
+    uri: store.uri,
+    exists: (path) => store.exists(path),
+    list: (prefix) => store.list(prefix),
+    size: (path) => store.size(path),
+    read: (path, options) => store.read(path, options),
     async readBytes(path) {
-      const bytes = await read(path);
-      if (!bytes) throw new SparsekdError(`${new URL(path, dir).href} is missing`);
+      const bytes = await store.readBytes(path);
       onBytes(bytes);
       return bytes;
     },
-    list: () => Promise.resolve([]),
-    size: async (path) => (await read(path))?.length ?? null,
-    read: refuse,
-    create: refuse,
-    writeBytes: refuse,
-    delete: refuse,
+    create: (path) => store.create(path),
+    writeBytes: (path, bytes) => store.writeBytes(path, bytes),
+    delete: (path) => store.delete(path),
   };
 }
+
+/**
+ * The registry's opener of `builtin:<name>` specs (see `registry.ts`): only `builtin:demo`.
+ *
+ * @example
+ * ```ts
+ * const teacher = await teacherOpener("demo", rt, {});
+ * ```
+ */
+export const teacherOpener: TeacherOpener = (arg, rt) => {
+  if (arg !== "demo") {
+    throw new SparsekdError(`teacher builtin:${arg}: the only built-in teacher is builtin:demo`, {
+      option: "teacher",
+    });
+  }
+  return createDemoTeacher(rt);
+};

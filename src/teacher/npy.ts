@@ -6,7 +6,7 @@
 import { SparsekdError } from "../errors.ts";
 import { NpyFile } from "../data/npy.ts";
 import { sha256File } from "../data/sha256.ts";
-import type { Teacher, TeacherLogits } from "./teacher.ts";
+import type { Teacher, TeacherLogits, TeacherOpener } from "./teacher.ts";
 
 /**
  * Opens a logits `.npy` file as a {@linkcode Teacher} (logits come back in memory: `{kind: "cpu"}`). Its
@@ -27,6 +27,7 @@ export async function npyTeacher(path: string): Promise<Teacher> {
   }
   const fingerprint = await sha256File(path);
   return {
+    kind: "dense",
     vocabSize,
     seqLen,
     fingerprint,
@@ -51,3 +52,18 @@ export async function npyTeacher(path: string): Promise<Teacher> {
     dispose() {},
   };
 }
+
+/**
+ * The registry's opener of `npy:<path>` specs (see `registry.ts`).
+ *
+ * @example
+ * ```ts
+ * const teacher = await teacherOpener("logits.npy", rt, {});
+ * ```
+ */
+export const teacherOpener: TeacherOpener = (arg) => {
+  if (arg === "") {
+    throw new SparsekdError("teacher npy: needs the path of a logits .npy file", { option: "teacher" });
+  }
+  return npyTeacher(arg);
+};

@@ -1,14 +1,42 @@
 /**
- * Parses a `--teacher` spec and opens the teacher: `builtin:demo` (the default) |
- * `tfjs:<path or URI of model.json>` | `npy:<path>` (precomputed float32 logits [S, L, V]).
+ * Opens the teacher a `--teacher` spec names through the teacher registry (`registry.ts`): `builtin:demo`
+ * (the default) | `tfjs:<path or URI of model.json>` | `npy:<path>` (precomputed float32 logits [S, L, V]).
  * @module
  */
 import { SparsekdError } from "../errors.ts";
 import type { Runtime } from "../gpu/runtime.ts";
-import type { Teacher } from "./teacher.ts";
+import { type TeacherOpenOptions, TEACHERS, teacherUsage } from "./registry.ts";
+import type { AnyTeacher, Teacher } from "./teacher.ts";
 
 /**
- * Opens the teacher a `--teacher` spec names (modules are imported only for the kind asked for).
+ * Opens any registered teacher, dense or sparse (only the module of the kind asked for is imported). An
+ * unknown prefix or a bad argument is a one-line {@linkcode SparsekdError} about the option `teacher`.
+ *
+ * @example
+ * ```ts
+ * const teacher = await openAnyTeacher("npy:logits.npy", rt);
+ * if (teacher.kind === "sparse") console.log(teacher.k);
+ * ```
+ */
+export async function openAnyTeacher(
+  spec: string,
+  rt: Runtime,
+  options: TeacherOpenOptions = {},
+): Promise<AnyTeacher> {
+  const colon = spec.indexOf(":");
+  const prefix = colon < 0 ? spec : spec.slice(0, colon);
+  const arg = colon < 0 ? "" : spec.slice(colon + 1);
+  const entry = Object.hasOwn(TEACHERS, prefix) ? TEACHERS[prefix] : undefined;
+  if (entry === undefined) {
+    throw new SparsekdError(`teacher "${spec}": expected ${teacherUsage()}`, { option: "teacher" });
+  }
+  const open = await entry.load();
+  return await open(arg, rt, options);
+}
+
+/**
+ * Opens the teacher a `--teacher` spec names, as a dense {@linkcode Teacher} (full logits): what save-topk and
+ * online distillation need. A sparse teacher is refused in one line.
  *
  * @example
  * ```ts
@@ -16,29 +44,30 @@ import type { Teacher } from "./teacher.ts";
  * console.log(teacher.vocabSize, teacher.description);
  * ```
  */
-export async function openTeacher(spec: string, rt: Runtime): Promise<Teacher> {
-  const colon = spec.indexOf(":");
-  const kind = colon < 0 ? spec : spec.slice(0, colon);
-  const arg = colon < 0 ? "" : spec.slice(colon + 1);
-  switch (kind) {
-    case "builtin": {
-      if (arg !== "demo") {
-        throw new SparsekdError(`--teacher builtin:${arg}: the only built-in teacher is builtin:demo`);
-      }
-      const { createDemoTeacher } = await import("./builtin.ts");
-      return await createDemoTeacher(rt);
-    }
-    case "tfjs": {
-      if (arg === "") throw new SparsekdError("--teacher tfjs: needs the path or URI of a model.json");
-      const { tfjsTeacher } = await import("./tfjs_model.ts");
-      return await tfjsTeacher(rt, arg);
-    }
-    case "npy": {
-      if (arg === "") throw new SparsekdError("--teacher npy: needs the path of a logits .npy file");
-      const { npyTeacher } = await import("./npy.ts");
-      return await npyTeacher(arg);
-    }
-    default:
-      throw new SparsekdError(`--teacher "${spec}": expected builtin:demo, tfjs:<model.json> or npy:<path>`);
+export async function openTeacher(
+  spec: string,
+  rt: Runtime,
+  options: TeacherOpenOptions = {},
+): Promise<Teacher> {
+  return denseTeacher(await openAnyTeacher(spec, rt, options), spec);
+}
+
+/**
+ * The teacher as a dense {@linkcode Teacher}; a `SparseTeacher` is disposed and refused with one line
+ * about the option `teacher` (the command needs full logits).
+ *
+ * @example
+ * ```ts
+ * const dense = denseTeacher(await openAnyTeacher(spec, rt), spec);
+ * ```
+ */
+export function denseTeacher(teacher: AnyTeacher, spec: string): Teacher {
+  if (teacher.kind === "sparse") {
+    teacher.dispose();
+    throw new SparsekdError(
+      `teacher ${spec} returns sparse targets (top-k), but full logits are needed here`,
+      { option: "teacher" },
+    );
   }
+  return teacher;
 }

@@ -1,17 +1,19 @@
 /**
  * `--teacher tfjs:<path or URI of model.json>`: a tfjs LayersModel or GraphModel that maps int32 token ids
- * [batch, L] to logits [batch, L, V]. model.json and its weight files are read from a local path, a
- * `file:` URL or an `http(s):` URL; the model runs on the tfjs `webgpu` backend on the runtime's own device
+ * [batch, L] to logits [batch, L, V]. model.json and its weight files are read through the store registry
+ * (`src/store/registry.ts`): a local path, a `file:`, `http(s):` or `gs://` URI; the model runs on the tfjs `webgpu` backend on the runtime's own device
  * (logits stay on the GPU) or, on a CPU runtime, on the tfjs `cpu` backend.
  * @module
  */
 import type * as tfType from "@tensorflow/tfjs-core";
 import { SparsekdError } from "../errors.ts";
 import type { Runtime } from "../gpu/runtime.ts";
-import type { Teacher, TeacherLogits } from "./teacher.ts";
+import type { Teacher, TeacherLogits, TeacherOpener } from "./teacher.ts";
 import { createHash } from "node:crypto";
 import { resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
+import { openStore, type OpenStoreOptions, readUriBytes, storeScheme } from "../store/open_store.ts";
+import type { ObjectStore } from "../store/store.ts";
 
 /** What {@linkcode loadTfjsArtifacts} returns. */
 export interface LoadedArtifacts {
@@ -25,28 +27,36 @@ export interface LoadedArtifacts {
   url: URL;
 }
 
-/** Turns a path or URI into a URL (`file:`, `http:` or `https:`). */
+/** Turns a path or URI into a URL: a plain path becomes a `file:` URL; any other scheme is kept (`gs:`, …). */
 function toUrl(uri: string): URL {
-  if (/^(https?|file):/i.test(uri)) return new URL(uri);
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) {
-    throw new SparsekdError(`tfjs:${uri}: only local paths, file: and http(s): URLs are supported`);
+  if (storeScheme(uri) === "file" && !/^file:/i.test(uri)) return pathToFileURL(resolve(uri));
+  try {
+    return new URL(uri);
+  } catch {
+    throw new SparsekdError(`tfjs:${uri} is not a valid URI`);
   }
-  return pathToFileURL(resolve(uri));
 }
 
-async function fetchBytes(url: URL, what: string): Promise<Uint8Array> {
-  try {
-    if (url.protocol === "file:") return await Deno.readFile(fileURLToPath(url));
-    const res = await fetch(url);
-    if (!res.ok) {
-      await res.body?.cancel();
-      throw new Error(`HTTP ${res.status}`);
+/**
+ * Reads model files through the store registry: the folder of model.json is opened once as a store, and files
+ * outside it (a weight path with `..` or a URL of its own) through the store of their own folder.
+ */
+function modelFiles(modelUrl: URL, options: OpenStoreOptions) {
+  const folder = new URL(".", modelUrl).href;
+  let store: Promise<ObjectStore> | null = null;
+  return async (url: URL, what: string): Promise<Uint8Array> => {
+    try {
+      if (url.href.startsWith(folder) && !/[?#]/.test(url.href)) {
+        store ??= openStore(folder, options);
+        const path = url.href.slice(folder.length).split("/").map(decodeURIComponent).join("/");
+        return await (await store).readBytes(path);
+      }
+      return await readUriBytes(url.href, options);
+    } catch (err) {
+      const why = err instanceof SparsekdError ? err.message : String(err).split("\n")[0];
+      throw new SparsekdError(`cannot read ${what} ${url.href} (${why})`, { cause: err });
     }
-    return new Uint8Array(await res.arrayBuffer());
-  } catch (err) {
-    const why = err instanceof Deno.errors.NotFound ? "not found" : String(err).split("\n")[0];
-    throw new SparsekdError(`cannot read ${what} ${url.href} (${why})`);
-  }
+  };
 }
 
 /**
@@ -57,9 +67,13 @@ async function fetchBytes(url: URL, what: string): Promise<Uint8Array> {
  * const { artifacts, kind } = await loadTfjsArtifacts("./teacher/model.json");
  * ```
  */
-export async function loadTfjsArtifacts(uri: string): Promise<LoadedArtifacts> {
+export async function loadTfjsArtifacts(
+  uri: string,
+  options: OpenStoreOptions = {},
+): Promise<LoadedArtifacts> {
   const tf = await import("@tensorflow/tfjs-core");
   const url = toUrl(uri);
+  const fetchBytes = modelFiles(url, options);
   const jsonBytes = await fetchBytes(url, "model.json");
   const hash = createHash("sha256").update(jsonBytes);
   let json: tfType.io.ModelJSON;
@@ -183,11 +197,15 @@ async function loadModel(loaded: LoadedArtifacts): Promise<RunnableModel> {
  * const logits = await teacher.forward(tokens, 0, 4, 128);
  * ```
  */
-export async function tfjsTeacher(rt: Runtime, uri: string): Promise<Teacher> {
+export async function tfjsTeacher(
+  rt: Runtime,
+  uri: string,
+  options: OpenStoreOptions = {},
+): Promise<Teacher> {
   const { useTfjsOnRuntime } = await import("../gpu/tfjs_backend.ts");
   const { tensorLogits } = await import("./tensor_logits.ts");
   const tf = await useTfjsOnRuntime(rt);
-  const loaded = await loadTfjsArtifacts(uri);
+  const loaded = await loadTfjsArtifacts(uri, options);
   const model = await loadModel(loaded);
   const where = loaded.url.href;
 
@@ -235,6 +253,7 @@ export async function tfjsTeacher(rt: Runtime, uri: string): Promise<Teacher> {
   }
   let disposed = false;
   const teacher: Teacher = {
+    kind: "dense",
     vocabSize,
     seqLen: model.fixedSeqLen,
     fingerprint: loaded.fingerprint,
@@ -278,3 +297,18 @@ export async function tfjsTeacher(rt: Runtime, uri: string): Promise<Teacher> {
   };
   return teacher;
 }
+
+/**
+ * The registry's opener of `tfjs:<model.json>` specs (see `registry.ts`).
+ *
+ * @example
+ * ```ts
+ * const teacher = await teacherOpener("./teacher/model.json", rt, {});
+ * ```
+ */
+export const teacherOpener: TeacherOpener = (arg, rt, options) => {
+  if (arg === "") {
+    throw new SparsekdError("teacher tfjs: needs the path or URI of a model.json", { option: "teacher" });
+  }
+  return tfjsTeacher(rt, arg, { endpoint: options.endpoint });
+};

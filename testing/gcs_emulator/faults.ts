@@ -1,6 +1,7 @@
 /**
  * Fault injection for the GCS emulator: answer chosen requests with an HTTP error (503, 408, …) or cut their
- * connection, at once or after some bytes of the request body, so that tests can show uploads survive them.
+ * connection, at once, after some bytes of the request body or after some bytes of the response body, so that
+ * tests can show uploads and downloads survive them.
  * @module
  */
 import { SparsekdError } from "../../src/errors.ts";
@@ -13,6 +14,12 @@ import { SparsekdError } from "../../src/errors.ts";
  * - `{ method: "PUT", path: "upload_id", status: 503, count: 2 }`: the next two upload PUTs get a 503.
  * - `{ kind: "reset", method: "PUT", path: "upload_id", afterBytes: 100000 }`: the next upload PUT whose body
  *   reaches 100000 bytes has its connection destroyed there (without a response).
+ * - `{ kind: "reset", method: "GET", path: "alt=media", afterResponseBytes: 1000 }`: the next media download
+ *   whose response body is longer than 1000 bytes has its connection destroyed after sending 1000 of them.
+ * - `{ kind: "stall", method: "GET", path: "alt=media", afterResponseBytes: 1000 }`: the next media download
+ *   longer than 1000 bytes sends 1000 of them and then nothing more, keeping the connection open.
+ * - `{ kind: "corrupt", method: "GET", path: "alt=media", inResponse: true }`: the next media download has one
+ *   byte of its answer flipped, so clients can show they check CRC32C on reads too.
  * - `{ kind: "corrupt", method: "PUT", path: "upload_id" }`: the next upload PUT has one byte of its body
  *   flipped before it is stored (as a faulty network or disk would), so clients can show they check CRC32C.
  */
@@ -25,7 +32,7 @@ export interface FaultRule {
    * `status`: answer with `status`; `reset`: destroy the connection; `corrupt`: flip the middle byte of the
    * request body (nothing happens to an empty body). Default: `status` when one is given.
    */
-  kind?: "status" | "reset" | "corrupt";
+  kind?: "status" | "reset" | "corrupt" | "stall";
   /** HTTP status of a `status` fault (e.g. 503, 408, 500, 429). */
   status?: number;
   /**
@@ -33,6 +40,13 @@ export interface FaultRule {
    * request whose body ends before that is not hit and does not count.
    */
   afterBytes?: number;
+  /**
+   * For `reset`: bytes of the response body sent (after its headers) before the connection is cut, instead of
+   * cutting the request. A response whose body is not longer than that is not hit and does not count.
+   */
+  afterResponseBytes?: number;
+  /** For `corrupt`: flip the middle byte of the first non-empty piece of the response body instead. */
+  inResponse?: boolean;
   /** Matching requests to let through before the fault starts (default 0). */
   skip?: number;
   /** Requests to hit (default 1). */
@@ -42,7 +56,7 @@ export interface FaultRule {
 /** A fault that happened. */
 export interface FaultHit {
   /** The rule's kind. */
-  kind: "status" | "reset" | "corrupt";
+  kind: "status" | "reset" | "corrupt" | "stall";
   /** HTTP status for `status` faults. */
   status?: number;
   /** Request method. */
@@ -51,14 +65,18 @@ export interface FaultHit {
   path: string;
   /** Body bytes read from the request before the fault. */
   bytesRead: number;
+  /** For a reset of a response: body bytes sent before the cut. */
+  bytesSent?: number;
 }
 
 interface LiveRule {
   method?: string;
   path?: string;
-  kind: "status" | "reset" | "corrupt";
+  kind: "status" | "reset" | "corrupt" | "stall";
   status?: number;
   afterBytes: number;
+  afterResponseBytes: number | null;
+  inResponse: boolean;
   skip: number;
   count: number;
 }
@@ -67,7 +85,7 @@ interface LiveRule {
 export type FaultDecision =
   | { kind: "status"; status: number }
   | { kind: "reset" }
-  | { kind: "corrupt" }
+  | { kind: "corrupt"; inResponse: boolean }
   | null;
 
 /**
@@ -99,7 +117,11 @@ export class FaultInjector {
 
   /** The rules that still have requests to hit. */
   pending(): FaultRule[] {
-    return this.#rules.filter((r) => r.count > 0).map((r) => ({ ...r }));
+    return this.#rules.filter((r) => r.count > 0).map(({ afterResponseBytes, inResponse, ...r }) => ({
+      ...r,
+      ...(afterResponseBytes === null ? {} : { afterResponseBytes }),
+      ...(inResponse ? { inResponse } : {}),
+    }));
   }
 
   /** Decides, when a request starts, whether it gets a status fault, an immediate reset or a corrupted body. */
@@ -107,14 +129,16 @@ export class FaultInjector {
     // Every rule sees every matching request (its `skip` counts them all); the first armed rule fires.
     let chosen: LiveRule | null = null;
     for (const rule of this.#rules) {
-      if (rule.count <= 0 || rule.afterBytes > 0 || !matches(rule, method, path)) continue;
+      if (rule.count <= 0 || rule.afterBytes > 0 || rule.afterResponseBytes !== null) continue;
+      if (!matches(rule, method, path)) continue;
       if (rule.skip > 0) rule.skip--;
       else if (chosen === null) chosen = rule;
     }
     if (chosen === null) return null;
     chosen.count--;
     this.hits.push({ kind: chosen.kind, status: chosen.status, method, path, bytesRead: 0 });
-    return chosen.kind === "status" ? { kind: "status", status: chosen.status! } : { kind: chosen.kind };
+    if (chosen.kind === "status") return { kind: "status", status: chosen.status! };
+    return chosen.kind === "corrupt" ? { kind: "corrupt", inResponse: chosen.inResponse } : { kind: "reset" };
   }
 
   /**
@@ -148,6 +172,42 @@ export class FaultInjector {
     }
     return false;
   }
+
+  /**
+   * The response-body offset at which this request's connection is to be cut, or null. Call
+   * {@linkcode FaultInjector.cutResponse} when the response body would pass it.
+   */
+  responseResetOffset(method: string, path: string): number | null {
+    let best: number | null = null;
+    for (const rule of this.#rules) {
+      if (rule.count <= 0 || rule.afterResponseBytes === null || !matches(rule, method, path)) continue;
+      if (best === null || rule.afterResponseBytes < best) best = rule.afterResponseBytes;
+    }
+    return best;
+  }
+
+  /**
+   * Called when a response body is about to pass `bytesSent` bytes (≥ the offset from
+   * `responseResetOffset`): returns `reset` when the connection must be cut there, `stall` when the response
+   * is to stop there without closing (the rule is then used up by one), null when a `skip` let it pass.
+   */
+  cutResponse(method: string, path: string, bytesSent: number): "reset" | "stall" | null {
+    for (const rule of this.#rules) {
+      if (rule.count <= 0 || rule.afterResponseBytes === null || rule.afterResponseBytes > bytesSent) {
+        continue;
+      }
+      if (!matches(rule, method, path)) continue;
+      if (rule.skip > 0) {
+        rule.skip--;
+        return null;
+      }
+      rule.count--;
+      const kind = rule.kind === "stall" ? "stall" : "reset";
+      this.hits.push({ kind, method, path, bytesRead: 0, bytesSent });
+      return kind;
+    }
+    return null;
+  }
 }
 
 function matches(rule: LiveRule, method: string, path: string): boolean {
@@ -161,7 +221,7 @@ function normalize(rule: FaultRule): LiveRule {
     throw new SparsekdError("a fault rule must be a JSON object");
   }
   const kind = rule.kind ?? (rule.status !== undefined ? "status" : undefined);
-  if (kind !== "status" && kind !== "reset" && kind !== "corrupt") {
+  if (kind !== "status" && kind !== "reset" && kind !== "corrupt" && kind !== "stall") {
     throw new SparsekdError(
       `a fault rule needs "status" (e.g. 503) or "kind": "reset" or "corrupt" (got ${JSON.stringify(rule)})`,
     );
@@ -183,12 +243,27 @@ function normalize(rule: FaultRule): LiveRule {
   if (rule.path !== undefined && typeof rule.path !== "string") {
     throw new SparsekdError(`fault rule "path" must be a string`);
   }
+  if (rule.inResponse !== undefined && (kind !== "corrupt" || typeof rule.inResponse !== "boolean")) {
+    throw new SparsekdError(`fault rule "inResponse" is true or false, for a "corrupt" rule`);
+  }
+  if (
+    rule.afterResponseBytes !== undefined &&
+    ((kind !== "reset" && kind !== "stall") || rule.afterBytes !== undefined)
+  ) {
+    throw new SparsekdError(
+      `fault rule "afterResponseBytes" is for a "reset" (without "afterBytes") or "stall" rule`,
+    );
+  }
   return {
     method: rule.method,
     path: rule.path,
     kind,
     status,
     afterBytes: kind === "reset" ? int("afterBytes", rule.afterBytes, 0, 0) : 0,
+    inResponse: rule.inResponse === true,
+    afterResponseBytes: rule.afterResponseBytes === undefined
+      ? (kind === "stall" ? 0 : null)
+      : int("afterResponseBytes", rule.afterResponseBytes, 0, 0),
     skip: int("skip", rule.skip, 0, 0),
     count: int("count", rule.count, 1, 1),
   };

@@ -156,6 +156,12 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
     return sendError(res, decision.status, "injectedFault", `Injected fault: HTTP ${decision.status}`);
   }
 
+  if (decision?.kind === "corrupt" && decision.inResponse) {
+    corruptResponseBody(ctx, res, method, pathAndQuery);
+  }
+  const responseCut = ctx.faults.responseResetOffset(method, pathAndQuery);
+  if (responseCut !== null) cutResponseBody(ctx, req, res, method, pathAndQuery, responseCut);
+
   const declared = Number(req.headers["content-length"] ?? 0);
   if (declared > ctx.maxBodyBytes) {
     req.socket.destroy();
@@ -163,7 +169,7 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
   }
   const body = await readBody(ctx, req, method, pathAndQuery);
   if (body.aborted) return; // the client went away mid-request: nothing to answer
-  if (decision?.kind === "corrupt" && body.bytes.length > 0) {
+  if (decision?.kind === "corrupt" && !decision.inResponse && body.bytes.length > 0) {
     body.bytes[body.bytes.length >> 1] ^= 0xff;
     ctx.log?.(`${method} ${pathAndQuery} → one body byte flipped (injected)`);
   }
@@ -178,6 +184,73 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
     }
     sendError(res, err.status, err.reason, err.message);
   }
+}
+
+/** Flips the middle byte of the first non-empty piece of the response body (sent with write or end). */
+function corruptResponseBody(ctx: Ctx, res: ServerResponse, method: string, path: string): void {
+  type Write = (chunk: unknown, ...rest: unknown[]) => unknown;
+  const r = res as unknown as { write: Write; end: Write };
+  const write = r.write.bind(res);
+  const end = r.end.bind(res);
+  let done = false;
+  const flip = (chunk: unknown): unknown => {
+    if (done || !(chunk instanceof Uint8Array) || chunk.length === 0) return chunk;
+    done = true;
+    const copy = chunk.slice();
+    copy[copy.length >> 1] ^= 0xff;
+    ctx.log?.(`${method} ${path} → one response byte flipped (injected)`);
+    return copy;
+  };
+  r.write = (chunk, ...rest) => write(flip(chunk), ...rest);
+  r.end = (chunk, ...rest) => end(flip(chunk), ...rest);
+}
+
+/**
+ * Arms a reset or a stall of the response: once its body would pass `cutAt` bytes (and the fault injector
+ * agrees), the first `cutAt` bytes go out and the connection is destroyed, as a dropped download looks to a
+ * client, or left open with nothing more sent, as a stalled one does.
+ */
+function cutResponseBody(
+  ctx: Ctx,
+  req: IncomingMessage,
+  res: ServerResponse,
+  method: string,
+  path: string,
+  cutAt: number,
+): void {
+  type Write = (chunk: unknown, ...rest: unknown[]) => unknown;
+  const r = res as unknown as { write: Write; end: Write };
+  const write = r.write.bind(res);
+  const end = r.end.bind(res);
+  let sent = 0;
+  let cut = false;
+  /** Sends what may go out of `chunk`; true when the connection is being cut. */
+  const pass = (chunk: unknown): boolean => {
+    if (cut) return true;
+    if (chunk === undefined || chunk === null || typeof chunk === "function") return false;
+    const bytes = typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk as Uint8Array;
+    const fault = sent + bytes.length > cutAt ? ctx.faults.cutResponse(method, path, cutAt) : null;
+    if (fault !== null) {
+      cut = true;
+      const part = bytes.subarray(0, cutAt - sent);
+      if (fault === "stall") {
+        // Nothing more is sent; the connection stays open until the client gives up (or the emulator stops).
+        ctx.log?.(`${method} ${path} → response stalled after ${cutAt} bytes (injected)`);
+        write(part);
+        return true;
+      }
+      ctx.log?.(`${method} ${path} → connection reset after ${cutAt} response bytes (injected)`);
+      write(part, () => req.socket.destroy());
+      return true;
+    }
+    sent += bytes.length;
+    return false;
+  };
+  r.write = (chunk, ...rest) => pass(chunk) ? true : write(chunk, ...rest);
+  r.end = (chunk, ...rest) => {
+    if (pass(chunk)) return res;
+    return end(chunk, ...rest);
+  };
 }
 
 /** Reads the request body; a reset fault may cut it, and then the socket is destroyed after routing. */
