@@ -87,10 +87,16 @@ const OPTION_KINDS: Record<string, "number" | "string" | "boolean"> = {
   quiet: "boolean",
 };
 
-/** `deno task train`'s flags by option name (`batchSize` → `--batch-size`): how errors name an option. */
-export const TRAIN_FLAGS: Record<string, string> = Object.fromEntries(
-  Object.keys(OPTION_KINDS).map((o) => [o, "--" + o.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())]),
-);
+/**
+ * `deno task train`'s flags by option name (`batchSize` → `--batch-size`): how errors name an option. The
+ * teacher registry's errors name `teacher`, which is `--online-teacher` here.
+ */
+export const TRAIN_FLAGS: Record<string, string> = {
+  ...Object.fromEntries(
+    Object.keys(OPTION_KINDS).map((o) => [o, "--" + o.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())]),
+  ),
+  teacher: "--online-teacher",
+};
 
 /**
  * Parses `deno task train`'s flags into {@linkcode TrainOptions} (null for `--help`); numbers are checked
