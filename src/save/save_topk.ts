@@ -163,8 +163,8 @@ export function checkSaveOptions(o: Omit<SaveTopKOptions, "rt" | "store">): void
  * the last bits; a run.json that records none is accepted with a note); this process writes run.json only
  * once its first shard exists, so a run that fails on its first shard leaves OUT as it found it. A shard
  * that exists is read back and verified (structure, the manifest's CRC32C where one lists it, its tokens
- * against the data) before it is skipped; a damaged one is a one-line error that names it. A shard that another process writes meanwhile (the same
- * host index twice) is verified and kept.
+ * against the data) before it is skipped; a damaged one is a one-line error that names it. A shard that
+ * another process writes meanwhile (the same host index twice) is verified and kept.
  *
  * @example
  * ```ts
