@@ -45,6 +45,7 @@ const FLAGS = {
   hostCount: "--host-count",
   gcsEndpoint: "--gcs-endpoint",
   summary: "--summary",
+  cpu: "--cpu",
 };
 
 await runMain(async () => {

@@ -11,6 +11,8 @@ import {
   ensureRunJson,
   makeRunJson,
   readRunJson,
+  runDifference,
+  validateRunJson,
   writeRunJson,
 } from "../src/format/run_json.ts";
 import { decodeShard, readShards } from "../src/format/shard_reader.ts";
@@ -415,6 +417,32 @@ Deno.test("run.json: compatibility names the first differing field; ensureRunJso
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  }));
+
+Deno.test("run.json: backend is recorded when given, checked last, and not compared when either side lacks it", () =>
+  withSeed("run.json backend", (rng) => {
+    const old = randomRun(rng, "u16", "f32");
+    assert.equal("backend" in old, false);
+    const cpu = makeRunJson({ ...old, backend: "cpu" });
+    const gpu = makeRunJson({ ...old, backend: "webgpu" });
+    assert.equal(cpu.backend, "cpu");
+    assert.equal(Object.keys(cpu).at(-1), "backend");
+    assert.equal(runDifference(cpu, gpu), 'backend is "cpu" there and "webgpu" here');
+    assert.throws(
+      () => checkRunCompatible(gpu, cpu, "out"),
+      expectError(/^out\/run\.json belongs to another run: backend is "webgpu" there and "cpu" here /),
+    );
+    // another field that differs is named first
+    assert.match(runDifference(cpu, { ...gpu, k: gpu.k + 1 })!, /^k is/);
+    // a run.json written before the backend was recorded is accepted by either backend, and the reverse
+    assert.equal(runDifference(old, cpu), null);
+    assert.equal(runDifference(gpu, old), null);
+    assert.deepEqual(validateRunJson(JSON.parse(JSON.stringify(gpu)), "x"), gpu);
+    assert.throws(
+      () => validateRunJson({ ...old, backend: "tpu" }, "out/run.json"),
+      expectError(/^out\/run\.json: backend must be "webgpu" or "cpu" when present \(got "tpu"\)$/),
+    );
+    assert.throws(() => validateRunJson({ ...old, backend: null }, "r"), expectError(/backend must be/));
   }));
 
 Deno.test("manifest paths and shard paths are zero-padded as the format says", () => {

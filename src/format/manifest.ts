@@ -5,7 +5,7 @@
  */
 
 import { SparsekdError } from "../errors.ts";
-import type { ObjectStore } from "../store/store.ts";
+import { ObjectExistsError, type ObjectStore } from "../store/store.ts";
 import { crc32cFromBase64 } from "./crc32c.ts";
 import { FORMAT_VERSION, type Manifest, MANIFEST_FORMAT, type ManifestEntry } from "./types.ts";
 import { joinUri } from "./uri.ts";
@@ -80,6 +80,36 @@ export function validateManifest(x: unknown, where: string): Manifest {
  */
 export async function writeManifest(store: ObjectStore, manifest: Manifest): Promise<void> {
   await store.writeBytes(manifestPath(manifest.host), encodeManifest(manifest));
+}
+
+/**
+ * Writes host h's manifest. When one is there already with the same content (a finished run started
+ * again) nothing changes; when it differs (the host count changed since) it is replaced: a manifest is an
+ * index of shards that are themselves never overwritten, and the new one describes the same bytes.
+ *
+ * @example
+ * ```ts
+ * await putManifest(store, makeManifest(0, entries));
+ * ```
+ */
+export async function putManifest(store: ObjectStore, manifest: Manifest): Promise<void> {
+  const bytes = encodeManifest(manifest);
+  const path = manifestPath(manifest.host);
+  try {
+    await store.writeBytes(path, bytes);
+    return;
+  } catch (err) {
+    if (!(err instanceof ObjectExistsError)) throw err;
+  }
+  const old = await store.readBytes(path);
+  if (old.length === bytes.length && old.every((b, i) => b === bytes[i])) return;
+  await store.delete(path);
+  try {
+    await store.writeBytes(path, bytes);
+  } catch (err) {
+    // another process with the same host index replaced it at the same moment: with the same shards
+    if (!(err instanceof ObjectExistsError)) throw err;
+  }
 }
 
 /**

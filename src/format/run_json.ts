@@ -7,6 +7,7 @@
 import { SparsekdError } from "../errors.ts";
 import { ObjectExistsError, type ObjectStore } from "../store/store.ts";
 import {
+  type Backend,
   type Fingerprinted,
   FORMAT_VERSION,
   indexDtypeFor,
@@ -30,6 +31,8 @@ export interface RunJsonInput {
   sequencesPerShard: number;
   teacher: Fingerprinted;
   data: Fingerprinted;
+  /** The backend computing the shards (recorded when given). */
+  backend?: Backend;
 }
 
 /**
@@ -38,7 +41,8 @@ export interface RunJsonInput {
  * @example
  * ```ts
  * const run = makeRunJson({ vocabSize: 512, k: 8, seqLen: 64, valueDtype: "f16", lseTemperatures: [1, 2],
- *   sequences: 100, sequencesPerShard: 16, teacher: { fingerprint: "ab" }, data: { fingerprint: "cd" } });
+ *   sequences: 100, sequencesPerShard: 16, teacher: { fingerprint: "ab" }, data: { fingerprint: "cd" },
+ *   backend: "webgpu" });
  * ```
  */
 export function makeRunJson(input: RunJsonInput): RunJson {
@@ -56,6 +60,7 @@ export function makeRunJson(input: RunJsonInput): RunJson {
     teacher: { ...input.teacher },
     data: { ...input.data },
   };
+  if (input.backend !== undefined) run.backend = input.backend;
   return validateRunJson(run, "run.json");
 }
 
@@ -68,6 +73,8 @@ const MAX_BIN = 2 ** 30;
 
 /** The largest run.json or manifest read (64 MiB: a manifest of about 400,000 shards). */
 export const MAX_JSON_BYTES = 64 << 20;
+
+const BACKENDS: readonly Backend[] = ["webgpu", "cpu"];
 
 const isPosInt = (x: unknown): x is number => typeof x === "number" && Number.isSafeInteger(x) && x > 0;
 
@@ -126,12 +133,16 @@ export function validateRunJson(x: unknown, where: string): RunJson {
       bad(`${key}.fingerprint must be a string`);
     }
   }
+  if (r.backend !== undefined && !BACKENDS.includes(r.backend as Backend)) {
+    bad(`backend must be "webgpu" or "cpu" when present (got ${JSON.stringify(r.backend)})`);
+  }
   return r as unknown as RunJson;
 }
 
 /**
  * The first field in which two runs differ (format, version, fingerprints, shapes, dtypes, temperatures,
- * counts), as one line, or null when `wanted` may write into or read from `existing`.
+ * counts, then the backend), as one line, or null when `wanted` may write into or read from `existing`.
+ * A backend absent on either side (a run.json written before it was recorded) is not compared.
  *
  * @example
  * ```ts
@@ -153,6 +164,9 @@ export function runDifference(existing: RunJson, wanted: RunJson): string | null
     ["sequences", existing.sequences, wanted.sequences],
     ["sequencesPerShard", existing.sequencesPerShard, wanted.sequencesPerShard],
   ];
+  if (existing.backend !== undefined && wanted.backend !== undefined) {
+    fields.push(["backend", existing.backend, wanted.backend]);
+  }
   for (const [name, a, b] of fields) {
     if (JSON.stringify(a) !== JSON.stringify(b)) {
       return `${name} is ${JSON.stringify(a)} there and ${JSON.stringify(b)} here`;

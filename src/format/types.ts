@@ -18,6 +18,13 @@ export type IndexDtype = "u16" | "u32";
 /** Element type of the top-k logits. */
 export type ValueDtype = "f32" | "f16";
 
+/**
+ * What computed a run's top-k and logsumexps: the WGSL kernel on a WebGPU adapter, or the CPU reference.
+ * Ids and logits agree between the two, the logsumexps only up to their last bits, so one run's shards
+ * come from one backend.
+ */
+export type Backend = "webgpu" | "cpu";
+
 /** A `teacher` or `data` entry of run.json: a fingerprint plus free-form description fields. */
 export interface Fingerprinted {
   /** A hash of the weights (teacher) or of the token data (data). */
@@ -39,6 +46,8 @@ export interface RunJson {
   sequencesPerShard: number;
   teacher: Fingerprinted;
   data: Fingerprinted;
+  /** The backend that wrote the shards; absent in run.json files written before it was recorded. */
+  backend?: Backend;
 }
 
 /** The first MessagePack value of a shard. */

@@ -125,6 +125,7 @@ export async function runSaveTopK(o: RunSaveTopKOptions): Promise<SaveSummary> {
       ...options,
       rt,
       store,
+      onNote: print ? (line) => console.error(`save-topk: ${line}`) : undefined,
       onProgress: print
         ? (p) => {
           progress ??= createProgress({ label: "save-topk", total: p.sequencesTotal, unit: "seq" });

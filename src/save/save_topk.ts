@@ -13,9 +13,9 @@ import { MAX_K, MAX_TEMPERATURES, MAX_VOCAB } from "../kernels/topk_reference.ts
 import type { TokenSource } from "../data/source.ts";
 import { shardsForHost } from "../data/hosts.ts";
 import type { Teacher } from "../teacher/teacher.ts";
-import { ObjectExistsError, type ObjectStore } from "../store/store.ts";
-import type { Manifest, ManifestEntry, RunJson, ValueDtype } from "../format/types.ts";
-import { manifestPath, shardCount, shardPath, shardRange } from "../format/layout.ts";
+import type { ObjectStore } from "../store/store.ts";
+import type { ManifestEntry, RunJson, ValueDtype } from "../format/types.ts";
+import { shardCount, shardPath, shardRange } from "../format/layout.ts";
 import {
   checkRunCompatible,
   ensureRunJson,
@@ -24,8 +24,9 @@ import {
   RUN_JSON_PATH,
 } from "../format/run_json.ts";
 import type { ShardRecordInput } from "../format/shard_writer.ts";
-import { encodeManifest, makeManifest, readManifests } from "../format/manifest.ts";
+import { makeManifest, putManifest, readManifests } from "../format/manifest.ts";
 import { openShardSink, type ShardSink, verifyShard } from "../format/shard_sink.ts";
+import { backendOf, checkSameBackend } from "./backend.ts";
 
 /** Options of {@linkcode saveTopK}. */
 export interface SaveTopKOptions {
@@ -53,6 +54,8 @@ export interface SaveTopKOptions {
   queueDepth?: number;
   /** Called after every batch written and every shard skipped. */
   onProgress?: (p: SaveProgress) => void;
+  /** Told one-line notes (OUT's run.json records no backend). */
+  onNote?: (line: string) => void;
 }
 
 /** Progress of a save. */
@@ -156,11 +159,12 @@ export function checkSaveOptions(o: Omit<SaveTopKOptions, "rt" | "store">): void
 /**
  * Runs the teacher over this host's shards that do not exist yet and writes them; then writes the host's
  * manifest. Every option is checked before anything is written, and OUT's run.json (when there is one)
- * must describe the same run; this process writes run.json only once its first shard exists, so a run
- * that fails on its first shard leaves OUT as it found it. A shard that exists is read back and verified
- * (structure, the manifest's CRC32C where one lists it, its tokens against the data) before it is skipped;
- * a damaged one is a one-line error that names it. A shard that another process writes meanwhile (the same
- * host index twice) is verified and kept.
+ * must describe the same run, computed on the same backend (WebGPU or the CPU: their logsumexps differ in
+ * the last bits; a run.json that records none is accepted with a note); this process writes run.json only
+ * once its first shard exists, so a run that fails on its first shard leaves OUT as it found it. A shard
+ * that exists is read back and verified (structure, the manifest's CRC32C where one lists it, its tokens
+ * against the data) before it is skipped; a damaged one is a one-line error that names it. A shard that
+ * another process writes meanwhile (the same host index twice) is verified and kept.
  *
  * @example
  * ```ts
@@ -183,9 +187,12 @@ export async function saveTopK(o: SaveTopKOptions): Promise<SaveSummary> {
     sequencesPerShard: o.sequencesPerShard,
     teacher: { fingerprint: teacher.fingerprint, description: teacher.description },
     data: { fingerprint: source.fingerprint, description: source.description },
+    backend: backendOf(rt),
   });
   if (store && (await store.exists(RUN_JSON_PATH))) {
-    checkRunCompatible(await readRunJson(store), run, store.uri);
+    const existing = await readRunJson(store);
+    checkRunCompatible(existing, { ...run, backend: existing.backend }, store.uri);
+    checkSameBackend(existing, run.backend!, store.uri, o.onNote);
   }
   let claimed = false;
   const claim = async () => {
@@ -369,29 +376,4 @@ async function computeBatch(
     });
   }
   return { shard, records };
-}
-
-/**
- * Writes host h's manifest. When one is there already with the same content (a finished run started
- * again) nothing changes; when it differs (the host count changed since) it is replaced: a manifest is an
- * index of shards that are themselves never overwritten, and the new one describes the same bytes.
- */
-async function putManifest(store: ObjectStore, manifest: Manifest): Promise<void> {
-  const bytes = encodeManifest(manifest);
-  const path = manifestPath(manifest.host);
-  try {
-    await store.writeBytes(path, bytes);
-    return;
-  } catch (err) {
-    if (!(err instanceof ObjectExistsError)) throw err;
-  }
-  const old = await store.readBytes(path);
-  if (old.length === bytes.length && old.every((b, i) => b === bytes[i])) return;
-  await store.delete(path);
-  try {
-    await store.writeBytes(path, bytes);
-  } catch (err) {
-    // another process with the same host index replaced it at the same moment: with the same shards
-    if (!(err instanceof ObjectExistsError)) throw err;
-  }
 }
