@@ -91,7 +91,10 @@ export const badInput: Category = {
       save("unreachable GCS endpoint", ["--out", "gs://nobucket/x", "--gcs-endpoint", "http://127.0.0.1:9"]),
       save("--out is a file", ["--out", `${d}/a_file`]),
       { ...save("OUT of another run (--k 4 on a k=8 run)", ["--out", other, "--k", "4"]), keeps: other },
-      { ...save("OUT of another run (other data)", ["--out", other, "--data", `npy:${d}/ids_oov.npy`]), keeps: other },
+      {
+        ...save("OUT of another run (other data)", ["--out", other, "--data", `npy:${d}/ids_oov.npy`]),
+        keeps: other,
+      },
       train("unknown flag", ["--nope"]),
       train("--steps 0", ["--steps", "0"]),
       train("--kd-mode foo", ["--kd-mode", "foo"]),
@@ -122,7 +125,8 @@ export const badInput: Category = {
       let lost = e.kind === "bad" ? e.why : e.kind === "ok" ? "exit 0" : "";
       if (!lost) {
         const written = await listTree(out);
-        if (written === null) { /* nothing */ } else if (written.length === 0) {
+        if (written === null) { /* nothing */ }
+        else if (written.length === 0) {
           emptyDirs++;
           notes.push(`${row.task} ${row.what}: left an empty ${out}`);
         } else lost = `wrote ${written.slice(0, 3).join(", ")}`;

@@ -8,8 +8,8 @@
 import { isDeepStrictEqual } from "node:util";
 import { syntheticReportInput } from "../tests/report_synthetic.ts";
 import {
-  caseSeeds,
   type CaseResult,
+  caseSeeds,
   type Category,
   copyTree,
   type Ctx,
@@ -111,8 +111,7 @@ function sameJson(a: Uint8Array, b: Uint8Array): boolean {
   try {
     const dec = new TextDecoder("utf-8", { fatal: true });
     // Free-form descriptions are not part of what a run is (docs/format.md §2): a flip there harms nothing.
-    const strip = (t: string) =>
-      JSON.parse(t, (k, v) => (k === "description" ? undefined : v));
+    const strip = (t: string) => JSON.parse(t, (k, v) => (k === "description" ? undefined : v));
     return isDeepStrictEqual(strip(dec.decode(a)), strip(dec.decode(b)));
   } catch {
     return false;

@@ -9,8 +9,8 @@
 import { startEmulator } from "../testing/gcs_emulator/server.ts";
 import type { FaultRule } from "../testing/gcs_emulator/faults.ts";
 import {
-  caseSeeds,
   type CaseResult,
+  caseSeeds,
   type Category,
   type Ctx,
   diffHashes,
@@ -52,10 +52,15 @@ export const gcsFaults: Category = {
       const fx = await makeFixture(`${ctx.tmp}/fx`, ctx.seed, { S: 16, L: 8, V: 96 });
       const refLocal = `${ctx.tmp}/ref-topk`;
       const r0 = await runTask("save_topk", saveArgs(ctx, fx, refLocal));
-      if (ending(r0).kind !== "ok") throw new Error(`the reference save-topk failed: ${r0.stderr.slice(-300)}`);
+      if (ending(r0).kind !== "ok") {
+        throw new Error(`the reference save-topk failed: ${r0.stderr.slice(-300)}`);
+      }
       const ref = (await treeHashes(refLocal)).files;
       const shardBytes = (await Deno.stat(`${refLocal}/shards/s000000.msgpack`)).size;
-      const gs = (prefix: string, endpoint = emu.url) => ["--gcs-endpoint", endpoint, "--out", `gs://${BUCKET}/${prefix}`];
+      const gs = (
+        prefix: string,
+        endpoint = emu.url,
+      ) => ["--gcs-endpoint", endpoint, "--out", `gs://${BUCKET}/${prefix}`];
       const objects = (prefix: string) => {
         const m = new Map<string, string>();
         for (const [name, o] of emu.state.buckets.get(BUCKET)!.objects) {
@@ -71,7 +76,9 @@ export const gcsFaults: Category = {
       const trainGs = (out: string, endpoint = emu.url) =>
         trainArgs(ctx, `gs://${BUCKET}/ref`, out, ["--gcs-endpoint", endpoint]);
       const t0 = await runTask("train", trainGs(`${ctx.tmp}/train-ref`));
-      if (ending(t0).kind !== "ok") throw new Error(`the fault-free gs:// train failed: ${t0.stderr.slice(-300)}`);
+      if (ending(t0).kind !== "ok") {
+        throw new Error(`the fault-free gs:// train failed: ${t0.stderr.slice(-300)}`);
+      }
       const trainRef = (await treeHashes(`${ctx.tmp}/train-ref`)).files;
       const trainRows = (await metricsRows(`${ctx.tmp}/train-ref/metrics.jsonl`)).rows;
 
@@ -92,7 +99,10 @@ export const gcsFaults: Category = {
           rule = {
             ...kind.rule,
             ...(write
-              ? r.pick([{ method: "PUT", path: "upload_id" }, { method: "POST", path: "uploadType=resumable" }])
+              ? r.pick([{ method: "PUT", path: "upload_id" }, {
+                method: "POST",
+                path: "uploadType=resumable",
+              }])
               : r.pick([{ method: "GET", path: "alt=media" }, { method: "GET", path: "/o" }])),
             skip: r.int(phase === "read-train" ? 4 : 8),
             count: 1 + r.int(3),
@@ -113,7 +123,9 @@ export const gcsFaults: Category = {
         if (phase === "read-resume") {
           // A finished run with some shards and the manifest gone: the rerun re-checks the others by reading them.
           const pre = await runTask("save_topk", [...saveArgs(ctx, fx, "x"), ...gs(prefix)]);
-          if (ending(pre).kind !== "ok") throw new Error(`setup of ${prefix} failed: ${pre.stderr.slice(-200)}`);
+          if (ending(pre).kind !== "ok") {
+            throw new Error(`setup of ${prefix} failed: ${pre.stderr.slice(-200)}`);
+          }
           const objs = emu.state.buckets.get(BUCKET)!.objects;
           objs.delete(`${prefix}/manifests/h00000.json`);
           objs.delete(`${prefix}/shards/s00000${r.int(8)}.msgpack`);
@@ -130,7 +142,11 @@ export const gcsFaults: Category = {
         else if (phase === "read-train") {
           if (diffHashes(ref, objects("ref"))) lost = "the shared gs://chaos/ref changed";
           else if (e.kind === "ok") {
-            lost = diffHashes(trainRef, (await treeHashes(`${ctx.tmp}/${prefix}-train`)).files, /^metrics\.jsonl$/);
+            lost = diffHashes(
+              trainRef,
+              (await treeHashes(`${ctx.tmp}/${prefix}-train`)).files,
+              /^metrics\.jsonl$/,
+            );
             if (!lost && (await metricsRows(`${ctx.tmp}/${prefix}-train/metrics.jsonl`)).rows !== trainRows) {
               lost = "metrics.jsonl differs from the fault-free run";
             }
@@ -139,7 +155,9 @@ export const gcsFaults: Category = {
           const got = objects(prefix);
           if (e.kind === "ok") lost = diffHashes(ref, got);
           else {
-            for (const [p, h] of got) if (ref.get(p) !== h && !p.startsWith("manifests/")) lost ||= `${p} is damaged`;
+            for (const [p, h] of got) {
+              if (ref.get(p) !== h && !p.startsWith("manifests/")) lost ||= `${p} is damaged`;
+            }
             if (!lost) {
               const again = await runTask("save_topk", [...saveArgs(ctx, fx, "x"), ...gs(prefix)]);
               const e2 = ending(again);
@@ -151,7 +169,9 @@ export const gcsFaults: Category = {
         }
         const how = e.kind === "error" ? `; ${e.line}` : "";
         cases.push({ seed, what, survived: !lost, detail: lost });
-        ctx.log(`${what}: ${lost ? `LOST ${lost}` : `survived (${e.kind}${how})`} ${(o.ms / 1000).toFixed(1)} s`);
+        ctx.log(
+          `${what}: ${lost ? `LOST ${lost}` : `survived (${e.kind}${how})`} ${(o.ms / 1000).toFixed(1)} s`,
+        );
       }
       notes.push(`${faultsHit} faults injected by the emulator`);
     } finally {

@@ -1,20 +1,19 @@
 /**
  * Category `hostile`: a shard whose MessagePack announces a huge length (map32/array32/str32/bin32 of up to
  * 2³²−1 elements or bytes, with few bytes behind it) is fed to train and to a save-topk resume, under a memory
- * cap: the subprocess's resident memory (VmRSS in /proc/<pid>/status) may not grow more than 256 MiB beyond
+ * cap (train with and without the manifests, so that the decoder itself is reached): the subprocess's resident memory (VmRSS in /proc/<pid>/status) may not grow more than 256 MiB beyond
  * what the same command needs on the intact run. Survived: one `error:` line under the cap. Lost: exit 0 on
  * the hostile shard, a stack trace, a hang, or memory past the cap.
  * @module
  */
 import {
-  caseSeeds,
   type CaseResult,
+  caseSeeds,
   type Category,
   copyTree,
   type Ctx,
   ending,
   makeFixture,
-  rng,
   runTask,
   saveArgs,
   trainArgs,
@@ -25,7 +24,12 @@ interface Hostile {
   name: string;
   find: number[];
   replace: number[];
+  /** Cut the file right after `replace` and extend it with zeros to this many bytes beyond (a sparse file). */
+  padTo?: number;
 }
+
+/** 320 MiB: more than the cap's head-room, so a reader that buffers a whole announced value is caught. */
+const PAD = 320 * 1024 * 1024;
 
 const enc = (s: string) => [...new TextEncoder().encode(s)];
 const HUGE = [0xff, 0xff, 0xff, 0xff];
@@ -33,18 +37,73 @@ const BIG = [0x7f, 0xff, 0xff, 0xf0];
 
 /** L = 8, K = 8, u16 ids, f32 values: tokens is bin8 of 32 bytes, idx bin8 of 128, val bin8 of 256 → bin16. */
 const CASES: Hostile[] = [
-  { name: "header map32 of 2^32-1 entries", find: [0x8a, 0xa6, ...enc("format")], replace: [0xdf, ...HUGE, 0xa6, ...enc("format")] },
-  { name: "lseTemperatures array32 of 2^32-1", find: [...enc("lseTemperatures"), 0x91], replace: [...enc("lseTemperatures"), 0xdd, ...HUGE] },
-  { name: "header key str32 of 2^32-1 bytes", find: [0xa6, ...enc("format")], replace: [0xdb, ...HUGE, ...enc("format")] },
-  { name: "header value str32 of 2^31 bytes", find: [0xae, ...enc("sparsekd.shard")], replace: [0xdb, ...BIG, ...enc("sparsekd.shard")] },
-  { name: "record tokens bin32 of 2^32-1 bytes", find: [0xa6, ...enc("tokens"), 0xc4, 32], replace: [0xa6, ...enc("tokens"), 0xc6, ...HUGE] },
-  { name: "record tokens bin32 of 2^31 bytes", find: [0xa6, ...enc("tokens"), 0xc4, 32], replace: [0xa6, ...enc("tokens"), 0xc6, ...BIG] },
-  { name: "record idx bin32 of 2^32-1 bytes", find: [0xa3, ...enc("idx"), 0xc4, 128], replace: [0xa3, ...enc("idx"), 0xc6, ...HUGE] },
-  { name: "record map32 of 2^32-1 entries", find: [0x85, 0xa3, ...enc("seq")], replace: [0xdf, ...HUGE, 0xa3, ...enc("seq")] },
-  { name: "record key str32 of 2^31 bytes", find: [0xa3, ...enc("seq")], replace: [0xdb, ...BIG, ...enc("seq")] },
-  { name: "trailer map32 of 2^32-1 entries", find: [0x83, 0xa3, ...enc("end")], replace: [0xdf, ...HUGE, 0xa3, ...enc("end")] },
-  { name: "record val array32 instead of bin", find: [0xa3, ...enc("val"), 0xc5], replace: [0xa3, ...enc("val"), 0xdd, ...HUGE, 0xc5] },
+  {
+    name: "header map32 of 2^32-1 entries",
+    find: [0x8a, 0xa6, ...enc("format")],
+    replace: [0xdf, ...HUGE, 0xa6, ...enc("format")],
+  },
+  {
+    name: "lseTemperatures array32 of 2^32-1",
+    find: [...enc("lseTemperatures"), 0x91],
+    replace: [...enc("lseTemperatures"), 0xdd, ...HUGE],
+  },
+  {
+    name: "header key str32 of 2^32-1 bytes",
+    find: [0xa6, ...enc("format")],
+    replace: [0xdb, ...HUGE, ...enc("format")],
+  },
+  {
+    name: "header value str32 of 2^31 bytes",
+    find: [0xae, ...enc("sparsekd.shard")],
+    replace: [0xdb, ...BIG, ...enc("sparsekd.shard")],
+  },
+  {
+    name: "record tokens bin32 of 2^32-1 bytes",
+    find: [0xa6, ...enc("tokens"), 0xc4, 32],
+    replace: [0xa6, ...enc("tokens"), 0xc6, ...HUGE],
+  },
+  {
+    name: "record tokens bin32 of 2^31 bytes",
+    find: [0xa6, ...enc("tokens"), 0xc4, 32],
+    replace: [0xa6, ...enc("tokens"), 0xc6, ...BIG],
+  },
+  {
+    name: "record idx bin32 of 2^32-1 bytes",
+    find: [0xa3, ...enc("idx"), 0xc4, 128],
+    replace: [0xa3, ...enc("idx"), 0xc6, ...HUGE],
+  },
+  {
+    name: "record map32 of 2^32-1 entries",
+    find: [0x85, 0xa3, ...enc("seq")],
+    replace: [0xdf, ...HUGE, 0xa3, ...enc("seq")],
+  },
+  {
+    name: "record key str32 of 2^31 bytes",
+    find: [0xa3, ...enc("seq")],
+    replace: [0xdb, ...BIG, ...enc("seq")],
+  },
+  {
+    name: "trailer map32 of 2^32-1 entries",
+    find: [0x83, 0xa3, ...enc("end")],
+    replace: [0xdf, ...HUGE, 0xa3, ...enc("end")],
+  },
+  {
+    name: "record tokens bin32 of 320 MiB really there",
+    find: [0xa6, ...enc("tokens"), 0xc4, 32],
+    replace: [0xa6, ...enc("tokens"), 0xc6, ...be32(PAD)],
+    padTo: PAD,
+  },
+  {
+    name: "record val array32 instead of bin",
+    find: [0xa3, ...enc("val"), 0xc5],
+    replace: [0xa3, ...enc("val"), 0xdd, ...HUGE, 0xc5],
+  },
 ];
+
+/** n as 4 big-endian bytes (MessagePack's lengths). */
+function be32(n: number): number[] {
+  return [24, 16, 8, 0].map((s) => (n >>> s) & 0xff);
+}
 
 /** Head-room over the intact run's peak RSS, in MiB. */
 const HEADROOM_MIB = 256;
@@ -62,25 +121,42 @@ export const hostileMsgpack: Category = {
     if (ending(r0).kind !== "ok") throw new Error(`the reference save-topk failed: ${r0.stderr.slice(-300)}`);
     const t0 = await runTask("train", trainArgs(ctx, refOut, `${ctx.tmp}/ref-train`));
     if (ending(t0).kind !== "ok") throw new Error(`the reference train failed: ${t0.stderr.slice(-300)}`);
-    const capTrain = Math.ceil(t0.peakRssMiB) + HEADROOM_MIB, capSave = Math.ceil(r0.peakRssMiB) + HEADROOM_MIB;
+    const capTrain = Math.ceil(t0.peakRssMiB) + HEADROOM_MIB,
+      capSave = Math.ceil(r0.peakRssMiB) + HEADROOM_MIB;
     notes.push(
-      `intact peaks: train ${t0.peakRssMiB.toFixed(0)} MiB, save-topk ${r0.peakRssMiB.toFixed(0)} MiB; caps +${HEADROOM_MIB} MiB`,
+      `intact peaks: train ${t0.peakRssMiB.toFixed(0)} MiB, save-topk ${
+        r0.peakRssMiB.toFixed(0)
+      } MiB; caps +${HEADROOM_MIB} MiB`,
     );
     const shard = await Deno.readFile(`${refOut}/shards/s000000.msgpack`);
     const nextSeed = caseSeeds(ctx, "hostile");
-    for (let i = 0; i < 2 * CASES.length && Date.now() < ctx.deadline; i++) {
+    const readers = ["train", "train without manifests", "resume"] as const;
+    for (let i = 0; i < readers.length * CASES.length && Date.now() < ctx.deadline; i++) {
       const seed = nextSeed();
       const h = CASES[i % CASES.length];
-      const reader = i < CASES.length ? "train" : "resume";
+      // With its manifest a shard fails its size/CRC check; without one only the decoder stands guard.
+      const reader = readers[Math.floor(i / CASES.length)];
       const at = indexOf(shard, h.find);
       if (at < 0) throw new Error(`hostile case "${h.name}": pattern not found in the shard`);
-      const bytes = new Uint8Array([...shard.subarray(0, at), ...h.replace, ...shard.subarray(at + h.find.length)]);
+      const bytes = new Uint8Array([
+        ...shard.subarray(0, at),
+        ...h.replace,
+        ...shard.subarray(at + h.find.length),
+      ]);
       const dir = `${ctx.tmp}/case-${i}`;
       await copyTree(refOut, dir);
-      await Deno.writeFile(`${dir}/shards/s000000.msgpack`, bytes);
-      if (reader === "resume") await Deno.remove(`${dir}/manifests`, { recursive: true });
-      const o = reader === "train"
-        ? await runTask("train", trainArgs(ctx, dir, `${dir}-train`), { memCapMiB: capTrain, timeoutMs: 60_000 })
+      const path = `${dir}/shards/s000000.msgpack`;
+      if (h.padTo === undefined) await Deno.writeFile(path, bytes);
+      else {
+        await Deno.writeFile(path, bytes.subarray(0, at + h.replace.length));
+        await Deno.truncate(path, at + h.replace.length + h.padTo);
+      }
+      if (reader !== "train") await Deno.remove(`${dir}/manifests`, { recursive: true });
+      const o = reader !== "resume"
+        ? await runTask("train", trainArgs(ctx, dir, `${dir}-train`), {
+          memCapMiB: capTrain,
+          timeoutMs: 60_000,
+        })
         : await runTask("save_topk", saveArgs(ctx, fx, dir), { memCapMiB: capSave, timeoutMs: 60_000 });
       const e = ending(o);
       const lost = e.kind === "bad"

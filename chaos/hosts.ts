@@ -7,8 +7,8 @@
  * @module
  */
 import {
-  caseSeeds,
   type CaseResult,
+  caseSeeds,
   type Category,
   type Ctx,
   diffHashes,
@@ -49,7 +49,8 @@ export const severalHosts: Category = {
       const r = rng(seed);
       const kind = kinds[i % kinds.length];
       const out = `${ctx.tmp}/case-${i}`;
-      const host = (h: number, n: number) => saveArgs(ctx, fx, out, ["--host-index", `${h}`, "--host-count", `${n}`]);
+      const host = (h: number, n: number) =>
+        saveArgs(ctx, fx, out, ["--host-index", `${h}`, "--host-count", `${n}`]);
       let what = kind;
       let lost = "";
       const runAll = async (args: string[][], allowOneError: boolean) => {
@@ -143,4 +144,3 @@ async function trainedWeights(dir: string): Promise<string> {
   const parts = [...files].filter(([p]) => /weights\.bin$/.test(p)).sort().map(([p, h]) => `${p}=${h}`);
   return parts.join(",") + (await metricsRows(`${dir}/metrics.jsonl`)).rows;
 }
-

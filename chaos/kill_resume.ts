@@ -7,8 +7,8 @@
  * @module
  */
 import {
-  caseSeeds,
   type CaseResult,
+  caseSeeds,
   type Category,
   type Ctx,
   diffHashes,
@@ -35,7 +35,9 @@ export const killResume: Category = {
     const fx = await makeFixture(`${ctx.tmp}/fx`, ctx.seed, { S: 24, L: 8, V: 96 });
     const refOut = `${ctx.tmp}/ref-topk`;
     const ref = await runTask("save_topk", saveArgs(ctx, fx, refOut));
-    if (ending(ref).kind !== "ok") throw new Error(`the reference save-topk failed: ${ref.stderr.slice(-300)}`);
+    if (ending(ref).kind !== "ok") {
+      throw new Error(`the reference save-topk failed: ${ref.stderr.slice(-300)}`);
+    }
     const refFiles = (await treeHashes(refOut)).files;
 
     const trainRef = async (out: string) => {
@@ -47,10 +49,16 @@ export const killResume: Category = {
     await trainRef(`${ctx.tmp}/ref-train2`);
     const trainFiles = (await treeHashes(`${ctx.tmp}/ref-train`)).files;
     const trainFiles2 = (await treeHashes(`${ctx.tmp}/ref-train2`)).files;
-    const unstable = [...trainFiles.keys()].filter((p) => p !== "metrics.jsonl" && trainFiles2.get(p) !== trainFiles.get(p));
-    if (unstable.length) notes.push(`two uninterrupted train runs differ in ${unstable.join(", ")}: not compared`);
+    const unstable = [...trainFiles.keys()].filter((p) =>
+      p !== "metrics.jsonl" && trainFiles2.get(p) !== trainFiles.get(p)
+    );
+    if (unstable.length) {
+      notes.push(`two uninterrupted train runs differ in ${unstable.join(", ")}: not compared`);
+    }
     const trainMetrics = await metricsRows(`${ctx.tmp}/ref-train/metrics.jsonl`);
-    const ignore = new RegExp(`^(metrics\\.jsonl${unstable.map((p) => `|${p.replace(/\./g, "\\.")}`).join("")})$`);
+    const ignore = new RegExp(
+      `^(metrics\\.jsonl${unstable.map((p) => `|${p.replace(/\./g, "\\.")}`).join("")})$`,
+    );
 
     const nextSeed = caseSeeds(ctx, "kill");
     let kills = 0, landed = 0, tmpLeft = 0, noCkpt = 0;
@@ -98,7 +106,9 @@ export const killResume: Category = {
       ctx.log(`${what}: ${lost ? `LOST ${lost}` : "survived"}`);
       await Deno.remove(out, { recursive: true }).catch(() => {});
     }
-    notes.push(`${kills} kills (${landed} landed while the command ran); ${tmpLeft} hidden .tmp leftovers; ${noCkpt} times a ckpt-* folder without state.json made --resume refuse (one error line; run again without --resume)`);
+    notes.push(
+      `${kills} kills (${landed} landed while the command ran); ${tmpLeft} hidden .tmp leftovers; ${noCkpt} times a ckpt-* folder without state.json made --resume refuse (one error line; run again without --resume)`,
+    );
     return { name: "kill", cases, notes };
   },
 };
@@ -106,7 +116,9 @@ export const killResume: Category = {
 /** `--resume` when `out` holds a checkpoint folder (what a user restarting the job would pass). */
 async function resumeFlag(out: string): Promise<string[]> {
   try {
-    for await (const e of Deno.readDir(out)) if (e.isDirectory && e.name.startsWith("ckpt-")) return ["--resume"];
+    for await (const e of Deno.readDir(out)) {
+      if (e.isDirectory && e.name.startsWith("ckpt-")) return ["--resume"];
+    }
   } catch { /* no folder yet */ }
   return [];
 }
@@ -127,8 +139,9 @@ async function compareMetrics(path: string, want: { rows: string }): Promise<str
   if (got.rows !== want.rows) {
     const a = want.rows.split("\n"), b = got.rows.split("\n");
     const i = a.findIndex((row, j) => row !== b[j]);
-    return `metrics.jsonl differs from the reference at row ${i < 0 ? a.length : i} (${b.length} rows, want ${a.length})`;
+    return `metrics.jsonl differs from the reference at row ${
+      i < 0 ? a.length : i
+    } (${b.length} rows, want ${a.length})`;
   }
   return "";
 }
-

@@ -212,7 +212,9 @@ export type Ending =
  */
 export function ending(o: Outcome): Ending {
   if (o.timedOut) return { kind: "bad", why: "hang: killed after the timeout" };
-  if (o.overMemory) return { kind: "bad", why: `memory: RSS passed the cap (${o.peakRssMiB.toFixed(0)} MiB)` };
+  if (o.overMemory) {
+    return { kind: "bad", why: `memory: RSS passed the cap (${o.peakRssMiB.toFixed(0)} MiB)` };
+  }
   if (o.signal) return { kind: "bad", why: `died of ${o.signal}` };
   const lines = o.stderr.split("\n").filter((l) => l.trim() !== "" && !NOISE.test(l));
   const stack = lines.find((l) => /^\s+at\s/.test(l) || /^error: Uncaught/.test(l) || /^\w*Error: /.test(l));

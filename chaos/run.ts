@@ -68,7 +68,9 @@ if (parsed.only !== undefined) {
 const tmp = await Deno.makeTempDir({ prefix: "sparsekd-chaos-" });
 const t0 = Date.now();
 const end = t0 + budget * 60_000;
-console.log(`chaos: seed ${seed}, budget ${budget} min, ${parsed.gpu ? "WebGPU" : "--cpu"} kernels, scratch ${tmp}`);
+console.log(
+  `chaos: seed ${seed}, budget ${budget} min, ${parsed.gpu ? "WebGPU" : "--cpu"} kernels, scratch ${tmp}`,
+);
 const results: CategoryResult[] = [];
 let weightLeft = chosen.reduce((s, c) => s + c.weight, 0);
 for (const cat of chosen) {
