@@ -1,6 +1,6 @@
 /**
  * Category `gcs`: every fault kind of the emulator (503, 408, 429, 500, a reset connection, a reset after N
- * bytes of the body) plus a slow link (a throttling loopback proxy of our own), during writes (save-topk to
+ * bytes of the body, a flipped byte in an uploaded chunk) plus a slow link (a throttling loopback proxy of our own), during writes (save-topk to
  * gs://) and during reads (train from gs://, and save-topk resuming a run whose existing shards it checks).
  * The command must complete with the reference's objects, or end with one `error:` line leaving only
  * complete objects, after which a run without faults completes the set.
@@ -35,6 +35,7 @@ const KINDS: { label: string; rule?: Partial<FaultRule> }[] = [
   { label: "500", rule: { status: 500 } },
   { label: "reset", rule: { kind: "reset" } },
   { label: "reset-after-bytes", rule: { kind: "reset", afterBytes: 1 } },
+  { label: "corrupt", rule: { kind: "corrupt", method: "PUT", path: "upload_id" } },
   { label: "slow" },
 ];
 const PHASES = ["write", "read-train", "read-resume"] as const;
@@ -90,7 +91,7 @@ export const gcsFaults: Category = {
         const r = rng(seed);
         const { phase, kind } = combos[i % combos.length];
         // The emulator cuts request bodies only: "after N bytes" has nothing to cut in a read-only train.
-        if (phase === "read-train" && kind.label === "reset-after-bytes") continue;
+        if (phase === "read-train" && /after|corrupt/.test(kind.label)) continue;
         const prefix = `case-${i}`;
         let endpoint = emu.url;
         let rule: FaultRule | null = null;
@@ -107,8 +108,8 @@ export const gcsFaults: Category = {
             skip: r.int(phase === "read-train" ? 4 : 8),
             count: 1 + r.int(3),
           };
-          if (kind.rule.afterBytes !== undefined) {
-            rule.afterBytes = 1 + r.int(shardBytes - 1);
+          if (kind.rule.afterBytes !== undefined || kind.rule.kind === "corrupt") {
+            if (kind.rule.afterBytes !== undefined) rule.afterBytes = 1 + r.int(shardBytes - 1);
             rule.path = "upload_id";
             rule.method = "PUT";
           }
