@@ -30,7 +30,7 @@ const TARGET = 40;
 /** The corrupt-inputs category. */
 export const corruptInputs: Category = {
   name: "corrupt",
-  weight: 2,
+  weight: 1.5,
   async run(ctx: Ctx) {
     const cases: CaseResult[] = [];
     const fx = await makeFixture(`${ctx.tmp}/fx`, ctx.seed, { S: 16, L: 8, V: 96 });

@@ -43,7 +43,7 @@ const PHASES = ["write", "read-train", "read-resume"] as const;
 /** The GCS-faults category. */
 export const gcsFaults: Category = {
   name: "gcs",
-  weight: 3,
+  weight: 4,
   async run(ctx: Ctx) {
     const cases: CaseResult[] = [];
     const notes: string[] = [];
@@ -84,7 +84,9 @@ export const gcsFaults: Category = {
       const trainRows = (await metricsRows(`${ctx.tmp}/train-ref/metrics.jsonl`)).rows;
 
       const nextSeed = caseSeeds(ctx, "gcs");
-      const combos = PHASES.flatMap((p) => KINDS.map((k) => ({ phase: p, kind: k })));
+      // Interleaved (write, read-train, read-resume for one kind, then the next kind), so that a short budget
+      // still tries every kind during writes and reads.
+      const combos = KINDS.flatMap((k) => PHASES.map((p) => ({ phase: p, kind: k })));
       let faultsHit = 0;
       for (let i = 0; Date.now() < ctx.deadline && i < 2 * combos.length; i++) {
         const seed = nextSeed();

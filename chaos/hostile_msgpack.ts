@@ -111,7 +111,7 @@ const HEADROOM_MIB = 256;
 /** The hostile-MessagePack category. */
 export const hostileMsgpack: Category = {
   name: "hostile",
-  weight: 1,
+  weight: 1.5,
   async run(ctx: Ctx) {
     const cases: CaseResult[] = [];
     const notes: string[] = [];

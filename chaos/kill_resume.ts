@@ -72,7 +72,7 @@ export const killResume: Category = {
       let lost = "";
       const refMs = isTrain ? trainMs : ref.ms;
       for (let k = 0; k < nKills && !lost; k++) {
-        const at = Math.round(refMs * (0.15 + 0.85 * r.next()));
+        const at = Math.round(refMs * (0.1 + 0.7 * r.next()));
         moments.push(at);
         const o = isTrain
           ? await runTask("train", trainArgs(ctx, refOut, out, await resumeFlag(out)), { killAtMs: at })
