@@ -116,7 +116,7 @@ export const badInput: Category = {
     ];
     const keep = new Map<string, Map<string, string>>();
     for (const r of rows) if (r.keeps) keep.set(r.keeps, (await treeHashes(r.keeps)).files);
-    let emptyDirs = 0;
+    const emptyDirs: string[] = [];
     for (let i = 0; i < rows.length && Date.now() < ctx.deadline; i++) {
       const row = rows[i];
       const out = `${ctx.tmp}/case-${i}`;
@@ -126,17 +126,21 @@ export const badInput: Category = {
       if (!lost) {
         const written = await listTree(out);
         if (written === null) { /* nothing */ }
-        else if (written.length === 0) {
-          emptyDirs++;
-          notes.push(`${row.task} ${row.what}: left an empty ${out}`);
-        } else lost = `wrote ${written.slice(0, 3).join(", ")}`;
+        else if (written.length === 0) emptyDirs.push(`${row.task} ${row.what}`);
+        else lost = `wrote ${written.slice(0, 3).join(", ")}`;
       }
       if (!lost && row.keeps) lost = diffHashes(keep.get(row.keeps)!, (await treeHashes(row.keeps)).files);
       const what = `${row.task} ${row.what}`;
       cases.push({ seed: ctx.seed, what, survived: !lost, detail: lost });
       ctx.log(`${what}: ${lost ? `LOST ${lost}` : `survived (${(e as { line: string }).line})`}`);
     }
-    if (emptyDirs) notes.push(`${emptyDirs} cases left an empty output folder (counted as survived)`);
+    if (emptyDirs.length) {
+      notes.push(
+        `${emptyDirs.length} cases left an empty output folder (counted as survived): ${
+          emptyDirs.join("; ")
+        }`,
+      );
+    }
     return { name: "bad-input", cases, notes };
   },
 };
