@@ -64,7 +64,7 @@ export const badInput: Category = {
       what,
       args: (out) => trainArgs(ctx, shards, out, extra),
     });
-    const rows: Row[] = [
+    const table: Row[] = [
       save("unknown flag", ["--nope"]),
       save("--k 0", ["--k", "0"]),
       save("--k not a number", ["--k", "abc"]),
@@ -114,6 +114,12 @@ export const badInput: Category = {
       { task: "report", what: "no report_input.json", args: () => [`${d}/report-empty`] },
       { task: "report", what: "report_input.json of the wrong shape", args: () => [`${d}/report-bad`] },
     ];
+    // Round-robin over the three commands, so that a short budget tries each of them.
+    const byTask = (["save_topk", "train", "report"] as const).map((t) => table.filter((r) => r.task === t));
+    const rows: Row[] = [];
+    for (let j = 0; rows.length < table.length; j++) {
+      for (const l of byTask) if (j < l.length) rows.push(l[j]);
+    }
     const keep = new Map<string, Map<string, string>>();
     for (const r of rows) if (r.keeps) keep.set(r.keeps, (await treeHashes(r.keeps)).files);
     const emptyDirs: string[] = [];
