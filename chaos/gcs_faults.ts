@@ -203,9 +203,8 @@ function slowProxy(port: number, delayMs: number): { url: string; close(): void 
         while (off < n) off += await to.write(buf.subarray(off, n));
       }
     } catch { /* either side closed */ }
-    try {
-      to.closeWrite();
-    } catch { /* closed */ }
+    // closeWrite is asynchronous: await it, or a peer that is gone already rejects it unhandled.
+    await to.closeWrite().catch(() => {});
   };
   (async () => {
     for await (const c of listener) {
