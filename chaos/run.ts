@@ -65,6 +65,14 @@ if (parsed.only !== undefined) {
   chosen = CATEGORIES.filter((c) => names.includes(c.name));
 }
 
+// A stray rejection in the harness itself (a proxy socket, say) must not end the whole run: it is counted as a
+// lost case of the category that was running, with its message.
+const strays: string[] = [];
+globalThis.addEventListener("unhandledrejection", (e) => {
+  e.preventDefault();
+  strays.push(String(e.reason).split("\n")[0]);
+});
+
 const tmp = await Deno.makeTempDir({ prefix: "sparsekd-chaos-" });
 const t0 = Date.now();
 const end = t0 + budget * 60_000;
@@ -96,6 +104,14 @@ for (const cat of chosen) {
       cases: [{ seed, what: "harness", survived: false, detail: `the harness failed: ${err}` }],
       notes: [],
     };
+  }
+  for (const msg of strays.splice(0)) {
+    r.cases.push({
+      seed,
+      what: "harness",
+      survived: false,
+      detail: `unhandled rejection in the harness: ${msg}`,
+    });
   }
   results.push(r);
   const lost = r.cases.filter((c) => !c.survived);
