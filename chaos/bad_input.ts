@@ -6,19 +6,8 @@
  * @module
  */
 import { npyBytes } from "../src/data/npy.ts";
-import {
-  type CaseResult,
-  type Category,
-  copyTree,
-  type Ctx,
-  diffHashes,
-  ending,
-  makeFixture,
-  runTask,
-  saveArgs,
-  trainArgs,
-  treeHashes,
-} from "./lib.ts";
+import { type CaseResult, type Category, type Ctx, diffHashes, ending, runTask, treeHashes } from "./lib.ts";
+import { copyTree, makeFixture, saveArgs, trainArgs } from "./fixtures.ts";
 
 interface Row {
   task: "save_topk" | "train" | "report";

@@ -11,18 +11,15 @@ import {
   type CaseResult,
   caseSeeds,
   type Category,
-  copyTree,
   type Ctx,
   diffHashes,
   ending,
-  makeFixture,
   type Rng,
   rng,
   runTask,
-  saveArgs,
-  trainArgs,
   treeHashes,
 } from "./lib.ts";
+import { copyTree, makeFixture, saveArgs, trainArgs } from "./fixtures.ts";
 
 /** Cases a full budget aims for. */
 const TARGET = 40;

@@ -15,15 +15,12 @@ import {
   type Ctx,
   diffHashes,
   ending,
-  makeFixture,
-  metricsRows,
   rng,
   runTask,
-  saveArgs,
   sha256,
-  trainArgs,
   treeHashes,
 } from "./lib.ts";
+import { makeFixture, metricsRows, saveArgs, trainArgs } from "./fixtures.ts";
 
 const BUCKET = "chaos";
 

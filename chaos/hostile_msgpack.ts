@@ -6,18 +6,8 @@
  * the hostile shard, a stack trace, a hang, or memory past the cap.
  * @module
  */
-import {
-  type CaseResult,
-  caseSeeds,
-  type Category,
-  copyTree,
-  type Ctx,
-  ending,
-  makeFixture,
-  runTask,
-  saveArgs,
-  trainArgs,
-} from "./lib.ts";
+import { type CaseResult, caseSeeds, type Category, type Ctx, ending, runTask } from "./lib.ts";
+import { copyTree, makeFixture, saveArgs, trainArgs } from "./fixtures.ts";
 
 /** Byte surgery on the first shard: find `find`, put `replace` in its place. */
 interface Hostile {

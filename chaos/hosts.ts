@@ -13,15 +13,12 @@ import {
   type Ctx,
   diffHashes,
   ending,
-  makeFixture,
-  metricsRows,
   rng,
   runTask,
-  saveArgs,
   sha256,
-  trainArgs,
   treeHashes,
 } from "./lib.ts";
+import { makeFixture, metricsRows, saveArgs, trainArgs } from "./fixtures.ts";
 
 /** Cases a full budget aims for. */
 const TARGET = 12;

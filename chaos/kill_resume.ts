@@ -13,14 +13,11 @@ import {
   type Ctx,
   diffHashes,
   ending,
-  makeFixture,
-  metricsRows,
   rng,
   runTask,
-  saveArgs,
-  trainArgs,
   treeHashes,
 } from "./lib.ts";
+import { makeFixture, metricsRows, saveArgs, trainArgs } from "./fixtures.ts";
 
 /** Cases of each kind (save-topk, train) a full budget aims for. */
 const TARGET = 20;

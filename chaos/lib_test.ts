@@ -1,6 +1,6 @@
 // Tests of the chaos harness's judging parts (run with `deno test -A chaos/`; not part of `deno task test`).
 import assert from "node:assert/strict";
-import { diffHashes, ending, metricsRows, type Outcome, rng, runTask } from "./lib.ts";
+import { diffHashes, ending, type Outcome, rng, runTask } from "./lib.ts";
 
 const base: Outcome = {
   code: 0,
@@ -43,20 +43,6 @@ Deno.test("diffHashes names missing, differing and extra files, and skips ignore
   const got = new Map([["a", "1"], ["b", "x"], ["c", "4"]]);
   assert.equal(diffHashes(want, got), "b differs, m missing, c extra");
   assert.equal(diffHashes(want, got, /^(m|c|b)$/), "");
-});
-
-Deno.test("metricsRows drops msPerStep and reports a step logged twice", async () => {
-  const path = await Deno.makeTempFile();
-  const rows = [
-    { kind: "train", step: 1, loss: 2, msPerStep: 10 },
-    { kind: "train", step: 2, loss: 1, msPerStep: 11 },
-    { kind: "train", step: 2, loss: 1, msPerStep: 12 },
-  ];
-  await Deno.writeTextFile(path, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
-  const m = await metricsRows(path);
-  assert.deepEqual(m.duplicates, ["train@2"]);
-  assert.ok(!m.rows.includes("msPerStep"));
-  await Deno.remove(path);
 });
 
 Deno.test("rng: the same seed gives the same draws", () => {
