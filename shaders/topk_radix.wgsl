@@ -2,7 +2,7 @@
 //
 // The prelude defines: WG (threads per workgroup, 64, 128 or 256), U (vec4 loads each thread has in flight
 // per step), E = 4 * U, NT (temperatures), NT4 = ceil(NT / 4), CAP (candidate buffer entries, > k),
-// PER = ceil(CAP / WG).
+// PER = ceil(CAP / WG). NT is a bucket (the arrays' size): params.nt <= NT temperatures are used.
 //
 // Entry point `main`: workgroup g of a 2D grid (g = wg.y * nx + wg.x) reads split `g % split` of row
 // `g / split` (a contiguous range of its vec4s; the first split also takes the unaligned head, the last the
@@ -21,10 +21,10 @@
 // streams their candidates through the same threshold/radix-select buffer, then writes the final result.
 //
 // Final output (u32 words) for a dispatch of `rows` rows:
-//   [ids: rows*k][values (f32 bits): rows*k][logsumexp (f32 bits): rows*NT][flags: rows]
+//   [ids: rows*k][values (f32 bits): rows*k][logsumexp (f32 bits): rows*nt][flags: rows]
 // flags: 1 = a NaN, 2 = a +Infinity, 4 = a value above -Infinity (the host refuses rows with 1 or 2, or
-// without 4). Part layout (u32 words, PS = 2 + NT + 2k per part, parts of a row adjacent):
-//   [flags][max (f32 bits)][sum_t relative to max: NT][keys: k (0 = none)][ids: k]
+// without 4). Part layout (u32 words, PS = 2 + nt + 2k per part, parts of a row adjacent):
+//   [flags][max (f32 bits)][sum_t relative to max: nt][keys: k (0 = none)][ids: k]
 
 struct Params {
   vocab: u32,
@@ -35,6 +35,10 @@ struct Params {
   seg4: u32, // vec4s per split
   nx: u32, // workgroups along x of the 2D grid
   partial: u32, // main: 1 = write parts, 0 = write the final result
+  nt: u32, // temperatures (<= NT)
+  pad0: u32,
+  pad1: u32,
+  pad2: u32,
   c: array<vec4<f32>, NT4>, // log2(e) / T
   inv_t: array<vec4<f32>, NT4>, // 1 / T
 }
@@ -249,7 +253,7 @@ fn take(bits: array<vec4<u32>, U>, id0: array<u32, U>, inside: array<vec4<bool>,
   }
   if (any_fin) {
     let m_new = max(m, tile_max);
-    for (var t = 0u; t < NT; t++) {
+    for (var t = 0u; t < params.nt; t++) {
       let ct = c_of(t);
       var acc = s[t] * exp2((m - m_new) * ct);
       for (var u = 0u; u < U; u++) {
@@ -293,7 +297,7 @@ fn init_state() {
   t_rid = 0u;
   pending = 0u;
   m = NEG_MAX;
-  for (var t = 0u; t < NT; t++) {
+  for (var t = 0u; t < params.nt; t++) {
     s[t] = 0.0;
   }
   fl = 0u;
@@ -351,7 +355,7 @@ fn final_lse(row: u32, t: u32, big_m: f32, total: f32) {
   if (total == 0.0) {
     lse = bitcast<f32>(NEG_INF_BITS);
   }
-  out[2u * params.rows * params.k + row * NT + t] = bitcast<u32>(lse);
+  out[2u * params.rows * params.k + row * params.nt + t] = bitcast<u32>(lse);
 }
 
 @compute @workgroup_size(WG)
@@ -414,8 +418,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   atomicOr(&wflags, fl);
   let big_m = wg_reduce(m, true);
   let flags = atomicLoad(&wflags); // (every thread's atomicOr is behind wg_reduce's barriers)
-  let pb = g * (2u + NT + 2u * k);
-  for (var t = 0u; t < NT; t++) {
+  let nt = params.nt;
+  let pb = g * (2u + nt + 2u * k);
+  for (var t = 0u; t < params.nt; t++) {
     let v = select(0.0, s[t] * exp2((m - big_m) * c_of(t)), s[t] > 0.0);
     let total = wg_reduce(v, false);
     if (lid == 0u) {
@@ -432,12 +437,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       out[pb + 1u] = bitcast<u32>(big_m);
     }
     for (var j = lid; j < k; j += WG) {
-      out[pb + 2u + NT + j] = select(0u, ck[j], j < n);
-      out[pb + 2u + NT + k + j] = select(0xffffffffu, ci[j], j < n);
+      out[pb + 2u + nt + j] = select(0u, ck[j], j < n);
+      out[pb + 2u + nt + k + j] = select(0xffffffffu, ci[j], j < n);
     }
   } else {
     if (lid == 0u) {
-      out[2u * params.rows * k + params.rows * NT + row] = flags;
+      out[2u * params.rows * k + params.rows * params.nt + row] = flags;
     }
     write_sorted(row, n);
   }
@@ -452,7 +457,8 @@ fn merge(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
   }
   let split = params.split;
   let k = params.k;
-  let ps = 2u + NT + 2u * k;
+  let nt = params.nt;
+  let ps = 2u + nt + 2u * k;
   let pb = row * split * ps;
   init_state();
 
@@ -464,7 +470,7 @@ fn merge(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
   }
   let big_m = wg_reduce(mp, true);
   let flags = atomicLoad(&wflags);
-  for (var t = 0u; t < NT; t++) {
+  for (var t = 0u; t < params.nt; t++) {
     var v = 0.0;
     if (lid < split) {
       let sp = bitcast<f32>(parts[pb + lid * ps + 2u + t]);
@@ -476,7 +482,7 @@ fn merge(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
     }
   }
   if (lid == 0u) {
-    out[2u * params.rows * k + params.rows * NT + row] = flags;
+    out[2u * params.rows * k + params.rows * params.nt + row] = flags;
   }
 
   // The parts' candidates, streamed through the buffer like the row's values.
@@ -488,7 +494,7 @@ fn merge(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
     for (var e = 0u; e < E; e++) {
       let x = st * WG * E + e * WG + lid;
       if (x < total) {
-        let at = pb + (x / k) * ps + 2u + NT + x % k;
+        let at = pb + (x / k) * ps + 2u + nt + x % k;
         let key = parts[at];
         let id = parts[at + k];
         pk[e] = key;

@@ -90,6 +90,8 @@ export function radixSplit(rows: number, vocab: number, software: boolean, split
 
 /** The resolved tuning of one call. */
 interface Plan {
+  /** Temperatures of the call; the pipeline is compiled for `ntBucket` >= nt. */
+  ntBucket: number;
   wg: number;
   loads: number;
   cap: number;
@@ -125,17 +127,17 @@ function planOf(rt: Runtime, rows: number, vocab: number, k: number, nt: number,
   if (!Number.isInteger(split) || split < 1 || split > Math.min(MAX_SPLIT, wg)) {
     fail("split", `must be a whole number from 1 to ${Math.min(MAX_SPLIT, wg)} (got ${split})`);
   }
-  return { wg, loads, cap, split, nt, k, vocab };
+  return { wg, loads, cap, split, nt, ntBucket: nt <= 4 ? 4 : 32, k, vocab };
 }
 
 function pipelineOf(rt: Runtime, p: Plan, entryPoint: "main" | "merge"): Promise<GPUComputePipeline> {
-  const nt4 = Math.ceil(p.nt / 4);
+  const nt4 = p.ntBucket / 4;
   const per = Math.ceil(p.cap / p.wg);
   const prelude =
     `const WG: u32 = ${p.wg}u;\nconst U: u32 = ${p.loads}u;\nconst E: u32 = ${4 * p.loads}u;\n` +
-    `const NT: u32 = ${p.nt}u;\nconst NT4: u32 = ${nt4}u;\nconst CAP: u32 = ${p.cap}u;\n` +
+    `const NT: u32 = ${p.ntBucket}u;\nconst NT4: u32 = ${nt4}u;\nconst CAP: u32 = ${p.cap}u;\n` +
     `const PER: u32 = ${per}u;\n`;
-  const key = `topk_radix/${entryPoint}/wg${p.wg}/u${p.loads}/nt${p.nt}/cap${p.cap}`;
+  const key = `topk_radix/${entryPoint}/wg${p.wg}/u${p.loads}/nt${p.ntBucket}/cap${p.cap}`;
   return rt.pipeline(key, "topk_radix.wgsl", { prelude, entryPoint });
 }
 
@@ -217,8 +219,8 @@ function submitRows(
       Math.floor(maxDim * maxDim / split),
     ),
   );
-  const nt4 = Math.ceil(nt / 4);
-  const paramBytes = 32 + 2 * nt4 * 16;
+  const nt4 = p.ntBucket / 4;
+  const paramBytes = 48 + 2 * nt4 * 16;
   const stride = Math.ceil(paramBytes / 256) * 256;
   const nChunks = Math.ceil(rows / rowsPerChunk);
   const params = device.createBuffer({
@@ -241,10 +243,10 @@ function submitRows(
     const size4 = Math.floor(Math.min(logits.size - bindOffset, Math.ceil(bindSize / 16) * 16) / 16) * 16;
     const out = ensure(device, s.outputs, firstOut + c, n * outWords * 4, "topk_radix out");
     const [mx, my] = grid(n * split, maxDim);
-    const u = new Uint32Array(bytes, c * stride, 8);
-    u.set([vocab, k, n, (startByte - bindOffset) / 4, split, seg4, mx, split > 1 ? 1 : 0]);
-    new Float32Array(bytes, c * stride + 32, nt).set(temps.map((t) => Math.LOG2E / t));
-    new Float32Array(bytes, c * stride + 32 + nt4 * 16, nt).set(temps.map((t) => 1 / t));
+    const u = new Uint32Array(bytes, c * stride, 9);
+    u.set([vocab, k, n, (startByte - bindOffset) / 4, split, seg4, mx, split > 1 ? 1 : 0, nt]);
+    new Float32Array(bytes, c * stride + 48, nt).set(temps.map((t) => Math.LOG2E / t));
+    new Float32Array(bytes, c * stride + 48 + nt4 * 16, nt).set(temps.map((t) => 1 / t));
     const paramsRes = { buffer: params, offset: c * stride, size: paramBytes };
     const logitsRes = { buffer: logits, offset: bindOffset, size: bindSize };
     const logits4Res = size4 >= 16
