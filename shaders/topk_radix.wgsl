@@ -191,7 +191,7 @@ fn compact(n: u32) {
   for (var q = 0u; q < PER; q++) {
     if (lid + q * WG < n && keep(lk[q], lv[q])) {
       let slot = atomicAdd(&count, 1u);
-      ck[slot] = lk[q];
+      ck[slot] = lk[q]; // slot < k: exactly k entries are kept
       ci[slot] = lv[q];
     }
   }
