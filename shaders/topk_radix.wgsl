@@ -63,6 +63,7 @@ var<workgroup> wflags: atomic<u32>;
 var<workgroup> red: array<f32, WG>;
 var<workgroup> red16: array<f32, 16>;
 var<workgroup> sh_u: array<u32, 4>;
+var<workgroup> sel: array<u32, 5>;
 var<workgroup> sh_f: f32;
 
 var<private> lid: u32;
@@ -124,11 +125,11 @@ fn wg_reduce(v: f32, is_max: bool) -> f32 {
 // the shortest digit prefix that exactly k entries reach; they are kept (in any order), the rest dropped,
 // and the threshold becomes that prefix. Ends with count = k.
 fn compact(n: u32) {
-  var pfx_k = 0u;
-  var pfx_r = 0u;
-  var msk_k = 0u;
-  var msk_r = 0u;
-  var remaining = params.k;
+  // The selection state lives in workgroup memory, kept by thread 0: sel = [key prefix, ~id prefix,
+  // key mask, ~id mask, entries still needed within the prefix].
+  if (lid == 0u) {
+    sel = array<u32, 5>(0u, 0u, 0u, 0u, params.k);
+  }
   for (var d = 0u; d < 8u; d++) {
     for (var j = lid; j < 256u; j += WG) {
       atomicStore(&hist[j], 0u);
@@ -136,6 +137,10 @@ fn compact(n: u32) {
     workgroupBarrier();
     let on_key = d < 4u;
     let shift = 24u - 8u * (d % 4u);
+    let pfx_k = sel[0];
+    let pfx_r = sel[1];
+    let msk_k = sel[2];
+    let msk_r = sel[3];
     for (var j = lid; j < n; j += WG) {
       let key = ck[j];
       let rid = ~ci[j];
@@ -145,6 +150,7 @@ fn compact(n: u32) {
     }
     workgroupBarrier();
     if (lid == 0u) {
+      let remaining = sel[4];
       var above = 0u;
       var dg = 255u;
       var c = 0u;
@@ -156,20 +162,17 @@ fn compact(n: u32) {
         above += c;
         dg -= 1u;
       }
-      sh_u[0] = dg | select(0u, 256u, c == remaining - above);
-      sh_u[1] = remaining - above;
+      if (on_key) {
+        sel[0] = pfx_k | (dg << shift);
+        sel[2] = msk_k | (255u << shift);
+      } else {
+        sel[1] = pfx_r | (dg << shift);
+        sel[3] = msk_r | (255u << shift);
+      }
+      sel[4] = remaining - above;
+      sh_u[0] = select(0u, 1u, c == remaining - above);
     }
-    let w = workgroupUniformLoad(&sh_u[0]);
-    remaining = sh_u[1];
-    let dg = w & 255u;
-    if (on_key) {
-      pfx_k |= dg << shift;
-      msk_k |= 255u << shift;
-    } else {
-      pfx_r |= dg << shift;
-      msk_r |= 255u << shift;
-    }
-    if (w >= 256u) {
+    if (workgroupUniformLoad(&sh_u[0]) != 0u) {
       break;
     }
   }
@@ -186,8 +189,8 @@ fn compact(n: u32) {
     atomicStore(&count, 0u);
   }
   workgroupBarrier();
-  t_key = pfx_k;
-  t_rid = pfx_r;
+  t_key = sel[0];
+  t_rid = sel[1];
   for (var q = 0u; q < PER; q++) {
     if (lid + q * WG < n && keep(lk[q], lv[q])) {
       let slot = atomicAdd(&count, 1u);

@@ -69,7 +69,7 @@ const MAX_SPLIT = 64;
 const MAX_UPLOAD = 256 * 1024 * 1024;
 /** Workgroup memory besides the candidate buffer, per thread and fixed (bytes; see the shader). */
 const WG_BYTES_PER_THREAD = 4;
-const WG_BYTES_FIXED = 1024 + 4 + 4 + 64 + 16 + 4 + 64; // hist, counters, red16, sh_u, sh_f, slack
+const WG_BYTES_FIXED = 1024 + 4 + 4 + 64 + 16 + 20 + 4 + 64; // hist, counters, red16, sh_u, sel, sh_f, slack
 
 /**
  * Workgroups per row: 1 on a software adapter or with `splitBelowRows` rows or more; otherwise enough to
