@@ -5,6 +5,9 @@
  * exact 8-bit radix select, and, when there are too few rows to fill the GPU, several workgroups per row
  * plus a small merge dispatch. Same inputs and results as {@linkcode topK} in `./topk.ts`, except that
  * rows holding +Infinity or only -Infinity are refused like rows holding NaN.
+ *
+ * (Over 400 lines: the host side of one kernel pair — tuning plan, dispatch, read-back, the refusal error
+ * and the CPU path — kept in the one file this task owns; the plan and the refusal checks can move out.)
  * @module
  */
 import type { Runtime } from "../gpu/runtime.ts";
