@@ -5,6 +5,9 @@
  * poisoned before every call so that stale results cannot pass. GPU tests fail when no adapter is found,
  * unless SPARSEKD_TEST_CPU_ONLY=1. Each distinct pipeline costs ~10-30 s to compile on lavapipe, so the
  * tests share a few: workgroup size 256 with the default and a small capacity, and one 64-thread variant.
+ * One opt-in test (SPARSEKD_TEST_KNOWN_FAILURES=1) holds rows that need hundreds of compactions in one
+ * workgroup: they come out wrong on lavapipe (Mesa 22 / LLVM 15), although a CPU model of the same
+ * algorithm is exact; the cause is not found yet.
  */
 import assert from "node:assert/strict";
 import { createRuntime, type Runtime } from "../src/gpu/runtime.ts";
