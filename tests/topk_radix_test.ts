@@ -378,3 +378,85 @@ Deno.test("topKRadix with zero rows returns empty results; the default split", a
   assert.equal(radixSplit(100, 262_144, false, 2000), 16); // ceil(2000 / 100) = 20, capped by the row
   assert.equal(radixSplit(300, 262_144, false), 4);
 });
+
+/**
+ * A CPU model of the shader's selection (`shaders/topk_radix.wgsl`: offer / compact / finish), threads
+ * taking turns in the order `order` gives for each round: the k best (key, ~id) of one row, sorted.
+ */
+function selectModel(row: Float32Array, k: number, cap: number, wg: number, u: number, order: () => number) {
+  const f = new Float32Array(1), b = new Uint32Array(f.buffer);
+  const keyOf = (x: number) => {
+    f[0] = x;
+    const v = b[0] === 0x80000000 ? 0 : b[0];
+    return (v & 0x80000000 ? ~v : v | 0x80000000) >>> 0;
+  };
+  const ck = new Uint32Array(cap), ci = new Uint32Array(cap);
+  let count = 0, tk = 0, tr = 0;
+  const keep = (key: number, id: number) => key > tk || (key === tk && (~id >>> 0) >= tr);
+  const compact = (n: number) => {
+    let pk = 0, pr = 0, mk = 0, mr = 0, remaining = k;
+    for (let d = 0; d < 8; d++) {
+      const hist = new Array(256).fill(0), onKey = d < 4, shift = 24 - 8 * (d % 4);
+      for (let j = 0; j < n; j++) {
+        const rid = ~ci[j] >>> 0;
+        if (((ck[j] & mk) >>> 0) === pk && ((rid & mr) >>> 0) === pr) {
+          hist[((onKey ? ck[j] : rid) >>> shift) & 255]++;
+        }
+      }
+      let above = 0, dg = 255;
+      while (above + hist[dg] < remaining && dg > 0) above += hist[dg--];
+      const exact = hist[dg] === remaining - above;
+      remaining -= above;
+      if (onKey) [pk, mk] = [(pk | (dg << shift)) >>> 0, (mk | (255 << shift)) >>> 0];
+      else [pr, mr] = [(pr | (dg << shift)) >>> 0, (mr | (255 << shift)) >>> 0];
+      if (exact) break;
+    }
+    const lk = ck.slice(0, n), lv = ci.slice(0, n);
+    [tk, tr, count] = [pk, pr, 0];
+    for (let j = 0; j < n; j++) if (keep(lk[j], lv[j])) [ck[count], ci[count++]] = [lk[j], lv[j]];
+    assert.equal(count, k, "a compaction keeps exactly k entries");
+  };
+  const nb = row.length >> 2, e4 = 4 * u;
+  for (let st = 0; st * wg * u < nb; st++) {
+    let pending: number[] = []; // id of each pending element
+    for (let t = 0; t < wg; t++) {
+      for (let e = 0; e < e4; e++) {
+        const j = st * wg * u + t + Math.floor(e / 4) * wg, id = 4 * j + (e % 4);
+        if (j < nb && keep(keyOf(row[id]), id)) pending.push(id);
+      }
+    }
+    for (;;) {
+      const left: number[] = [];
+      for (const id of pending.sort(() => order() - 0.5)) {
+        if (!keep(keyOf(row[id]), id)) continue;
+        const slot = count++;
+        if (slot < cap) [ck[slot], ci[slot]] = [keyOf(row[id]), id];
+        else left.push(id);
+      }
+      pending = left;
+      if (count <= cap) break;
+      compact(cap);
+    }
+  }
+  if (count > k) compact(count);
+  return Array.from(ci.subarray(0, Math.min(count, k))).sort((x, y) => row[y] - row[x] || x - y);
+}
+
+Deno.test("the selection algorithm (a CPU model of the shader) is exact where lavapipe fails", async () => {
+  await withSeed("model", (rand) => {
+    for (
+      const [vocab, k, cap, kind] of [[29072, 1000, 1100, "ascending"], [262144, 1024, 1768, "ascending"], [
+        8192,
+        64,
+        100,
+        "ties",
+      ]] as const
+    ) {
+      const row = makeLogits(rand, 1, vocab, kind);
+      const want = topKReference(row, 1, vocab, k).indices;
+      const got = selectModel(row, k, cap, 256, 4, rand);
+      assert.deepEqual(got, Array.from(want), `model vocab=${vocab} k=${k} capacity=${cap} ${kind}`);
+    }
+    return Promise.resolve();
+  });
+});
