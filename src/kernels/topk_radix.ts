@@ -1,0 +1,471 @@
+/**
+ * Top-k per row with the full-vocabulary logsumexp for real GPUs (`shaders/topk_radix.wgsl`): one read of
+ * each row by 256-thread workgroups with several vec4 loads in flight, the logsumexp at every temperature
+ * fused into that read, candidates above a running threshold kept in workgroup memory and compacted by an
+ * exact 8-bit radix select, and, when there are too few rows to fill the GPU, several workgroups per row
+ * plus a small merge dispatch. Same inputs and results as {@linkcode topK} in `./topk.ts`, except that
+ * rows holding +Infinity or only -Infinity are refused like rows holding NaN.
+ *
+ * (Over 400 lines: the host side of one kernel pair — tuning plan, dispatch, read-back, the refusal error
+ * and the CPU path — kept in the one file this task owns; the plan and the refusal checks can move out.)
+ * @module
+ */
+import type { Runtime } from "../gpu/runtime.ts";
+import { readBack, type ReadRegion } from "../gpu/readback.ts";
+import { SparsekdError } from "../errors.ts";
+import {
+  checkTopKArgs,
+  NonFiniteLogitsError,
+  type TopKOptions,
+  topKReference,
+  type TopKResult,
+} from "./topk_reference.ts";
+
+/** Options of {@linkcode topKRadix}: the temperatures, and tuning knobs (defaults suit real GPUs). */
+export interface TopKRadixOptions extends TopKOptions {
+  /** Workgroups per row (1 to 64, at most the workgroup size); default {@linkcode radixSplit}. */
+  split?: number;
+  /** Rows below which the default split uses several workgroups per row (default 1024). */
+  splitBelowRows?: number;
+  /** Threads per workgroup: 64, 128 or 256 (default 256). */
+  workgroupSize?: number;
+  /** Independent vec4 loads per thread and step, 1 to 8 (default 4). */
+  loads?: number;
+  /** Candidate buffer entries in workgroup memory, more than k (default: what the device allows, ≤ 4096). */
+  capacity?: number;
+}
+
+/** Why a row is refused: the kind of non-finite logits it holds. */
+export type NonFiniteKind = "NaN" | "+Infinity" | "only -Infinity";
+
+/**
+ * A row holds NaN or +Infinity, or nothing but -Infinity. `row` is the first such row (0-based).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await topKRadix(rt, logits, rows, vocab, k);
+ * } catch (e) {
+ *   if (e instanceof NonFiniteRowError) console.error(`row ${e.row}: ${e.kind}`);
+ * }
+ * ```
+ */
+export class NonFiniteRowError extends NonFiniteLogitsError {
+  /** What the row holds. */
+  readonly kind: NonFiniteKind;
+  /**
+   * @param row the first bad row (0-based)
+   * @param kind what it holds
+   */
+  constructor(row: number, kind: NonFiniteKind) {
+    super(row);
+    this.name = "NonFiniteRowError";
+    this.kind = kind;
+    this.message = kind === "only -Infinity"
+      ? `the logits of row ${row} are all -Infinity: the teacher produced non-finite output`
+      : `the logits hold ${kind} in row ${row}: the teacher produced non-finite output`;
+  }
+}
+
+const MAX_SPLIT = 64;
+/** Largest upload staged on the GPU at once by {@linkcode topKRadix} (bytes). */
+const MAX_UPLOAD = 256 * 1024 * 1024;
+/** Workgroup memory besides the candidate buffer, per thread and fixed (bytes; see the shader). */
+const WG_BYTES_PER_THREAD = 4;
+const WG_BYTES_FIXED = 1024 + 4 + 4 + 64 + 16 + 20 + 4 + 64; // hist, counters, red16, sh_u, sel, sh_f, slack
+
+/**
+ * Workgroups per row: 1 on a software adapter or with `splitBelowRows` rows or more; otherwise enough to
+ * give the GPU about `splitBelowRows` workgroups (8 per SM on a 132-SM H200), at most 64 and each reading
+ * at least 16,384 values.
+ *
+ * @example
+ * ```ts
+ * radixSplit(4, 262_144, false); // 16
+ * radixSplit(4096, 32_000, false); // 1
+ * ```
+ */
+export function radixSplit(rows: number, vocab: number, software: boolean, splitBelowRows = 1024): number {
+  if (software || rows >= splitBelowRows || rows === 0) return 1;
+  const want = Math.ceil(splitBelowRows / rows);
+  return Math.max(1, Math.min(want, MAX_SPLIT, Math.floor(vocab / 16_384)));
+}
+
+/** The resolved tuning of one call. */
+interface Plan {
+  /** Temperatures of the call; the pipeline is compiled for `ntBucket` >= nt. */
+  ntBucket: number;
+  wg: number;
+  loads: number;
+  cap: number;
+  split: number;
+  nt: number;
+  k: number;
+  vocab: number;
+}
+
+function fail(option: string, msg: string): never {
+  throw new SparsekdError(`${option} ${msg}`, { option });
+}
+
+function planOf(rt: Runtime, rows: number, vocab: number, k: number, nt: number, o: TopKRadixOptions): Plan {
+  const limits = rt.device!.limits;
+  const wg = o.workgroupSize ?? 256;
+  if (![64, 128, 256].includes(wg) || wg > limits.maxComputeInvocationsPerWorkgroup) {
+    fail("workgroupSize", `must be 64, 128 or 256 and within the device's limit (got ${wg})`);
+  }
+  const loads = o.loads ?? 4;
+  if (!Number.isInteger(loads) || loads < 1 || loads > 8) fail("loads", `must be 1 to 8 (got ${loads})`);
+  const room = limits.maxComputeWorkgroupStorageSize - WG_BYTES_FIXED - WG_BYTES_PER_THREAD * wg;
+  const maxCap = Math.min(4096, Math.floor(room / 8 / 4) * 4);
+  const cap = o.capacity ?? maxCap;
+  if (!Number.isInteger(cap) || cap <= k || cap > maxCap) {
+    fail("capacity", `must be an integer above k = ${k} and at most ${maxCap} on this device (got ${cap})`);
+  }
+  const splitBelowRows = o.splitBelowRows ?? 1024;
+  if (!Number.isInteger(splitBelowRows) || splitBelowRows < 1) {
+    fail("splitBelowRows", `must be a whole number >= 1 (got ${splitBelowRows})`);
+  }
+  const split = o.split ?? radixSplit(rows, vocab, rt.adapter?.software ?? false, splitBelowRows);
+  if (!Number.isInteger(split) || split < 1 || split > Math.min(MAX_SPLIT, wg)) {
+    fail("split", `must be a whole number from 1 to ${Math.min(MAX_SPLIT, wg)} (got ${split})`);
+  }
+  return { wg, loads, cap, split, nt, ntBucket: nt <= 4 ? 4 : 32, k, vocab };
+}
+
+function pipelineOf(rt: Runtime, p: Plan, entryPoint: "main" | "merge"): Promise<GPUComputePipeline> {
+  const nt4 = p.ntBucket / 4;
+  const per = Math.ceil(p.cap / p.wg);
+  const prelude =
+    `const WG: u32 = ${p.wg}u;\nconst U: u32 = ${p.loads}u;\nconst E: u32 = ${4 * p.loads}u;\n` +
+    `const NT: u32 = ${p.ntBucket}u;\nconst NT4: u32 = ${nt4}u;\nconst CAP: u32 = ${p.cap}u;\n` +
+    `const PER: u32 = ${per}u;\n`;
+  const key = `topk_radix/${entryPoint}/wg${p.wg}/u${p.loads}/nt${p.ntBucket}/cap${p.cap}`;
+  return rt.pipeline(key, "topk_radix.wgsl", { prelude, entryPoint });
+}
+
+interface Scratch {
+  input: GPUBuffer | null;
+  outputs: GPUBuffer[];
+  parts: GPUBuffer[];
+}
+const scratch = new WeakMap<GPUDevice, Scratch>();
+
+function scratchOf(device: GPUDevice): Scratch {
+  let s = scratch.get(device);
+  if (!s) scratch.set(device, s = { input: null, outputs: [], parts: [] });
+  return s;
+}
+
+function ensure(device: GPUDevice, list: GPUBuffer[], i: number, bytes: number, label: string): GPUBuffer {
+  if (!list[i] || list[i].size < bytes) {
+    list[i]?.destroy();
+    list[i] = device.createBuffer({
+      label: `${label} ${i}`,
+      size: Math.max(256, Math.ceil(bytes / 256) * 256),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+  }
+  return list[i];
+}
+
+const dummies = new WeakMap<GPUDevice, GPUBuffer>();
+function dummy16(device: GPUDevice): GPUBuffer {
+  let b = dummies.get(device);
+  if (!b) dummies.set(device, b = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE }));
+  return b;
+}
+
+/** One dispatch's worth of rows and where its results land. */
+interface Chunk {
+  row0: number;
+  rows: number;
+  out: GPUBuffer;
+}
+
+/** A 2D grid of `n` workgroups within the per-dimension limit: [x, y]. */
+function grid(n: number, maxDim: number): [number, number] {
+  const x = Math.min(n, maxDim);
+  return [x, Math.ceil(n / x)];
+}
+
+/**
+ * Encodes and submits (synchronously, no await) the dispatches for rows [0, rows) of `logits` from element
+ * `elemOffset`; results of row r land in the chunk that holds it, rows numbered from `rowBase`.
+ */
+function submitRows(
+  rt: Runtime,
+  pipes: { main: GPUComputePipeline; merge: GPUComputePipeline | null },
+  p: Plan,
+  logits: GPUBuffer,
+  elemOffset: number,
+  rows: number,
+  rowBase: number,
+  temps: number[],
+  s: Scratch,
+  firstOut: number,
+): Chunk[] {
+  const device = rt.device!;
+  const limits = device.limits;
+  const align = limits.minStorageBufferOffsetAlignment;
+  const { vocab, k, nt, split } = p;
+  const outWords = 2 * k + nt + 1;
+  const partWords = split * (2 + nt + 2 * k);
+  const maxDim = limits.maxComputeWorkgroupsPerDimension;
+  const maxBind = limits.maxStorageBufferBindingSize;
+  const rowsPerChunk = Math.max(
+    1,
+    Math.min(
+      Math.floor((maxBind - align) / (vocab * 4)),
+      Math.floor(maxBind / (outWords * 4)),
+      split > 1 ? Math.floor(maxBind / (partWords * 4)) : Infinity,
+      Math.floor(maxDim * maxDim / split),
+    ),
+  );
+  const nt4 = p.ntBucket / 4;
+  const paramBytes = 48 + 2 * nt4 * 16;
+  const stride = Math.ceil(paramBytes / 256) * 256;
+  const nChunks = Math.ceil(rows / rowsPerChunk);
+  const params = device.createBuffer({
+    label: "topk_radix params",
+    size: nChunks * stride,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  });
+  const bytes = new ArrayBuffer(params.size);
+  const nb = Math.floor(vocab / 4); // vec4s per row, at most (the head may take one less)
+  const seg4 = Math.ceil(nb / split);
+  const enc = device.createCommandEncoder({ label: "topk_radix" });
+  const pass = enc.beginComputePass({ label: "topk_radix" });
+  const chunks: Chunk[] = [];
+  for (let c = 0; c < nChunks; c++) {
+    const row0 = c * rowsPerChunk;
+    const n = Math.min(rowsPerChunk, rows - row0);
+    const startByte = (elemOffset + row0 * vocab) * 4;
+    const bindOffset = Math.floor(startByte / align) * align;
+    const bindSize = startByte - bindOffset + n * vocab * 4;
+    const size4 = Math.floor(Math.min(logits.size - bindOffset, Math.ceil(bindSize / 16) * 16) / 16) * 16;
+    const out = ensure(device, s.outputs, firstOut + c, n * outWords * 4, "topk_radix out");
+    const [mx, my] = grid(n * split, maxDim);
+    const u = new Uint32Array(bytes, c * stride, 9);
+    u.set([vocab, k, n, (startByte - bindOffset) / 4, split, seg4, mx, split > 1 ? 1 : 0, nt]);
+    new Float32Array(bytes, c * stride + 48, nt).set(temps.map((t) => Math.LOG2E / t));
+    new Float32Array(bytes, c * stride + 48 + nt4 * 16, nt).set(temps.map((t) => 1 / t));
+    const paramsRes = { buffer: params, offset: c * stride, size: paramBytes };
+    const logitsRes = { buffer: logits, offset: bindOffset, size: bindSize };
+    const logits4Res = size4 >= 16
+      ? { buffer: logits, offset: bindOffset, size: size4 }
+      : { buffer: dummy16(device) }; // a 1-row, 2- or 3-value input: no vec4
+    const parts = split > 1
+      ? ensure(device, s.parts, firstOut + c, n * partWords * 4, "topk_radix parts")
+      : null;
+    pass.setPipeline(pipes.main);
+    pass.setBindGroup(
+      0,
+      device.createBindGroup({
+        layout: pipes.main.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: paramsRes },
+          { binding: 1, resource: logitsRes },
+          { binding: 2, resource: logits4Res },
+          {
+            binding: 3,
+            resource: parts
+              ? { buffer: parts, size: n * partWords * 4 }
+              : { buffer: out, size: n * outWords * 4 },
+          },
+        ],
+      }),
+    );
+    pass.dispatchWorkgroups(mx, my);
+    if (parts) {
+      // The merge's grid has the main grid's width (params.nx): row = wg.y * nx + wg.x.
+      const gx = Math.min(n, mx);
+      pass.setPipeline(pipes.merge!);
+      pass.setBindGroup(
+        0,
+        device.createBindGroup({
+          layout: pipes.merge!.getBindGroupLayout(0),
+          entries: [
+            { binding: 0, resource: paramsRes },
+            { binding: 1, resource: logitsRes },
+            { binding: 3, resource: { buffer: out, size: n * outWords * 4 } },
+            { binding: 4, resource: { buffer: parts, size: n * partWords * 4 } },
+          ],
+        }),
+      );
+      pass.dispatchWorkgroups(gx, Math.ceil(n / mx));
+    }
+    chunks.push({ row0: rowBase + row0, rows: n, out });
+  }
+  pass.end();
+  device.queue.writeBuffer(params, 0, bytes);
+  device.queue.submit([enc.finish()]);
+  params.destroy();
+  return chunks;
+}
+
+/** Reads every chunk's results back in one map and assembles them; throws on the first refused row. */
+async function collect(device: GPUDevice, chunks: Chunk[], rows: number, k: number, nt: number) {
+  const regions: ReadRegion[] = chunks.map((c) => ({ buffer: c.out, size: c.rows * (2 * k + nt + 1) * 4 }));
+  const data = await readBack(device, regions);
+  const indices = new Uint32Array(rows * k);
+  const values = new Float32Array(rows * k);
+  const logsumexp = new Float32Array(rows * nt);
+  chunks.forEach((c, i) => {
+    const words = new Uint32Array(data[i]);
+    const n = c.rows;
+    const flags = words.subarray(2 * n * k + n * nt, 2 * n * k + n * nt + n);
+    const bad = flags.findIndex((f) => f !== 4); // only "a value above -Infinity" is fine
+    if (bad >= 0) throw new NonFiniteRowError(c.row0 + bad, kindOf(flags[bad]));
+    indices.set(words.subarray(0, n * k), c.row0 * k);
+    values.set(new Float32Array(data[i], n * k * 4, n * k), c.row0 * k);
+    logsumexp.set(new Float32Array(data[i], 2 * n * k * 4, n * nt), c.row0 * nt);
+  });
+  return { indices, values, logsumexp };
+}
+
+function kindOf(flags: number): NonFiniteKind {
+  return flags & 1 ? "NaN" : flags & 2 ? "+Infinity" : "only -Infinity";
+}
+
+/** The first row holding NaN or +Infinity or nothing but -Infinity, as the error to throw; null if none. */
+function firstBadRow(logits: Float32Array, rows: number, vocab: number): NonFiniteRowError | null {
+  for (let r = 0; r < rows; r++) {
+    let flags = 0;
+    for (let i = r * vocab; i < (r + 1) * vocab; i++) {
+      const x = logits[i];
+      if (Number.isNaN(x)) flags |= 1;
+      else if (x === Infinity) flags |= 2;
+      else if (x !== -Infinity) flags |= 4;
+    }
+    if (flags !== 4) return new NonFiniteRowError(r, kindOf(flags));
+  }
+  return null;
+}
+
+function emptyResult(): TopKResult {
+  return { indices: new Uint32Array(0), values: new Float32Array(0), logsumexp: new Float32Array(0) };
+}
+
+async function pipelinesOf(rt: Runtime, p: Plan) {
+  const [main, merge] = await Promise.all([
+    pipelineOf(rt, p, "main"),
+    p.split > 1 ? pipelineOf(rt, p, "merge") : Promise.resolve(null),
+  ]);
+  return { main, merge };
+}
+
+/**
+ * For each of `rows` rows of `vocab` float32 logits, the `k` largest values and their token ids (value
+ * descending, ties by the lower id, -0 equal to +0) and the logsumexp of logits/T over the whole row for
+ * each temperature T (default `[1]`), with the radix-select kernel meant for real GPUs. Same arguments,
+ * limits and results as {@linkcode topK}; a row holding NaN or +Infinity, or only -Infinity, throws
+ * {@linkcode NonFiniteRowError} (a `NonFiniteLogitsError`) naming the first such row. `options.split` and
+ * the other tuning options default to values for real GPUs. On a CPU runtime the reference runs.
+ *
+ * @example
+ * ```ts
+ * const rt = await createRuntime();
+ * const { indices, logsumexp } = await topKRadix(rt, new Float32Array([1, 3, 2, 0]), 1, 4, 2, {
+ *   temperatures: [1, 2],
+ * });
+ * // indices = [1, 2], logsumexp = [lse(x), lse(x / 2)]
+ * ```
+ */
+export async function topKRadix(
+  rt: Runtime,
+  logits: Float32Array,
+  rows: number,
+  vocab: number,
+  k: number,
+  options: TopKRadixOptions = {},
+): Promise<TopKResult> {
+  const temps = checkTopKArgs(logits.length, rows, vocab, k, options);
+  if (!rt.device) {
+    const bad = firstBadRow(logits, rows, vocab);
+    if (bad) throw bad;
+    return topKReference(logits, rows, vocab, k, { temperatures: temps });
+  }
+  const device = rt.device;
+  const plan = planOf(rt, rows, vocab, k, temps.length, options);
+  if (rows === 0) return emptyResult();
+  const pipes = await pipelinesOf(rt, plan);
+  // From here to the read-back's submit there is no await: concurrent calls cannot interleave.
+  const s = scratchOf(device);
+  const rowsPerUpload = Math.max(
+    1,
+    Math.floor(Math.min(MAX_UPLOAD, device.limits.maxBufferSize) / (vocab * 4)),
+  );
+  const uploadBytes = Math.min(rows, rowsPerUpload) * vocab * 4;
+  if (!s.input || s.input.size < uploadBytes) {
+    s.input?.destroy();
+    s.input = device.createBuffer({
+      label: "topk_radix input",
+      size: Math.ceil(uploadBytes / 256) * 256,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
+  }
+  const chunks: Chunk[] = [];
+  for (let r0 = 0; r0 < rows; r0 += rowsPerUpload) {
+    const n = Math.min(rowsPerUpload, rows - r0);
+    device.queue.writeBuffer(s.input, 0, logits as Float32Array<ArrayBuffer>, r0 * vocab, n * vocab);
+    chunks.push(...submitRows(rt, pipes, plan, s.input, 0, n, r0, temps, s, chunks.length));
+  }
+  return await collect(device, chunks, rows, k, temps.length);
+}
+
+/**
+ * {@linkcode topKRadix} for logits already on the GPU (the equivalent of `topKFromBuffer`): `logits` holds
+ * `rows * vocab` float32 values from byte 0 and needs `GPUBufferUsage.STORAGE`. Nothing is uploaded; the
+ * results of every dispatch are read back in one batched map.
+ *
+ * @example
+ * ```ts
+ * const buf = rt.device!.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+ * rt.device!.queue.writeBuffer(buf, 0, new Float32Array([1, 3, 2, 0]));
+ * const { indices } = await topKRadixFromBuffer(rt, buf, 1, 4, 2); // [1, 2]
+ * ```
+ */
+export async function topKRadixFromBuffer(
+  rt: Runtime,
+  logits: GPUBuffer,
+  rows: number,
+  vocab: number,
+  k: number,
+  options: TopKRadixOptions = {},
+): Promise<TopKResult> {
+  const temps = checkTopKArgs(null, rows, vocab, k, options);
+  if (!rt.device) {
+    throw new SparsekdError("topKRadixFromBuffer needs a GPU runtime (this one runs on the CPU)");
+  }
+  if (logits.size < rows * vocab * 4) {
+    throw new SparsekdError(
+      `topKRadixFromBuffer: the buffer holds ${logits.size} bytes but rows * vocab * 4 = ${rows * vocab * 4}`,
+    );
+  }
+  if ((logits.usage & GPUBufferUsage.STORAGE) === 0) {
+    throw new SparsekdError("topKRadixFromBuffer: the logits buffer needs GPUBufferUsage.STORAGE");
+  }
+  const plan = planOf(rt, rows, vocab, k, temps.length, options);
+  if (rows === 0) return emptyResult();
+  const pipes = await pipelinesOf(rt, plan);
+  const chunks = submitRows(rt, pipes, plan, logits, 0, rows, 0, temps, scratchOf(rt.device), 0);
+  return await collect(rt.device, chunks, rows, k, temps.length);
+}
+
+/**
+ * Test hook: fills the GPU buffers that {@linkcode topKRadix} reuses between calls (outputs, parts, input)
+ * with a poison pattern, so that a test can check that every result is written by the current call.
+ *
+ * @example
+ * ```ts
+ * poisonTopKRadixScratch(rt, 0x7fc00001); // NaN bits everywhere
+ * ```
+ */
+export function poisonTopKRadixScratch(rt: Runtime, word: number): void {
+  if (!rt.device) return;
+  const s = scratchOf(rt.device);
+  for (const b of [...s.outputs, ...s.parts, ...(s.input ? [s.input] : [])]) {
+    if (b) rt.device.queue.writeBuffer(b, 0, new Uint32Array(b.size / 4).fill(word));
+  }
+}
