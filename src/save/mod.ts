@@ -2,9 +2,10 @@
  * Saving a teacher's top-k: {@linkcode runSaveTopK} (what `deno task save-topk` runs) and the
  * {@linkcode saveTopK} it drives.
  *
- * @example Save two demo sequences on the CPU into a temporary folder
+ * @example Save two demo sequences on the CPU into a temporary folder, then read them back
  * ```ts
  * import { runSaveTopK } from "./mod.ts";
+ * import { readShards } from "../format/mod.ts";
  *
  * const out = await Deno.makeTempDir();
  * const summary = await runSaveTopK({
@@ -12,12 +13,13 @@
  *   data: "builtin:demo",
  *   out,
  *   k: 4,
- *   seqLen: 16,
  *   maxSequences: 2,
  *   cpu: true,
  *   print: false,
  * });
- * console.log(summary);
+ * let records = 0;
+ * for await (const r of readShards(out)) if (r.idx.length === r.val.length) records++;
+ * if (summary.shardsWritten !== 1 || records !== 2) throw new Error("one shard of two records");
  * await Deno.remove(out, { recursive: true });
  * ```
  * @module
