@@ -61,7 +61,7 @@ export type { GptConfig } from "./src/model/gpt.ts";
 
 // Loss modes and the kernels.
 export { LOSS_MODES } from "./src/loss/modes.ts";
-export type { LossMode, LossModeName } from "./src/loss/modes.ts";
+export type { LossMode, LossModeName, LossReference } from "./src/loss/modes.ts";
 export { NonFiniteLogitsError, topK } from "./src/kernels/topk.ts";
 export type { TopKOptions, TopKResult } from "./src/kernels/topk.ts";
 export { sparseKdLoss } from "./src/kernels/sparse_kd.ts";
@@ -76,13 +76,13 @@ export type {
 export { readShards } from "./src/format/shard_reader.ts";
 export type { ReadShardsOptions, ShardsRecord } from "./src/format/shard_reader.ts";
 export { readRunJson } from "./src/format/run_json.ts";
-export type { RunJson, ShardRecord } from "./src/format/types.ts";
+export type { Backend, RunJson, ShardRecord } from "./src/format/types.ts";
 
 // Stores: local folders, gs:// buckets, http(s) (read-only).
 export { openStore } from "./src/store/open_store.ts";
 export type { OpenStoreOptions } from "./src/store/open_store.ts";
 export { ObjectExistsError } from "./src/store/store.ts";
-export type { ObjectInfo, ObjectStore, ObjectWriter, ReadOptions } from "./src/store/store.ts";
+export type { ObjectInfo, ObjectStore, ObjectWriter, ReadOptions, StoreOpener, StoreOpenOptions } from "./src/store/store.ts";
 export { STORES } from "./src/store/registry.ts";
 export type { StoreEntry } from "./src/store/registry.ts";
 

@@ -14,8 +14,7 @@
  */
 export { demoSource, demoTokenizer, demoTokenStream } from "./demo.ts";
 export type { DemoSourceOptions, DemoSplit, DemoTokenizer } from "./demo.ts";
-export { BpeTokenizer, END_OF_TEXT } from "./bpe.ts";
-export type { BpeJson } from "./bpe.ts";
+export { END_OF_TEXT } from "./bpe.ts";
 export { npyBytes, NpyFile, parseNpyHeader } from "./npy.ts";
 export type { NpyExpect, NpyHeader } from "./npy.ts";
 export { npySource } from "./npy_source.ts";

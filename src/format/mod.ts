@@ -22,6 +22,7 @@ export {
 } from "./types.ts";
 export { manifestPath, shardCount, shardPath, shardRange } from "./layout.ts";
 export type {
+  Backend,
   Fingerprinted,
   IndexDtype,
   Manifest,

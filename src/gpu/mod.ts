@@ -14,10 +14,4 @@ export { createRuntime, gpuRuntime, loadShader } from "./runtime.ts";
 export type { AdapterSummary, PipelineOptions, Runtime, RuntimeOptions } from "./runtime.ts";
 export { readBack } from "./readback.ts";
 export type { ReadRegion } from "./readback.ts";
-export {
-  emptyGpuTensor,
-  flushTfjs,
-  tensorGpuBuffer,
-  tfjsGpuBackend,
-  useTfjsOnRuntime,
-} from "./tfjs_backend.ts";
+export { useTfjsOnRuntime } from "./tfjs_backend.ts";

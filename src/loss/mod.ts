@@ -12,4 +12,4 @@
  * @module
  */
 export { kdModeHelp, LOSS_MODES, lseIndexFor, shardMode } from "./modes.ts";
-export type { LossMode, LossModeName } from "./modes.ts";
+export type { LossMode, LossModeName, LossReference } from "./modes.ts";

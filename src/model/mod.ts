@@ -12,14 +12,7 @@
  */
 export { createGpt, gptWeightShapes, tuneTfjsForAdapter, validateGptConfig } from "./gpt.ts";
 export type { Gpt, GptConfig } from "./gpt.ts";
-export {
-  checkpointDir,
-  latestCheckpoint,
-  loadCheckpoint,
-  loadModel,
-  saveCheckpoint,
-  saveModel,
-} from "./checkpoint.ts";
+export { checkpointDir, latestCheckpoint, loadModel, saveModel } from "./checkpoint.ts";
 export type { ModelJson, TrainState, WeightEntry } from "./checkpoint.ts";
 export { createRng, hashSeed } from "./rng.ts";
 export type { Rng } from "./rng.ts";

@@ -12,8 +12,7 @@
  * @module
  */
 export { npyTeacher } from "./npy.ts";
-export { loadTfjsArtifacts, tfjsTeacher } from "./tfjs_model.ts";
-export type { LoadedArtifacts } from "./tfjs_model.ts";
+export { tfjsTeacher } from "./tfjs_model.ts";
 export { openTeacher } from "./open_teacher.ts";
 export type { Teacher, TeacherLogits } from "./teacher.ts";
 export { createDemoTeacher } from "./builtin.ts";

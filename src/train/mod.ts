@@ -12,21 +12,15 @@
  * ```
  * @module
  */
-export { createSparseKdLossOp } from "./kd_loss_op.ts";
-export type { KdOpOptions, KdOpTeacher, SparseKdLossOp } from "./kd_loss_op.ts";
-export { createAdamW } from "./adamw.ts";
-export type { AdamW, AdamWOptions } from "./adamw.ts";
+export type { AdamWOptions } from "./adamw.ts";
 export { learningRate } from "./schedule.ts";
 export type { LrSchedule } from "./schedule.ts";
-export { crossEntropy, nextTokenTargets } from "./ce_loss.ts";
+export { nextTokenTargets } from "./ce_loss.ts";
 export { prefetchBatches, shuffledRecords, tokenRecords, windowPermutation } from "./batches.ts";
 export type { RecordSource } from "./batches.ts";
 export { evaluate } from "./evaluate.ts";
 export type { EvalResult } from "./evaluate.ts";
-export { trainLoop } from "./trainer.ts";
-export type { TrainLoopOptions, TrainLoopResult } from "./trainer.ts";
+export type { TrainLoopResult } from "./trainer.ts";
 export type { TrainMode, TrainRecord } from "./records.ts";
 export { DEFAULT_STUDENT, train, validateTrainOptions } from "./train.ts";
 export type { TrainOptions, TrainResult } from "./train.ts";
-export { fullKdLoss } from "./full_kd_loss.ts";
-export type { FullKdLossOptions } from "./full_kd_loss.ts";

@@ -23,3 +23,4 @@ export type { EmulatorOptions, RunningEmulator } from "./server.ts";
 export { FaultInjector } from "./faults.ts";
 export type { FaultDecision, FaultHit, FaultRule } from "./faults.ts";
 export { EmulatorState } from "./model.ts";
+export type { Preconditions, StoredBucket, StoredObject, UploadSession } from "./model.ts";
