@@ -17,21 +17,9 @@
  */
 export { NonFiniteLogitsError, topK, topKFromBuffer, topKReference } from "./topk.ts";
 export type { TopKOptions, TopKResult } from "./topk.ts";
-export {
-  encodeSparseKd,
-  encodeSparseKdSync,
-  packRowInfo,
-  prepareSparseKd,
-  sparseKdLoss,
-} from "./sparse_kd.ts";
-export type { SparseKdGpuArgs, SparseKdPipelines } from "./sparse_kd.ts";
-export {
-  checkSparseKd,
-  sparseKdLossReference,
-  sparseKdLossReference64,
-} from "./sparse_kd_reference.ts";
+export { sparseKdLoss } from "./sparse_kd.ts";
+export { sparseKdLossReference, sparseKdLossReference64 } from "./sparse_kd_reference.ts";
 export type {
-  CheckedSparseKd,
   SparseKdMode,
   SparseKdOptions,
   SparseKdResult,
