@@ -82,7 +82,14 @@ export type { Backend, RunJson, ShardRecord } from "./src/format/types.ts";
 export { openStore } from "./src/store/open_store.ts";
 export type { OpenStoreOptions } from "./src/store/open_store.ts";
 export { ObjectExistsError } from "./src/store/store.ts";
-export type { ObjectInfo, ObjectStore, ObjectWriter, ReadOptions, StoreOpener, StoreOpenOptions } from "./src/store/store.ts";
+export type {
+  ObjectInfo,
+  ObjectStore,
+  ObjectWriter,
+  ReadOptions,
+  StoreOpener,
+  StoreOpenOptions,
+} from "./src/store/store.ts";
 export { STORES } from "./src/store/registry.ts";
 export type { StoreEntry } from "./src/store/registry.ts";
 

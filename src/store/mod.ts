@@ -21,8 +21,15 @@ export type { LocalStoreOptions } from "./local.ts";
 export { openStore, parseStoreUri } from "./open_store.ts";
 export type { OpenStoreOptions, ParsedStoreUri } from "./open_store.ts";
 export { ObjectExistsError } from "./store.ts";
-export type { ObjectInfo, ObjectStore, ObjectWriter, ReadOptions, StoreOpener, StoreOpenOptions } from "./store.ts";
+export type {
+  ObjectInfo,
+  ObjectStore,
+  ObjectWriter,
+  ReadOptions,
+  StoreOpener,
+  StoreOpenOptions,
+} from "./store.ts";
 export { GCS_CHUNK_QUANTUM, openGcsStore } from "./gcs.ts";
 export type { GcsStoreOptions } from "./gcs.ts";
-export { STORES, storeHelp } from "./registry.ts";
+export { storeHelp, STORES } from "./registry.ts";
 export type { StoreEntry } from "./registry.ts";

@@ -18,5 +18,5 @@ export type { Teacher, TeacherLogits } from "./teacher.ts";
 export { createDemoTeacher } from "./builtin.ts";
 export { denseTeacher, openAnyTeacher } from "./open_teacher.ts";
 export type { AnyTeacher, SparseTargets, SparseTeacher } from "./teacher.ts";
-export { TEACHERS, teacherHelp, teacherUsage } from "./registry.ts";
+export { teacherHelp, TEACHERS, teacherUsage } from "./registry.ts";
 export type { TeacherEntry, TeacherOpener, TeacherOpenOptions } from "./registry.ts";
