@@ -2,11 +2,24 @@
  * The end-to-end demo and study: save shards from the demo teacher, train students with each loss mode,
  * evaluate them and write the report. These take minutes; see `deno task demo` and `deno task study`.
  *
- * @example Run the demo into a folder (not run here: it takes minutes)
- * ```ts ignore
- * import { runDemo } from "./mod.ts";
+ * @example The study's table as Markdown (a full demo or study takes minutes, so `runDemo` is only wrapped here)
+ * ```ts
+ * import { runDemo, studyMarkdown } from "./mod.ts";
  *
- * await runDemo({ dir: "runs/demo" });
+ * const _demo = () => runDemo({ dir: "runs/demo", steps: 100 }); // what `deno task demo` runs
+ * const md = studyMarkdown([{
+ *   name: "ce-only",
+ *   method: "ce-only",
+ *   k: null,
+ *   ppl: 400,
+ *   kl: 1.2,
+ *   top1: 0.3,
+ *   ece: 0.05,
+ *   pplPerSeed: [400],
+ *   gapClosed: null,
+ *   msPerStep: 20,
+ * }], 300, { steps: 100, batchSize: 16, ks: [8], alpha: 1 });
+ * if (!md.includes("ce-only")) throw new Error("one row per student");
  * ```
  * @module
  */
