@@ -6,7 +6,12 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { createRuntime, type Runtime } from "../src/gpu/runtime.ts";
 import { flushTfjs, tfjsGpuBackend, useTfjsOnRuntime } from "../src/gpu/tfjs_backend.ts";
-import { encodeSparseKdSync, packRowInfo, prepareSparseKd, ROW_INFO_BYTES } from "../src/kernels/sparse_kd.ts";
+import {
+  encodeSparseKdSync,
+  packRowInfo,
+  prepareSparseKd,
+  ROW_INFO_BYTES,
+} from "../src/kernels/sparse_kd.ts";
 import { checkSparseKd, type SparseKdMode } from "../src/kernels/sparse_kd_reference.ts";
 import { SparsekdError } from "../src/errors.ts";
 import { fmt, formatTable, parsePerSubmit, timePerUnit, writeResults } from "./harness.ts";

@@ -35,6 +35,8 @@ export class SparsekdError extends Error {
   /** The option the message is about (its first word), or undefined. */
   readonly option: string | undefined;
   /**
+   * A one-line error, optionally about an option.
+   *
    * @param message the one line the user sees
    * @param options `exitCode` (default 2), an optional `cause` and the `option` the message is about
    */

@@ -22,14 +22,23 @@ export const RUN_JSON_PATH = "run.json";
 
 /** What {@linkcode makeRunJson} needs. */
 export interface RunJsonInput {
+  /** Vocabulary size V of the teacher. */
   vocabSize: number;
+  /** Top-k entries kept per token position. */
   k: number;
+  /** Tokens per sequence. */
   seqLen: number;
+  /** How the top-k logits are stored. */
   valueDtype: ValueDtype;
+  /** Temperatures T of the stored full-vocabulary logsumexp (one value per position and T). */
   lseTemperatures: number[];
+  /** Number of sequences of the run. */
   sequences: number;
+  /** Sequences per shard (the last shard may hold fewer). */
   sequencesPerShard: number;
+  /** The teacher: its fingerprint and description. */
   teacher: Fingerprinted;
+  /** The token data: its fingerprint and description. */
   data: Fingerprinted;
   /** The backend computing the shards (recorded when given). */
   backend?: Backend;

@@ -19,8 +19,11 @@ import { checkHeader, checkTrailer, decodeRecord, isObj } from "./shard_values.t
 
 /** What {@linkcode decodeShard} returns once the whole shard has been read and checked. */
 export interface ShardSummary {
+  /** The shard's header. */
   header: ShardHeader;
+  /** Sequence records read. */
   records: number;
+  /** Token positions read (records × seqLen). */
   tokens: number;
   /** Size in bytes. */
   bytes: number;

@@ -29,22 +29,35 @@ export type Backend = "webgpu" | "cpu";
 export interface Fingerprinted {
   /** A hash of the weights (teacher) or of the token data (data). */
   fingerprint: string;
+  /** Free-form description fields (e.g. a `description`). */
   [key: string]: unknown;
 }
 
 /** `OUT/run.json`. */
 export interface RunJson {
+  /** Always {@linkcode RUN_FORMAT}. */
   format: typeof RUN_FORMAT;
+  /** Always {@linkcode FORMAT_VERSION}. */
   version: typeof FORMAT_VERSION;
+  /** Vocabulary size V of the teacher. */
   vocabSize: number;
+  /** Top-k entries kept per token position. */
   k: number;
+  /** Tokens per sequence. */
   seqLen: number;
+  /** How token ids are stored: `u16` when V ≤ 65536, else `u32`. */
   indexDtype: IndexDtype;
+  /** How the top-k logits are stored. */
   valueDtype: ValueDtype;
+  /** Temperatures T of the stored full-vocabulary logsumexp (one value per position and T). */
   lseTemperatures: number[];
+  /** Number of sequences of the run. */
   sequences: number;
+  /** Sequences per shard (the last shard may hold fewer). */
   sequencesPerShard: number;
+  /** The teacher: its fingerprint and description. */
   teacher: Fingerprinted;
+  /** The token data: its fingerprint and description. */
   data: Fingerprinted;
   /** The backend that wrote the shards; absent in run.json files written before it was recorded. */
   backend?: Backend;
@@ -52,15 +65,25 @@ export interface RunJson {
 
 /** The first MessagePack value of a shard. */
 export interface ShardHeader {
+  /** Always {@linkcode SHARD_FORMAT}. */
   format: typeof SHARD_FORMAT;
+  /** Always {@linkcode FORMAT_VERSION}. */
   version: typeof FORMAT_VERSION;
+  /** Shard index j. */
   shard: number;
+  /** The host that wrote the shard. */
   host: number;
+  /** As in run.json. */
   vocabSize: number;
+  /** As in run.json. */
   k: number;
+  /** As in run.json. */
   seqLen: number;
+  /** As in run.json. */
   indexDtype: IndexDtype;
+  /** As in run.json. */
   valueDtype: ValueDtype;
+  /** As in run.json. */
   lseTemperatures: number[];
 }
 
@@ -84,8 +107,11 @@ export interface ShardRecord {
 
 /** The last MessagePack value of a shard. */
 export interface ShardTrailer {
+  /** Marks the trailer (always true). */
   end: true;
+  /** Sequence records in the shard. */
   records: number;
+  /** Token positions in the shard (records × seqLen). */
   tokens: number;
 }
 
@@ -107,9 +133,13 @@ export interface ManifestEntry {
 
 /** `OUT/manifests/h{h:05d}.json`, written by host h after its last shard. */
 export interface Manifest {
+  /** Always {@linkcode MANIFEST_FORMAT}. */
   format: typeof MANIFEST_FORMAT;
+  /** Always {@linkcode FORMAT_VERSION}. */
   version: typeof FORMAT_VERSION;
+  /** Host index h. */
   host: number;
+  /** The shards host h wrote. */
   shards: ManifestEntry[];
 }
 

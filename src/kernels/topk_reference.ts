@@ -44,7 +44,11 @@ export interface TopKResult {
 export class NonFiniteLogitsError extends SparsekdError {
   /** The first row (0-based) that holds NaN. */
   readonly row: number;
-  /** @param row the first row (0-based) that holds NaN */
+  /**
+   * An error naming the first row that holds NaN.
+   *
+   * @param row the first row (0-based) that holds NaN
+   */
   constructor(row: number) {
     super(`the logits hold NaN in row ${row}: the teacher produced non-finite output`);
     this.name = "NonFiniteLogitsError";

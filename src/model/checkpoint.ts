@@ -16,8 +16,11 @@ export const MODEL_FORMAT = "sparsekd.gpt";
 
 /** One entry of a tfjs weights manifest. */
 export interface WeightEntry {
+  /** Weight name (a key of the model's weights). */
   name: string;
+  /** Shape of the weight. */
   shape: number[];
+  /** Element type in memory (always float32). */
   dtype: "float32";
   /** Present when the bytes are stored as float16 (tfjs's quantization entry). */
   quantization?: { dtype: "float16" };
@@ -25,9 +28,11 @@ export interface WeightEntry {
 
 /** A model.json (or optimizer.json): tfjs's weights-manifest layout plus our config. */
 export interface ModelJson {
+  /** What the file is, e.g. `sparsekd.gpt` ({@linkcode MODEL_FORMAT}) for a model.json. */
   format: string;
   /** The model config (for optimizer.json: the model's config too). */
   modelTopology: GptConfig;
+  /** tfjs's weights manifest: the weight files and the weights they hold, in order. */
   weightsManifest: { paths: string[]; weights: WeightEntry[] }[];
   /** Free-form facts (how it was trained, …). */
   userDefinedMetadata?: Record<string, unknown>;

@@ -29,11 +29,15 @@ export interface GptConfig {
 export interface Gpt {
   /** The config it was built from. */
   readonly config: GptConfig;
-  /** The weights, by name, in creation order (the order of checkpoints). */
+  /**
+   * The weights (tfjs variables), by name, in creation order (the order of checkpoints).
+   * @ignore
+   */
   readonly weights: Map<string, tf.Variable>;
   /**
    * Logits for a batch of token ids `[B, L]` (int32, L ≤ seqLen): a `[B*L, V]` float32 tensor, row-major
    * (position t of sequence b is row b*L+t). Predictions at position t are for token t+1.
+   * @ignore
    */
   logits(tokens: tf.Tensor2D): tf.Tensor2D;
   /** Number of weights (scalars). */

@@ -45,7 +45,11 @@ export class CalibrationAccumulator {
   #correct: Float64Array;
   #n = 0;
 
-  /** @param bins number of equal-width bins over [0, 1] (a positive integer, default 15) */
+  /**
+   * An empty accumulator.
+   *
+   * @param bins number of equal-width bins over [0, 1] (a positive integer, default 15)
+   */
   constructor(bins = 15) {
     if (!Number.isInteger(bins) || bins < 1) {
       throw new SparsekdError(`ECE bins must be a positive integer (got ${bins})`);

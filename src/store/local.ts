@@ -91,6 +91,8 @@ export const storeOpener: StoreOpener = async (uri, options) => {
  */
 export class LocalStore implements ObjectStore {
   /**
+   * A store over a local folder (use {@linkcode openLocalStore} to check and create it).
+   *
    * @param root the folder (a file-system path)
    * @param uri how it is named in messages
    */

@@ -69,6 +69,8 @@ export interface ObjectStore {
  */
 export class ObjectExistsError extends SparsekdError {
   /**
+   * The error for an object that already exists.
+   *
    * @param uri the full URI of the object that exists
    */
   constructor(readonly uri: string) {

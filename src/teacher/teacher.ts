@@ -36,6 +36,7 @@ export interface Teacher {
   /**
    * The same logits as a float32 tfjs tensor `[count·seqLen, V]` that the caller disposes. Only teachers that
    * run on tfjs have it (`builtin:demo`, `tfjs:`); online distillation (`train --online-teacher`) needs it.
+   * @ignore
    */
   forwardTensor?(tokens: Uint32Array, start: number, count: number, seqLen: number): Promise<tf.Tensor2D>;
   /** Frees what the teacher holds. */
