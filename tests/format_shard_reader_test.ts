@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { SparsekdError } from "../src/errors.ts";
 import { decodeMsgpackAt } from "../src/format/msgpack_decode.ts";
-import { readShards } from "../src/format/shard_reader.ts";
+import { decodeShard, readShards } from "../src/format/shard_reader.ts";
 import { shardRange, shardsCovering } from "../src/format/layout.ts";
 
 const FIXTURE = new URL("./fixtures/v1_u16_f16/", import.meta.url).pathname;
@@ -103,4 +103,37 @@ Deno.test("shardsCovering is the inverse of shardRange", () => {
       }
     }
   }
+});
+
+Deno.test("decodeShard refuses a value larger than any record of the run before buffering its bytes", async () => {
+  const run = JSON.parse(await Deno.readTextFile(`${FIXTURE}run.json`));
+  const bytes = await Deno.readFile(`${FIXTURE}shards/s000000.msgpack`);
+  const headerEnd = decodeMsgpackAt(bytes, 0).end;
+  // After the real header: a bin32 announcing 300 MiB, and 8 MiB of its bytes (a hostile shard that holds
+  // what it announces would be read to its end by a decoder without a bound).
+  const announce = new Uint8Array([0xc6, 0x12, 0xc0, 0x00, 0x00]);
+  const chunk = new Uint8Array(1 << 20);
+  let sent = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (sent === 0) c.enqueue(bytes.slice(0, headerEnd));
+      else if (sent === 1) c.enqueue(announce);
+      else if (sent < 10) c.enqueue(chunk);
+      else c.close();
+      sent++;
+    },
+  });
+  const err = await (async () => {
+    try {
+      for await (const _ of decodeShard(stream, { where: "hostile", run, shard: 0 })) { /* none */ }
+    } catch (e) {
+      return e;
+    }
+  })();
+  assert.ok(err instanceof SparsekdError, String(err));
+  assert.match(
+    err.message,
+    new RegExp(`corrupt shard hostile at byte ${headerEnd}: a value of at least \\d+ bytes`),
+  );
+  assert.ok(sent < 10, `the decoder read ${sent - 2} MiB of the announced value before refusing it`);
 });

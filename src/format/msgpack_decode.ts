@@ -227,6 +227,12 @@ export function decodeMsgpackAt(buf: Uint8Array, pos: number): { value: UnpackVa
  * ```
  */
 export class MsgpackStreamDecoder {
+  /** The largest value (in bytes) this decoder buffers; a larger one is a syntax error, not an allocation. */
+  readonly maxValueBytes: number;
+  /** @param options `maxValueBytes`: refuse values larger than this (default: no limit) */
+  constructor(options: { maxValueBytes?: number } = {}) {
+    this.maxValueBytes = options.maxValueBytes ?? Infinity;
+  }
   #buf = new Uint8Array(0);
   #start = 0;
   #end = 0;
@@ -278,6 +284,15 @@ export class MsgpackStreamDecoder {
       return { value, offset, end: this.#base + end };
     } catch (err) {
       if (err instanceof NeedMoreBytes) {
+        if (err.needed - this.#start > this.maxValueBytes) {
+          throw new MsgpackSyntaxError(
+            this.#base + this.#start,
+            `a value of at least ${
+              err.needed - this.#start
+            } bytes, more than the ${this.maxValueBytes} the largest ` +
+              "one of this run can take",
+          );
+        }
         this.#wantEnd = this.#base + err.needed;
         return undefined;
       }

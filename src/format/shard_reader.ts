@@ -67,7 +67,7 @@ export async function* decodeShard(
   const corrupt = (offset: number, detail: string): never => {
     throw new SparsekdError(`corrupt shard ${where} at byte ${offset}: ${detail}`);
   };
-  const dec = new MsgpackStreamDecoder();
+  const dec = new MsgpackStreamDecoder({ maxValueBytes: run ? maxValueBytes(run) : undefined });
   const crc = new Crc32c();
   const reader = stream.getReader();
   let finished = false;
@@ -175,6 +175,16 @@ export async function* decodeShard(
     }
   }
   return { header, records, tokens: trailer.tokens, bytes: size, crc32c: crcText };
+}
+
+/**
+ * A bound on the encoded size of any one value of a shard of `run` (header, record or trailer): a record
+ * holds at most `seqLen` tokens, k ids and values per position and one logsumexp per temperature and
+ * position, each at most 4 bytes, plus MessagePack framing; 64 KiB covers the header and the keys. A value
+ * announced larger is refused before its bytes are buffered.
+ */
+function maxValueBytes(run: RunJson): number {
+  return 65536 + run.seqLen * (4 + 8 * run.k + 4 * run.lseTemperatures.length) + 1024;
 }
 
 /** Options of {@linkcode readShard}. */
