@@ -208,6 +208,25 @@ Deno.test("a checkpoint whose write crashed is ignored on --resume and rewritten
   });
 });
 
+Deno.test("a run stopped before its first checkpoint starts over on --resume; its old rows and a cut line go", async () => {
+  await withTinyShards(async (dir, seed) => {
+    await captured(tinyRun(dir, seed));
+    const done = await Deno.readTextFile(`${dir}/out/metrics.jsonl`);
+    const key = (text: string) =>
+      text.trim().split("\n").map((l) => JSON.parse(l)).map((r) => `${r.kind}:${r.step}:${r.loss}`);
+    // What a kill before the first checkpoint leaves: no complete checkpoint, the first rows, a cut line.
+    for await (const e of Deno.readDir(`${dir}/out`)) {
+      if (e.name.startsWith("ckpt-")) await Deno.remove(`${dir}/out/${e.name}`, { recursive: true });
+    }
+    const firstRow = done.split("\n")[0];
+    await Deno.writeTextFile(`${dir}/out/metrics.jsonl`, firstRow + "\n" + firstRow.slice(0, 9));
+    const again = await captured(tinyRun(dir, seed, ["--resume"]));
+    assert.equal(again.code, 0, again.lines.join("\n"));
+    assert.ok(again.lines.some((l) => /no complete checkpoint yet: starting from step 0/.test(l)));
+    assert.deepEqual(key(await Deno.readTextFile(`${dir}/out/metrics.jsonl`)), key(done), "each row once");
+  });
+});
+
 Deno.test("--resume with other settings names each one that differs; a larger --steps continues the run", async () => {
   await withTinyShards(async (dir, seed) => {
     await captured(tinyRun(dir, seed));

@@ -37,7 +37,10 @@ export async function openCheckpoints(
     });
   }
   if (latest === null) {
-    throw new SparsekdError(`resume: ${out.uri} has no checkpoint to resume from`, { option: "resume" });
+    // Killed before its first checkpoint: there is nothing to resume, so a restart loop that always passes
+    // resume starts the run over (its metrics rows are dropped by the caller).
+    log(`${out.uri} holds no complete checkpoint yet: starting from step 0`);
+    return null;
   }
   for (const step of await incompleteCheckpoints(out)) {
     if (step > latest) log(`ignoring the incomplete ${out.uri}/${checkpointDir(step)} (no state.json)`);
@@ -101,7 +104,8 @@ function flatten(obj: unknown, prefix = "", out = new Map<string, string>()): Ma
 /**
  * Rewrites the local `metrics.jsonl` at `path` without the rows of steps after `step` (atomically: a temporary
  * file beside it, then a rename); returns how many rows were dropped. A missing file is no error. Lines that
- * are not JSON objects with a numeric `step` are kept as they are.
+ * do not parse (the cut-short tail of an interrupted append) are dropped; other rows without a numeric `step`
+ * are kept.
  *
  * @example
  * ```ts
@@ -117,12 +121,13 @@ export async function truncateMetrics(path: string, step: number): Promise<numbe
     throw new SparsekdError(`cannot read ${path}: ${String(err).split("\n")[0]}`, { cause: err });
   }
   const lines = text.split("\n").filter((l) => l.trim() !== "");
+  // A line that does not parse can only be the tail of an append that a kill cut short: dropped too.
   const kept = lines.filter((l) => {
     try {
       const row = JSON.parse(l);
       return !(row && typeof row.step === "number" && row.step > step);
     } catch {
-      return true;
+      return false;
     }
   });
   const dropped = lines.length - kept.length;

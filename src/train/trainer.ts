@@ -207,6 +207,12 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
       if (dropped > 0) log(`dropped ${dropped} rows of metrics.jsonl past step ${saved.step}`);
     }
     log(`resuming from ${o.out.uri}/${lastCheckpoint} (step ${saved.step} of ${o.steps})`);
+  } else if (o.metricsPath) {
+    // Step 0: rows left by an earlier start of this run that stopped before its first checkpoint go.
+    const dropped = await truncateMetrics(o.metricsPath, -1).catch(fail);
+    if (dropped > 0) {
+      log(`dropped ${dropped} rows of metrics.jsonl left by a run that stopped before its first checkpoint`);
+    }
   }
 
   const metricsLines: string[] = [];
