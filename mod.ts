@@ -195,7 +195,6 @@ export {
   describeTeacherAndShards,
   evaluateStudent,
   readMetrics,
-  runTask,
   saveDemoShards,
   stage,
   trainStudent,
