@@ -181,6 +181,7 @@ export async function trainStudent(who: string, s: StudentRun): Promise<StudentS
     console.error(`${who}: ${s.out} is finished (step ${last}): skipped`);
     return "skipped";
   }
+  await useTfjsOnRuntime(s.rt);
   const tensors = tf.memory().numTensors;
   await train({
     ...s.options,
