@@ -10,7 +10,9 @@ import { runStudy } from "../src/demo/run_study.ts";
 
 const HELP = `deno task study [flags]
 
-${runFlagsHelp("runs/study", "finished students")}  --ks K1,K2,…         the K of the offline students (default 8,64); the shards hold the largest
+${
+  runFlagsHelp("runs/study", "finished students")
+}  --ks K1,K2,…         the K of the offline students (default 8,64); the shards hold the largest
   --alpha A            weight of the KD term of every KD student (default 1)
   --seeds S1,S2,…      train every student with each seed; the table gives means (default 1)
 `;

@@ -116,7 +116,9 @@ export async function saveDemoShards(
       gpuWaitSeconds: num(n.gpuWaitSeconds),
     };
   } catch {
-    throw new SparsekdError(`${savedPath} is not valid JSON: delete it (the report then omits save-topk's speed)`);
+    throw new SparsekdError(
+      `${savedPath} is not valid JSON: delete it (the report then omits save-topk's speed)`,
+    );
   }
 }
 
