@@ -33,10 +33,10 @@ export {
   describeTeacherAndShards,
   evaluateStudent,
   readMetrics,
-  runTask,
   saveDemoShards,
   stage,
   trainStudent,
+  trainStudents,
 } from "./stages.ts";
-export type { SaveNumbers, StudentRun } from "./stages.ts";
+export type { SaveNumbers, StudentOptions, StudentRun, StudentSpec, StudentStatus } from "./stages.ts";
 export { teacherTopKMass } from "./run_study.ts";

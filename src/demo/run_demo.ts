@@ -7,12 +7,15 @@
  */
 import { writeReport } from "../report/write_report.ts";
 import type { ReportInput, ReportStudent } from "../report/types.ts";
+import { createRuntime } from "../gpu/runtime.ts";
 import {
+  checkRunOptions,
   describeTeacherAndShards,
   evaluateStudent,
   openDemoEvaluation,
   saveDemoShards,
   stage,
+  type StudentSpec,
   trainStudents,
 } from "./stages.ts";
 
@@ -34,24 +37,28 @@ export interface DemoOptions {
   cpu?: boolean;
 }
 
-/** One student of the demo: its name, what it is, and the extra train flags that make it. */
-const STUDENTS = [
+/** The students of the demo: their names, what they are, and the options of `train()` that make them. */
+const STUDENTS: StudentSpec[] = [
   {
     name: "kd-topk",
     description: "offline KD, teacher renormalized over its top-k (--kd-mode topk, α=1)",
-    flags: [],
+    options: { kdMode: "topk" },
   },
   {
     name: "kd-tail",
     description: "offline KD with the exact tail mass from the stored logsumexp, plus hard labels " +
       "(--kd-mode tail, α=0.5)",
-    flags: ["--kd-mode", "tail", "--alpha", "0.5"],
+    options: { kdMode: "tail", alpha: 0.5 },
   },
-  { name: "ce-only", description: "hard labels only (--ce-only), same data and steps", flags: ["--ce-only"] },
+  {
+    name: "ce-only",
+    description: "hard labels only (--ce-only), same data and steps",
+    options: { ceOnly: true },
+  },
 ];
 
 /**
- * Runs the demo and returns the path of the report.
+ * Runs the demo in this process, every stage on one runtime, and returns the path of the report.
  *
  * @example
  * ```ts
@@ -64,21 +71,23 @@ export async function runDemo(options: DemoOptions = {}): Promise<string> {
   const steps = options.steps ?? 100;
   const batch = options.batchSize ?? 16;
   const k = options.k ?? 64;
+  checkRunOptions({ sequences: S, steps, batchSize: batch, k, heldoutSequences: options.heldoutSequences });
   await Deno.mkdir(dir, { recursive: true });
   const t0 = performance.now();
+  const rt = await createRuntime({ cpu: options.cpu });
 
   // 1. save-topk (resumes by itself).
   stage(
     "demo",
     `1/${STUDENTS.length + 2} save-topk: demo teacher over ${S} sequences of the demo corpus → ${dir}/topk`,
   );
-  const saved = await saveDemoShards("demo", dir, { sequences: S, k, cpu: options.cpu });
+  const saved = await saveDemoShards(dir, { sequences: S, k, rt });
 
   // 2–4. the students, same size, steps, data and seed.
   await trainStudents("demo", dir, STUDENTS, {
     steps,
     batchSize: batch,
-    cpu: options.cpu,
+    rt,
     first: 2,
     total: STUDENTS.length + 2,
   });
@@ -90,45 +99,49 @@ export async function runDemo(options: DemoOptions = {}): Promise<string> {
       STUDENTS.length + 2
     } evaluate the students on the held-out split against the teacher; write the report`,
   );
-  const { rt, teacher, heldout } = await openDemoEvaluation(options);
-  const students: ReportStudent[] = [];
-  for (const s of STUDENTS) {
-    const student = await evaluateStudent(
-      { ...s, out: `${dir}/students/${s.name}` },
-      teacher,
-      heldout,
-      batch,
-    );
-    students.push(student);
-    const final = student.final;
-    console.error(
-      `demo: ${s.name}: held-out perplexity ${final.ppl.toFixed(2)}, KL to the teacher ${
-        final.kl.toFixed(4)
-      }, ` +
-        `top-1 agreement ${(final.top1 * 100).toFixed(1)}%, ECE ${final.ece.toFixed(4)}`,
-    );
+  const { teacher, heldout } = await openDemoEvaluation({ rt, heldoutSequences: options.heldoutSequences });
+  let input: ReportInput;
+  try {
+    const students: ReportStudent[] = [];
+    for (const s of STUDENTS) {
+      const student = await evaluateStudent(
+        { ...s, out: `${dir}/students/${s.name}` },
+        teacher,
+        heldout,
+        batch,
+      );
+      students.push(student);
+      const final = student.final;
+      console.error(
+        `demo: ${s.name}: held-out perplexity ${final.ppl.toFixed(2)}, KL to the teacher ${
+          final.kl.toFixed(4)
+        }, ` +
+          `top-1 agreement ${(final.top1 * 100).toFixed(1)}%, ECE ${final.ece.toFixed(4)}`,
+      );
+    }
+    const { teacher: teacherPart, save, run } = await describeTeacherAndShards(dir, teacher, heldout, saved);
+    input = {
+      title: "sparsekd demo: offline top-k distillation against hard labels",
+      createdAt: new Date().toISOString(),
+      teacher: teacherPart,
+      save,
+      students,
+      notes: [
+        `The students have the same shape, seed, data (${
+          run.sequences - 64
+        } sequences of the shards; the last 64 ` +
+        `are the in-training evaluation set) and ${steps} steps of batch ${batch}.`,
+        "The training curves' perplexity is on the last 64 sequences of the shards; the tables' final metrics are " +
+        `on ${heldout.sequences} sequences of the corpus's held-out split, which save-topk never saw, with the ` +
+        "teacher run in the same process: KL(teacher ‖ student) there is over the full vocabulary.",
+        `Adapter: ${rt.adapter ? rt.adapter.description : "CPU (no WebGPU)"}; demo wall time ${
+          ((performance.now() - t0) / 1000).toFixed(0)
+        } s for this invocation.`,
+      ],
+    };
+  } finally {
+    teacher.dispose();
   }
-  const { teacher: teacherPart, save, run } = await describeTeacherAndShards(dir, teacher, heldout, saved);
-  const input: ReportInput = {
-    title: "sparsekd demo: offline top-k distillation against hard labels",
-    createdAt: new Date().toISOString(),
-    teacher: teacherPart,
-    save,
-    students,
-    notes: [
-      `The students have the same shape, seed, data (${
-        run.sequences - 64
-      } sequences of the shards; the last 64 ` +
-      `are the in-training evaluation set) and ${steps} steps of batch ${batch}.`,
-      "The training curves' perplexity is on the last 64 sequences of the shards; the tables' final metrics are " +
-      `on ${heldout.sequences} sequences of the corpus's held-out split, which save-topk never saw, with the ` +
-      "teacher run in the same process: KL(teacher ‖ student) there is over the full vocabulary.",
-      `Adapter: ${rt.adapter ? rt.adapter.description : "CPU (no WebGPU)"}; demo wall time ${
-        ((performance.now() - t0) / 1000).toFixed(0)
-      } s for this invocation.`,
-    ],
-  };
-  teacher.dispose();
   await Deno.writeTextFile(`${dir}/report_input.json`, JSON.stringify(input, null, 1) + "\n");
   return await writeReport(dir);
 }

@@ -13,13 +13,17 @@ import { writeReport } from "../report/write_report.ts";
 import { readRunJson } from "../format/run_json.ts";
 import { readShards } from "../format/shard_reader.ts";
 import { openLocalStore } from "../store/local.ts";
+import { SparsekdError } from "../errors.ts";
 import type { ReportInput, ReportStudent } from "../report/types.ts";
+import { createRuntime } from "../gpu/runtime.ts";
 import {
+  checkRunOptions,
   describeTeacherAndShards,
   evaluateStudent,
   openDemoEvaluation,
   saveDemoShards,
   stage,
+  type StudentSpec,
   trainStudents,
 } from "./stages.ts";
 
@@ -136,21 +140,31 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
   const alpha = options.alpha ?? 1;
   const seeds = [...new Set(options.seeds ?? [1])];
   const maxK = ks[ks.length - 1];
-  const a = ["--alpha", String(alpha)];
-  const students: {
-    name: string;
-    description: string;
-    method: StudyRow["method"];
-    k: number | null;
-    flags: string[];
-  }[] = [
-    { name: "ce-only", description: "hard labels only", method: "ce-only", k: null, flags: ["--ce-only"] },
+  checkRunOptions({ sequences: S, steps, batchSize: batch, heldoutSequences: options.heldoutSequences });
+  if (ks.length === 0) throw new SparsekdError("ks needs at least one K", { option: "ks" });
+  for (const k of ks) checkRunOptions({ ks: k });
+  for (const seed of seeds) {
+    if (!Number.isSafeInteger(seed)) {
+      throw new SparsekdError(`seeds must be integers (got ${seed})`, { option: "seeds" });
+    }
+  }
+  if (!(alpha >= 0 && alpha <= 1)) {
+    throw new SparsekdError(`alpha must be in [0, 1] (got ${alpha})`, { option: "alpha" });
+  }
+  const students: (StudentSpec & { method: StudyRow["method"]; k: number | null })[] = [
+    {
+      name: "ce-only",
+      description: "hard labels only",
+      method: "ce-only",
+      k: null,
+      options: { ceOnly: true },
+    },
     {
       name: "online-full",
       description: `online KD from the teacher's full logits, α=${alpha}`,
       method: "online full KD",
       k: null,
-      flags: ["--online-teacher", "builtin:demo", ...a],
+      options: { onlineTeacher: "builtin:demo", alpha },
     },
   ];
   for (const k of ks) {
@@ -160,26 +174,27 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
         description: `offline --kd-mode ${mode}, K=${k}, α=${alpha}`,
         method: `offline ${mode}`,
         k,
-        flags: ["--kd-mode", mode, "--k", String(k), ...a],
+        options: { kdMode: mode, k, alpha },
       });
     }
   }
   const total = students.length * seeds.length + 2;
   await Deno.mkdir(dir, { recursive: true });
   const t0 = performance.now();
+  const rt = await createRuntime({ cpu: options.cpu });
 
   stage(
     "study",
     `1/${total} save-topk: demo teacher over ${S} sequences of the demo corpus, K=${maxK} → ${dir}/topk`,
   );
-  const saved = await saveDemoShards("study", dir, { sequences: S, k: maxK, cpu: options.cpu });
+  const saved = await saveDemoShards(dir, { sequences: S, k: maxK, rt });
 
   const folder = (name: string, seed: number) => (seed === 1 ? name : `${name}-s${seed}`);
   for (const [j, seed] of seeds.entries()) {
     await trainStudents("study", dir, students.map((s) => ({ ...s, name: folder(s.name, seed) })), {
       steps,
       batchSize: batch,
-      cpu: options.cpu,
+      rt,
       seed,
       first: 2 + j * students.length,
       total,
@@ -187,22 +202,26 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
   }
 
   stage("study", `${total}/${total} evaluate every student on the held-out split against the teacher`);
-  const { rt, teacher, heldout } = await openDemoEvaluation(options);
+  const { teacher, heldout } = await openDemoEvaluation({ rt, heldoutSequences: options.heldoutSequences });
   // evaluated[i][j]: student i, seed j.
   const evaluated: ReportStudent[][] = [];
-  for (const s of students) {
-    const perSeed: ReportStudent[] = [];
-    for (const seed of seeds) {
-      const name = folder(s.name, seed);
-      const description = seeds.length > 1 ? `${s.description}, seed ${seed}` : s.description;
-      perSeed.push(
-        await evaluateStudent({ name, description, out: `${dir}/students/${name}` }, teacher, heldout, batch),
-      );
+  let described;
+  try {
+    for (const s of students) {
+      const perSeed: ReportStudent[] = [];
+      for (const seed of seeds) {
+        const name = folder(s.name, seed);
+        const description = seeds.length > 1 ? `${s.description}, seed ${seed}` : s.description;
+        const out = `${dir}/students/${name}`;
+        perSeed.push(await evaluateStudent({ name, description, out }, teacher, heldout, batch));
+      }
+      evaluated.push(perSeed);
     }
-    evaluated.push(perSeed);
+    described = await describeTeacherAndShards(dir, teacher, heldout, saved);
+  } finally {
+    teacher.dispose();
   }
-  const { teacher: teacherPart, save, run } = await describeTeacherAndShards(dir, teacher, heldout, saved);
-  teacher.dispose();
+  const { teacher: teacherPart, save, run } = described;
   const teacherPpl = teacherPart.heldoutPpl ?? NaN;
 
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;

@@ -1,9 +1,11 @@
 /**
- * The stages that the demo and the study share: running a task of this toolkit as a child process,
- * save-topk over the demo corpus, training one student (skipped when finished, resumed when half done), the
- * final evaluation of a student against the teacher, and reading a student's metrics.jsonl.
+ * The stages that the demo and the study share, all run in this process on one runtime: save-topk over the
+ * demo corpus ({@linkcode runSaveTopK}), training one student ({@linkcode train}; skipped when finished,
+ * resumed when half done), the final evaluation of a student against the teacher, and reading a student's
+ * metrics.jsonl.
  * @module
  */
+import * as tf from "@tensorflow/tfjs-core";
 import { fileURLToPath } from "node:url";
 import { SparsekdError } from "../errors.ts";
 import type { TokenSource } from "../data/source.ts";
@@ -16,11 +18,11 @@ import type { EvalPoint, ReportInput, ReportStudent, TrainPoint } from "../repor
 import { openLocalStore } from "../store/local.ts";
 import { finalEvaluation } from "./final_eval.ts";
 import { demoSource } from "../data/demo.ts";
-import { createRuntime, type Runtime } from "../gpu/runtime.ts";
+import type { Runtime } from "../gpu/runtime.ts";
 import { useTfjsOnRuntime } from "../gpu/tfjs_backend.ts";
 import { DEMO_TEACHER_URL } from "../teacher/builtin.ts";
-
-const TASKS = new URL("../../tasks/", import.meta.url);
+import { runSaveTopK } from "../save/run_save_topk.ts";
+import { train, type TrainOptions } from "../train/train.ts";
 
 /**
  * Prints the heading of a stage on stderr.
@@ -35,26 +37,26 @@ export function stage(who: string, text: string): void {
 }
 
 /**
- * Runs a task of this toolkit (a file of `tasks/`) as a child process, its output going straight through;
- * a failure becomes a one-line error naming `who` stopped.
+ * Checks the run options that the demo and the study share before any stage starts; a bad one is a
+ * {@linkcode SparsekdError} naming the option (`steps must be an integer ≥ 1 (got 0)`).
  *
  * @example
  * ```ts
- * await runTask("demo", "train.ts", ["--ce-only", "--data", "builtin:demo", "--steps", "10"]);
+ * checkRunOptions({ sequences: 512, steps: 100, batchSize: 16 });
  * ```
  */
-export async function runTask(who: string, file: string, args: string[]): Promise<void> {
-  const status = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", fileURLToPath(new URL(file, TASKS)), ...args],
-    stdout: "inherit",
-    stderr: "inherit",
-  }).spawn().status;
-  if (!status.success) {
-    throw new SparsekdError(`the ${who} stopped: ${file} ${args.join(" ")} failed (exit ${status.code})`);
+export function checkRunOptions(o: Record<string, number | undefined>): void {
+  const min: Record<string, number> = { sequences: 2, steps: 1, batchSize: 1, k: 1, heldoutSequences: 1 };
+  for (const [option, v] of Object.entries(o)) {
+    if (v === undefined) continue;
+    const m = min[option] ?? 1;
+    if (!Number.isSafeInteger(v) || v < m) {
+      throw new SparsekdError(`${option} must be an integer ≥ ${m} (got ${v})`, { option });
+    }
   }
 }
 
-/** The numbers of save-topk's `--summary` file that the report uses. */
+/** The numbers of save-topk's summary that the report uses. */
 export interface SaveNumbers {
   /** Tokens computed by the run (0 when it resumed and skipped everything). */
   tokens: number;
@@ -67,37 +69,79 @@ export interface SaveNumbers {
 }
 
 /**
- * save-topk with the demo teacher over the first `sequences` of the demo corpus into `<dir>/topk`. It
- * resumes by itself; the summary of the run that computed the shards is kept in `<dir>/save_summary.json`
- * (a resumed run that skipped everything measured nothing) and returned.
+ * save-topk (in this process, on `rt`) with the demo teacher over the first `sequences` of the demo corpus
+ * into `<dir>/topk`. It resumes by itself; the summary of the run that computed the shards is kept in
+ * `<dir>/save_summary.json` (a resumed run that skipped everything measured nothing) and returned.
  *
  * @example
  * ```ts
- * const saved = await saveDemoShards("demo", "runs/demo", { sequences: 512, k: 64 });
+ * const rt = await createRuntime();
+ * const saved = await saveDemoShards("runs/demo", { sequences: 512, k: 64, rt });
  * ```
  */
 export async function saveDemoShards(
-  who: string,
   dir: string,
-  options: { sequences: number; k: number; cpu?: boolean },
+  options: { sequences: number; k: number; rt: Runtime },
 ): Promise<SaveNumbers | null> {
   const savedPath = `${dir}/save_summary.json`;
-  const lastSave = `${dir}/save_summary.last.json`;
-  await runTask(who, "save_topk.ts", [
-    "--out",
-    `${dir}/topk`,
-    "--k",
-    String(options.k),
-    "--max-sequences",
-    String(options.sequences),
-    "--summary",
-    lastSave,
-    ...(options.cpu ? ["--cpu"] : []),
-  ]);
-  const justRan = JSON.parse(await Deno.readTextFile(lastSave)) as SaveNumbers;
-  if (justRan.tokens > 0) await Deno.rename(lastSave, savedPath);
-  return JSON.parse(await Deno.readTextFile(savedPath).catch(() => "null")) as SaveNumbers | null;
+  const s = await runSaveTopK({
+    teacher: "builtin:demo",
+    data: "builtin:demo",
+    out: `${dir}/topk`,
+    k: options.k,
+    maxSequences: options.sequences,
+    rt: options.rt,
+  });
+  if (s.tokens > 0) {
+    // Written whole, then renamed: a summary is never half there.
+    const { run: _run, ...numbers } = s;
+    const tmp = `${dir}/.save_summary.json.tmp`;
+    await Deno.writeTextFile(tmp, JSON.stringify({ out: `${dir}/topk`, ...numbers }, null, 1) + "\n");
+    await Deno.rename(tmp, savedPath);
+  }
+  let text: string;
+  try {
+    text = await Deno.readTextFile(savedPath);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  }
+  try {
+    const n = JSON.parse(text);
+    const num = (x: unknown) => (typeof x === "number" ? x : NaN);
+    return {
+      tokens: num(n.tokens),
+      wallSeconds: num(n.wallSeconds),
+      tokensPerSecond: num(n.tokensPerSecond),
+      gpuWaitSeconds: num(n.gpuWaitSeconds),
+    };
+  } catch {
+    throw new SparsekdError(
+      `${savedPath} is not valid JSON: delete it (the report then omits save-topk's speed)`,
+    );
+  }
 }
+
+/**
+ * What makes one student, as options of {@linkcode train} (`{ ceOnly: true }`, `{ kdMode: "tail", alpha:
+ * 0.5 }`, `{ onlineTeacher: "builtin:demo" }`); the shared settings (shards, out, steps, batch, seed,
+ * evaluation and checkpoint cadence, resume, runtime) are the stage's.
+ */
+export type StudentOptions = Omit<
+  TrainOptions,
+  | "shards"
+  | "data"
+  | "out"
+  | "steps"
+  | "batchSize"
+  | "seed"
+  | "resume"
+  | "rt"
+  | "cpu"
+  | "evalEvery"
+  | "checkpointEvery"
+  | "signal"
+>;
 
 /** Options of {@linkcode trainStudent}. */
 export interface StudentRun {
@@ -109,103 +153,124 @@ export interface StudentRun {
   steps: number;
   /** Sequences per step. */
   batchSize: number;
-  /** The flags that make this student (`--ce-only`, `--kd-mode tail`, …). */
-  flags: string[];
+  /** What makes this student (`{ ceOnly: true }`, `{ kdMode: "tail", alpha: 0.5 }`, …). */
+  options: StudentOptions;
   /** Seed of the weights and the shuffling (default 1). */
   seed?: number;
-  /** Run on the CPU. */
-  cpu?: boolean;
+  /** The runtime every stage shares. */
+  rt: Runtime;
 }
 
+/** How {@linkcode trainStudent} found and left a student. */
+export type StudentStatus = "skipped" | "trained" | "resumed";
+
 /**
- * Trains one student with `deno task train` (seed 1 unless given, ten evaluations and five checkpoints over the run):
- * skipped when its folder already holds the last step's checkpoint, resumed when it holds an earlier one.
+ * Trains one student with {@linkcode train} in this process (seed 1 unless given, ten evaluations and five
+ * checkpoints over the run): skipped when its folder already holds the last step's checkpoint, resumed when
+ * it holds an earlier one. Everything it allocates (model, optimizer, teacher, tensors) is disposed before
+ * it returns.
  *
  * @example
  * ```ts
  * await trainStudent("demo", { shards: "runs/demo/topk", out: "runs/demo/students/ce-only", steps: 100,
- *   batchSize: 16, flags: ["--ce-only"] });
+ *   batchSize: 16, options: { ceOnly: true }, rt });
  * ```
  */
-export async function trainStudent(who: string, s: StudentRun): Promise<void> {
+export async function trainStudent(who: string, s: StudentRun): Promise<StudentStatus> {
   const store = await openLocalStore(s.out, { create: true });
   const last = await latestCheckpoint(store);
   if (last !== null && last >= s.steps) {
     console.error(`${who}: ${s.out} is finished (step ${last}): skipped`);
-    return;
+    return "skipped";
   }
-  await runTask(who, "train.ts", [
-    "--shards",
-    s.shards,
-    "--out",
-    s.out,
-    "--steps",
-    String(s.steps),
-    "--batch-size",
-    String(s.batchSize),
-    "--eval-every",
-    String(Math.max(10, Math.round(s.steps / 10))),
-    "--checkpoint-every",
-    String(Math.max(10, Math.round(s.steps / 5))),
-    "--seed",
-    String(s.seed ?? 1),
-    ...(last !== null ? ["--resume"] : []),
-    ...s.flags,
-    ...(s.cpu ? ["--cpu"] : []),
-  ]);
+  await useTfjsOnRuntime(s.rt);
+  const tensors = tf.memory().numTensors;
+  await train({
+    ...s.options,
+    shards: s.shards,
+    out: s.out,
+    steps: s.steps,
+    batchSize: s.batchSize,
+    evalEvery: Math.max(10, Math.round(s.steps / 10)),
+    checkpointEvery: Math.max(10, Math.round(s.steps / 5)),
+    seed: s.seed ?? 1,
+    resume: last !== null,
+    rt: s.rt,
+    command: `${who}: train ${s.out}`,
+  });
+  const left = tf.memory().numTensors - tensors;
+  if (left > 0) console.error(`${who}: warning: training ${s.out} left ${left} tfjs tensors allocated`);
+  return last !== null ? "resumed" : "trained";
+}
+
+/** One student of a run: its folder name under `<dir>/students/`, what it is, and the options that make it. */
+export interface StudentSpec {
+  /** Folder name under `<dir>/students/`. */
+  name: string;
+  /** What it is (shown in the report). */
+  description: string;
+  /** The options of {@linkcode train} that make it. */
+  options: StudentOptions;
 }
 
 /**
  * Trains `students` one after the other from `<dir>/topk` into `<dir>/students/<name>` (see
  * {@linkcode trainStudent}) with seed `o.seed` (default 1), each announced as stage `first + i` of `total`.
+ * Returns what happened to each.
  *
  * @example
  * ```ts
- * await trainStudents("demo", "runs/demo", [{ name: "ce-only", description: "hard labels", flags: ["--ce-only"] }],
- *   { steps: 100, batchSize: 16, first: 2, total: 3 });
+ * await trainStudents("demo", "runs/demo", [{ name: "ce-only", description: "hard labels",
+ *   options: { ceOnly: true } }], { steps: 100, batchSize: 16, rt, first: 2, total: 3 });
  * ```
  */
 export async function trainStudents(
   who: string,
   dir: string,
-  students: { name: string; description: string; flags: string[] }[],
-  o: { steps: number; batchSize: number; cpu?: boolean; seed?: number; first: number; total: number },
-): Promise<void> {
+  students: StudentSpec[],
+  o: { steps: number; batchSize: number; rt: Runtime; seed?: number; first: number; total: number },
+): Promise<StudentStatus[]> {
+  const done: StudentStatus[] = [];
   for (const [i, s] of students.entries()) {
     stage(who, `${o.first + i}/${o.total} train ${s.name}: ${s.description}`);
-    await trainStudent(who, {
-      shards: `${dir}/topk`,
-      out: `${dir}/students/${s.name}`,
-      steps: o.steps,
-      batchSize: o.batchSize,
-      flags: s.flags,
-      seed: o.seed,
-      cpu: o.cpu,
-    });
+    done.push(
+      await trainStudent(who, {
+        shards: `${dir}/topk`,
+        out: `${dir}/students/${s.name}`,
+        steps: o.steps,
+        batchSize: o.batchSize,
+        options: s.options,
+        seed: o.seed,
+        rt: o.rt,
+      }),
+    );
   }
+  return done;
 }
 
 /**
- * What the final evaluation needs: the runtime with tfjs on it, the demo teacher as a model and the first
- * `heldoutSequences` (default 64) sequences of the demo corpus's held-out split.
+ * What the final evaluation needs: tfjs on `rt`, the demo teacher as a model (the caller disposes it) and
+ * the first `heldoutSequences` (default 64) sequences of the demo corpus's held-out split.
  *
  * @example
  * ```ts
- * const { rt, teacher, heldout } = await openDemoEvaluation({ heldoutSequences: 64 });
+ * const { teacher, heldout } = await openDemoEvaluation({ rt, heldoutSequences: 64 });
  * ```
  */
 export async function openDemoEvaluation(
-  o: { cpu?: boolean; heldoutSequences?: number },
-): Promise<{ rt: Runtime; teacher: Gpt; heldout: TokenSource }> {
-  const rt = await createRuntime({ cpu: o.cpu, quiet: true });
-  await useTfjsOnRuntime(rt);
+  o: { rt: Runtime; heldoutSequences?: number },
+): Promise<{ teacher: Gpt; heldout: TokenSource }> {
+  await useTfjsOnRuntime(o.rt);
   const teacher = await loadModel(await openLocalStore(fileURLToPath(DEMO_TEACHER_URL)), "");
   const heldout = await demoSource({
     split: "heldout",
     seqLen: teacher.config.seqLen,
     maxSequences: o.heldoutSequences ?? 64,
+  }).catch((err) => {
+    teacher.dispose();
+    throw err;
   });
-  return { rt, teacher, heldout };
+  return { teacher, heldout };
 }
 
 /**

@@ -189,7 +189,9 @@ async function loadInto(store: ObjectStore, dir: string, json: ModelJson, vars: 
       if (v.shape.join(",") !== w.shape.join(",")) {
         throw new SparsekdError(`${where}: weight ${w.name} has shape [${w.shape}], expected [${v.shape}]`);
       }
-      v.assign(tf.tensor(arrays.get(w.name)!, w.shape, "float32"));
+      const t = tf.tensor(arrays.get(w.name)!, w.shape, "float32");
+      v.assign(t);
+      t.dispose(); // the variable holds the data now
     }
   }
   const have = new Set(json.weightsManifest.flatMap((g) => g.weights.map((w) => w.name)));

@@ -129,7 +129,9 @@ export function createGpt(config: GptConfig, seed = 0, init = true): Gpt {
         for (let i = 0; i < size; i++) values[i] = std * rng.normal();
       }
     }
-    weights.set(name, tf.variable(tf.tensor(values, shape, "float32"), true, `${name}_${uid()}`));
+    const t = tf.tensor(values, shape, "float32");
+    weights.set(name, tf.variable(t, true, `${name}_${uid()}`));
+    t.dispose(); // the variable holds the data now
   }
   const w = (name: string) => weights.get(name)!;
   const masks = new Map<number, tf.Tensor>();

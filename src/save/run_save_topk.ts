@@ -7,7 +7,7 @@
  */
 import { SparsekdError } from "../errors.ts";
 import { createProgress } from "../cli/progress.ts";
-import { createRuntime } from "../gpu/runtime.ts";
+import { createRuntime, type Runtime } from "../gpu/runtime.ts";
 import { openSource } from "../data/open_source.ts";
 import { openTeacher } from "../teacher/open_teacher.ts";
 import { openStore } from "../store/open_store.ts";
@@ -49,6 +49,8 @@ export interface RunSaveTopKOptions {
   cpu?: boolean;
   /** Print progress and the summary lines (default true). */
   print?: boolean;
+  /** A runtime to reuse (in-process callers such as the demo; `cpu` is then ignored): default a new one. */
+  rt?: Runtime;
 }
 
 /**
@@ -101,7 +103,7 @@ export async function runSaveTopK(o: RunSaveTopKOptions): Promise<SaveSummary> {
   }
   if (o.summary !== undefined) await checkWritable(o.summary);
 
-  const rt = await createRuntime({ cpu: o.cpu });
+  const rt = o.rt ?? await createRuntime({ cpu: o.cpu });
   const teacher = await openTeacher(o.teacher, rt);
   try {
     const seqLen = o.seqLen ?? teacher.seqLen;

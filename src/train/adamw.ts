@@ -52,8 +52,11 @@ export function createAdamW(weights: Map<string, tf.Variable>, options: AdamWOpt
   const clip = options.clipNorm ?? 1;
   const state = new Map<string, tf.Variable>();
   for (const [name, v] of weights) {
-    state.set(`${name}/m`, tf.variable(tf.zerosLike(v), false));
-    state.set(`${name}/v`, tf.variable(tf.zerosLike(v), false));
+    for (const s of ["m", "v"]) {
+      const zeros = tf.zerosLike(v);
+      state.set(`${name}/${s}`, tf.variable(zeros, false));
+      zeros.dispose(); // the variable holds the data now
+    }
   }
   const opt: AdamW = {
     step: 0,
