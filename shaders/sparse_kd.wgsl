@@ -32,6 +32,7 @@ struct Params {
   k_off: u32, // elements, in ids and tvals
   r_off: u32, // records, in rowinfo
   o_off: u32, // elements, in loss
+  check_ids: u32, // 1: check each row's teacher ids (range, distinct); a bad row gets a NaN loss and gradient
 }
 
 struct RowInfo {
@@ -56,6 +57,7 @@ var<workgroup> red_b: array<f32, WG>;
 var<workgroup> bitmap: array<u32, NWORDS>;
 var<workgroup> ids_wg: array<u32, KCACHE>;
 var<workgroup> flag: u32;
+var<workgroup> bad_ids: u32;
 
 // Online logsumexp state (m, a, b): m the running max of x, a = Σ exp((x - m)/T), b = Σ exp(x - m).
 fn lse_combine(x: vec3<f32>, y: vec3<f32>) -> vec3<f32> {
@@ -203,6 +205,33 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       loss[lrow] = 0.0;
     }
     return;
+  }
+  if (params.check_ids != 0u) {
+    // Ids that were not checked on the host (they live on the GPU): O(K²/WG) comparisons per thread.
+    if (tid == 0u) {
+      bad_ids = 0u;
+    }
+    workgroupBarrier();
+    var bad = false;
+    for (var p = tid; p < K * K; p = p + WG) {
+      let i = p / K;
+      let j = p % K;
+      let a = ids[kb + i];
+      bad = bad || (j == 0u && a >= V) || (i < j && a == ids[kb + j]);
+    }
+    if (bad) {
+      bad_ids = 1u;
+    }
+    if (workgroupUniformLoad(&bad_ids) != 0u) {
+      let nan = bitcast<f32>(0x7fc00000u);
+      for (var e = tid; e < V / VW; e = e + WG) {
+        grad[base / VW + e] = LT(nan);
+      }
+      if (tid == 0u) {
+        loss[lrow] = nan;
+      }
+      return;
+    }
   }
   let info = rowinfo[ri];
   let it = params.inv_t;

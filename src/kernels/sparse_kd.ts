@@ -43,6 +43,7 @@ export const SPARSE_KD_PARAMS = uniformLayout([
   { name: "k_off", type: "u32" },
   { name: "r_off", type: "u32" },
   { name: "o_off", type: "u32" },
+  { name: "check_ids", type: "u32" },
 ]);
 
 const MODES: Record<SparseKdMode, number> = { topk: 0, renorm: 1, tail: 2 };
@@ -67,6 +68,11 @@ export interface SparseKdGpuArgs {
   mode: SparseKdMode;
   temperature: number;
   alpha: number;
+  /**
+   * Check the teacher ids on the GPU (for ids that were not checked on the host because they live on the
+   * GPU): a row with an id ≥ vocab or a repeated id gets a NaN loss and a NaN gradient row.
+   */
+  checkIds?: boolean;
 }
 
 /** Bytes per row of the kernel's per-row record (see {@linkcode packRowInfo}). */
@@ -255,6 +261,7 @@ export function encodeSparseKdSync(
         k_off: id.skip,
         r_off: ri.skip,
         o_off: lo.skip,
+        check_ids: a.checkIds ? 1 : 0,
       },
       bytes,
       c * 256,

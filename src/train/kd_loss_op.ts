@@ -92,12 +92,11 @@ export async function createSparseKdLossOp(rt: Runtime): Promise<SparseKdLossOp>
         );
       }
     }
-    // Teacher ids given as a tensor are read once here to be checked like a typed array's (range and
-    // distinctness; the kernel needs distinct ids): a synchronous read of rows*k ids. Pass a Uint32Array to
-    // avoid it.
-    const ids = idArray ?? tensorIds(teacher.indices as tf.Tensor);
+    // Checks everything it can see. Teacher ids given as a tensor stay on the GPU: the kernel checks them
+    // (range and distinctness) and a row with a bad id gets a NaN loss and gradient, which the trainer
+    // refuses; their count is checked above.
     const checkTeacher: SparseKdTeacher = {
-      indices: ids,
+      indices: idArray ?? new Uint32Array(rows * teacher.k),
       values: valArray ?? new Float32Array(rows * teacher.k),
       k: teacher.k,
       logsumexp: teacher.logsumexp,
@@ -107,7 +106,7 @@ export async function createSparseKdLossOp(rt: Runtime): Promise<SparseKdLossOp>
     const reduction = options.reduction ?? "mean";
     const scale = (options.scale ?? 1) / (reduction === "mean" ? Math.max(1, active) : 1);
     const opts = { ...options, scale };
-    const c = checkSparseKd(null, rows, vocab, checkTeacher, opts);
+    const c = checkSparseKd(null, rows, vocab, checkTeacher, opts, idArray !== null);
     const backend = rt.device ? tfjsGpuBackend(rt.device) : null;
 
     const f = tf.customGrad((x, save) => {
@@ -150,6 +149,7 @@ export async function createSparseKdLossOp(rt: Runtime): Promise<SparseKdLossOp>
           mode: c.mode,
           temperature: c.temperature,
           alpha: c.alpha,
+          checkIds: idArray === null,
         });
         device.queue.submit([enc.finish()]);
         release();
@@ -162,6 +162,7 @@ export async function createSparseKdLossOp(rt: Runtime): Promise<SparseKdLossOp>
         const s = input.dataSync() as Float32Array;
         const t2: SparseKdTeacher = {
           ...checkTeacher,
+          indices: idArray ?? tensorIds(teacher.indices as tf.Tensor),
           values: valArray ??
             Float32Array.from(teacher.values instanceof tf.Tensor ? teacher.values.dataSync() : []),
         };
@@ -186,7 +187,7 @@ export async function createSparseKdLossOp(rt: Runtime): Promise<SparseKdLossOp>
   };
 }
 
-/** The ids of an int32 teacher-ids tensor, read synchronously for the argument checks. */
+/** The ids of an int32 teacher-ids tensor, read synchronously (CPU fallback). */
 function tensorIds(t: tf.Tensor): Uint32Array {
   const data = t.dataSync();
   return new Uint32Array(data.buffer, data.byteOffset, data.length);
