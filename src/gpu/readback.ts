@@ -2,7 +2,8 @@
  * Batched read-back: many GPU buffers copied into one staging buffer and mapped once.
  * @module
  */
-import { throwIfGpuFailed, withErrorScopes } from "./gpu_errors.ts";
+import { GPU_FAILURE_EXIT, throwIfGpuFailed, withErrorScopes } from "./gpu_errors.ts";
+import { SparsekdError } from "../errors.ts";
 
 /** A region of a GPU buffer to read back. */
 export interface ReadRegion {
@@ -51,7 +52,13 @@ export async function readBack(device: GPUDevice, regions: ReadRegion[]): Promis
   } catch (e) {
     staging.destroy();
     throwIfGpuFailed(device);
-    throw e;
+    throw new SparsekdError(
+      `GPU error in read-back (map): ${String((e as Error)?.message ?? e).split("\n")[0]}`,
+      {
+        exitCode: GPU_FAILURE_EXIT,
+        cause: e,
+      },
+    );
   }
   // An error raised while the batch ran (a lost device, an uncaptured error) is known by now.
   await new Promise((r) => setTimeout(r, 0));

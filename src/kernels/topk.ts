@@ -8,6 +8,7 @@ import { readBack, type ReadRegion } from "../gpu/readback.ts";
 import { openErrorScopes, throwIfGpuFailed } from "../gpu/gpu_errors.ts";
 import { SparsekdError } from "../errors.ts";
 import { bindingBudget, kernelHooks, registerScratch } from "./test_hooks.ts";
+import { packUniforms, uniformLayout } from "../gpu/uniforms.ts";
 import {
   checkTopKArgs,
   NonFiniteLogitsError,
@@ -20,6 +21,15 @@ export { NonFiniteLogitsError, topKReference };
 export type { TopKOptions, TopKResult };
 
 const CAP = 2048;
+
+/** The kernel's uniforms: `struct Params` of `shaders/topk.wgsl`, field by field (tests check it). */
+export const TOPK_PARAMS = uniformLayout([
+  { name: "vocab", type: "u32" },
+  { name: "k", type: "u32" },
+  { name: "rows", type: "u32" },
+  { name: "in_off", type: "u32" },
+  { name: "inv_t", type: "vec4f[]" },
+]);
 /** Largest upload staged on the GPU at once by {@linkcode topK} (bytes). */
 const MAX_UPLOAD = 256 * 1024 * 1024;
 
@@ -148,13 +158,13 @@ function submitRows(
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
       });
     }
-    const u = new Uint32Array(paramBytes, c * 256, 4 + nt4 * 4);
-    u.set([vocab, k, n, (startByte - bindOffset) / 4]);
-    new Float32Array(paramBytes, c * 256 + 16, nt).set(temps.map((t) => 1 / t));
+    const inOff = (startByte - bindOffset) / 4;
+    const invT = temps.map((t) => 1 / t);
+    packUniforms(TOPK_PARAMS, { vocab, k, rows: n, in_off: inOff, inv_t: invT }, paramBytes, c * 256);
     const bind = device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
       entries: [
-        { binding: 0, resource: { buffer: params, offset: c * 256, size: 16 + nt4 * 16 } },
+        { binding: 0, resource: { buffer: params, offset: c * 256, size: TOPK_PARAMS.size(nt4) } },
         { binding: 1, resource: { buffer: logits, offset: bindOffset, size: bindSize } },
         { binding: 2, resource: { buffer: outputs[oi], offset: 0, size: outBytes } },
         size4 >= 16
