@@ -173,6 +173,28 @@ export function openErrorScopes(device: GPUDevice, kernel: string): () => Promis
 }
 
 /**
+ * Runs `fn` (a synchronous encode and submit) after {@linkcode openErrorScopes} and returns its result with
+ * the function that closes the scopes (call it once the read-back's copy is submitted, then await it). When
+ * `fn` throws, the scopes are popped (keeping the device's scope stack balanced) and the error is rethrown.
+ *
+ * @example
+ * ```ts
+ * const [chunks, close] = submitScoped(device, "topk", () => submitRows());
+ * const data = readBack(device, regionsOf(chunks));
+ * await close();
+ * ```
+ */
+export function submitScoped<T>(device: GPUDevice, kernel: string, fn: () => T): [T, () => Promise<void>] {
+  const close = openErrorScopes(device, kernel);
+  try {
+    return [fn(), close];
+  } catch (e) {
+    close().catch(() => {});
+    throw e;
+  }
+}
+
+/**
  * Runs `fn` (which encodes and submits GPU work synchronously; it may return a promise, for example a
  * pipeline compile) inside {@linkcode openErrorScopes}, closed right after `fn` returns, and throws a
  * {@linkcode SparsekdError} naming the kernel when either scope caught an error. A non-SparsekdError thrown

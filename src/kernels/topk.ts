@@ -5,7 +5,7 @@
  */
 import type { Runtime } from "../gpu/runtime.ts";
 import { readBack, type ReadRegion } from "../gpu/readback.ts";
-import { openErrorScopes, throwIfGpuFailed } from "../gpu/gpu_errors.ts";
+import { submitScoped, throwIfGpuFailed } from "../gpu/gpu_errors.ts";
 import { SparsekdError } from "../errors.ts";
 import { bindingBudget, kernelHooks, registerScratch } from "./test_hooks.ts";
 import { packUniforms, uniformLayout } from "../gpu/uniforms.ts";
@@ -258,27 +258,29 @@ export async function topK(
   if (rows === 0) return emptyResult();
   const pipeline = await topKPipeline(rt, k, temps.length);
   // From here to the read-back's submit there is no await: concurrent calls cannot interleave.
-  const close = openErrorScopes(device, "topk");
-  const s = scratchOf(device);
-  const rowsPerUpload = Math.max(
-    1,
-    Math.floor(Math.min(MAX_UPLOAD, device.limits.maxBufferSize) / (vocab * 4)),
-  );
-  const uploadBytes = Math.min(rows, rowsPerUpload) * vocab * 4;
-  if (!s.input || s.input.size < uploadBytes) {
-    s.input?.destroy();
-    s.input = device.createBuffer({
-      label: "topk input",
-      size: Math.ceil(uploadBytes / 256) * 256,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-    });
-  }
-  const chunks: Chunk[] = [];
-  for (let r0 = 0; r0 < rows; r0 += rowsPerUpload) {
-    const n = Math.min(rowsPerUpload, rows - r0);
-    device.queue.writeBuffer(s.input, 0, logits as Float32Array<ArrayBuffer>, r0 * vocab, n * vocab);
-    chunks.push(...submitRows(rt, pipeline, s.input, 0, n, r0, vocab, k, temps, s.outputs, chunks.length));
-  }
+  const [chunks, close] = submitScoped(device, "topk", () => {
+    const s = scratchOf(device);
+    const rowsPerUpload = Math.max(
+      1,
+      Math.floor(Math.min(MAX_UPLOAD, device.limits.maxBufferSize) / (vocab * 4)),
+    );
+    const uploadBytes = Math.min(rows, rowsPerUpload) * vocab * 4;
+    if (!s.input || s.input.size < uploadBytes) {
+      s.input?.destroy();
+      s.input = device.createBuffer({
+        label: "topk input",
+        size: Math.ceil(uploadBytes / 256) * 256,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+      });
+    }
+    const chunks: Chunk[] = [];
+    for (let r0 = 0; r0 < rows; r0 += rowsPerUpload) {
+      const n = Math.min(rowsPerUpload, rows - r0);
+      device.queue.writeBuffer(s.input, 0, logits as Float32Array<ArrayBuffer>, r0 * vocab, n * vocab);
+      chunks.push(...submitRows(rt, pipeline, s.input, 0, n, r0, vocab, k, temps, s.outputs, chunks.length));
+    }
+    return chunks;
+  });
   return await collect(device, chunks, rows, k, temps.length, close);
 }
 
@@ -306,20 +308,20 @@ export async function topKFromBuffer(
   if (rows === 0) return emptyResult();
   const pipeline = await topKPipeline(rt, k, temps.length);
   // From here to the read-back's submit there is no await.
-  const close = openErrorScopes(rt.device!, "topk");
-  const chunks = submitRows(
-    rt,
-    pipeline,
-    logits,
-    0,
-    rows,
-    0,
-    vocab,
-    k,
-    temps,
-    scratchOf(rt.device!).outputs,
-    0,
-  );
+  const [chunks, close] = submitScoped(rt.device!, "topk", () =>
+    submitRows(
+      rt,
+      pipeline,
+      logits,
+      0,
+      rows,
+      0,
+      vocab,
+      k,
+      temps,
+      scratchOf(rt.device!).outputs,
+      0,
+    ));
   return await collect(rt.device!, chunks, rows, k, temps.length, close);
 }
 
@@ -349,20 +351,20 @@ export async function submitTopKFromBuffer(
   const temps = prepareFromBuffer("submitTopKFromBuffer", rt, logits, rows, vocab, k, options);
   if (rows === 0) return () => Promise.resolve(emptyResult());
   const pipeline = await topKPipeline(rt, k, temps.length);
-  const close = openErrorScopes(rt.device!, "topk");
-  const chunks = submitRows(
-    rt,
-    pipeline,
-    logits,
-    0,
-    rows,
-    0,
-    vocab,
-    k,
-    temps,
-    scratchOf(rt.device!).outputs,
-    0,
-  );
+  const [chunks, close] = submitScoped(rt.device!, "topk", () =>
+    submitRows(
+      rt,
+      pipeline,
+      logits,
+      0,
+      rows,
+      0,
+      vocab,
+      k,
+      temps,
+      scratchOf(rt.device!).outputs,
+      0,
+    ));
   await close();
   return () => collect(rt.device!, chunks, rows, k, temps.length, () => Promise.resolve());
 }
