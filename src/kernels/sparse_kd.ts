@@ -8,6 +8,7 @@ import { loadShader, type Runtime } from "../gpu/runtime.ts";
 import { readBack } from "../gpu/readback.ts";
 import { openErrorScopes } from "../gpu/gpu_errors.ts";
 import { packUniforms, uniformLayout } from "../gpu/uniforms.ts";
+import { bindRange } from "../gpu/bindings.ts";
 import { SparsekdError } from "../errors.ts";
 import { bindingBudget, kernelHooks } from "./test_hooks.ts";
 import {
@@ -142,21 +143,6 @@ async function pipelineFor(
 }
 
 const layoutOf = (vocab: number) => (vocab % 4 === 0 ? "vec4" : "scalar");
-
-/** Greatest common divisor, for the binding offsets' alignment. */
-const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
-
-/**
- * A binding of `count` records of `bytes` bytes from record `first` of `buffer`: its offset rounded down to
- * a multiple of both the device's offset alignment and the record size, and the record offset inside it.
- */
-function bindRange(buffer: GPUBuffer, first: number, count: number, bytes: number, align: number) {
-  const step = (align * bytes) / gcd(align, bytes);
-  const start = first * bytes;
-  const offset = Math.floor(start / step) * step;
-  const size = start - offset + count * bytes;
-  return { entry: { buffer, offset, size }, skip: (start - offset) / bytes };
-}
 
 /**
  * The most rows of `vocab` logits and `k` teacher entries that one dispatch of the kernel may bind on
