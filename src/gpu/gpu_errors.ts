@@ -17,7 +17,7 @@ import { SparsekdError } from "../errors.ts";
 export interface GpuFailure {
   /** `validation`, `out-of-memory`, `internal` or `device lost`. */
   kind: string;
-  /** The kernel being encoded or run when it happened (or `unknown kernel`). */
+  /** The kernel being encoded when it happened (or "unlabelled GPU work (tfjs or an upload)"). */
   kernel: string;
   /** The first line of the driver's message. */
   message: string;
@@ -36,7 +36,7 @@ export const GPU_FAILURE_EXIT = 3;
 
 function stateOf(device: GPUDevice): DeviceState {
   let s = states.get(device);
-  if (!s) states.set(device, s = { failure: null, kernel: "unknown kernel", destroyed: false });
+  if (!s) states.set(device, s = { failure: null, kernel: OTHER, destroyed: false });
   return s;
 }
 
@@ -96,6 +96,15 @@ export function recordGpuFailure(device: GPUDevice, kernel: string, kind: string
  */
 export function noteKernel(device: GPUDevice, kernel: string): void {
   stateOf(device).kernel = kernel;
+}
+
+/** What an error outside our own encodes is attributed to (tfjs's kernels, uploads, ...). */
+const OTHER = "unlabelled GPU work (tfjs or an upload)";
+
+/** After our encode's scopes are popped, later asynchronous errors are not ours. */
+function releaseLabel(device: GPUDevice, kernel: string): void {
+  const s = stateOf(device);
+  if (s.kernel === kernel) s.kernel = OTHER;
 }
 
 /**
@@ -167,6 +176,7 @@ export function openErrorScopes(device: GPUDevice, kernel: string): () => Promis
   device.pushErrorScope("validation");
   return async () => {
     const pops = [device.popErrorScope(), device.popErrorScope()];
+    releaseLabel(device, kernel);
     const err = (await Promise.all(pops)).find((e): e is GPUError => e !== null);
     if (err) throw failureError({ kernel, kind: kindOf(err), message: firstLine(err.message) });
   };
@@ -251,6 +261,7 @@ export function scopeWithoutWaiting(device: GPUDevice, kernel: string): () => Pr
   device.pushErrorScope("validation");
   return async () => {
     const pops = [device.popErrorScope(), device.popErrorScope()];
+    releaseLabel(device, kernel);
     for (const e of await Promise.all(pops)) {
       if (e) recordGpuFailure(device, kernel, kindOf(e), e.message);
     }
