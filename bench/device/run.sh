@@ -22,10 +22,10 @@
 # folder of a DENO_DIR filled by `deno cache` of the entry points above, tfjs source maps removed).
 #
 # Call (device tool):  run  command: "bash bench/device/run.sh"  carry: [".gl", ".devbundle"]  timeout_s: 330
-# Rehearsal (CPU, software adapter, small sizes, no loader install):
-#   OUT=/tmp/devout SKIP_GL_UNPACK=1 SMALL=1 DEADLINE_S=3000 STEP_CAP_S=900 bash bench/device/run.sh
+# Rehearsal (CPU, software adapter, small sizes, no loader install; NO_BUNDLE=1: the local deno and DENO_DIR):
+#   OUT=/tmp/devout SKIP_GL_UNPACK=1 SMALL=1 NO_BUNDLE=1 DEADLINE_S=3000 STEP_CAP_S=900 bash bench/device/run.sh
 # Environment: OUT (required); DEADLINE_S (whole script, default 290); STEP_CAP_S (each bench process, default
-# 60); SKIP_TESTS=1; SKIP_GL_UNPACK=1; SMALL=1 (software-adapter sizes); ROOF_MIB, TOPK_SHAPES, TOPK_FLAGS,
+# 60); SKIP_TESTS=1; SKIP_GL_UNPACK=1; SMALL=1 (software-adapter sizes); NO_BUNDLE=1; ROOF_MIB, TOPK_SHAPES, TOPK_FLAGS,
 # KD_SHAPES, KD_FLAGS override the defaults below.
 set -u
 cd "$(dirname "$0")/../.."
@@ -90,10 +90,18 @@ main() {
   [ -f "$egl" ] && export __EGL_VENDOR_LIBRARY_FILENAMES=$egl
   local tmp=${TMPDIR:-/tmp}/sparsekd-device
   rm -rf "$tmp" && mkdir -p "$tmp/deno_dir"
-  unxz_to .devbundle/deno.xz >"$tmp/deno" && chmod +x "$tmp/deno"
-  unxz_to .devbundle/deno_dir.tar.xz | tar -xf - -C "$tmp/deno_dir"
-  export DENO_DIR=$tmp/deno_dir DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 PATH=$tmp:$PATH
-  echo "deno: $(deno --version | head -1); DENO_DIR=$DENO_DIR; VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"
+  if [ "${NO_BUNDLE:-0}" = 1 ]; then # rehearsal: the deno that npx runs, with this machine's DENO_DIR
+    ln -s "$(npx -y deno@2.9.6 eval 'console.log(Deno.execPath())' | tail -1)" "$tmp/deno"
+    export DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 PATH=$tmp:$PATH
+  else
+    unxz_to .devbundle/deno.xz >"$tmp/deno" && chmod +x "$tmp/deno"
+    unxz_to .devbundle/deno_dir.tar.xz | tar -xf - -C "$tmp/deno_dir"
+    export DENO_DIR=$tmp/deno_dir DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 PATH=$tmp:$PATH
+  fi
+  # The Vulkan loader (Mesa's WSI) warns on stderr when XDG_RUNTIME_DIR is unset; the runtime sets its own,
+  # the probes below run before it.
+  [ -n "${XDG_RUNTIME_DIR:-}" ] || { export XDG_RUNTIME_DIR=$tmp/xdg && mkdir -p -m 700 "$XDG_RUNTIME_DIR"; }
+  echo "deno: $(deno --version | head -1); DENO_DIR=${DENO_DIR:-default}; VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"
   ldconfig -p | grep -m1 libvulkan.so.1 || echo "no libvulkan.so.1 on this machine"
   if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=name,driver_version,memory.used,memory.total,clocks.sm,clocks.max.sm,power.draw \
@@ -113,7 +121,8 @@ main() {
   echo "roofline: $ROOF_MIB MiB; topk: $TOPK_SHAPES / $TOPK_FLAGS; sparse-kd: $KD_SHAPES / $KD_FLAGS"
   local limits='const a = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
     const l = {}; for (const k in a.limits) l[k] = a.limits[k];
-    console.log(JSON.stringify({ info: a.info, features: [...a.features].sort(), limits: l }, null, 2));'
+    const i = {}; for (const k in a.info) i[k] = a.info[k];
+    console.log(JSON.stringify({ info: i, features: [...a.features].sort(), limits: l }, null, 2));'
   step adapter 30 bash -c "deno eval '$limits' > '$OUT/adapter.json' && cat '$OUT/adapter.json'"
   step roofline "$STEP_CAP_S" deno run -A --cached-only bench/roofline.ts --sizes-mib "$ROOF_MIB"
   if [ "${SKIP_TESTS:-0}" = 1 ]; then
