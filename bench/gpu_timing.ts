@@ -84,8 +84,11 @@ export async function timeKernel(
 ): Promise<KernelTiming> {
   const device = rt.device!;
   const reps = options.reps ?? 3;
+  // A synchronous submit runs inside validation and out-of-memory scopes: a failed dispatch is an error, not
+  // a fast time (the kernels' own async entry points scope themselves).
+  const scoped = () => withErrorScopes(device, "benchmarked kernel", submit);
   try {
-    await submit(); // warm-up (compilation)
+    await scoped(); // warm-up (compilation)
     await device.queue.onSubmittedWorkDone();
     if (device.features.has("timestamp-query") && !options.forceWall) {
       const perPass = options.perPass ?? 10;
@@ -98,7 +101,7 @@ export async function timeKernel(
       for (let r = 0; r < reps; r++) {
         kernelHooks.repeat = perPass;
         kernelHooks.timestampWrites = { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 };
-        await submit();
+        await scoped();
         kernelHooks.timestampWrites = null;
         await withErrorScopes(device, "timestamps", () => {
           const enc = device.createCommandEncoder();
@@ -119,7 +122,7 @@ export async function timeKernel(
       for (let r = 0; r < reps; r++) {
         kernelHooks.repeat = n;
         const t0 = performance.now();
-        await submit();
+        await scoped();
         await device.queue.onSubmittedWorkDone();
         times.push(performance.now() - t0);
       }
