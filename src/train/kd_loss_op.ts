@@ -21,7 +21,11 @@ import { SparsekdError } from "../errors.ts";
 
 /** The teacher's side of a batch for {@linkcode SparseKdLossOp}. */
 export interface KdOpTeacher {
-  /** rows*k teacher ids: a typed array (checked), or an int32 tensor of shape [rows, k] already on the GPU. */
+  /**
+   * rows*k teacher ids: a typed array (checked on the host: range and distinctness), or an int32 tensor of
+   * shape [rows, k] already on the GPU (checked by the kernel: a row with an id ≥ vocab or a repeated id gets
+   * a NaN loss and gradient, which the trainer refuses).
+   */
   indices: Uint32Array | tf.Tensor;
   /** rows*k raw teacher logits: a typed array, or a float32 tensor of shape [rows, k]. */
   values: Float32Array | tf.Tensor;
@@ -62,7 +66,9 @@ const asU32 = (t: Uint32Array | tf.Tensor): Uint32Array | null => (t instanceof 
  * Compiles the kernels once and returns the synchronous tfjs loss op (tfjs needs the loss function to be
  * synchronous inside `tf.variableGrads` / `optimizer.minimize`). Use {@linkcode useTfjsOnRuntime} first:
  * when tfjs runs the `webgpu` backend on `rt.device` the op stays on the GPU; on any other backend it
- * falls back to the CPU reference (reading the logits back).
+ * falls back to the CPU reference (reading the logits back). Logits larger than one storage binding are
+ * processed in row chunks (offset bindings). A GPU error of the kernel is recorded without waiting and thrown
+ * as a `SparsekdError` by the next call (or the next read-back through the runtime).
  *
  * @example
  * ```ts
