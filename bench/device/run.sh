@@ -18,7 +18,7 @@
 # Prepare (a fresh session, on the CPU machine, once; rebuild when deno.lock changes):
 #   bash bench/device/run.sh prepare
 # makes .gl/ (apt-get download of libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2, amd64) and
-# .devbundle/ (deno.xz: the deno 2.9.6 binary that `npx -y deno@2.9.6` runs, xz -9; deno_dir.tar.xz: the npm/
+# .devbundle/ (deno.xz: the deno 2.9.6 binary that `npx -y deno@2.9.6` runs, xz -6; deno_dir.tar.xz: the npm/
 # folder of a DENO_DIR filled by `deno cache` of the entry points above, tfjs source maps removed).
 #
 # Call (device tool):  run  command: "bash bench/device/run.sh"  carry: [".gl", ".devbundle"]  timeout_s: 330
@@ -155,13 +155,13 @@ prepare() { # on the CPU machine: the loader debs and the Deno bundle this scrip
   (cd .gl && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
   local deno
   deno=$(npx -y deno@2.9.6 eval 'console.log(Deno.execPath())' | tail -1)
-  xz -9 -c "$deno" >.devbundle/deno.xz
+  xz -6 -T0 -c "$deno" >.devbundle/deno.xz
   local dir
   dir=$(mktemp -d)
   DENO_DIR=$dir npx -y deno@2.9.6 cache tasks/bench.ts bench/roofline.ts bench/topk_compare.ts \
     bench/device/summarize.ts tests/topk_test.ts tests/sparse_kd_test.ts tests/kd_loss_op_test.ts tests/runtime_test.ts
   find "$dir/npm" -name '*.map' -delete
-  tar -C "$dir" -cf - npm | xz -9 >.devbundle/deno_dir.tar.xz
+  tar -C "$dir" -cf - npm | xz -6 -T0 >.devbundle/deno_dir.tar.xz
   rm -rf "$dir"
   du -sh .gl .devbundle
 }
