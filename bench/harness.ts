@@ -3,7 +3,6 @@
  * written under `bench/results/` (ignored by git).
  * @module
  */
-import { SparsekdError } from "../src/errors.ts";
 
 /** What {@linkcode timeAsync} measured. */
 export interface Timing {
@@ -46,42 +45,6 @@ export async function timeAsync(fn: () => Promise<unknown>, options: TimeOptions
   }
   const sorted = [...times].sort((a, b) => a - b);
   return { medianMs: sorted[Math.floor((sorted.length - 1) / 2)], minMs: sorted[0], reps: times.length };
-}
-
-/**
- * {@linkcode timeAsync} for a function that does `units` equal pieces of work per call (for example `units`
- * GPU dispatches recorded into one submission and waited for once): each repetition's time is divided by
- * `units`, so the result is per piece of work, with the per-call latency spread over the `units` pieces.
- *
- * @example
- * ```ts
- * const t = await timePerUnit(() => runTwentyDispatchesAndWait(), 20, { reps: 3 });
- * console.log(t.medianMs); // per dispatch
- * ```
- */
-export async function timePerUnit(
-  fn: () => Promise<unknown>,
-  units: number,
-  options: TimeOptions = {},
-): Promise<Timing> {
-  const t = await timeAsync(fn, options);
-  return { medianMs: t.medianMs / units, minMs: t.minMs / units, reps: t.reps };
-}
-
-/**
- * Parses the value of a `--per-submit N` flag: a whole number >= 1, or a {@linkcode SparsekdError}.
- *
- * @example
- * ```ts
- * parsePerSubmit("20"); // 20
- * ```
- */
-export function parsePerSubmit(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new SparsekdError(`--per-submit wants a whole number >= 1 (got ${v})`);
-  }
-  return n;
 }
 
 /**

@@ -14,8 +14,16 @@ import {
 } from "../src/kernels/sparse_kd.ts";
 import { checkSparseKd, type SparseKdMode } from "../src/kernels/sparse_kd_reference.ts";
 import { SparsekdError } from "../src/errors.ts";
-import { fmt, formatTable, parsePerSubmit, timePerUnit, writeResults } from "./harness.ts";
-import { fastestStreamReader } from "./topk.ts";
+import { fmt, formatTable, writeResults } from "./harness.ts";
+import {
+  fitLine,
+  type KernelTiming,
+  randomData,
+  rooflineAt,
+  rooflineValid,
+  timeKernel,
+} from "./gpu_timing.ts";
+import { parseFitNs } from "./topk.ts";
 
 /** Options of {@linkcode benchSparseKd}. */
 export interface SparseKdBenchOptions {
@@ -33,12 +41,10 @@ export interface SparseKdBenchOptions {
   iterations?: number;
   /** Timed iterations of the tfjs-composed version (default 2; 0 skips it). */
   tfjsIterations?: number;
-  /**
-   * Copies of the work per timed iteration (default 1): the kernel and the streaming read record this many
-   * copies into one submission, the tfjs version runs this many times; then one wait. Times are per copy, so
-   * a per-submission latency is spread over the copies.
-   */
-  perSubmit?: number;
+  /** Dispatch (and tfjs run) counts of the wall-time fits (default 10, 50, 200). */
+  fitNs?: number[];
+  /** Time with the wall fit even when the adapter has timestamps (default false). */
+  forceWall?: boolean;
   /** Called with one line after each phase of each shape (default: nothing). */
   progress?: (line: string) => void;
 }
@@ -49,35 +55,24 @@ export interface SparseKdBenchRow {
   rows: number;
   vocab: number;
   k: number;
-  /** Copies of the work per submission and wait (see {@linkcode SparseKdBenchOptions.perSubmit}). */
-  perSubmit: number;
+  /** How the kernel was timed (GPU timestamps or a wall-time fit) and the points measured. */
+  timing: KernelTiming;
   /** Median seconds per fused forward+backward over the batch. */
   seconds: number;
   /** The bytes that must move: two reads and one write of the logits (3·rows·vocab·4). */
   bytes: number;
   /** bytes / seconds. */
   gbPerSecond: number;
-  /** The streaming-read kernel's bandwidth over the same logits buffer, same run, same adapter. */
-  rooflineGbPerSecond: number;
-  /** gbPerSecond / rooflineGbPerSecond. */
-  rooflineFraction: number;
+  /** The roofline of the same traffic: one streaming read plus one copy of the logits (seconds). */
+  rooflineSeconds: number;
+  /** The streaming read's time at the shape's size and at twice it (ms): the roofline's validity check. */
+  rooflineReadMs: [number, number];
+  /** rooflineSeconds / seconds, or null when the roofline's time did not grow with size. */
+  rooflineFraction: number | null;
   /** Median seconds of the tfjs-composed loss + gradient (null when skipped). */
   tfjsSeconds: number | null;
   /** tfjsSeconds / seconds. */
   speedupVsTfjs: number | null;
-}
-
-/** Median seconds per copy: each iteration runs `run` (which does `copies` copies of the work), then waits. */
-async function time(device: GPUDevice, run: () => void, reps: number, copies: number): Promise<number> {
-  const t = await timePerUnit(
-    async () => {
-      run();
-      await device.queue.onSubmittedWorkDone();
-    },
-    copies,
-    { reps, budgetMs: 20_000 },
-  );
-  return t.medianMs / 1e3;
 }
 
 /**
@@ -102,7 +97,11 @@ export async function runSparseKdBench(
   const T = options.temperature ?? 2;
   const iterations = options.iterations ?? 5;
   const tfjsIterations = options.tfjsIterations ?? 2;
-  const perSubmit = options.perSubmit ?? 1;
+  const timingOptions = {
+    reps: iterations,
+    fitNs: options.fitNs ?? [10, 50, 200],
+    forceWall: options.forceWall,
+  };
   const progress = options.progress ?? (() => {});
   await useTfjsOnRuntime(rt);
   const backend = tfjsGpuBackend(device)!;
@@ -137,47 +136,40 @@ export async function runSparseKdBench(
     device.queue.writeBuffer(ids, 0, indices);
     device.queue.writeBuffer(vals, 0, values);
     const tag = `sparse-kd bench ${rows}x${vocab}`;
-    const { read, layout } = await fastestStreamReader(rt, logits, n * 4, perSubmit);
-    const roof = await timePerUnit(() => read(perSubmit), perSubmit, { reps: iterations, budgetMs: 20_000 });
-    const roofSeconds = roof.medianMs / 1e3;
-    const roofGbPerSecond = (n * 4) / roofSeconds / 1e9;
+    const roofSmall = await rooflineAt(rt, randomData(n), timingOptions);
+    const roofLarge = await rooflineAt(rt, randomData(2 * n), timingOptions);
+    const roofValid = rooflineValid(roofSmall, roofLarge);
+    const roofSeconds = (roofSmall.read.ms + roofSmall.copy.ms) / 1e3; // 2 reads + 1 write, like the loss
     progress(
-      `${tag}: stream ${fmt(roof.medianMs)} ms (${fmt(roofGbPerSecond)} GB/s; workgroups of ${layout.wg} ` +
-        `threads, ${layout.span} vec4s each), per-submit ${perSubmit}`,
+      `${tag}: stream read ${fmt(roofSmall.read.ms)} ms (${fmt(roofLarge.read.ms)} ms at twice the size), ` +
+        `copy ${fmt(roofSmall.copy.ms)} ms (${roofSmall.read.method})` +
+        (roofValid ? "" : "; the read does not grow with size: no % of roofline"),
     );
     for (const mode of modes) {
       const teacher = { indices, values, k, logsumexp: lse };
       const c = checkSparseKd(null, rows, vocab, teacher, { mode, temperature: T, alpha, labels });
       const rowInfo = device.createBuffer({ size: rows * ROW_INFO_BYTES, usage });
       device.queue.writeBuffer(rowInfo, 0, packRowInfo(c));
-      const seconds = await time(
-        device,
-        () => {
-          const enc = device.createCommandEncoder();
-          const releases = Array.from(
-            { length: perSubmit },
-            () =>
-              encodeSparseKdSync(device, pipelines, enc, {
-                logits,
-                ids,
-                values: vals,
-                rowInfo,
-                grad,
-                loss: lossBuf,
-                rows,
-                vocab,
-                k,
-                mode,
-                temperature: T,
-                alpha,
-              }),
-          );
-          device.queue.submit([enc.finish()]);
-          for (const release of releases) release();
-        },
-        iterations,
-        perSubmit,
-      );
+      const timing = await timeKernel(rt, () => {
+        const enc = device.createCommandEncoder();
+        const release = encodeSparseKdSync(device, pipelines, enc, {
+          logits,
+          ids,
+          values: vals,
+          rowInfo,
+          grad,
+          loss: lossBuf,
+          rows,
+          vocab,
+          k,
+          mode,
+          temperature: T,
+          alpha,
+        });
+        device.queue.submit([enc.finish()]);
+        release();
+      }, timingOptions);
+      const seconds = timing.ms / 1e3;
       rowInfo.destroy();
       progress(`${tag} ${mode}: kernel ${fmt(seconds * 1e3)} ms`);
       if (tfjsIterations > 0) progress(`${tag} ${mode}: tfjs ...`);
@@ -194,7 +186,7 @@ export async function runSparseKdBench(
           alpha,
           labels,
           tfjsIterations,
-          perSubmit,
+          timingOptions.fitNs,
         )
         : null;
       if (tfjsSeconds !== null) progress(`${tag} ${mode}: tfjs ${fmt(tfjsSeconds * 1e3)} ms`);
@@ -202,15 +194,16 @@ export async function runSparseKdBench(
       const gbPerSecond = bytes / seconds / 1e9;
       out.push({
         mode,
-        perSubmit,
         rows,
         vocab,
         k,
+        timing,
         seconds,
         bytes,
         gbPerSecond,
-        rooflineGbPerSecond: roofGbPerSecond,
-        rooflineFraction: gbPerSecond / roofGbPerSecond,
+        rooflineSeconds: roofSeconds,
+        rooflineReadMs: [roofSmall.read.ms, roofLarge.read.ms],
+        rooflineFraction: roofValid ? roofSeconds / seconds : null,
         tfjsSeconds,
         speedupVsTfjs: tfjsSeconds === null ? null : tfjsSeconds / seconds,
       });
@@ -221,8 +214,9 @@ export async function runSparseKdBench(
 }
 
 /**
- * The same loss and its gradient from tfjs ops (logSoftmax, gather, …), timed on the same device: per
- * iteration `perSubmit` runs (tfjs submits as it goes), one flush, one wait; seconds per run.
+ * The same loss and its gradient from tfjs ops (logSoftmax, gather, …), timed on the same device: for each
+ * N of `fitNs`, N runs (tfjs submits as it goes), one flush, one wait; seconds per run = the slope of the
+ * fit time = a + b·N.
  */
 async function timeTfjs(
   device: GPUDevice,
@@ -236,7 +230,7 @@ async function timeTfjs(
   alpha: number,
   labels: Int32Array,
   iterations: number,
-  perSubmit: number,
+  fitNs: number[],
 ): Promise<number> {
   const k = teacher.k;
   const logits = tf.tensor({ buffer: logitsBuffer, zeroCopy: true }, [rows, vocab], "float32") as tf.Tensor2D;
@@ -271,18 +265,24 @@ async function timeTfjs(
     return tf.sum(tf.add(tf.mul(kd, alpha * T * T), tf.mul(ce, 1 - alpha))) as tf.Scalar;
   };
   const vg = tf.valueAndGrad(f);
-  const seconds = await time(
-    device,
-    () => {
-      for (let i = 0; i < perSubmit; i++) {
-        const { value, grad } = vg(logits);
-        tf.dispose([value, grad]);
-      }
-      flushTfjs(backend);
-    },
-    iterations,
-    perSubmit,
-  );
+  const once = async (n: number) => {
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      const { value, grad } = vg(logits);
+      tf.dispose([value, grad]);
+    }
+    flushTfjs(backend);
+    await device.queue.onSubmittedWorkDone();
+    return performance.now() - t0;
+  };
+  await once(1); // warm-up (compilation)
+  const points = [];
+  for (const n of fitNs) {
+    const times: number[] = [];
+    for (let r = 0; r < iterations; r++) times.push(await once(n));
+    points.push({ n, ms: times.sort((a, b) => a - b)[Math.floor((times.length - 1) / 2)] });
+  }
+  const seconds = fitLine(points).b / 1e3;
   tf.dispose([logits, flatIds, labelIds, zT, lz]);
   return seconds;
 }
@@ -297,7 +297,7 @@ function parseShapes(v: string): [number, number][] {
 
 /**
  * `deno task bench sparse-kd [--shapes 1024x32000,256x131072] [--modes topk,renorm,tail] [--alpha 0.5]
- * [--reps 5] [--tfjs-reps 2] [--per-submit 1]`: runs the benchmark on the default adapter, prints the table
+ * [--reps 5] [--tfjs-reps 2] [--fit-ns 10,50,200] [--wall]`: runs the benchmark on the default adapter, prints the table
  * and writes `bench/results/sparse-kd-*.json`, with a progress line on stderr after each phase of each shape.
  *
  * @example
@@ -309,6 +309,11 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
   const options: SparseKdBenchOptions = {};
   for (let i = 0; i < args.length; i += 2) {
     const [flag, v] = [args[i], args[i + 1]];
+    if (flag === "--wall") {
+      options.forceWall = true;
+      i--;
+      continue;
+    }
     if (v === undefined) throw new SparsekdError(`${flag} needs a value`);
     if (flag === "--shapes") options.shapes = parseShapes(v);
     else if (flag === "--modes") {
@@ -322,15 +327,15 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
       const a = Number(v);
       if (!(a >= 0 && a <= 1)) throw new SparsekdError(`--alpha must be in [0, 1] (got ${v})`);
       options.alpha = a;
-    } else if (flag === "--per-submit") {
-      options.perSubmit = parsePerSubmit(v);
+    } else if (flag === "--fit-ns") {
+      options.fitNs = parseFitNs(v);
     } else if (flag === "--reps" || flag === "--tfjs-reps") {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 0) throw new SparsekdError(`${flag} wants a whole number (got ${v})`);
       if (flag === "--reps") options.iterations = Math.max(1, n);
       else options.tfjsIterations = n;
     } else {throw new SparsekdError(
-        `unknown flag ${flag} (flags: --shapes, --modes, --alpha, --reps, --tfjs-reps, --per-submit)`,
+        `unknown flag ${flag} (flags: --shapes, --modes, --alpha, --reps, --tfjs-reps, --fit-ns, --wall)`,
       );}
   }
   const rt = await createRuntime();
@@ -338,16 +343,17 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
     throw new SparsekdError("deno task bench sparse-kd needs a WebGPU adapter (none was found)");
   }
   const rows = await runSparseKdBench(rt, { ...options, progress: (line) => console.error(line) });
-  const perSubmit = options.perSubmit ?? 1;
-  console.log(`adapter: ${rt.adapter!.description}; per-submit ${perSubmit}`);
+  console.log(`adapter: ${rt.adapter!.description}`);
   console.log(formatTable(
     [
       "mode",
       "rows x vocab",
       "k",
+      "timing",
       "kernel ms",
       "GB/s (2R+1W)",
-      "read roofline GB/s",
+      "roofline ms (read+copy)",
+      "read ms (1x / 2x size)",
       "% of roofline",
       "tfjs ms",
       "x tfjs",
@@ -356,10 +362,12 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
       r.mode,
       `${r.rows} x ${r.vocab}`,
       r.k,
+      r.timing.method,
       fmt(r.seconds * 1e3),
       fmt(r.gbPerSecond),
-      fmt(r.rooflineGbPerSecond),
-      fmt(100 * r.rooflineFraction),
+      fmt(r.rooflineSeconds * 1e3),
+      `${fmt(r.rooflineReadMs[0])} / ${fmt(r.rooflineReadMs[1])}`,
+      r.rooflineFraction === null ? "n/a (roofline flat)" : fmt(100 * r.rooflineFraction),
       r.tfjsSeconds === null ? "-" : fmt(r.tfjsSeconds * 1e3),
       r.speedupVsTfjs === null ? "-" : fmt(r.speedupVsTfjs),
     ]),
@@ -369,14 +377,14 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
     adapter: rt.adapter,
     backend: Deno.env.get("DENO_WEBGPU_BACKEND") ?? null,
     alpha: options.alpha ?? 0.5,
-    perSubmit,
-    note: `medians, per copy of the work; per-submit = ${perSubmit}: kernel and roofline record perSubmit ` +
-      "copies into one submission and wait once (onSubmittedWorkDone), tfjs runs perSubmit times then " +
-      "flushes and waits once; each time is divided by perSubmit, so all three are batched alike and " +
-      "% of roofline and x tfjs compare like with like. kernel = fused forward+backward (logits already on " +
-      "the GPU, no read-back), bytes = 2 reads + 1 write of the logits; roofline = shaders/stream_read.wgsl " +
-      "over the logits; tfjs = the same loss and gradient from tfjs ops (tf.valueAndGrad) on " +
-      "tfjs-backend-webgpu on the same device",
+    fitNs: options.fitNs ?? [10, 50, 200],
+    note: "ms/seconds per fused forward+backward over the batch (logits already on the GPU, no read-back): " +
+      "GPU timestamps around N dispatches in one pass (timing.method = timestamps), else the slope b of " +
+      "wall time = a + b*N over N = fitNs dispatches per submission (wall-fit). bytes = 2 reads + 1 write of " +
+      "the logits; roofline = one streaming read (sum checked against the CPU's) plus one copy of the same " +
+      "bytes (shaders/stream_read.wgsl), timed the same way; % of roofline only when the read's time grows " +
+      "with size (measured at 1x and 2x). tfjs = the same loss and gradient from tfjs ops " +
+      "(tf.valueAndGrad) on tfjs-backend-webgpu on the same device, slope of a wall-time fit over fitNs runs",
     rows,
   });
   console.log(`written: ${path}`);

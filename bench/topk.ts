@@ -1,23 +1,26 @@
 /**
  * `deno task bench topk`: the WGSL top-k kernel against a plain streaming read of the same bytes (the
- * practical roofline) and against tfjs's `tf.topk` on tfjs-backend-webgpu (same GPUDevice) and on
- * tfjs-backend-cpu, for the shapes of issue 2. Prints a table and writes it as JSON under `bench/results/`.
+ * practical roofline, measured at the shape's size and at twice it) and against tfjs's `tf.topk` on
+ * tfjs-backend-webgpu (same GPUDevice) and on tfjs-backend-cpu. Kernel times come from GPU timestamps where
+ * the adapter has them, else from a wall-time fit over several dispatch counts (`bench/gpu_timing.ts`).
+ * Prints a table and writes it as JSON under `bench/results/`.
  * @module
  */
-import { createRuntime, type Runtime } from "../src/gpu/runtime.ts";
+import { createRuntime } from "../src/gpu/runtime.ts";
 import { SparsekdError } from "../src/errors.ts";
 import { submitTopKFromBuffer, topKFromBuffer } from "../src/kernels/topk.ts";
 import { useTfjsOnRuntime } from "../src/gpu/tfjs_backend.ts";
 import type { Tensor, Tensor2D } from "@tensorflow/tfjs-core";
+import { fmt, formatTable, timeAsync, type Timing, writeResults } from "./harness.ts";
 import {
-  fmt,
-  formatTable,
-  parsePerSubmit,
-  timeAsync,
-  timePerUnit,
-  type Timing,
-  writeResults,
-} from "./harness.ts";
+  fitLine,
+  type KernelTiming,
+  randomData,
+  rooflineAt,
+  type RooflinePoint,
+  rooflineValid,
+  timeKernel,
+} from "./gpu_timing.ts";
 
 /** The benchmarked shapes: [rows, vocab, k]. */
 export const TOPK_SHAPES: [number, number, number][] = [
@@ -25,124 +28,6 @@ export const TOPK_SHAPES: [number, number, number][] = [
   [64, 131_072, 256],
   [1_024, 50_257, 64],
 ];
-
-const STREAM_WG = 64;
-const STREAM_SPAN = 16_384; // vec4s per workgroup
-
-/** Threads per workgroup and vec4s per workgroup of the streaming read. */
-export interface StreamLayout {
-  /** Threads per workgroup. */
-  wg: number;
-  /** vec4s summed by one workgroup. */
-  span: number;
-}
-
-/**
- * The layouts {@linkcode fastestStreamReader} tries on a hardware adapter: the one tuned on llvmpipe (few
- * large workgroups) and ones with many more threads in flight, which a real GPU needs to saturate memory.
- */
-export const STREAM_LAYOUTS: readonly StreamLayout[] = [
-  { wg: STREAM_WG, span: STREAM_SPAN },
-  { wg: 256, span: 4_096 },
-  { wg: 256, span: 1_024 },
-  { wg: 256, span: 256 },
-];
-
-/**
- * The practical roofline: on a software adapter the llvmpipe-tuned streaming read; on a hardware adapter the
- * fastest of {@linkcode STREAM_LAYOUTS} over `bytes` of `buffer` (each timed `perSubmit` reads per submission),
- * so that the percentages against it are not flattered by a read that leaves the GPU idle.
- *
- * @example
- * ```ts
- * const { read, layout } = await fastestStreamReader(rt, buffer, buffer.size, 20);
- * await read(20);
- * ```
- */
-export async function fastestStreamReader(
-  rt: Runtime,
-  buffer: GPUBuffer,
-  bytes: number,
-  perSubmit: number,
-): Promise<{ read: (repeat?: number) => Promise<void>; layout: StreamLayout }> {
-  if (rt.adapter?.software !== false) {
-    return { read: await streamReader(rt, buffer, bytes), layout: STREAM_LAYOUTS[0] };
-  }
-  let best: { read: (repeat?: number) => Promise<void>; layout: StreamLayout; ms: number } | null = null;
-  for (const layout of STREAM_LAYOUTS) {
-    const read = await streamReader(rt, buffer, bytes, layout);
-    const t = await timePerUnit(() => read(perSubmit), perSubmit, { reps: 3, budgetMs: 5_000 });
-    if (!best || t.medianMs < best.ms) best = { read, layout, ms: t.medianMs };
-  }
-  return { read: best!.read, layout: best!.layout };
-}
-
-/**
- * Returns a function that reads `bytes` bytes of `buffer` `repeat` times (default once) with
- * `shaders/stream_read.wgsl` (in as many dispatches per read as the binding-size limit needs), all in one
- * submission, and resolves when the GPU is done.
- *
- * @example
- * ```ts
- * const read = await streamReader(rt, buffer, buffer.size);
- * await read(); // one read
- * await read(20); // 20 reads back to back, one submit and one wait
- * ```
- */
-export async function streamReader(
-  rt: Runtime,
-  buffer: GPUBuffer,
-  bytes: number,
-  layout: StreamLayout = { wg: STREAM_WG, span: STREAM_SPAN },
-): Promise<(repeat?: number) => Promise<void>> {
-  const device = rt.device!;
-  const { wg: WG, span: SPAN } = layout;
-  const pipeline = await rt.pipeline(`stream_read/wg${WG}/span${SPAN}`, "stream_read.wgsl", {
-    prelude: `const WG: u32 = ${WG}u;\nconst SPAN: u32 = ${SPAN}u;\n`,
-  });
-  const maxBytes = Math.floor(device.limits.maxStorageBufferBindingSize / (SPAN * 16)) * SPAN *
-    16;
-  const chunks: { offset: number; size: number }[] = [];
-  for (let off = 0; off < bytes; off += maxBytes) {
-    chunks.push({ offset: off, size: Math.min(maxBytes, bytes - off) });
-  }
-  const maxGroups = Math.ceil(maxBytes / 16 / SPAN);
-  const out = device.createBuffer({ size: maxGroups * 4 * chunks.length, usage: GPUBufferUsage.STORAGE });
-  const params = device.createBuffer({
-    size: 256 * chunks.length,
-    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-  });
-  const bindGroups = chunks.map((c, i) => {
-    const n4 = Math.floor(c.size / 16);
-    device.queue.writeBuffer(params, i * 256, new Uint32Array([n4, (c.size - n4 * 16) / 4, 0, 0]));
-    return {
-      groups: Math.max(1, Math.ceil(n4 / SPAN)),
-      bind: device.createBindGroup({
-        layout: pipeline.getBindGroupLayout(0),
-        entries: [
-          { binding: 0, resource: { buffer: params, offset: i * 256, size: 16 } },
-          { binding: 1, resource: { buffer, offset: c.offset, size: n4 * 16 || 16 } },
-          { binding: 2, resource: { buffer, offset: c.offset, size: c.size } },
-          { binding: 3, resource: { buffer: out, offset: i * maxGroups * 4, size: maxGroups * 4 } },
-        ],
-      }),
-    };
-  });
-  return async (repeat = 1) => {
-    const enc = device.createCommandEncoder();
-    const pass = enc.beginComputePass();
-    pass.setPipeline(pipeline);
-    for (let r = 0; r < repeat; r++) {
-      for (const b of bindGroups) {
-        pass.setBindGroup(0, b.bind);
-        pass.dispatchWorkgroups(b.groups);
-      }
-    }
-    pass.end();
-    device.queue.submit([enc.finish()]);
-    await device.queue.onSubmittedWorkDone();
-  };
-}
 
 function randomLogits(n: number): Float32Array<ArrayBuffer> {
   // Normal(0, 3) logits, Box-Muller on Math.random: a fresh input every run.
@@ -161,16 +46,17 @@ interface Row {
   vocab: number;
   k: number;
   mbRead: number;
-  /** topKFromBuffer per call: kernel + its one batched read-back (the user-visible cost); never batched. */
+  /** topKFromBuffer per call: kernel + its one batched read-back (the user-visible latency of one call). */
   topk: Timing;
-  /** The kernel alone: `perSubmit` copies of its dispatches in one submission, one wait; per copy. */
-  topkKernel: Timing;
-  /** `perSubmit` copies of the kernel in one submission, then one read-back; per copy (= topk when 1). */
-  topkBatchedReadBack: Timing;
-  /** shaders/stream_read.wgsl over the same bytes, `perSubmit` reads in one submission, one wait; per read. */
-  stream: Timing;
-  /** null when the tfjs baselines were skipped (`--tfjs-reps 0`, `--tfjs-cpu-reps 0`). */
-  tfWebgpu: Timing | null;
+  /** The kernel alone, per dispatch: GPU timestamps, or the slope of a wall-time fit. */
+  kernel: KernelTiming;
+  /** The streaming roofline at the shape's size and at twice it. */
+  roofline: [RooflinePoint, RooflinePoint];
+  /** Whether the roofline's time grew with size (else no "% of roofline" is reported). */
+  rooflineValid: boolean;
+  /** tf.topk on tfjs-backend-webgpu per call: the slope of a wall-time fit over calls per read-back. */
+  tfWebgpu: { ms: number; overheadMs: number; points: { n: number; ms: number }[] } | null;
+  /** tf.topk + data() per call on tfjs-backend-cpu. */
   tfCpu: Timing | null;
   tfWebgpuAgrees: boolean | null;
   tfCpuAgrees: boolean | null;
@@ -180,23 +66,21 @@ interface Row {
 export interface TopKBenchOptions {
   /** [rows, vocab, k] triples (default {@linkcode TOPK_SHAPES}). */
   shapes?: [number, number, number][];
-  /** Timed repetitions of the kernel and of the streaming read (default 5; the median is reported). */
+  /** Timed repetitions per measurement (default 3; medians are reported). */
   reps?: number;
-  /** Timed repetitions of tf.topk on tfjs-backend-webgpu (default 3; 0 skips it). */
+  /** Timed repetitions of tf.topk on tfjs-backend-webgpu per fit point (default 3; 0 skips it). */
   tfjsReps?: number;
   /** Timed repetitions of tf.topk on tfjs-backend-cpu (default 3; 0 skips it). */
   tfjsCpuReps?: number;
-  /**
-   * Copies of the GPU work per timed repetition (default 1): the kernel and the streaming read record this
-   * many copies into one submission and wait once, tf.topk on webgpu is called this many times before one
-   * `data()`; times are reported per copy, so a per-submission latency is spread over them.
-   */
-  perSubmit?: number;
+  /** Dispatch (and tf.topk call) counts of the wall-time fits (default 10, 50, 200). */
+  fitNs?: number[];
+  /** Time with the wall fit even when the adapter has timestamps (default false). */
+  forceWall?: boolean;
 }
 
 /**
  * Parses the flags of `deno task bench topk`: `--shapes ROWSxVOCABxK[,...]`, `--reps N`, `--tfjs-reps N`,
- * `--tfjs-cpu-reps N`, `--per-submit N`. Unknown flags and malformed values end with a
+ * `--tfjs-cpu-reps N`, `--fit-ns N,N,N`, `--wall` (no value). Unknown flags and malformed values end with a
  * {@linkcode SparsekdError}.
  *
  * @example
@@ -209,6 +93,11 @@ export function parseTopKBenchArgs(args: string[]): TopKBenchOptions {
   const options: TopKBenchOptions = {};
   for (let i = 0; i < args.length; i += 2) {
     const [flag, v] = [args[i], args[i + 1]];
+    if (flag === "--wall") {
+      options.forceWall = true;
+      i--;
+      continue;
+    }
     if (v === undefined) throw new SparsekdError(`${flag} needs a value`);
     if (flag === "--shapes") {
       options.shapes = v.split(",").map((p) => {
@@ -220,8 +109,8 @@ export function parseTopKBenchArgs(args: string[]): TopKBenchOptions {
         }
         return [Number(m[1]), Number(m[2]), Number(m[3])];
       });
-    } else if (flag === "--per-submit") {
-      options.perSubmit = parsePerSubmit(v);
+    } else if (flag === "--fit-ns") {
+      options.fitNs = parseFitNs(v);
     } else if (flag === "--reps" || flag === "--tfjs-reps" || flag === "--tfjs-cpu-reps") {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 0) throw new SparsekdError(`${flag} wants a whole number (got ${v})`);
@@ -230,7 +119,7 @@ export function parseTopKBenchArgs(args: string[]): TopKBenchOptions {
       else options.tfjsCpuReps = n;
     } else {
       throw new SparsekdError(
-        `unknown flag ${flag} (flags: --shapes, --reps, --tfjs-reps, --tfjs-cpu-reps, --per-submit)`,
+        `unknown flag ${flag} (flags: --shapes, --reps, --tfjs-reps, --tfjs-cpu-reps, --fit-ns, --wall)`,
       );
     }
   }
@@ -238,10 +127,34 @@ export function parseTopKBenchArgs(args: string[]): TopKBenchOptions {
 }
 
 /**
- * `deno task bench topk [--shapes 256x32000x64,...] [--reps 5] [--tfjs-reps 3] [--tfjs-cpu-reps 3]
- * [--per-submit 1]`: runs the top-k benchmark on the default adapter, prints the table and writes
- * `bench/results/topk-*.json`, with a progress line on stderr after each phase of each shape. Without flags it
- * times {@linkcode TOPK_SHAPES}.
+ * Parses `--fit-ns`: at least two distinct whole numbers >= 1, comma-separated.
+ *
+ * @example
+ * ```ts
+ * parseFitNs("10,50,200"); // [10, 50, 200]
+ * ```
+ */
+export function parseFitNs(v: string): number[] {
+  const ns = v.split(",").map(Number);
+  if (ns.length < 2 || ns.some((n) => !Number.isInteger(n) || n < 1) || new Set(ns).size !== ns.length) {
+    throw new SparsekdError(
+      `--fit-ns wants two or more distinct whole numbers >= 1, e.g. 10,50,200 (got ${v})`,
+    );
+  }
+  return ns;
+}
+
+/** "% of roofline" cell: stream read time / kernel time, or why it is not reported. */
+function percentOfRoofline(r: Row): string {
+  if (!r.rooflineValid) return "n/a (roofline flat)";
+  return fmt((100 * r.roofline[0].read.ms) / r.kernel.ms);
+}
+
+/**
+ * `deno task bench topk [--shapes 256x32000x64,...] [--reps 3] [--tfjs-reps 3] [--tfjs-cpu-reps 3]
+ * [--fit-ns 10,50,200] [--wall]`: runs the top-k benchmark on the default adapter, prints the table and
+ * writes `bench/results/topk-*.json`, with a progress line on stderr after each phase of each shape. Without
+ * flags it times {@linkcode TOPK_SHAPES}.
  *
  * @example
  * ```ts
@@ -251,59 +164,44 @@ export function parseTopKBenchArgs(args: string[]): TopKBenchOptions {
 export async function benchTopK(args: string[] = []): Promise<void> {
   const options = parseTopKBenchArgs(args);
   const shapes = options.shapes ?? TOPK_SHAPES;
-  const reps = options.reps ?? 5;
+  const reps = options.reps ?? 3;
   const tfjsReps = options.tfjsReps ?? 3;
   const tfjsCpuReps = options.tfjsCpuReps ?? 3;
-  const perSubmit = options.perSubmit ?? 1;
+  const fitNs = options.fitNs ?? [10, 50, 200];
+  const timing = { reps, fitNs, forceWall: options.forceWall };
   const rt = await createRuntime();
   const device = rt.device;
   if (!device) throw new SparsekdError("deno task bench topk needs a WebGPU adapter (none was found)");
   const results: Row[] = [];
-  const ms = (t: Timing) => `${fmt(t.medianMs)} ms`;
   for (const [rows, vocab, k] of shapes) {
     const bytes = rows * vocab * 4;
-    const tag = `topk bench ${rows}x${vocab}x${k}`;
-    const say = (line: string) => console.error(`${tag}: ${line}`);
-    const t0 = performance.now();
-    say(`${fmt(bytes / 1e6)} MB of logits, per-submit ${perSubmit} ...`);
+    const say = (line: string) => console.error(`topk bench ${rows}x${vocab}x${k}: ${line}`);
+    say(`${fmt(bytes / 1e6)} MB of logits ...`);
     const logits = randomLogits(rows * vocab);
     const buffer = device.createBuffer({
       size: Math.ceil(bytes / 16) * 16,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
     });
     device.queue.writeBuffer(buffer, 0, logits);
-    await device.queue.onSubmittedWorkDone();
-    say(`logits on the GPU after ${fmt((performance.now() - t0) / 1e3)} s`);
     let ours: Float32Array = new Float32Array(0);
     const topk = await timeAsync(async () => {
       ours = (await topKFromBuffer(rt, buffer, rows, vocab, k)).values;
     }, { reps, budgetMs: 10_000 });
-    const topkKernel = await timePerUnit(
-      async () => {
-        await submitTopKFromBuffer(rt, buffer, rows, vocab, k, {}, perSubmit);
-        await device.queue.onSubmittedWorkDone();
-      },
-      perSubmit,
-      { reps, budgetMs: 10_000 },
-    );
-    const topkBatchedReadBack = perSubmit === 1 ? topk : await timePerUnit(
-      async () => {
-        await (await submitTopKFromBuffer(rt, buffer, rows, vocab, k, {}, perSubmit))();
-      },
-      perSubmit,
-      { reps, budgetMs: 10_000 },
-    );
+    const kernel = await timeKernel(rt, () => submitTopKFromBuffer(rt, buffer, rows, vocab, k), timing);
+    say(`kernel ${fmt(kernel.ms)} ms (${kernel.method}), one call with read-back ${fmt(topk.medianMs)} ms`);
+    const roofline: [RooflinePoint, RooflinePoint] = [
+      await rooflineAt(rt, logits, timing),
+      await rooflineAt(rt, randomData(2 * rows * vocab), timing),
+    ];
+    const valid = rooflineValid(roofline[0], roofline[1]);
     say(
-      `ours ${ms(topkKernel)} (kernel) / ${ms(topk)} (with read-back)` +
-        (perSubmit === 1 ? "" : ` / ${ms(topkBatchedReadBack)} (${perSubmit} per read-back)`),
+      `stream read ${fmt(roofline[0].read.ms)} ms, at twice the size ${fmt(roofline[1].read.ms)} ms` +
+        (valid ? "" : " (does not grow with size: no % of roofline)"),
     );
-    const { read, layout } = await fastestStreamReader(rt, buffer, bytes, perSubmit);
-    const stream = await timePerUnit(() => read(perSubmit), perSubmit, { reps, budgetMs: 10_000 });
-    say(`stream ${ms(stream)} (workgroups of ${layout.wg} threads, ${layout.span} vec4s each)`);
 
     const tf = await useTfjsOnRuntime(rt);
     let agree = true; // do tf.topk's values equal ours (ids may differ only among equal values)?
-    // `calls` tf.topk calls, then one read-back of the last one's results; returns ms per call.
+    // `calls` tf.topk calls, then one read-back of the last one's results; returns ms in all.
     const tfTopk = async (x: Tensor2D, calls: number) => {
       const t0 = performance.now();
       let last: { values: Tensor; indices: Tensor } | null = null;
@@ -312,36 +210,26 @@ export async function benchTopK(args: string[] = []): Promise<void> {
         last = tf.topk(x, k, true);
       }
       const [v] = await Promise.all([last!.values.data(), last!.indices.data()]);
-      const ms = (performance.now() - t0) / calls;
+      const ms = performance.now() - t0;
       tf.dispose([last!.values, last!.indices]);
       agree &&= v.length === ours.length && ours.every((y, i) => y === v[i]);
       return ms;
     };
-    // Upload is left out of the tfjs timings: on webgpu x is our GPU buffer (zero copy), on the cpu backend
-    // x is made before the clock starts.
-    const timeTf = async (
-      name: string,
-      x: Tensor2D,
-      n: number,
-      calls: number,
-      budgetMs: number,
-    ): Promise<Timing> => {
-      say(`${name} warm-up (1 call, with compilation) ${fmt(await tfTopk(x, 1))} ms; timing ...`);
-      const times: number[] = [];
-      const start = performance.now();
-      while (times.length < n && (times.length === 0 || performance.now() - start < budgetMs)) {
-        times.push(await tfTopk(x, calls));
-      }
-      times.sort((a, b) => a - b);
-      return { medianMs: times[Math.floor((times.length - 1) / 2)], minMs: times[0], reps: times.length };
-    };
-    let tfWebgpu: Timing | null = null;
+    let tfWebgpu: Row["tfWebgpu"] = null;
     if (tfjsReps > 0) {
-      say("tf-webgpu ...");
+      // Upload is left out: x is our GPU buffer (zero copy).
       const x = tf.tensor({ buffer, zeroCopy: true }, [rows, vocab], "float32") as Tensor2D;
-      tfWebgpu = await timeTf("tf-webgpu", x, tfjsReps, perSubmit, 20_000);
+      say(`tf-webgpu warm-up (1 call, with compilation) ${fmt(await tfTopk(x, 1))} ms; fitting ...`);
+      const points = [];
+      for (const n of fitNs) {
+        const times: number[] = [];
+        for (let r = 0; r < tfjsReps; r++) times.push(await tfTopk(x, n));
+        points.push({ n, ms: times.sort((a, b) => a - b)[Math.floor((times.length - 1) / 2)] });
+      }
+      const { a, b } = fitLine(points);
+      tfWebgpu = { ms: b, overheadMs: a, points };
       tf.dispose(x);
-      say(`tf-webgpu ${ms(tfWebgpu)}${agree ? "" : " (values differ from ours)"}`);
+      say(`tf-webgpu ${fmt(b)} ms per call${agree ? "" : " (values differ from ours)"}`);
     }
     await device.queue.onSubmittedWorkDone();
     buffer.destroy();
@@ -350,11 +238,10 @@ export async function benchTopK(args: string[] = []): Promise<void> {
     let tfCpu: Timing | null = null;
     if (tfjsCpuReps > 0) {
       await tf.setBackend("cpu");
-      say("tf-cpu ...");
       const x = tf.tensor2d(logits, [rows, vocab]);
-      tfCpu = await timeTf("tf-cpu", x, tfjsCpuReps, 1, 20_000);
+      tfCpu = await timeAsync(() => tfTopk(x, 1), { reps: tfjsCpuReps, budgetMs: 20_000 });
       tf.dispose(x);
-      say(`tf-cpu ${ms(tfCpu)}${agree ? "" : " (values differ from ours)"}`);
+      say(`tf-cpu ${fmt(tfCpu.medianMs)} ms${agree ? "" : " (values differ from ours)"}`);
     }
     results.push({
       rows,
@@ -362,9 +249,9 @@ export async function benchTopK(args: string[] = []): Promise<void> {
       k,
       mbRead: bytes / 1e6,
       topk,
-      topkKernel,
-      topkBatchedReadBack,
-      stream,
+      kernel,
+      roofline,
+      rooflineValid: valid,
       tfWebgpu,
       tfCpu,
       tfWebgpuAgrees,
@@ -372,57 +259,56 @@ export async function benchTopK(args: string[] = []): Promise<void> {
     });
   }
 
-  const gbs = (r: Row, t: Timing) => r.mbRead / 1e3 / (t.medianMs / 1e3);
+  const gbs = (mb: number, ms: number) => mb / 1e3 / (ms / 1e3);
   const table = formatTable(
     [
       "rows x vocab x k",
-      "topk ms (read-back)",
+      "timing",
       "kernel ms",
       "kernel GB/s",
-      `kernel+rb/${perSubmit} ms`,
+      "1 call + read-back ms",
       "stream ms",
+      "stream ms (2x size)",
       "stream GB/s",
-      "tf-webgpu ms",
-      "tf-cpu ms",
       "% of roofline",
+      "tf-webgpu ms/call",
       "x tf-webgpu",
+      "tf-cpu ms",
       "x tf-cpu",
       "tf values agree",
     ],
     results.map((r) => [
       `${r.rows} x ${r.vocab} x ${r.k}`,
+      r.kernel.method,
+      fmt(r.kernel.ms),
+      fmt(gbs(r.mbRead, r.kernel.ms)),
       fmt(r.topk.medianMs),
-      fmt(r.topkKernel.medianMs),
-      fmt(gbs(r, r.topkKernel)),
-      fmt(r.topkBatchedReadBack.medianMs),
-      fmt(r.stream.medianMs),
-      fmt(gbs(r, r.stream)),
-      r.tfWebgpu ? fmt(r.tfWebgpu.medianMs) : "-",
+      fmt(r.roofline[0].read.ms),
+      fmt(r.roofline[1].read.ms),
+      fmt(gbs(r.roofline[0].bytes / 1e6, r.roofline[0].read.ms)),
+      percentOfRoofline(r),
+      r.tfWebgpu ? fmt(r.tfWebgpu.ms) : "-",
+      r.tfWebgpu ? fmt(r.tfWebgpu.ms / r.kernel.ms) : "-",
       r.tfCpu ? fmt(r.tfCpu.medianMs) : "-",
-      fmt((100 * r.stream.medianMs) / r.topkKernel.medianMs),
-      r.tfWebgpu ? fmt(r.tfWebgpu.medianMs / r.topkBatchedReadBack.medianMs) : "-",
       r.tfCpu ? fmt(r.tfCpu.medianMs / r.topk.medianMs) : "-",
       [r.tfWebgpuAgrees, r.tfCpuAgrees].map((a) => a === null ? "-" : a ? "yes" : "NO").join("/"),
     ]),
   );
-  console.log(`adapter: ${rt.adapter!.description}; per-submit ${perSubmit}`);
+  console.log(`adapter: ${rt.adapter!.description}`);
   console.log(table);
   const path = await writeResults("topk", {
     date: new Date().toISOString(),
     adapter: rt.adapter,
     backend: Deno.env.get("DENO_WEBGPU_BACKEND") ?? null,
-    perSubmit,
-    note: `medians in ms, per copy of the work; per-submit = ${perSubmit}. ` +
-      "topk = topKFromBuffer per call (kernel + its one batched read-back, logits already on the GPU; never " +
-      "batched); topkKernel = perSubmit copies of the kernel's dispatches in one submission, one " +
-      "onSubmittedWorkDone, divided by perSubmit (no read-back); topkBatchedReadBack = the same followed by " +
-      "one read-back, divided by perSubmit (= topk when perSubmit is 1); stream = perSubmit reads of the same " +
-      "bytes by shaders/stream_read.wgsl in one submission, one wait, divided by perSubmit; tfWebgpu = " +
-      "perSubmit tf.topk calls on tfjs-backend-webgpu over the same GPU buffer (zero copy) then one data() " +
-      "of the last, divided by perSubmit; tfCpu = tf.topk + data() per call on tfjs-backend-cpu (upload not " +
-      "timed). Ratios compare like with like: % of roofline = stream / topkKernel (both batched, no " +
-      "read-back); x tf-webgpu = tfWebgpu / topkBatchedReadBack (both perSubmit runs + one read-back); " +
-      "x tf-cpu = tfCpu / topk (both one call + its read-back)",
+    fitNs,
+    note: "ms. kernel = the top-k kernel per dispatch: GPU timestamps around N dispatches in one pass " +
+      "(method timestamps), else the slope b of wall time = a + b*N over N = fitNs dispatches per submission " +
+      "(method wall-fit); topk = one topKFromBuffer call with its read-back (latency, not throughput); " +
+      "roofline = shaders/stream_read.wgsl (read: sum checked against the CPU's; copy: read + write) timed " +
+      "the same way at the shape's size and at twice it; % of roofline = stream read / kernel, only when " +
+      "the read time grows with size; tfWebgpu = slope of a wall-time fit of N tf.topk calls then one " +
+      "data() (same GPU buffer, zero copy); x tf-webgpu = tfWebgpu / kernel; tfCpu = tf.topk + data() per " +
+      "call on tfjs-backend-cpu; x tf-cpu = tfCpu / topk",
     results,
   });
   console.log(`written: ${path}`);

@@ -16,6 +16,9 @@ const NWORDS: u32 = 512u;
 const KCACHE: u32 = 256u; // ids of S kept in workgroup memory for the exact membership check
 const BIG_NEG: f32 = -3.0e38;
 
+// The host packs this struct from the one field list in src/kernels/sparse_kd.ts (tests check they match).
+// A dispatch covers rows [0, rows) of a chunk; the *_off fields are where the chunk's row 0 starts inside
+// each binding (the bindings start at offsets rounded down to the device's alignment).
 struct Params {
   rows: u32,
   vocab: u32,
@@ -25,6 +28,11 @@ struct Params {
   t: f32,
   alpha: f32,
   need_ce: u32,
+  l_off: u32, // elements, in logits and grad (a multiple of VW)
+  k_off: u32, // elements, in ids and tvals
+  r_off: u32, // records, in rowinfo
+  o_off: u32, // elements, in loss
+  check_ids: u32, // 1: check each row's teacher ids (range, distinct); a bad row gets a NaN loss and gradient
 }
 
 struct RowInfo {
@@ -49,6 +57,7 @@ var<workgroup> red_b: array<f32, WG>;
 var<workgroup> bitmap: array<u32, NWORDS>;
 var<workgroup> ids_wg: array<u32, KCACHE>;
 var<workgroup> flag: u32;
+var<workgroup> bad_ids: u32;
 
 // Online logsumexp state (m, a, b): m the running max of x, a = Σ exp((x - m)/T), b = Σ exp(x - m).
 fn lse_combine(x: vec3<f32>, y: vec3<f32>) -> vec3<f32> {
@@ -180,10 +189,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   let V = params.vocab;
   let K = params.k;
-  let base = row * V;
-  let kb = row * K;
+  let base = params.l_off + row * V;
+  let kb = params.k_off + row * K;
+  let ri = params.r_off + row;
+  let lrow = params.o_off + row;
   if (tid == 0u) {
-    flag = rowinfo[row].on;
+    flag = rowinfo[ri].on;
   }
   let row_on = workgroupUniformLoad(&flag);
   if (row_on == 0u) {
@@ -191,11 +202,38 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       grad[base / VW + e] = LT(0.0);
     }
     if (tid == 0u) {
-      loss[row] = 0.0;
+      loss[lrow] = 0.0;
     }
     return;
   }
-  let info = rowinfo[row];
+  if (params.check_ids != 0u) {
+    // Ids that were not checked on the host (they live on the GPU): O(K²/WG) comparisons per thread.
+    if (tid == 0u) {
+      bad_ids = 0u;
+    }
+    workgroupBarrier();
+    var bad = false;
+    for (var p = tid; p < K * K; p = p + WG) {
+      let i = p / K;
+      let j = p % K;
+      let a = ids[kb + i];
+      bad = bad || (j == 0u && a >= V) || (i < j && a == ids[kb + j]);
+    }
+    if (bad) {
+      bad_ids = 1u;
+    }
+    if (workgroupUniformLoad(&bad_ids) != 0u) {
+      let nan = bitcast<f32>(0x7fc00000u);
+      for (var e = tid; e < V / VW; e = e + WG) {
+        grad[base / VW + e] = LT(nan);
+      }
+      if (tid == 0u) {
+        loss[lrow] = nan;
+      }
+      return;
+    }
+  }
+  let info = rowinfo[ri];
   let it = params.inv_t;
   let T = params.t;
   let alpha = params.alpha;
@@ -342,7 +380,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (need_ce) {
       l = l + (1.0 - alpha) * (sh1_all - (ld(base + u32(info.label)) - m_ref));
     }
-    loss[row] = info.scale * l;
+    loss[lrow] = info.scale * l;
   }
 
   // Pass 2: the gradient over the whole row; the entries of S are rewritten below. In mode tail, off S:

@@ -23,7 +23,8 @@
 //           (no barriers: cheaper than a sorting network on software adapters).
 //
 // Output buffer layout for a dispatch of `rows` rows (u32 words):
-//   [ids: rows*k][values (f32 bits): rows*k][logsumexp (f32 bits): rows*NT][NaN flags: rows]
+//   [ids: rows*k][values (f32 bits): rows*k][logsumexp (f32 bits): rows*NT][non-finite flags: rows]
+// (a row is non-finite when it holds NaN or +Infinity, or holds only -Infinity)
 
 struct Params {
   vocab: u32,
@@ -289,6 +290,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   workgroupBarrier();
   if (lid == 0u) {
     var flags = 0u;
+    var empty = false; // no finite value: a row of only -Infinity (or of NaN/+Infinity)
     var big_m = NEG_MAX;
     for (var j = 0u; j < WG; j++) {
       flags = flags | red_u[j];
@@ -304,11 +306,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       var lse = big_m * it + log(sum);
       if (sum == 0.0) {
         lse = bitcast<f32>(NEG_INF_BITS);
+        empty = true;
       }
       if ((flags & 2u) != 0u) {
         lse = bitcast<f32>(POS_INF_BITS);
       }
       out[out_lse + row * NT + t] = bitcast<u32>(lse);
+    }
+    // Non-finite row (NaN, +Infinity, or only -Infinity): the host refuses it. Bit 0 then stops the row.
+    if (empty || (flags & 3u) != 0u) {
+      flags = flags | 1u;
     }
     out[out_flag + row] = flags & 1u;
     shared_u[0] = flags | (atomicLoad(&counter) << 2u);
@@ -317,7 +324,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let flags = workgroupUniformLoad(&shared_u[0]);
   let appended = flags >> 2u;
   if ((flags & 1u) != 0u) {
-    // NaN row: the host reports it as an error; write defined values and stop.
+    // Non-finite row: the host reports it as an error; write defined values and stop.
     for (var j = lid; j < k; j += WG) {
       out[row * k + j] = 0u;
       out[out_vals + row * k + j] = 0u;

@@ -43,10 +43,15 @@ Deno.test(`topK equals the reference on the ${backend} backend (ties, -Infinity,
   }
 });
 
-Deno.test(`topK reports a NaN row on the ${backend} backend`, async () => {
+Deno.test(`topK reports a NaN, +Infinity or all -Infinity row on the ${backend} backend`, async () => {
   const x = randomLogits(4 * 100, 10);
   x[2 * 100 + 7] = NaN;
   await assert.rejects(() => topK(rt, x, 4, 100, 8), (e) => e instanceof NonFiniteLogitsError && e.row === 2);
+  x[1 * 100 + 3] = Infinity;
+  await assert.rejects(() => topK(rt, x, 4, 100, 8), (e) => e instanceof NonFiniteLogitsError && e.row === 1);
+  x[1 * 100 + 3] = 0;
+  x.fill(-Infinity, 0, 100);
+  await assert.rejects(() => topK(rt, x, 4, 100, 8), (e) => e instanceof NonFiniteLogitsError && e.row === 0);
 });
 
 Deno.test(`sparseKdLoss equals the reference in every mode on the ${backend} backend`, async () => {

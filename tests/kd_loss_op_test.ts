@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { createRuntime, type Runtime } from "../src/gpu/runtime.ts";
-import { tfjsGpuBackend, useTfjsOnRuntime } from "../src/gpu/tfjs_backend.ts";
+import { tensorGpuBuffer, tfjsGpuBackend, useTfjsOnRuntime } from "../src/gpu/tfjs_backend.ts";
+import { readBack } from "../src/gpu/readback.ts";
+import { rowsPerBinding } from "../src/kernels/sparse_kd.ts";
+import { kernelHooks, resetKernelHooks } from "../src/kernels/test_hooks.ts";
 import { createSparseKdLossOp, type KdOpOptions } from "../src/train/kd_loss_op.ts";
 import { sparseKdLossReference64, type SparseKdMode } from "../src/kernels/sparse_kd_reference.ts";
 
@@ -160,4 +163,141 @@ Deno.test("the op falls back to the reference on the tfjs cpu backend with the s
     console.error(`seed ${seed}`);
     throw e;
   }
+});
+
+Deno.test({
+  name: "the GPU op splits rows into chunks that fit a (lowered) binding limit, with the same gradient",
+  ignore: gpuRt.device === null,
+  fn: async () => {
+    const seed = Math.floor(Math.random() * 2 ** 31);
+    // Room for 2 rows of the largest vocabulary checkModelGradient draws (1,099) beside the alignment slack:
+    // the forward kernel runs in several dispatches with offset bindings, the backward scale kernel too.
+    kernelHooks.maxBindingBytes = 1280 + 2 * 1100 * 4;
+    try {
+      for (const mode of ["topk", "tail"] as SparseKdMode[]) {
+        await checkModelGradient(gpuRt, mode, seed, true);
+      }
+    } catch (e) {
+      console.error(`seed ${seed}`);
+      throw e;
+    } finally {
+      resetKernelHooks();
+    }
+  },
+});
+
+Deno.test({
+  name: "the GPU op on logits larger than the largest binding gives the reference's loss and gradient",
+  ignore: gpuRt.device === null,
+  fn: async () => {
+    const seed = Math.floor(Math.random() * 2 ** 31);
+    const rand = rng(seed);
+    const rt = gpuRt, device = rt.device!;
+    await useTfjsOnRuntime(rt);
+    const backend = tfjsGpuBackend(device)!;
+    const kdLoss = await createSparseKdLossOp(rt);
+    const vocab = 32768 + 4 * Math.floor(rand() * 16), k = 16, T = 2;
+    const rows = Math.floor(device.limits.maxStorageBufferBindingSize / (vocab * 4)) + 3 +
+      Math.floor(rand() * 8);
+    const s = new Float32Array(rows * vocab);
+    for (let i = 0; i < s.length; i++) s[i] = (rand() - 0.5) * 8;
+    const indices = new Uint32Array(rows * k), values = new Float32Array(rows * k);
+    const lse = new Float32Array(rows);
+    for (let r = 0; r < rows; r++) {
+      const ids = new Set<number>();
+      while (ids.size < k) ids.add(Math.floor(rand() * vocab));
+      [...ids].forEach((id, i) => {
+        indices[r * k + i] = id;
+        values[r * k + i] = 4 + rand() * 8;
+      });
+      lse[r] = 14 + rand(); // above the top-k's own lse (at most 6 + log 16 ≈ 8.8 at T = 2)
+    }
+    // Only the sampled rows are active (reduction "sum"), so the loss is the sum of their reference losses;
+    // they sit in the first chunk, on both sides of the chunk edge and in the last chunk.
+    const edge = rowsPerBinding(device, vocab, k);
+    const sample = [...new Set([0, edge - 1, edge, rows - 1, 1 + Math.floor(rand() * (rows - 2))])];
+    const masked = sample.includes(rows - 2) ? 2 : rows - 2; // a masked row: its gradient must be 0
+    const mask = new Uint8Array(rows);
+    for (const r of sample) mask[r] = 1;
+    const labels = Int32Array.from({ length: rows }, () => Math.floor(rand() * vocab));
+    const mode = (["topk", "renorm", "tail"] as SparseKdMode[])[Math.floor(rand() * 3)];
+    const options: KdOpOptions = { mode, temperature: T, alpha: 0.5, labels, mask, reduction: "sum" };
+    const x = tf.tensor2d(s, [rows, vocab]);
+    const { value, grad } = tf.valueAndGrad((l: tf.Tensor) =>
+      kdLoss(l as tf.Tensor2D, { indices, values, k, logsumexp: lse }, options)
+    )(x);
+    try {
+      const got = (await value.data())[0];
+      const regions = [...sample, masked].map((r) => ({
+        buffer: tensorGpuBuffer(backend, grad),
+        offset: r * vocab * 4,
+        size: vocab * 4,
+      }));
+      const rowsBack = (await readBack(device, regions)).map((b) => new Float32Array(b));
+      let want = 0;
+      sample.forEach((r, i) => {
+        const one = {
+          indices: indices.slice(r * k, (r + 1) * k),
+          values: values.slice(r * k, (r + 1) * k),
+          k,
+          logsumexp: lse.slice(r, r + 1),
+        };
+        const ref = sparseKdLossReference64(s.slice(r * vocab, (r + 1) * vocab), 1, vocab, one, {
+          mode,
+          temperature: T,
+          alpha: 0.5,
+          labels: labels.slice(r, r + 1),
+        });
+        want += ref.loss[0];
+        let max = 0;
+        for (let j = 0; j < vocab; j++) max = Math.max(max, Math.abs(ref.grad[j]));
+        for (let j = 0; j < vocab; j++) {
+          const err = Math.abs(rowsBack[i][j] - ref.grad[j]);
+          if (!(err <= 1e-4 * max)) {
+            assert.fail(`${mode} row ${r} id ${j}: ${rowsBack[i][j]} vs ${ref.grad[j]}`);
+          }
+        }
+      });
+      assert.ok(
+        Math.abs(got - want) <= 1e-5 * Math.abs(want),
+        `${mode} loss ${got} vs ${want} (seed ${seed})`,
+      );
+      assert.ok(rowsBack[sample.length].every((g) => g === 0), "a masked row's gradient is not 0");
+    } catch (e) {
+      console.error(`seed ${seed}`);
+      throw e;
+    } finally {
+      tf.dispose([x, value, grad]);
+    }
+  },
+});
+
+Deno.test({
+  name: "teacher ids given as a tensor are checked on the GPU: a repeated or out-of-range id gives a NaN row",
+  ignore: gpuRt.device === null,
+  fn: async () => {
+    await useTfjsOnRuntime(gpuRt);
+    const kdLoss = await createSparseKdLossOp(gpuRt);
+    const rows = 3, vocab = 40, k = 4;
+    const ids = Int32Array.from([0, 1, 2, 3, 5, 6, 5, 7, 8, 9, 10, 40]); // row 1 repeats 5, row 2 has 40 ≥ vocab
+    const logits = tf.tensor2d(Float32Array.from({ length: rows * vocab }, (_, i) => Math.sin(i)), [
+      rows,
+      vocab,
+    ]);
+    const indices = tf.tensor2d(ids, [rows, k], "int32");
+    const values = tf.tensor2d(Float32Array.from({ length: rows * k }, (_, i) => 3 - i % k), [rows, k]);
+    for (const [name, mask] of [["all rows", [1, 1, 1]], ["row 0 only", [1, 0, 0]]] as const) {
+      const loss = kdLoss(logits, { indices, values, k }, {
+        mode: "topk",
+        temperature: 2,
+        mask: Uint8Array.from(mask),
+        reduction: "sum",
+      });
+      const v = (await loss.data())[0];
+      loss.dispose();
+      if (name === "all rows") assert.ok(Number.isNaN(v), `${name}: loss ${v} should be NaN`);
+      else assert.ok(Number.isFinite(v) && v > 0, `${name}: loss ${v}`);
+    }
+    tf.dispose([logits, indices, values]);
+  },
 });

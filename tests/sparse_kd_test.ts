@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createRuntime } from "../src/gpu/runtime.ts";
-import { sparseKdLoss } from "../src/kernels/sparse_kd.ts";
+import { rowsPerBinding, sparseKdLoss } from "../src/kernels/sparse_kd.ts";
+import { kernelHooks, resetKernelHooks } from "../src/kernels/test_hooks.ts";
 import {
   sparseKdLossReference,
   sparseKdLossReference64,
@@ -165,7 +166,13 @@ Deno.test({
       const c = randomCase(rand, rows, vocab, 8, T);
       const opts = randomOptions(rand, c, mode, T);
       const chunkRows = 1 + Math.floor(rand() * 4);
-      const got = await sparseKdLoss(rt, c.s, rows, vocab, c.teacher, opts, chunkRows * vocab * 4);
+      kernelHooks.maxBindingBytes = chunkRows * vocab * 4 + 1280;
+      let got;
+      try {
+        got = await sparseKdLoss(rt, c.s, rows, vocab, c.teacher, opts);
+      } finally {
+        resetKernelHooks();
+      }
       const want = sparseKdLossReference(c.s, rows, vocab, c.teacher, opts);
       assertLossClose(got.loss, want.loss, `${mode} chunks of ${chunkRows} rows`);
       assertClose(got.grad, want.grad, rows, vocab, `${mode} chunks of ${chunkRows} rows`);
@@ -426,4 +433,106 @@ Deno.test("bad input to the sparse-KD loss is a one-line SparsekdError", async (
       return true;
     });
   }
+});
+
+/**
+ * A batch whose student logits exceed the device's largest storage binding (128 MiB on the software
+ * adapters), made once for the tests below: distinct teacher ids per row, a full-vocabulary lse above the
+ * top-k's, labels for the CE term.
+ */
+let bigCase:
+  | { rows: number; vocab: number; s: Float32Array; teacher: SparseKdTeacher; labels: Int32Array }
+  | null = null;
+function overBindingCase(rand: () => number) {
+  if (bigCase) return bigCase;
+  const limit = rt.device!.limits.maxStorageBufferBindingSize;
+  const vocab = 32768 + 4 * Math.floor(rand() * 16), k = 16, T = 2;
+  const rows = Math.floor(limit / (vocab * 4)) + 3 + Math.floor(rand() * 8);
+  const s = new Float32Array(rows * vocab);
+  for (let i = 0; i < s.length; i++) s[i] = (rand() - 0.5) * 8;
+  const indices = new Uint32Array(rows * k), values = new Float32Array(rows * k);
+  const logsumexp = new Float32Array(rows);
+  const ids = new Set<number>();
+  for (let r = 0; r < rows; r++) {
+    ids.clear();
+    while (ids.size < k) ids.add(Math.floor(rand() * vocab));
+    [...ids].forEach((id, i) => {
+      indices[r * k + i] = id;
+      values[r * k + i] = 4 + rand() * 8;
+    });
+    logsumexp[r] = lse(Array.from(values.subarray(r * k, (r + 1) * k), (v) => v / T)) + 0.5 + rand();
+  }
+  const labels = Int32Array.from({ length: rows }, () => Math.floor(rand() * vocab));
+  bigCase = { rows, vocab, s, teacher: { indices, values, k, logsumexp }, labels };
+  return bigCase;
+}
+
+/** Row r of a batch as a batch of one (for the reference). */
+function rowOf(c: NonNullable<typeof bigCase>, r: number, opts: SparseKdOptions) {
+  const { vocab } = c, k = c.teacher.k;
+  const teacher: SparseKdTeacher = {
+    indices: c.teacher.indices.slice(r * k, (r + 1) * k),
+    values: c.teacher.values.slice(r * k, (r + 1) * k),
+    k,
+    logsumexp: c.teacher.logsumexp!.slice(r, r + 1),
+  };
+  return {
+    s: c.s.slice(r * vocab, (r + 1) * vocab),
+    teacher,
+    opts: { ...opts, labels: c.labels.slice(r, r + 1) },
+  };
+}
+
+Deno.test({
+  name: "sparseKdLoss on student logits larger than the largest binding equals the reference on sampled rows",
+  ignore: noGpu,
+  fn: withSeed("over binding", async (rand) => {
+    const c = overBindingCase(rand);
+    assert.ok(c.rows * c.vocab * 4 > rt.device!.limits.maxStorageBufferBindingSize);
+    const mode = MODES[Math.floor(rand() * 3)];
+    const opts: SparseKdOptions = { mode, temperature: 2, alpha: 0.5, labels: c.labels };
+    const got = await sparseKdLoss(rt, c.s, c.rows, c.vocab, c.teacher, opts);
+    const edge = rowsPerBinding(rt.device!, c.vocab, c.teacher.k); // the first row of the second chunk
+    const sample = [0, 1, edge - 1, edge, c.rows - 2, c.rows - 1, Math.floor(rand() * c.rows)];
+    for (const r of sample) {
+      const one = rowOf(c, r, opts);
+      const want = sparseKdLossReference(one.s, 1, c.vocab, one.teacher, one.opts);
+      const what = `${mode} row ${r} of ${c.rows} (chunks of ${edge})`;
+      assertLossClose(got.loss.subarray(r, r + 1), want.loss, what);
+      assertClose(got.grad.subarray(r * c.vocab, (r + 1) * c.vocab), want.grad, 1, c.vocab, what);
+    }
+  }),
+});
+
+Deno.test({
+  name:
+    "a forced over-limit dispatch raises a GPU error naming the kernel, not stale output; the device stays usable",
+  ignore: noGpu,
+  fn: withSeed("forced over limit", async (rand) => {
+    const c = overBindingCase(rand);
+    const opts: SparseKdOptions = { mode: "topk", temperature: 2, alpha: 0.5, labels: c.labels };
+    kernelHooks.ignoreBindingLimit = true;
+    try {
+      await assert.rejects(
+        () => sparseKdLoss(rt, c.s, c.rows, c.vocab, c.teacher, opts),
+        (e: unknown) => {
+          assert.ok(e instanceof SparsekdError, String(e));
+          assert.match(e.message, /^GPU error in kernel sparse_kd \(validation\): /);
+          assert.ok(!e.message.includes("\n"));
+          return true;
+        },
+      );
+    } finally {
+      resetKernelHooks();
+    }
+    // The same runtime still computes a small batch correctly.
+    const small = randomCase(rand, 3, 64, 4, 2);
+    const o = randomOptions(rand, small, "topk", 2);
+    const got = await sparseKdLoss(rt, small.s, 3, 64, small.teacher, o);
+    assertLossClose(
+      got.loss,
+      sparseKdLossReference(small.s, 3, 64, small.teacher, o).loss,
+      "after the error",
+    );
+  }),
 });

@@ -7,13 +7,13 @@ import { createRuntime, type Runtime } from "../src/gpu/runtime.ts";
 import { SparsekdError } from "../src/errors.ts";
 import {
   NonFiniteLogitsError,
-  poisonTopKScratch,
   submitTopKFromBuffer,
   topK,
   topKFromBuffer,
   topKReference,
   type TopKResult,
 } from "../src/kernels/topk.ts";
+import { kernelHooks, poisonKernelScratch, resetKernelHooks } from "../src/kernels/test_hooks.ts";
 
 const CPU_ONLY = Deno.env.get("SPARSEKD_TEST_CPU_ONLY") === "1";
 let runtime: Promise<Runtime> | null = null;
@@ -83,7 +83,10 @@ function makeLogits(rand: () => number, rows: number, vocab: number, kind: Kind)
         break;
     }
   }
-  if (kind === "neginf" && rows > 1) x.fill(-Infinity, 0, vocab); // a row of only -Infinity
+  if (kind === "neginf" && rows > 1) { // a row of -Infinity but one finite value
+    x.fill(-Infinity, 0, vocab);
+    x[Math.floor(rand() * vocab)] = gauss();
+  }
   if (kind === "huge") x[rand() * x.length | 0] = 1e30;
   return x;
 }
@@ -125,7 +128,7 @@ async function check(
 ): Promise<void> {
   const x = makeLogits(rand, rows, vocab, kind);
   const what = `rows=${rows} vocab=${vocab} k=${k} ${kind} T=${temperatures ?? "default"}`;
-  poisonTopKScratch(rt, 0x7fc00001);
+  poisonKernelScratch(rt.device!, 0x7fc00001);
   const got = await topK(rt, x, rows, vocab, k, { temperatures });
   assertSame(got, topKReference(x, rows, vocab, k, { temperatures }), what);
 }
@@ -159,7 +162,7 @@ Deno.test("topK breaks ties by the lower token id, -0 equal to +0, also with k =
   });
 });
 
-Deno.test("topK handles -Infinity, rows of only -Infinity, +Infinity and magnitudes up to 1e30", async () => {
+Deno.test("topK handles -Infinity, rows with a single finite value and magnitudes up to 1e30", async () => {
   const rt = await gpu();
   if (!rt) return;
   await withSeed("extremes", async (rand) => {
@@ -167,12 +170,40 @@ Deno.test("topK handles -Infinity, rows of only -Infinity, +Infinity and magnitu
     await check(rt, rand, 3, 40000, 64, "neginf");
     await check(rt, rand, 3, 3000, 33, "huge", [1, 0.01, 10]);
     const x = makeLogits(rand, 2, 600, "normal");
-    x[5] = Infinity;
     x[600 + 7] = -1e30;
-    poisonTopKScratch(rt, 0xffffffff);
+    x[600 + 8] = 3e38;
+    poisonKernelScratch(rt.device!, 0xffffffff);
     const got = await topK(rt, x, 2, 600, 10, { temperatures: [1, 2] });
-    assertSame(got, topKReference(x, 2, 600, 10, { temperatures: [1, 2] }), "+Infinity");
-    assert.equal(got.logsumexp[0], Infinity);
+    assertSame(got, topKReference(x, 2, 600, 10, { temperatures: [1, 2] }), "-1e30 and 3e38");
+  });
+});
+
+Deno.test("rows with +Infinity or only -Infinity are refused like NaN, naming the row (GPU and CPU)", async () => {
+  const rt = await gpu();
+  const cpu = await createRuntime({ cpu: true, quiet: true });
+  await withSeed("nonfinite", async (rand) => {
+    for (
+      const [what, vocab] of [["+Infinity", 600], ["+Infinity, long row", 40000], [
+        "-Infinity only",
+        777,
+      ]] as const
+    ) {
+      const rows = 5;
+      const x = makeLogits(rand, rows, vocab, "normal");
+      const bad = 1 + Math.floor(rand() * 3);
+      if (what.startsWith("+")) x[bad * vocab + Math.floor(rand() * vocab)] = Infinity;
+      else x.fill(-Infinity, bad * vocab, (bad + 1) * vocab);
+      x[(rows - 1) * vocab] = NaN; // a later bad row: the first one is named
+      for (const r of rt ? [rt, cpu] : [cpu]) {
+        await assert.rejects(() => topK(r, x, rows, vocab, 5), (e: unknown) => {
+          assert.ok(e instanceof NonFiniteLogitsError, `${what}: ${e}`);
+          assert.equal(e.row, bad, what);
+          assert.match(e.message, new RegExp(`row ${bad}\\b`));
+          assert.ok(!e.message.includes("\n"));
+          return true;
+        });
+      }
+    }
   });
 });
 
@@ -209,15 +240,20 @@ Deno.test("topKFromBuffer and submitTopKFromBuffer read logits already on the GP
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
     });
     device.queue.writeBuffer(buf, 0, x);
-    poisonTopKScratch(rt, 0x12345678);
+    poisonKernelScratch(rt.device!, 0x12345678);
     const got = await topKFromBuffer(rt, buf, rows, vocab, k, { temperatures: [1, 1.5] });
     const want = topKReference(x, rows, vocab, k, { temperatures: [1, 1.5] });
     assertSame(got, want, "topKFromBuffer");
     // The benchmarks' entry point: the same dispatches three times in one submission, one read-back.
-    poisonTopKScratch(rt, 0x7f7f7f7f);
-    const readBack = await submitTopKFromBuffer(rt, buf, rows, vocab, k, { temperatures: [1, 1.5] }, 3);
+    poisonKernelScratch(rt.device!, 0x7f7f7f7f);
+    kernelHooks.repeat = 3;
+    let readBack;
+    try {
+      readBack = await submitTopKFromBuffer(rt, buf, rows, vocab, k, { temperatures: [1, 1.5] });
+    } finally {
+      resetKernelHooks();
+    }
     assertSame(await readBack(), want, "submitTopKFromBuffer × 3");
-    await assert.rejects(() => submitTopKFromBuffer(rt, buf, rows, vocab, k, {}, 0), /repeat must be/);
     buf.destroy();
   });
 });

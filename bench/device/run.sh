@@ -1,52 +1,56 @@
 #!/usr/bin/env bash
-# Kernel tests and benchmarks of sparsekd on a lent GPU machine (no network there), in one call.
+# Kernel tests and benchmarks of sparsekd on a lent GPU machine (no network there), in one call, under 5 min.
 #
 # What it does: installs the Vulkan loader from .gl/*.deb, unpacks Deno 2.9.6 and an npm-only DENO_DIR from
-# .devbundle/ (both ignored by git; see "Bundle" below), prints the GPU and the WebGPU adapter (falling back to
-# DENO_WEBGPU_BACKEND=gl when Vulkan finds none), then, each step under `timeout` and inside one overall
-# deadline, and going on after a failure:
-#   (a) the kernel correctness tests (tests/topk_test.ts, sparse_kd_test.ts, kd_loss_op_test.ts) on the GPU;
-#   (b) `bench topk` and `bench sparse-kd`, one process per shape (a small topk shape first, then logits of
-#       0.4-0.8 GB, well past the 60 MB L2), with --per-submit 20 on the GPU: the GPU-only timings put 20 copies
-#       of the work in one submission and wait once, so Deno's ~10 ms per-wait latency does not set the number;
-#       each bench prints a progress line on stderr after each phase;
-#   (c) copies the new bench/results/*.json next to the whole log ($OUT/log.txt).
+# .devbundle/ (both ignored by git; see "Prepare" below), then, each step under `timeout` and inside one
+# overall deadline, going on after a failure:
+#   (0) the adapter: description, features and limits ($OUT/adapter.json);
+#   (a) the streaming roofline (read with its sum checked against the CPU's, and copy) at 0.5, 1 and 2 GiB;
+#   (b) the GPU kernel tests (tests/topk_test.ts, sparse_kd_test.ts, kd_loss_op_test.ts, runtime_test.ts);
+#   (c) old vs new top-k (bench/topk_compare.ts; skipped when src/kernels/topk_radix.ts does not exist);
+#   (d) `bench topk` and `bench sparse-kd` (four shapes): kernel times from GPU timestamps (timestamp-query,
+#       compute-pass timestampWrites) where the adapter has them, else a wall-time fit a + b*N over
+#       N = 10/50/200 dispatches per submission (b reported); "% of roofline" only where the roofline's time
+#       grows with size;
+#   (e) every new bench/results/*.json into $OUT, and $OUT/summary.md (markdown of them), beside $OUT/log.txt.
 # Everything runs with --cached-only: nothing is fetched.
 #
-# Call (device tool):  run  command: "bash bench/device/run.sh"  carry: [".gl", ".devbundle"]  timeout_s: 420
-# Locally (CPU, small shapes, no loader install):
-#   OUT=/tmp/devout SKIP_GL_UNPACK=1 SMALL=1 DEADLINE_S=3000 bash bench/device/run.sh
-# Environment: OUT (required); DEADLINE_S (whole script, default 330); STEP_CAP_S (each bench process, default
-# 60); SKIP_TESTS=1 (skip (a)); SKIP_GL_UNPACK=1; SMALL=1 (CPU shapes and flags); TOPK_SHAPES, TOPK_FLAGS,
-# KD_SHAPES, KD_FLAGS (space-separated shapes / the flags of every process; override the defaults below), e.g.
-#   TOPK_SHAPES="256x32000x64" TOPK_FLAGS="--reps 3 --tfjs-reps 0 --tfjs-cpu-reps 0 --per-submit 20" ...
+# Prepare (a fresh session, on the CPU machine, once; rebuild when deno.lock changes):
+#   bash bench/device/run.sh prepare
+# makes .gl/ (apt-get download of libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2, amd64) and
+# .devbundle/ (deno.xz: the deno 2.9.6 binary that `npx -y deno@2.9.6` runs, xz -6; deno_dir.tar.xz: the npm/
+# folder of a DENO_DIR filled by `deno cache` of the entry points above, tfjs source maps removed).
 #
-# Bundle (rebuild here when deno.lock changes):
-#   .gl/          apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 (amd64), per
-#                 the device README;
-#   .devbundle/   deno.xz (xz -9e of the deno 2.9.6 linux-x64 binary) and deno_dir.tar.xz (the npm/ folder of a
-#                 DENO_DIR filled by `deno cache tasks/bench.ts tests/{topk,sparse_kd,kd_loss_op}_test.ts`, with
-#                 the @tensorflow packages' source maps, *_test files and unused dist bundles removed).
+# Call (device tool):  run  command: "bash bench/device/run.sh"  carry: [".gl", ".devbundle"]  timeout_s: 330
+# Rehearsal (CPU, software adapter, small sizes, no loader install; NO_BUNDLE=1: the local deno and DENO_DIR):
+#   OUT=/tmp/devout SKIP_GL_UNPACK=1 SMALL=1 NO_BUNDLE=1 DEADLINE_S=3000 STEP_CAP_S=900 bash bench/device/run.sh
+# Environment: OUT (required); DEADLINE_S (whole script, default 290); STEP_CAP_S (each bench process, default
+# 60); SKIP_TESTS=1; SKIP_GL_UNPACK=1; SMALL=1 (software-adapter sizes); NO_BUNDLE=1; ROOF_MIB, TOPK_SHAPES, TOPK_FLAGS,
+# KD_SHAPES, KD_FLAGS override the defaults below.
 set -u
 cd "$(dirname "$0")/../.."
-OUT=${OUT:?OUT must name the folder for the results}
-mkdir -p "$OUT"
+if [ "${1:-}" != prepare ]; then
+  OUT=${OUT:?OUT must name the folder for the results}
+  mkdir -p "$OUT"
+fi
 START=$SECONDS
-DEADLINE_S=${DEADLINE_S:-330} # the whole script, so that it ends inside a 6-minute slot
+DEADLINE_S=${DEADLINE_S:-290} # the whole script: under 5 minutes
 STEP_CAP_S=${STEP_CAP_S:-60}  # each bench process
 
-if [ "${SMALL:-0}" = 1 ]; then # a CPU adapter: shapes and reps that finish in minutes
-  D_TOPK_SHAPES="64x32000x64"
-  D_TOPK_FLAGS="--reps 2 --tfjs-reps 1 --tfjs-cpu-reps 1"
-  D_KD_SHAPES="16x32000"
-  D_KD_FLAGS="--reps 2 --tfjs-reps 1 --modes topk,tail"
-else # 256x32000 (33 MB) first, then 4096x32000 (524 MB), 1024x131072 (537 MB), 4096x50257 (823 MB); tf-cpu
-  # skipped: a CPU baseline on a GPU box
+if [ "${SMALL:-0}" = 1 ]; then # a software adapter: sizes and reps that finish in minutes
+  D_ROOF_MIB="8,16,32"
+  D_TOPK_SHAPES="32x32000x64"
+  D_TOPK_FLAGS="--reps 2 --tfjs-reps 1 --tfjs-cpu-reps 0 --fit-ns 2,5,10"
+  D_KD_SHAPES="16x32000 8x50257"
+  D_KD_FLAGS="--reps 2 --tfjs-reps 0 --modes topk,tail --fit-ns 2,5,10"
+else # tf-cpu skipped: a CPU baseline on a GPU box
+  D_ROOF_MIB="512,1024,2048"
   D_TOPK_SHAPES="256x32000x64 4096x32000x64 1024x131072x256 4096x50257x64"
-  D_TOPK_FLAGS="--reps 5 --tfjs-reps 2 --tfjs-cpu-reps 0 --per-submit 20"
-  D_KD_SHAPES="4096x32000 1024x131072"
-  D_KD_FLAGS="--reps 20 --tfjs-reps 3 --per-submit 20"
+  D_TOPK_FLAGS="--reps 5 --tfjs-reps 2 --tfjs-cpu-reps 0"
+  D_KD_SHAPES="1024x32000 4096x32000 1024x131072 4096x50257"
+  D_KD_FLAGS="--reps 5 --tfjs-reps 2"
 fi
+ROOF_MIB=${ROOF_MIB:-$D_ROOF_MIB}
 TOPK_SHAPES=${TOPK_SHAPES:-$D_TOPK_SHAPES}
 TOPK_FLAGS=${TOPK_FLAGS:-$D_TOPK_FLAGS}
 KD_SHAPES=${KD_SHAPES:-$D_KD_SHAPES}
@@ -86,10 +90,18 @@ main() {
   [ -f "$egl" ] && export __EGL_VENDOR_LIBRARY_FILENAMES=$egl
   local tmp=${TMPDIR:-/tmp}/sparsekd-device
   rm -rf "$tmp" && mkdir -p "$tmp/deno_dir"
-  unxz_to .devbundle/deno.xz >"$tmp/deno" && chmod +x "$tmp/deno"
-  unxz_to .devbundle/deno_dir.tar.xz | tar -xf - -C "$tmp/deno_dir"
-  export DENO_DIR=$tmp/deno_dir DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 PATH=$tmp:$PATH
-  echo "deno: $(deno --version | head -1); DENO_DIR=$DENO_DIR; VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"
+  if [ "${NO_BUNDLE:-0}" = 1 ]; then # rehearsal: the deno that npx runs, with this machine's DENO_DIR
+    ln -s "$(npx -y deno@2.9.6 eval 'console.log(Deno.execPath())' | tail -1)" "$tmp/deno"
+    export DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 PATH=$tmp:$PATH
+  else
+    unxz_to .devbundle/deno.xz >"$tmp/deno" && chmod +x "$tmp/deno"
+    unxz_to .devbundle/deno_dir.tar.xz | tar -xf - -C "$tmp/deno_dir"
+    export DENO_DIR=$tmp/deno_dir DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 PATH=$tmp:$PATH
+  fi
+  # The Vulkan loader (Mesa's WSI) warns on stderr when XDG_RUNTIME_DIR is unset; the runtime sets its own,
+  # the probes below run before it.
+  [ -n "${XDG_RUNTIME_DIR:-}" ] || { export XDG_RUNTIME_DIR=$tmp/xdg && mkdir -p -m 700 "$XDG_RUNTIME_DIR"; }
+  echo "deno: $(deno --version | head -1); DENO_DIR=${DENO_DIR:-default}; VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"
   ldconfig -p | grep -m1 libvulkan.so.1 || echo "no libvulkan.so.1 on this machine"
   if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=name,driver_version,memory.used,memory.total,clocks.sm,clocks.max.sm,power.draw \
@@ -106,12 +118,21 @@ main() {
   local marker=$tmp/marker
   touch "$marker"
 
-  echo "topk: $TOPK_SHAPES / $TOPK_FLAGS; sparse-kd: $KD_SHAPES / $KD_FLAGS; per step ${STEP_CAP_S}s, deadline ${DEADLINE_S}s"
+  echo "roofline: $ROOF_MIB MiB; topk: $TOPK_SHAPES / $TOPK_FLAGS; sparse-kd: $KD_SHAPES / $KD_FLAGS"
+  local limits='const a = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+    const l = {}; for (const k in a.limits) l[k] = a.limits[k];
+    const i = {}; for (const k in a.info) i[k] = a.info[k];
+    console.log(JSON.stringify({ info: i, features: [...a.features].sort(), limits: l }, null, 2));'
+  step adapter 30 bash -c "deno eval '$limits' > '$OUT/adapter.json' && cat '$OUT/adapter.json'"
+  step roofline "$STEP_CAP_S" deno run -A --cached-only bench/roofline.ts --sizes-mib "$ROOF_MIB"
   if [ "${SKIP_TESTS:-0}" = 1 ]; then
     SUMMARY+="tests: skipped (SKIP_TESTS=1)"$'\n'
   else
-    step tests 150 deno test -A --cached-only tests/topk_test.ts tests/sparse_kd_test.ts tests/kd_loss_op_test.ts
+    step tests 120 deno test -A --cached-only tests/topk_test.ts tests/sparse_kd_test.ts tests/kd_loss_op_test.ts \
+      tests/runtime_test.ts
   fi
+  step "topk old vs new" "$STEP_CAP_S" deno run -A --cached-only bench/topk_compare.ts --shapes \
+    "$(echo "$TOPK_SHAPES" | tr ' ' ',')"
   local s
   for s in $TOPK_SHAPES; do
     # shellcheck disable=SC2086 # the flags are meant to split
@@ -123,9 +144,30 @@ main() {
   done
 
   find bench/results -maxdepth 1 -name '*.json' -newer "$marker" -exec cp {} "$OUT/" \; 2>/dev/null
+  deno run -A --cached-only bench/device/summarize.ts "$OUT"
   echo "=== summary (total $((SECONDS - START))s)"
   printf '%s' "$SUMMARY"
   echo "results in \$OUT: $(cd "$OUT" && ls | tr '\n' ' ')"
 }
 
+prepare() { # on the CPU machine: the loader debs and the Deno bundle this script carries
+  rm -rf .gl .devbundle && mkdir -p .gl .devbundle
+  (cd .gl && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
+  local deno
+  deno=$(npx -y deno@2.9.6 eval 'console.log(Deno.execPath())' | tail -1)
+  xz -6 -T0 -c "$deno" >.devbundle/deno.xz
+  local dir
+  dir=$(mktemp -d)
+  DENO_DIR=$dir npx -y deno@2.9.6 cache tasks/bench.ts bench/roofline.ts bench/topk_compare.ts \
+    bench/device/summarize.ts tests/topk_test.ts tests/sparse_kd_test.ts tests/kd_loss_op_test.ts tests/runtime_test.ts
+  find "$dir/npm" -name '*.map' -delete
+  tar -C "$dir" -cf - npm | xz -6 -T0 >.devbundle/deno_dir.tar.xz
+  rm -rf "$dir"
+  du -sh .gl .devbundle
+}
+
+if [ "${1:-}" = prepare ]; then
+  prepare
+  exit
+fi
 main 2>&1 | tee "$OUT/log.txt"

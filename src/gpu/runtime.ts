@@ -1,7 +1,9 @@
 /**
- * The WebGPU runtime: adapter and device, the pipeline cache, and WGSL loading from `shaders/`.
+ * The WebGPU runtime: adapter and device, the pipeline cache, WGSL loading from `shaders/`, and GPU error
+ * tracking (`uncapturederror`, `device.lost`, error scopes; see `src/gpu/gpu_errors.ts`).
  * @module
  */
+import { markDestroyed, watchDevice, withErrorScopes } from "./gpu_errors.ts";
 
 /** What the runtime knows about the adapter it got. */
 export interface AdapterSummary {
@@ -64,8 +66,26 @@ export function loadShader(name: string): Promise<string> {
 export interface RuntimeOptions {
   /** Force the CPU path. */
   cpu?: boolean;
-  /** Do not print the adapter line on stderr. */
+  /** Do not print the adapter line (nor the "compiling GPU kernels" line) on stderr. */
   quiet?: boolean;
+}
+
+/** The line printed on stderr before the first pipeline compile of a (non-quiet) process. */
+export const COMPILING_LINE =
+  "sparsekd: compiling GPU kernels (first run only; can take minutes on a software adapter)";
+let compileAnnounced = false;
+
+/**
+ * The Vulkan loader (Mesa's WSI) prints "XDG_RUNTIME_DIR is invalid or not set" on stderr when the variable is
+ * missing, before our adapter line. A private, empty directory of our own silences it; nothing is written there.
+ */
+function ensureXdgRuntimeDir(): void {
+  try {
+    if (Deno.env.get("XDG_RUNTIME_DIR")) return;
+    Deno.env.set("XDG_RUNTIME_DIR", Deno.makeTempDirSync({ prefix: "sparsekd-xdg-" }));
+  } catch {
+    // No env or write permission: the warning stays, nothing else changes.
+  }
 }
 
 /**
@@ -88,6 +108,7 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Runti
     say("sparsekd: --cpu given: running on the CPU");
     return cpuRuntime();
   }
+  ensureXdgRuntimeDir();
   const gpu = (globalThis.navigator as { gpu?: GPU }).gpu;
   const adapter = gpu ? await gpu.requestAdapter({ powerPreference: "high-performance" }) : null;
   if (!adapter) {
@@ -115,7 +136,7 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Runti
     },
   });
   say(`sparsekd: WebGPU adapter: ${description}${software ? " (software/fallback adapter)" : ""}`);
-  return gpuRuntime(device, { description, software });
+  return gpuRuntime(device, { description, software }, { quiet: options.quiet });
 }
 
 function cpuRuntime(): Runtime {
@@ -138,21 +159,31 @@ function cpuRuntime(): Runtime {
  * const rt = gpuRuntime(await adapter!.requestDevice(), { description: "mine", software: false });
  * ```
  */
-export function gpuRuntime(device: GPUDevice, adapter: AdapterSummary): Runtime {
+export function gpuRuntime(
+  device: GPUDevice,
+  adapter: AdapterSummary,
+  runtimeOptions: { quiet?: boolean } = {},
+): Runtime {
+  watchDevice(device);
   const cache = new Map<string, Promise<GPUComputePipeline>>();
   return {
     device,
     adapter,
     pipeline(key, shader, options = {}) {
+      const quiet = runtimeOptions.quiet === true;
       let p = cache.get(key);
       if (!p) {
         p = (async () => {
           const code = (options.prelude ?? "") + (await loadShader(shader));
-          const module = device.createShaderModule({ code, label: key });
-          return await device.createComputePipelineAsync({
-            label: key,
-            layout: "auto",
-            compute: { module, entryPoint: options.entryPoint ?? "main" },
+          if (!compileAnnounced && !quiet) console.error(COMPILING_LINE);
+          compileAnnounced = true;
+          return await withErrorScopes(device, `compile ${key}`, async () => {
+            const module = device.createShaderModule({ code, label: key });
+            return await device.createComputePipelineAsync({
+              label: key,
+              layout: "auto",
+              compute: { module, entryPoint: options.entryPoint ?? "main" },
+            });
           });
         })();
         cache.set(key, p);
@@ -162,6 +193,7 @@ export function gpuRuntime(device: GPUDevice, adapter: AdapterSummary): Runtime 
     },
     destroy() {
       cache.clear();
+      markDestroyed(device);
       device.destroy();
     },
   };

@@ -12,6 +12,10 @@ import "@tensorflow/tfjs-layers";
 import { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import type { Runtime } from "./runtime.ts";
 
+// tfjs's production mode: no "running TensorFlow.js in Node.js" banner on stderr (tfjs-backend-cpu prints it
+// through backend_util.warn, which PROD silences), so a task's first stderr line stays the adapter line.
+tf.env().set("PROD", true);
+
 /** The GPU side of a tfjs tensor on the `webgpu` backend, as the backend keeps it. */
 interface TensorDataLike {
   resource?: GPUBuffer | GPUTexture | null;

@@ -6,6 +6,11 @@
  */
 import { loadShader, type Runtime } from "../gpu/runtime.ts";
 import { readBack } from "../gpu/readback.ts";
+import { openErrorScopes } from "../gpu/gpu_errors.ts";
+import { packUniforms, uniformLayout } from "../gpu/uniforms.ts";
+import { bindRange } from "../gpu/bindings.ts";
+import { SparsekdError } from "../errors.ts";
+import { bindingBudget, kernelHooks } from "./test_hooks.ts";
 import {
   type CheckedSparseKd,
   checkSparseKd,
@@ -25,6 +30,24 @@ export type {
 } from "./sparse_kd_reference.ts";
 
 const WG = 256;
+
+/** The kernel's uniforms: `struct Params` of `shaders/sparse_kd.wgsl`, field by field (tests check it). */
+export const SPARSE_KD_PARAMS = uniformLayout([
+  { name: "rows", type: "u32" },
+  { name: "vocab", type: "u32" },
+  { name: "k", type: "u32" },
+  { name: "nx", type: "u32" },
+  { name: "inv_t", type: "f32" },
+  { name: "t", type: "f32" },
+  { name: "alpha", type: "f32" },
+  { name: "need_ce", type: "u32" },
+  { name: "l_off", type: "u32" },
+  { name: "k_off", type: "u32" },
+  { name: "r_off", type: "u32" },
+  { name: "o_off", type: "u32" },
+  { name: "check_ids", type: "u32" },
+]);
+
 const MODES: Record<SparseKdMode, number> = kernelModeIds(); // src/loss/modes.ts
 
 /** The GPU buffers and sizes of one fused sparse-KD dispatch (see {@linkcode encodeSparseKd}). */
@@ -47,6 +70,11 @@ export interface SparseKdGpuArgs {
   mode: SparseKdMode;
   temperature: number;
   alpha: number;
+  /**
+   * Check the teacher ids on the GPU (for ids that were not checked on the host because they live on the
+   * GPU): a row with an id ≥ vocab or a repeated id gets a NaN loss and a NaN gradient row.
+   */
+  checkIds?: boolean;
 }
 
 /** Bytes per row of the kernel's per-row record (see {@linkcode packRowInfo}). */
@@ -118,10 +146,41 @@ async function pipelineFor(
 const layoutOf = (vocab: number) => (vocab % 4 === 0 ? "vec4" : "scalar");
 
 /**
+ * The most rows of `vocab` logits and `k` teacher entries that one dispatch of the kernel may bind on
+ * `device`: every binding, whose start moves down by up to lcm(alignment, 20) bytes to an aligned offset,
+ * stays within `maxStorageBufferBindingSize` rounded down to 16 bytes. Throws a {@linkcode SparsekdError}
+ * when not even one row fits.
+ *
+ * @example
+ * ```ts
+ * const rows = rowsPerBinding(device, 32_000, 64);
+ * ```
+ */
+export function rowsPerBinding(device: GPUDevice, vocab: number, k: number): number {
+  const limits = device.limits;
+  const slack = Math.max(limits.minStorageBufferOffsetAlignment * 5, 1280);
+  const budget = Math.min(bindingBudget(device, 16), limits.maxBufferSize);
+  const fit = Math.floor((budget - slack) / (Math.max(vocab, k) * 4));
+  if (fit < 1) {
+    throw new SparsekdError(
+      `vocab: a row of ${vocab} logits does not fit the device's largest storage binding ` +
+        `(${limits.maxStorageBufferBindingSize} bytes)`,
+      { option: "vocab" },
+    );
+  }
+  const maxX = limits.maxComputeWorkgroupsPerDimension;
+  return Math.min(fit, maxX * maxX);
+}
+
+/**
  * Records the fused sparse-KD kernel into `encoder` (one compute pass, one workgroup per row), with
  * pipelines from {@linkcode prepareSparseKd}; synchronous, for use inside tfjs ops. Inputs are not checked
- * here: pass them through {@linkcode checkSparseKd} first. Returns a function that releases the small
- * uniform buffer it made; call it after the encoder's commands have been submitted.
+ * here: pass them through {@linkcode checkSparseKd} first. The buffers may be larger than the device's
+ * largest binding: the rows are split into chunks whose bindings (offset and size) each fit
+ * `maxStorageBufferBindingSize` rounded down to the element size, one dispatch per chunk, and each
+ * dispatch's workgroup counts stay within `maxComputeWorkgroupsPerDimension` (a second dimension past it).
+ * Returns a function that releases the small uniform buffer it made; call it after the encoder's commands
+ * have been submitted.
  *
  * @example
  * ```ts
@@ -139,35 +198,80 @@ export function encodeSparseKdSync(
   a: SparseKdGpuArgs,
 ): () => void {
   if (a.rows === 0) return () => {};
-  const pipeline = pipelines[`${a.mode}:${layoutOf(a.vocab)}`];
-  if (!pipeline) throw new Error(`sparse-KD kernel ${a.mode}:${layoutOf(a.vocab)} was not prepared`);
-  const maxX = device.limits.maxComputeWorkgroupsPerDimension;
-  const nx = Math.min(a.rows, maxX);
-  const ny = Math.ceil(a.rows / nx);
-  const params = new ArrayBuffer(32);
-  const pu = new Uint32Array(params);
-  const pf = new Float32Array(params);
-  pu[0] = a.rows;
-  pu[1] = a.vocab;
-  pu[2] = a.k;
-  pu[3] = nx;
-  pf[4] = 1 / a.temperature;
-  pf[5] = a.temperature;
-  pf[6] = a.alpha;
-  pu[7] = a.alpha < 1 ? 1 : 0;
-  const uniform = device.createBuffer({ size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-  device.queue.writeBuffer(uniform, 0, params);
-  const bind = device.createBindGroup({
-    layout: pipeline.getBindGroupLayout(0),
-    entries: [a.logits, a.ids, a.values, a.rowInfo, a.grad, a.loss, uniform].map((buffer, binding) => ({
-      binding,
-      resource: { buffer },
-    })),
+  const layout = layoutOf(a.vocab);
+  const pipeline = pipelines[`${a.mode}:${layout}`];
+  if (!pipeline) throw new Error(`sparse-KD kernel ${a.mode}:${layout} was not prepared`);
+  const limits = device.limits;
+  const maxX = limits.maxComputeWorkgroupsPerDimension;
+  const align = limits.minStorageBufferOffsetAlignment;
+  const ew = layout === "vec4" ? 16 : 4; // bytes per element of the logits/grad bindings
+  const chunkRows = kernelHooks.ignoreBindingLimit ? a.rows : rowsPerBinding(device, a.vocab, a.k);
+  const chunks = Math.ceil(a.rows / chunkRows);
+  const uniform = device.createBuffer({
+    label: "sparse_kd params",
+    size: chunks * 256,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
   });
-  const pass = encoder.beginComputePass({ label: "sparse_kd" });
+  const bytes = new ArrayBuffer(chunks * 256);
+  const pass = encoder.beginComputePass({
+    label: "sparse_kd",
+    timestampWrites: kernelHooks.timestampWrites ?? undefined,
+  });
   pass.setPipeline(pipeline);
-  pass.setBindGroup(0, bind);
-  pass.dispatchWorkgroups(nx, ny);
+  const binds: [GPUBindGroup, number, number][] = [];
+  for (let c = 0; c < chunks; c++) {
+    const r0 = c * chunkRows;
+    const n = Math.min(chunkRows, a.rows - r0);
+    const rowElems = a.vocab * 4 / ew; // elements of `ew` bytes per row
+    const lg = bindRange(a.logits, r0 * rowElems, n * rowElems, ew, align);
+    const gr = bindRange(a.grad, r0 * rowElems, n * rowElems, ew, align);
+    const id = bindRange(a.ids, r0 * a.k, n * a.k, 4, align);
+    const tv = bindRange(a.values, r0 * a.k, n * a.k, 4, align);
+    const ri = bindRange(a.rowInfo, r0, n, ROW_INFO_BYTES, align);
+    const lo = bindRange(a.loss, r0, n, 4, align);
+    if (lg.skip !== gr.skip || id.skip !== tv.skip) {
+      throw new Error("sparse-KD: logits/grad (or ids/values) buffers must have the same layout");
+    }
+    const nx = Math.min(n, maxX);
+    packUniforms(
+      SPARSE_KD_PARAMS,
+      {
+        rows: n,
+        vocab: a.vocab,
+        k: a.k,
+        nx,
+        inv_t: 1 / a.temperature,
+        t: a.temperature,
+        alpha: a.alpha,
+        need_ce: a.alpha < 1 ? 1 : 0,
+        l_off: lg.skip * (ew / 4),
+        k_off: id.skip,
+        r_off: ri.skip,
+        o_off: lo.skip,
+        check_ids: a.checkIds ? 1 : 0,
+      },
+      bytes,
+      c * 256,
+    );
+    const entries = [lg, id, tv, ri, gr, lo].map((b, binding) => ({ binding, resource: b.entry }));
+    entries.push({
+      binding: 6,
+      resource: { buffer: uniform, offset: c * 256, size: SPARSE_KD_PARAMS.size() },
+    });
+    const bind = device.createBindGroup({
+      label: "sparse_kd",
+      layout: pipeline.getBindGroupLayout(0),
+      entries,
+    });
+    binds.push([bind, nx, Math.ceil(n / nx)]);
+  }
+  device.queue.writeBuffer(uniform, 0, bytes);
+  for (let r = 0; r < kernelHooks.repeat; r++) {
+    for (const [bind, nx, ny] of binds) {
+      pass.setBindGroup(0, bind);
+      pass.dispatchWorkgroups(nx, ny);
+    }
+  }
   pass.end();
   return () => uniform.destroy();
 }
@@ -204,8 +308,9 @@ export async function encodeSparseKd(
  * `loss = scale * (alpha*T^2*KD_T + (1-alpha)*CE(s, y))` (not averaged; 0 on masked rows) and `grad` the
  * derivative of that row's loss with respect to its student logits. Runs the fused WGSL kernel on a GPU
  * runtime and the float64 reference on a CPU runtime. Bad input is a one-line `SparsekdError`.
- * Batches larger than the device's largest binding are processed in chunks of rows (`maxChunkBytes`
- * lowers that bound, for tests).
+ * Batches larger than the device's largest binding are uploaded and run in chunks of rows. A GPU error
+ * (validation, out of memory, a lost device) is a {@linkcode SparsekdError} naming the kernel, never stale
+ * output.
  *
  * @example
  * ```ts
@@ -222,7 +327,6 @@ export async function sparseKdLoss(
   vocab: number,
   teacher: SparseKdTeacher,
   options: SparseKdOptions,
-  maxChunkBytes = Infinity,
 ): Promise<SparseKdResult> {
   const device = rt.device;
   if (!device) return sparseKdLossReference(studentLogits, rows, vocab, teacher, options);
@@ -230,55 +334,60 @@ export async function sparseKdLoss(
   const loss = new Float32Array(rows);
   const grad = new Float32Array(rows * vocab);
   const rowInfo = new Uint8Array(packRowInfo(c));
-  const limit = Math.min(
-    device.limits.maxStorageBufferBindingSize,
-    device.limits.maxBufferSize,
-    maxChunkBytes,
-  );
-  const chunkRows = Math.max(1, Math.floor(limit / (vocab * 4)));
-  if (vocab * 4 > limit) throw new Error(`a row of ${vocab} logits exceeds the device's largest binding`);
   const k = c.k;
+  const chunkRows = kernelHooks.ignoreBindingLimit ? Math.max(1, rows) : rowsPerBinding(device, vocab, k);
+  const pipelines = { [`${c.mode}:${layoutOf(vocab)}`]: await pipelineFor(rt, c.mode, layoutOf(vocab)) };
   for (let r0 = 0; r0 < rows; r0 += chunkRows) {
     const n = Math.min(chunkRows, rows - r0);
-    const mk = (bytes: number, extra: number) =>
-      device.createBuffer({ size: Math.max(16, bytes), usage: GPUBufferUsage.STORAGE | extra });
+    const close = openErrorScopes(device, "sparse_kd");
+    const mk = (label: string, bytes: number, extra: number) =>
+      device.createBuffer({ label, size: Math.max(16, bytes), usage: GPUBufferUsage.STORAGE | extra });
     const bufs = {
-      logits: mk(n * vocab * 4, GPUBufferUsage.COPY_DST),
-      ids: mk(n * k * 4, GPUBufferUsage.COPY_DST),
-      values: mk(n * k * 4, GPUBufferUsage.COPY_DST),
-      rowInfo: mk(n * ROW_INFO_BYTES, GPUBufferUsage.COPY_DST),
-      grad: mk(n * vocab * 4, GPUBufferUsage.COPY_SRC),
-      loss: mk(n * 4, GPUBufferUsage.COPY_SRC),
+      logits: mk("sparse_kd logits", n * vocab * 4, GPUBufferUsage.COPY_DST),
+      ids: mk("sparse_kd ids", n * k * 4, GPUBufferUsage.COPY_DST),
+      values: mk("sparse_kd values", n * k * 4, GPUBufferUsage.COPY_DST),
+      rowInfo: mk("sparse_kd rowinfo", n * ROW_INFO_BYTES, GPUBufferUsage.COPY_DST),
+      grad: mk("sparse_kd grad", n * vocab * 4, GPUBufferUsage.COPY_SRC),
+      loss: mk("sparse_kd loss", n * 4, GPUBufferUsage.COPY_SRC),
     };
-    device.queue.writeBuffer(
-      bufs.logits,
-      0,
-      studentLogits as Float32Array<ArrayBuffer>,
-      r0 * vocab,
-      n * vocab,
-    );
-    device.queue.writeBuffer(bufs.ids, 0, teacher.indices as Uint32Array<ArrayBuffer>, r0 * k, n * k);
-    device.queue.writeBuffer(bufs.values, 0, teacher.values as Float32Array<ArrayBuffer>, r0 * k, n * k);
-    device.queue.writeBuffer(bufs.rowInfo, 0, rowInfo, r0 * ROW_INFO_BYTES, n * ROW_INFO_BYTES);
-    const enc = device.createCommandEncoder();
-    const release = await encodeSparseKd(rt, enc, {
-      ...bufs,
-      rows: n,
-      vocab,
-      k,
-      mode: c.mode,
-      temperature: c.temperature,
-      alpha: c.alpha,
-    });
-    device.queue.submit([enc.finish()]);
-    release();
-    const [g, l] = await readBack(device, [{ buffer: bufs.grad, size: n * vocab * 4 }, {
-      buffer: bufs.loss,
-      size: n * 4,
-    }]);
-    grad.set(new Float32Array(g), r0 * vocab);
-    loss.set(new Float32Array(l), r0);
-    for (const b of Object.values(bufs)) b.destroy();
+    let pending: Promise<ArrayBuffer[]>;
+    try {
+      const logitsView = studentLogits as Float32Array<ArrayBuffer>;
+      device.queue.writeBuffer(bufs.logits, 0, logitsView, r0 * vocab, n * vocab);
+      device.queue.writeBuffer(bufs.ids, 0, teacher.indices as Uint32Array<ArrayBuffer>, r0 * k, n * k);
+      device.queue.writeBuffer(bufs.values, 0, teacher.values as Float32Array<ArrayBuffer>, r0 * k, n * k);
+      device.queue.writeBuffer(bufs.rowInfo, 0, rowInfo, r0 * ROW_INFO_BYTES, n * ROW_INFO_BYTES);
+      const enc = device.createCommandEncoder({ label: "sparse_kd" });
+      const release = encodeSparseKdSync(device, pipelines, enc, {
+        ...bufs,
+        rows: n,
+        vocab,
+        k,
+        mode: c.mode,
+        temperature: c.temperature,
+        alpha: c.alpha,
+      });
+      device.queue.submit([enc.finish()]);
+      release();
+      pending = readBack(device, [{ buffer: bufs.grad, size: n * vocab * 4 }, {
+        buffer: bufs.loss,
+        size: n * 4,
+      }]);
+      pending.catch(() => {}); // (observed below; this only keeps an early rejection from being "unhandled")
+    } catch (e) {
+      await close().catch(() => {});
+      for (const b of Object.values(bufs)) b.destroy();
+      throw e;
+    }
+    try {
+      await close();
+      const [g, l] = await pending;
+      grad.set(new Float32Array(g), r0 * vocab);
+      loss.set(new Float32Array(l), r0);
+    } finally {
+      await pending.catch(() => {});
+      for (const b of Object.values(bufs)) b.destroy();
+    }
   }
   return { loss, grad };
 }

@@ -5,7 +5,10 @@
  */
 import type { Runtime } from "../gpu/runtime.ts";
 import { readBack, type ReadRegion } from "../gpu/readback.ts";
+import { submitScoped, throwIfGpuFailed } from "../gpu/gpu_errors.ts";
 import { SparsekdError } from "../errors.ts";
+import { bindingBudget, kernelHooks, registerScratch } from "./test_hooks.ts";
+import { packUniforms, uniformLayout } from "../gpu/uniforms.ts";
 import {
   checkTopKArgs,
   NonFiniteLogitsError,
@@ -18,6 +21,15 @@ export { NonFiniteLogitsError, topKReference };
 export type { TopKOptions, TopKResult };
 
 const CAP = 2048;
+
+/** The kernel's uniforms: `struct Params` of `shaders/topk.wgsl`, field by field (tests check it). */
+export const TOPK_PARAMS = uniformLayout([
+  { name: "vocab", type: "u32" },
+  { name: "k", type: "u32" },
+  { name: "rows", type: "u32" },
+  { name: "in_off", type: "u32" },
+  { name: "inv_t", type: "vec4f[]" },
+]);
 /** Largest upload staged on the GPU at once by {@linkcode topK} (bytes). */
 const MAX_UPLOAD = 256 * 1024 * 1024;
 
@@ -36,7 +48,11 @@ function dummy16(device: GPUDevice): GPUBuffer {
 
 function scratchOf(device: GPUDevice): Scratch {
   let s = scratch.get(device);
-  if (!s) scratch.set(device, s = { input: null, outputs: [] });
+  if (!s) {
+    const made: Scratch = { input: null, outputs: [] };
+    scratch.set(device, s = made);
+    registerScratch(device, () => [...made.outputs, ...(made.input ? [made.input] : [])]);
+  }
   return s;
 }
 
@@ -77,8 +93,10 @@ interface Chunk {
 /**
  * Encodes and submits the dispatches for rows [0, rows) of `logits` (elements from `elemOffset`), using
  * output buffers `outputs[firstOut...]`; returns the chunks. Submits synchronously (no await), so that the
- * caller's read-back follows in queue order. `repeat` > 1 records the same dispatches that many times back
- * to back in the one submission (for benchmarks; every copy writes the same results).
+ * caller's read-back follows in queue order. Each dispatch covers at most `maxComputeWorkgroupsPerDimension`
+ * rows (one workgroup per row), and each binding stays within `maxStorageBufferBindingSize` rounded down to
+ * 16 bytes (the vec4 view of the logits rounds its size up to 16). `kernelHooks.repeat` > 1 records the same
+ * dispatches that many times back to back in the one submission (benches; every copy writes the same results).
  */
 function submitRows(
   rt: Runtime,
@@ -92,25 +110,30 @@ function submitRows(
   temps: number[],
   outputs: GPUBuffer[],
   firstOut: number,
-  repeat = 1,
 ): Chunk[] {
   const device = rt.device!;
   const limits = device.limits;
   const align = limits.minStorageBufferOffsetAlignment;
   const nt = temps.length;
   const outWordsPerRow = 2 * k + nt + 1;
-  const rowsPerChunk = Math.max(
-    1,
-    Math.min(
-      limits.maxComputeWorkgroupsPerDimension,
-      Math.floor((limits.maxStorageBufferBindingSize - align) / (vocab * 4)),
-      Math.floor(limits.maxStorageBufferBindingSize / (outWordsPerRow * 4)),
-    ),
-  );
+  const budget = bindingBudget(device, 16);
+  const rowsPerChunk = kernelHooks.ignoreBindingLimit
+    ? Math.min(rows, limits.maxComputeWorkgroupsPerDimension)
+    : Math.max(
+      1,
+      Math.min(
+        limits.maxComputeWorkgroupsPerDimension,
+        Math.floor((budget - align) / (vocab * 4)),
+        Math.floor(budget / (outWordsPerRow * 4)),
+      ),
+    );
   const chunks: Chunk[] = [];
   const binds: GPUBindGroup[] = [];
   const enc = device.createCommandEncoder({ label: "topk" });
-  const pass = enc.beginComputePass({ label: "topk" });
+  const pass = enc.beginComputePass({
+    label: "topk",
+    timestampWrites: kernelHooks.timestampWrites ?? undefined,
+  });
   pass.setPipeline(pipeline);
   const nt4 = Math.ceil(nt / 4);
   const params = device.createBuffer({
@@ -135,13 +158,13 @@ function submitRows(
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
       });
     }
-    const u = new Uint32Array(paramBytes, c * 256, 4 + nt4 * 4);
-    u.set([vocab, k, n, (startByte - bindOffset) / 4]);
-    new Float32Array(paramBytes, c * 256 + 16, nt).set(temps.map((t) => 1 / t));
+    const inOff = (startByte - bindOffset) / 4;
+    const invT = temps.map((t) => 1 / t);
+    packUniforms(TOPK_PARAMS, { vocab, k, rows: n, in_off: inOff, inv_t: invT }, paramBytes, c * 256);
     const bind = device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
       entries: [
-        { binding: 0, resource: { buffer: params, offset: c * 256, size: 16 + nt4 * 16 } },
+        { binding: 0, resource: { buffer: params, offset: c * 256, size: TOPK_PARAMS.size(nt4) } },
         { binding: 1, resource: { buffer: logits, offset: bindOffset, size: bindSize } },
         { binding: 2, resource: { buffer: outputs[oi], offset: 0, size: outBytes } },
         size4 >= 16
@@ -152,7 +175,7 @@ function submitRows(
     binds.push(bind);
     chunks.push({ row0: rowBase + row0, rows: n, out: outputs[oi] });
   }
-  for (let r = 0; r < repeat; r++) {
+  for (let r = 0; r < kernelHooks.repeat; r++) {
     chunks.forEach((c, i) => {
       pass.setBindGroup(0, binds[i]);
       pass.dispatchWorkgroups(c.rows);
@@ -165,16 +188,29 @@ function submitRows(
   return chunks;
 }
 
-/** Reads every chunk's results back in one map and assembles them; throws on the first NaN row. */
+/**
+ * Reads every chunk's results back in one map (its copy is submitted before any await), then awaits
+ * `close` (the kernel's error scopes: a failed dispatch throws instead of returning stale output) and
+ * assembles the results; throws on the first non-finite row.
+ */
 async function collect(
   device: GPUDevice,
   chunks: Chunk[],
   rows: number,
   k: number,
   nt: number,
+  close: () => Promise<void>,
 ): Promise<TopKResult> {
   const regions: ReadRegion[] = chunks.map((c) => ({ buffer: c.out, size: c.rows * (2 * k + nt + 1) * 4 }));
-  const data = await readBack(device, regions);
+  const pending = readBack(device, regions);
+  pending.catch(() => {}); // (observed below; this only keeps an early rejection from being "unhandled")
+  try {
+    await close();
+  } catch (e) {
+    await pending.catch(() => {});
+    throw e;
+  }
+  const data = await pending;
   const indices = new Uint32Array(rows * k);
   const values = new Float32Array(rows * k);
   const logsumexp = new Float32Array(rows * nt);
@@ -222,29 +258,30 @@ export async function topK(
   if (rows === 0) return emptyResult();
   const pipeline = await topKPipeline(rt, k, temps.length);
   // From here to the read-back's submit there is no await: concurrent calls cannot interleave.
-  const s = scratchOf(device);
-  const rowsPerUpload = Math.max(
-    1,
-    Math.floor(Math.min(MAX_UPLOAD, device.limits.maxBufferSize) / (vocab * 4)),
-  );
-  const uploadBytes = Math.min(rows, rowsPerUpload) * vocab * 4;
-  if (!s.input || s.input.size < uploadBytes) {
-    s.input?.destroy();
-    s.input = device.createBuffer({
-      label: "topk input",
-      size: Math.ceil(uploadBytes / 256) * 256,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-    });
-  }
-  const chunks: Chunk[] = [];
-  for (let r0 = 0; r0 < rows; r0 += rowsPerUpload) {
-    const n = Math.min(rowsPerUpload, rows - r0);
-    device.queue.writeBuffer(s.input, 0, logits as Float32Array<ArrayBuffer>, r0 * vocab, n * vocab);
-    chunks.push(
-      ...submitRows(rt, pipeline, s.input, 0, n, r0, vocab, k, temps, s.outputs, chunks.length),
+  const [chunks, close] = submitScoped(device, "topk", () => {
+    const s = scratchOf(device);
+    const rowsPerUpload = Math.max(
+      1,
+      Math.floor(Math.min(MAX_UPLOAD, device.limits.maxBufferSize) / (vocab * 4)),
     );
-  }
-  return await collect(device, chunks, rows, k, temps.length);
+    const uploadBytes = Math.min(rows, rowsPerUpload) * vocab * 4;
+    if (!s.input || s.input.size < uploadBytes) {
+      s.input?.destroy();
+      s.input = device.createBuffer({
+        label: "topk input",
+        size: Math.ceil(uploadBytes / 256) * 256,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+      });
+    }
+    const chunks: Chunk[] = [];
+    for (let r0 = 0; r0 < rows; r0 += rowsPerUpload) {
+      const n = Math.min(rowsPerUpload, rows - r0);
+      device.queue.writeBuffer(s.input, 0, logits as Float32Array<ArrayBuffer>, r0 * vocab, n * vocab);
+      chunks.push(...submitRows(rt, pipeline, s.input, 0, n, r0, vocab, k, temps, s.outputs, chunks.length));
+    }
+    return chunks;
+  });
+  return await collect(device, chunks, rows, k, temps.length, close);
 }
 
 /**
@@ -267,20 +304,39 @@ export async function topKFromBuffer(
   k: number,
   options: TopKOptions = {},
 ): Promise<TopKResult> {
-  return await (await submitFromBuffer("topKFromBuffer", rt, logits, rows, vocab, k, options, 1))();
+  const temps = prepareFromBuffer("topKFromBuffer", rt, logits, rows, vocab, k, options);
+  if (rows === 0) return emptyResult();
+  const pipeline = await topKPipeline(rt, k, temps.length);
+  // From here to the read-back's submit there is no await.
+  const [chunks, close] = submitScoped(rt.device!, "topk", () =>
+    submitRows(
+      rt,
+      pipeline,
+      logits,
+      0,
+      rows,
+      0,
+      vocab,
+      k,
+      temps,
+      scratchOf(rt.device!).outputs,
+      0,
+    ));
+  return await collect(rt.device!, chunks, rows, k, temps.length, close);
 }
 
 /**
  * The kernel of {@linkcode topKFromBuffer} without its read-back, for benchmarks: checks the same arguments,
- * submits `repeat` back-to-back copies of the same dispatches (default 1) in one submission, and returns a
- * function that reads the results back in one batched map (every copy writes the same results). To time the
- * kernel alone, await `rt.device.queue.onSubmittedWorkDone()` instead of calling it. Call it before any other
- * top-k call on the same device, which would reuse the output buffers.
+ * submits the dispatches (`kernelHooks.repeat` back-to-back copies, default 1, in one submission; with
+ * `kernelHooks.timestampWrites` set, the compute pass writes those timestamps), throws if the submission
+ * failed validation, and returns a function that reads the results back in one batched map. Call that
+ * before any other top-k call on the same device, which would reuse the output buffers.
  *
  * @example
  * ```ts
- * await submitTopKFromBuffer(rt, buf, rows, vocab, 64, {}, 20); // 20 runs of the kernel, one submit
- * await rt.device!.queue.onSubmittedWorkDone();
+ * kernelHooks.repeat = 20;
+ * await submitTopKFromBuffer(rt, buf, rows, vocab, 64); // 20 runs of the kernel, one submit
+ * kernelHooks.repeat = 1;
  * const { indices } = await (await submitTopKFromBuffer(rt, buf, rows, vocab, 64))();
  * ```
  */
@@ -291,19 +347,30 @@ export async function submitTopKFromBuffer(
   vocab: number,
   k: number,
   options: TopKOptions = {},
-  repeat = 1,
 ): Promise<() => Promise<TopKResult>> {
-  if (!Number.isInteger(repeat) || repeat < 1) {
-    throw new SparsekdError(`submitTopKFromBuffer: repeat must be a whole number >= 1 (got ${repeat})`);
-  }
-  return await submitFromBuffer("submitTopKFromBuffer", rt, logits, rows, vocab, k, options, repeat);
+  const temps = prepareFromBuffer("submitTopKFromBuffer", rt, logits, rows, vocab, k, options);
+  if (rows === 0) return () => Promise.resolve(emptyResult());
+  const pipeline = await topKPipeline(rt, k, temps.length);
+  const [chunks, close] = submitScoped(rt.device!, "topk", () =>
+    submitRows(
+      rt,
+      pipeline,
+      logits,
+      0,
+      rows,
+      0,
+      vocab,
+      k,
+      temps,
+      scratchOf(rt.device!).outputs,
+      0,
+    ));
+  await close();
+  return () => collect(rt.device!, chunks, rows, k, temps.length, () => Promise.resolve());
 }
 
-/**
- * The from-buffer entry points: checks the arguments (errors name `name`), submits `repeat` copies of the
- * dispatches, returns the read-back.
- */
-async function submitFromBuffer(
+/** The from-buffer entry points' argument checks (errors name `name`); returns the temperatures. */
+function prepareFromBuffer(
   name: string,
   rt: Runtime,
   logits: GPUBuffer,
@@ -311,8 +378,7 @@ async function submitFromBuffer(
   vocab: number,
   k: number,
   options: TopKOptions,
-  repeat: number,
-): Promise<() => Promise<TopKResult>> {
+): number[] {
   const temps = checkTopKArgs(null, rows, vocab, k, options);
   if (!rt.device) throw new SparsekdError(`${name} needs a GPU runtime (this one runs on the CPU)`);
   if (logits.size < rows * vocab * 4) {
@@ -323,31 +389,10 @@ async function submitFromBuffer(
   if ((logits.usage & GPUBufferUsage.STORAGE) === 0) {
     throw new SparsekdError(`${name}: the logits buffer needs GPUBufferUsage.STORAGE`);
   }
-  if (rows === 0) return () => Promise.resolve(emptyResult());
-  const pipeline = await topKPipeline(rt, k, temps.length);
-  const s = scratchOf(rt.device!);
-  const chunks = submitRows(rt, pipeline, logits, 0, rows, 0, vocab, k, temps, s.outputs, 0, repeat);
-  return () => collect(rt.device!, chunks, rows, k, temps.length);
+  throwIfGpuFailed(rt.device);
+  return temps;
 }
 
 function emptyResult(): TopKResult {
   return { indices: new Uint32Array(0), values: new Float32Array(0), logsumexp: new Float32Array(0) };
-}
-
-/**
- * Test hook: fills the GPU buffers that {@linkcode topK} reuses between calls with a poison pattern, so
- * that a test can check that every result is written by the current call. Not part of the public API.
- *
- * @example
- * ```ts
- * poisonTopKScratch(rt, 0x7fc00001); // NaN bits everywhere
- * ```
- */
-export function poisonTopKScratch(rt: Runtime, word: number): void {
-  if (!rt.device) return;
-  const s = scratchOf(rt.device);
-  for (const b of [...s.outputs, ...(s.input ? [s.input] : [])]) {
-    const fill = new Uint32Array(b.size / 4).fill(word);
-    rt.device.queue.writeBuffer(b, 0, fill);
-  }
 }

@@ -30,7 +30,8 @@ export interface TopKResult {
 }
 
 /**
- * A row of the logits holds NaN. `row` is the first such row (0-based).
+ * A row of the logits is not usable: it holds NaN or +Infinity, or it holds only -Infinity (no finite
+ * value). `row` is the first such row (0-based).
  *
  * @example
  * ```ts
@@ -42,15 +43,18 @@ export interface TopKResult {
  * ```
  */
 export class NonFiniteLogitsError extends SparsekdError {
-  /** The first row (0-based) that holds NaN. */
+  /** The first row (0-based) that is not usable. */
   readonly row: number;
   /**
-   * An error naming the first row that holds NaN.
+   * An error naming the first row that is not usable.
    *
-   * @param row the first row (0-based) that holds NaN
+   * @param row the first row (0-based) that holds NaN or +Infinity, or only -Infinity
    */
   constructor(row: number) {
-    super(`the logits hold NaN in row ${row}: the teacher produced non-finite output`);
+    super(
+      `the logits of row ${row} are not finite (NaN or +Infinity, or only -Infinity): ` +
+        "the teacher produced non-finite output",
+    );
     this.name = "NonFiniteLogitsError";
     this.row = row;
   }
@@ -97,10 +101,22 @@ export function checkTopKArgs(
   return temps;
 }
 
+/** False when the row holds NaN or +Infinity, or holds no finite value. */
+function usableRow(row: Float32Array): boolean {
+  let finite = false;
+  for (let i = 0; i < row.length; i++) {
+    const x = row[i];
+    if (Number.isNaN(x) || x === Infinity) return false;
+    if (x !== -Infinity) finite = true;
+  }
+  return finite;
+}
+
 /**
  * Top-k and logsumexp on the CPU: for each row, the k largest logits and their ids (value descending,
  * ties by lower id; -0 equals +0) and, per temperature T, log(sum(exp(x/T))) over the row computed in
- * float64 and rounded to float32. A row with NaN throws {@linkcode NonFiniteLogitsError}.
+ * float64 and rounded to float32. A row with NaN or +Infinity, or of only -Infinity, throws
+ * {@linkcode NonFiniteLogitsError}.
  *
  * @example
  * ```ts
@@ -122,7 +138,7 @@ export function topKReference(
   const order = new Uint32Array(vocab);
   for (let r = 0; r < rows; r++) {
     const row = logits.subarray(r * vocab, (r + 1) * vocab);
-    if (row.some((x) => Number.isNaN(x))) throw new NonFiniteLogitsError(r);
+    if (!usableRow(row)) throw new NonFiniteLogitsError(r);
     for (let i = 0; i < vocab; i++) order[i] = i;
     order.sort((a, b) => (row[a] > row[b] ? -1 : row[a] < row[b] ? 1 : a - b));
     for (let j = 0; j < k; j++) {

@@ -359,7 +359,9 @@ async function computeBatch(
   } catch (err) {
     if (err instanceof NonFiniteLogitsError) {
       const seq = start + Math.floor(err.row / L), pos = err.row % L;
-      throw new SparsekdError(`the teacher's logits are NaN at sequence ${seq}, position ${pos}`);
+      throw new SparsekdError(
+        `the teacher's logits are not finite (NaN, +Infinity or only -Infinity) at sequence ${seq}, position ${pos}`,
+      );
     }
     throw err;
   } finally {

@@ -7,7 +7,10 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { Runtime } from "../gpu/runtime.ts";
 import { emptyGpuTensor, flushTfjs, tensorGpuBuffer, tfjsGpuBackend } from "../gpu/tfjs_backend.ts";
+import { scopeWithoutWaiting, throwIfGpuFailed } from "../gpu/gpu_errors.ts";
+import { packUniforms, uniformLayout } from "../gpu/uniforms.ts";
 import { encodeSparseKdSync, packRowInfo, prepareSparseKd } from "../kernels/sparse_kd.ts";
+import { bindingBudget } from "../kernels/test_hooks.ts";
 import {
   checkSparseKd,
   sparseKdLossReference,
@@ -18,7 +21,11 @@ import { SparsekdError } from "../errors.ts";
 
 /** The teacher's side of a batch for {@linkcode SparseKdLossOp}. */
 export interface KdOpTeacher {
-  /** rows*k teacher ids: a typed array (checked), or an int32 tensor of shape [rows, k] already on the GPU. */
+  /**
+   * rows*k teacher ids: a typed array (checked on the host: range and distinctness), or an int32 tensor of
+   * shape [rows, k] already on the GPU (checked by the kernel: a row with an id ≥ vocab or a repeated id gets
+   * a NaN loss and gradient, which the trainer refuses).
+   */
   indices: Uint32Array | tf.Tensor;
   /** rows*k raw teacher logits: a typed array, or a float32 tensor of shape [rows, k]. */
   values: Float32Array | tf.Tensor;
@@ -59,7 +66,9 @@ const asU32 = (t: Uint32Array | tf.Tensor): Uint32Array | null => (t instanceof 
  * Compiles the kernels once and returns the synchronous tfjs loss op (tfjs needs the loss function to be
  * synchronous inside `tf.variableGrads` / `optimizer.minimize`). Use {@linkcode useTfjsOnRuntime} first:
  * when tfjs runs the `webgpu` backend on `rt.device` the op stays on the GPU; on any other backend it
- * falls back to the CPU reference (reading the logits back).
+ * falls back to the CPU reference (reading the logits back). Logits larger than one storage binding are
+ * processed in row chunks (offset bindings). A GPU error of the kernel is recorded without waiting and thrown
+ * as a `SparsekdError` by the next call (or the next read-back through the runtime).
  *
  * @example
  * ```ts
@@ -72,7 +81,10 @@ const asU32 = (t: Uint32Array | tf.Tensor): Uint32Array | null => (t instanceof 
  */
 export async function createSparseKdLossOp(rt: Runtime): Promise<SparseKdLossOp> {
   const pipelines = rt.device ? await prepareSparseKd(rt) : null;
+  const scalePipeline = rt.device ? await rt.pipeline("sparse_kd_scale", "sparse_kd_scale.wgsl") : null;
   return (logits, teacher, options) => {
+    // A GPU error of an earlier call (recorded asynchronously) ends the run here, before more work.
+    if (rt.device) throwIfGpuFailed(rt.device);
     if (logits.rank !== 2) {
       throw new SparsekdError(`sparse-KD loss: logits must be 2-D (got rank ${logits.rank})`);
     }
@@ -86,8 +98,9 @@ export async function createSparseKdLossOp(rt: Runtime): Promise<SparseKdLossOp>
         );
       }
     }
-    // Checks everything it can see: with tensors for the teacher, ids are not range-checked (that would
-    // need a read-back); their lengths are checked above.
+    // Checks everything it can see. Teacher ids given as a tensor stay on the GPU: the kernel checks them
+    // (range and distinctness) and a row with a bad id gets a NaN loss and gradient, which the trainer
+    // refuses; their count is checked above.
     const checkTeacher: SparseKdTeacher = {
       indices: idArray ?? new Uint32Array(rows * teacher.k),
       values: valArray ?? new Float32Array(rows * teacher.k),
@@ -132,7 +145,8 @@ export async function createSparseKdLossOp(rt: Runtime): Promise<SparseKdLossOp>
           loss: l.buffer,
         };
         flushTfjs(backend);
-        const enc = device.createCommandEncoder();
+        const closeScopes = scopeWithoutWaiting(device, "sparse_kd");
+        const enc = device.createCommandEncoder({ label: "sparse_kd" });
         const release = encodeSparseKdSync(device, pipelines, enc, {
           ...buffers,
           rows,
@@ -141,9 +155,11 @@ export async function createSparseKdLossOp(rt: Runtime): Promise<SparseKdLossOp>
           mode: c.mode,
           temperature: c.temperature,
           alpha: c.alpha,
+          checkIds: idArray === null,
         });
         device.queue.submit([enc.finish()]);
         release();
+        void closeScopes(); // an error is recorded for the runtime: the next call or read-back throws it
         for (const t of own) t.dispose(); // queue order keeps later reuse of their buffers safe
         grad = g.tensor;
         lossRows = l.tensor;
@@ -152,8 +168,7 @@ export async function createSparseKdLossOp(rt: Runtime): Promise<SparseKdLossOp>
         const s = input.dataSync() as Float32Array;
         const t2: SparseKdTeacher = {
           ...checkTeacher,
-          indices: idArray ??
-            Uint32Array.from(teacher.indices instanceof tf.Tensor ? teacher.indices.dataSync() : []),
+          indices: idArray ?? tensorIds(teacher.indices as tf.Tensor),
           values: valArray ??
             Float32Array.from(teacher.values instanceof tf.Tensor ? teacher.values.dataSync() : []),
         };
@@ -165,9 +180,79 @@ export async function createSparseKdLossOp(rt: Runtime): Promise<SparseKdLossOp>
       const value = tf.sum(lossRows) as tf.Scalar;
       return {
         value,
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(saved[0], dy),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const g = saved[0];
+          if (backend && scalePipeline && g.size * 4 > bindingBudget(rt.device!, 4)) {
+            return scaleOnGpu(rt.device!, backend, scalePipeline, g, dy);
+          }
+          return tf.mul(g, dy);
+        },
       };
     });
     return f(logits) as tf.Scalar;
   };
+}
+
+/** The ids of an int32 teacher-ids tensor, read synchronously (CPU fallback). */
+function tensorIds(t: tf.Tensor): Uint32Array {
+  const data = t.dataSync();
+  return new Uint32Array(data.buffer, data.byteOffset, data.length);
+}
+
+/** Uniforms of `shaders/sparse_kd_scale.wgsl` (`struct ScaleParams`). */
+export const SCALE_PARAMS = uniformLayout([{ name: "n", type: "u32" }, { name: "off", type: "u32" }]);
+
+/**
+ * `g * dy` (dy a scalar tensor) computed by our own small kernel in chunks that each fit a binding: the
+ * backward step for a gradient larger than tfjs-backend-webgpu can bind in one piece.
+ */
+function scaleOnGpu(
+  device: GPUDevice,
+  backend: NonNullable<ReturnType<typeof tfjsGpuBackend>>,
+  pipeline: GPUComputePipeline,
+  g: tf.Tensor,
+  dy: tf.Tensor,
+): tf.Tensor {
+  const out = emptyGpuTensor(backend, g.shape, "float32");
+  const src = tensorGpuBuffer(backend, g);
+  const dyBuf = tensorGpuBuffer(backend, dy);
+  const align = device.limits.minStorageBufferOffsetAlignment;
+  const chunk = Math.floor((bindingBudget(device, 4) - align) / 4);
+  const chunks = Math.ceil(g.size / chunk);
+  const uniform = device.createBuffer({
+    label: "sparse_kd_scale params",
+    size: chunks * 256,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  });
+  const bytes = new ArrayBuffer(chunks * 256);
+  const closeScopes = scopeWithoutWaiting(device, "sparse_kd_scale");
+  const enc = device.createCommandEncoder({ label: "sparse_kd_scale" });
+  const pass = enc.beginComputePass({ label: "sparse_kd_scale" });
+  pass.setPipeline(pipeline);
+  for (let c = 0; c < chunks; c++) {
+    const e0 = c * chunk, n = Math.min(chunk, g.size - e0);
+    const offset = Math.floor((e0 * 4) / align) * align;
+    const size = e0 * 4 - offset + n * 4;
+    packUniforms(SCALE_PARAMS, { n, off: (e0 * 4 - offset) / 4 }, bytes, c * 256);
+    pass.setBindGroup(
+      0,
+      device.createBindGroup({
+        label: "sparse_kd_scale",
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: src, offset, size } },
+          { binding: 1, resource: { buffer: out.buffer, offset, size } },
+          { binding: 2, resource: { buffer: dyBuf, offset: 0, size: 4 } },
+          { binding: 3, resource: { buffer: uniform, offset: c * 256, size: SCALE_PARAMS.size() } },
+        ],
+      }),
+    );
+    pass.dispatchWorkgroups(Math.min(1024, Math.ceil(n / 256)));
+  }
+  pass.end();
+  device.queue.writeBuffer(uniform, 0, bytes);
+  device.queue.submit([enc.finish()]);
+  uniform.destroy();
+  void closeScopes();
+  return out.tensor;
 }
