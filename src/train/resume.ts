@@ -142,3 +142,27 @@ export async function truncateMetrics(path: string, step: number): Promise<numbe
   }
   return dropped;
 }
+
+/**
+ * Makes `metrics.jsonl` at `path` hold exactly the rows of the steps a run starting at `step` has done: the
+ * rows past the checkpoint's step when resuming, none when starting over (`step` null: a run stopped before
+ * its first checkpoint left rows that the new start writes again). Says what it dropped through `log`.
+ *
+ * @example
+ * ```ts
+ * await alignMetrics("runs/s1/metrics.jsonl", 100, console.error);
+ * ```
+ */
+export async function alignMetrics(
+  path: string,
+  step: number | null,
+  log: (line: string) => void,
+): Promise<void> {
+  const dropped = await truncateMetrics(path, step ?? -1);
+  if (dropped === 0) return;
+  log(
+    step === null
+      ? `dropped ${dropped} rows of metrics.jsonl left by a run that stopped before its first checkpoint`
+      : `dropped ${dropped} rows of metrics.jsonl past step ${step}`,
+  );
+}

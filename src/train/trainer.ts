@@ -11,6 +11,7 @@ import { SparsekdError } from "../errors.ts";
 import { createProgress } from "../cli/progress.ts";
 import type { Runtime } from "../gpu/runtime.ts";
 import { checkpointDir, loadCheckpoint, saveCheckpoint, type TrainState } from "../model/checkpoint.ts";
+import { throwIfGpuFailed } from "../gpu/gpu_errors.ts";
 import { createGpt, type Gpt, type GptConfig, tuneTfjsForAdapter } from "../model/gpt.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { createAdamW } from "./adamw.ts";
@@ -21,7 +22,7 @@ import { type EvalResult, evaluate } from "./evaluate.ts";
 import type { SparseKdMode } from "../kernels/sparse_kd_reference.ts";
 import type { SparseKdLossOp } from "./kd_loss_op.ts";
 import { kdBatch, type TrainMode, type TrainRecord } from "./records.ts";
-import { checkSettings, openCheckpoints, truncateMetrics } from "./resume.ts";
+import { alignMetrics, checkSettings, openCheckpoints } from "./resume.ts";
 import { learningRate } from "./schedule.ts";
 
 export type { TrainMode, TrainRecord } from "./records.ts";
@@ -202,18 +203,9 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
         checkpoint: lastCheckpoint,
       };
     }
-    if (o.metricsPath) {
-      const dropped = await truncateMetrics(o.metricsPath, saved.step).catch(fail);
-      if (dropped > 0) log(`dropped ${dropped} rows of metrics.jsonl past step ${saved.step}`);
-    }
     log(`resuming from ${o.out.uri}/${lastCheckpoint} (step ${saved.step} of ${o.steps})`);
-  } else if (o.metricsPath) {
-    // Step 0: rows left by an earlier start of this run that stopped before its first checkpoint go.
-    const dropped = await truncateMetrics(o.metricsPath, -1).catch(fail);
-    if (dropped > 0) {
-      log(`dropped ${dropped} rows of metrics.jsonl left by a run that stopped before its first checkpoint`);
-    }
   }
+  if (o.metricsPath) await alignMetrics(o.metricsPath, saved?.step ?? null, log).catch(fail);
 
   const metricsLines: string[] = [];
   const metricsPath = o.metricsPath;
@@ -298,6 +290,8 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
     if (lastCheckpoint === checkpointDir(opt.step)) return;
     const tc = performance.now();
     const state: TrainState = { step: opt.step, position, seed: o.seed, identity };
+    // A GPU error recorded since the last op (flush() waited for the queue) must not become a checkpoint.
+    if (o.rt.device) throwIfGpuFailed(o.rt.device);
     lastCheckpoint = await saveCheckpoint(o.out, model, opt.state, state);
     if (!metricsPath && metricsLines.length > 0) {
       await o.out.writeBytes(
