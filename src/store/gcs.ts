@@ -22,7 +22,7 @@ import { SparsekdError } from "../errors.ts";
 import { parseStoreUri } from "./uri.ts";
 import type { ObjectInfo, ObjectStore, ObjectWriter, ReadOptions, StoreOpener } from "./store.ts";
 
-import type { Bucket, File, Storage } from "@google-cloud/storage";
+import type { Bucket, File, Storage } from "../deps/gcs.ts";
 import { describe, type GcsModule, retryRule, statusOf, type StatusQueryRetry } from "./gcs_retry.ts";
 import { type MediaReadConfig, readMedia, readMediaBytes } from "./gcs_read.ts";
 import { startUpload } from "./gcs_upload.ts";
@@ -35,7 +35,7 @@ let clientModule: Promise<GcsModule> | null = null;
 function loadClient(): Promise<GcsModule> {
   // The client's dependencies import node's deprecated `punycode`; keep that warning off users' terminals.
   process.noDeprecation = true;
-  clientModule ??= import("@google-cloud/storage");
+  clientModule ??= import("../deps/gcs.ts");
   return clientModule;
 }
 

@@ -3,10 +3,10 @@
  * for the client's resumable-upload status query, the HTTP status an error carries and its one-line summary.
  * @module
  */
-import type { File } from "@google-cloud/storage";
+import type { File } from "../deps/gcs.ts";
 
 /** The client module's type (loaded on demand by `gcs.ts`). */
-export type GcsModule = typeof import("@google-cloud/storage");
+export type GcsModule = typeof import("../deps/gcs.ts");
 
 /** The client's retry rule, plus dropped connections and timeouts as Deno reports them. */
 export const retryRule = (gcs: GcsModule) => (err: unknown): boolean => {

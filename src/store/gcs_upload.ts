@@ -4,7 +4,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import type { File } from "@google-cloud/storage";
+import type { File } from "../deps/gcs.ts";
 import { SparsekdError } from "../errors.ts";
 import { describe, statusOf, type StatusQueryRetry, steadyStatusQueries } from "./gcs_retry.ts";
 import { ObjectExistsError, type ObjectInfo, type ObjectWriter } from "./store.ts";

@@ -4,7 +4,7 @@
  * README there for the exact command and its held-out perplexity).
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "../deps/tfjs_core.ts";
 import { createHash } from "node:crypto";
 import { SparsekdError } from "../errors.ts";
 import type { Runtime } from "../gpu/runtime.ts";

@@ -4,7 +4,7 @@
  * teacher, e.g. one served behind an API that returns top-k log-probabilities).
  * @module
  */
-import type * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "../deps/tfjs_core.ts";
 import type { Runtime } from "../gpu/runtime.ts";
 import type { OpenStoreOptions } from "../store/open_store.ts";
 

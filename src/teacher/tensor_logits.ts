@@ -3,7 +3,7 @@
  * GPUBuffer (no copy, no read-back; released by disposing the tensor), otherwise its data in memory.
  * @module
  */
-import type * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "../deps/tfjs_core.ts";
 import type { Runtime } from "../gpu/runtime.ts";
 import { tensorGpuBuffer, tfjsGpuBackend } from "../gpu/tfjs_backend.ts";
 import type { TeacherLogits } from "./teacher.ts";

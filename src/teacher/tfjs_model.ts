@@ -5,7 +5,7 @@
  * (logits stay on the GPU) or, on a CPU runtime, on the tfjs `cpu` backend.
  * @module
  */
-import type * as tfType from "@tensorflow/tfjs-core";
+import type * as tfType from "../deps/tfjs_core.ts";
 import { SparsekdError } from "../errors.ts";
 import type { Runtime } from "../gpu/runtime.ts";
 import type { Teacher, TeacherLogits, TeacherOpener } from "./teacher.ts";
@@ -71,7 +71,7 @@ export async function loadTfjsArtifacts(
   uri: string,
   options: OpenStoreOptions = {},
 ): Promise<LoadedArtifacts> {
-  const tf = await import("@tensorflow/tfjs-core");
+  const tf = await import("../deps/tfjs_core.ts");
   const url = toUrl(uri);
   const fetchBytes = modelFiles(url, options);
   const jsonBytes = await fetchBytes(url, "model.json");
@@ -142,7 +142,7 @@ async function loadModel(loaded: LoadedArtifacts): Promise<RunnableModel> {
   };
   try {
     if (loaded.kind === "layers") {
-      const tfl = await import("@tensorflow/tfjs-layers");
+      const tfl = await import("../deps/tfjs_layers.ts");
       const model = await tfl.loadLayersModel(handler);
       if (model.inputs.length !== 1 || model.outputs.length !== 1) {
         model.dispose();
@@ -157,7 +157,7 @@ async function loadModel(loaded: LoadedArtifacts): Promise<RunnableModel> {
         dispose: () => model.dispose(),
       };
     }
-    const tfc = await import("@tensorflow/tfjs-converter");
+    const tfc = await import("../deps/tfjs_converter.ts");
     const model = await tfc.loadGraphModel(handler);
     if (model.inputs.length !== 1 || model.outputs.length !== 1) {
       model.dispose();

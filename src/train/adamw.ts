@@ -3,7 +3,7 @@
  * `tf.Variable`s so that they can be checkpointed; nothing is read back from the GPU.
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "../deps/tfjs_core.ts";
 
 /** Hyper-parameters of {@linkcode createAdamW}. */
 export interface AdamWOptions {

@@ -2,7 +2,7 @@
  * Cross-entropy against hard labels (next tokens), with tfjs ops so that tfjs autograd differentiates it.
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "../deps/tfjs_core.ts";
 
 /**
  * Mean cross-entropy of `logits` `[N, V]` against `targets` `[N]` (int32) over the rows where `mask` `[N]` is 1

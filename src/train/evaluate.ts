@@ -4,7 +4,7 @@
  * agreement. Sums stay on the GPU until the end: one read-back per evaluation.
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "../deps/tfjs_core.ts";
 import type { Gpt } from "../model/gpt.ts";
 import { nextTokenTargets } from "./ce_loss.ts";
 import type { TrainRecord } from "./records.ts";

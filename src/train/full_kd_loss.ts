@@ -4,7 +4,7 @@
  * the study (docs/losses.md, "online full KD"); the offline modes approximate it from the top-k shards.
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "../deps/tfjs_core.ts";
 
 /** Options of {@linkcode fullKdLoss}. */
 export interface FullKdLossOptions {

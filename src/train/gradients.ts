@@ -11,4 +11,4 @@
  * ```
  * @module
  */
-import "@tensorflow/tfjs-layers";
+import "../deps/tfjs_layers.ts";

@@ -4,7 +4,7 @@
  * the gradient into a tensor's GPUBuffer, so a training step reads nothing back to the CPU.
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "../deps/tfjs_core.ts";
 import type { Runtime } from "../gpu/runtime.ts";
 import { emptyGpuTensor, flushTfjs, tensorGpuBuffer, tfjsGpuBackend } from "../gpu/tfjs_backend.ts";
 import { scopeWithoutWaiting, throwIfGpuFailed } from "../gpu/gpu_errors.ts";

@@ -5,7 +5,7 @@
  * and exact resume.
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "../deps/tfjs_core.ts";
 import "./gradients.ts";
 import { SparsekdError } from "../errors.ts";
 import { createProgress } from "../cli/progress.ts";
