@@ -12,7 +12,7 @@ import type { ObjectStore } from "../store/store.ts";
  * The teacher's mean probability mass (at T = 1) in its top-K entries, for each K of `ks` (ascending
  * integers in [1, k of the run]), over every position of the shards of `store`: exp(lse of the first K
  * stored logits − the stored full logsumexp), streamed shard by shard (memory: one shard's read buffer).
- * Every value is NaN when the run stored no logsumexp at T = 1. `options` go to
+ * Every value is NaN when the run stored no logsumexp at T = 1 (the shards are read all the same). `options` go to
  * {@linkcode readShards} (for example `skipMissing`, or `onShard` to count bytes while reading).
  *
  * @example
@@ -37,11 +37,11 @@ export async function topKMass(
     }
   });
   const t = run.lseTemperatures.indexOf(1);
-  if (t < 0) return ks.map(() => NaN);
   const T = run.lseTemperatures.length;
   const sums = ks.map(() => 0);
   let positions = 0;
   for await (const r of readShards(store, options)) {
+    if (t < 0) continue; // the shards are still read (and checked, and counted by onShard)
     for (let p = 0; p < run.seqLen; p++) {
       const lse = r.lse[p * T + t];
       let mass = 0;
@@ -52,5 +52,5 @@ export async function topKMass(
       positions++;
     }
   }
-  return sums.map((x) => x / Math.max(1, positions));
+  return sums.map((x) => (t < 0 ? NaN : x / Math.max(1, positions)));
 }
