@@ -162,6 +162,7 @@ Deno.test("the report of a train folder: curves, settings, malformed metrics, un
             [empty, /^error: .*empty is not a run folder: it holds no report_input\.json/],
             [join(dir, "nope"), /^error: run folder not found: /],
             [join(empty, "notes.txt"), /^error: not a folder: /],
+            ["gs://bucket/run1", /^error: the report reads local folders only \(got gs:\/\/bucket\/run1\)/],
           ] as const
         ) {
           const r = await task(arg);

@@ -175,6 +175,9 @@ export async function readTrainFolder(dir: string): Promise<TrainFolder> {
   const settings: [string, string][] = [];
   if (checkpointStep !== null) {
     const statePath = join(dir, `ckpt-${String(checkpointStep).padStart(8, "0")}`, "state.json");
+    if ((await Deno.stat(statePath)).size > 1 << 20) {
+      throw new SparsekdError(`${statePath} is larger than 1 MiB: not a state.json of sparsekd`);
+    }
     let state: unknown;
     try {
       state = JSON.parse(await Deno.readTextFile(statePath));
@@ -185,7 +188,7 @@ export async function readTrainFolder(dir: string): Promise<TrainFolder> {
     if (!isObj(state)) throw new SparsekdError(`${statePath} is not a JSON object`);
     const { identity, ...rest } = state;
     flatten(rest, "", settings);
-    flatten(identity, "", settings);
+    if (isObj(identity)) flatten(identity, "", settings);
   }
   const byStep = <T extends { step: number }>(m: Map<number, T>) =>
     [...m.values()].sort((a, b) => a.step - b.step);

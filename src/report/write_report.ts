@@ -54,6 +54,11 @@ async function isFile(path: string): Promise<boolean> {
  * ```
  */
 export async function runFolderKind(runFolder: string): Promise<RunFolderKind> {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(runFolder)) {
+    throw new SparsekdError(
+      `the report reads local folders only (got ${runFolder}): copy the folder here first`,
+    );
+  }
   let info: Deno.FileInfo;
   try {
     info = await Deno.stat(runFolder);
