@@ -2,8 +2,9 @@
  * The report in a real browser: headless Chromium (Debian's `chromium` package) opens `report.html` from a
  * file URL, and the test checks the DOM it renders and the pixels of a screenshot.
  *
- * Chromium is looked for at `SPARSEKD_CHROMIUM` or `/usr/bin/chromium`; when it is missing the test fails
- * (CI installs it) unless `SPARSEKD_SKIP_BROWSER=1`.
+ * This file is not part of `deno task test` (a fresh machine has no Chromium): `deno task test-browser` runs
+ * it, and `.ci/run` does so after the test suite. Chromium is looked for at `SPARSEKD_CHROMIUM` or
+ * `/usr/bin/chromium`; when it is missing the test fails (CI installs it) unless `SPARSEKD_SKIP_BROWSER=1`.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";

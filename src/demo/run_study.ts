@@ -10,8 +10,7 @@
  * @module
  */
 import { writeReport } from "../report/write_report.ts";
-import { readRunJson } from "../format/run_json.ts";
-import { readShards } from "../format/shard_reader.ts";
+import { topKMass } from "../report/topk_mass.ts";
 import { openLocalStore } from "../store/local.ts";
 import { SparsekdError } from "../errors.ts";
 import type { ReportInput, ReportStudent } from "../report/types.ts";
@@ -79,7 +78,8 @@ export interface StudyRow {
 /**
  * The teacher's mean probability mass (at T = 1) in its top-K entries, for each K of `ks`, over every position
  * of the shards in `dir/topk`: exp(lse of the first K stored logits − the stored full logsumexp), streamed
- * shard by shard. It says how much of the teacher's distribution an offline top-K run sees at all.
+ * shard by shard ({@linkcode topKMass}). It says how much of the teacher's distribution an offline top-K run
+ * sees at all.
  *
  * @example
  * ```ts
@@ -87,25 +87,7 @@ export interface StudyRow {
  * ```
  */
 export async function teacherTopKMass(dir: string, ks: number[]): Promise<number[]> {
-  const store = await openLocalStore(`${dir}/topk`);
-  const run = await readRunJson(store);
-  const t = run.lseTemperatures.indexOf(1);
-  if (t < 0) return ks.map(() => NaN);
-  const T = run.lseTemperatures.length, K = run.k;
-  const sums = ks.map(() => 0);
-  let positions = 0;
-  for await (const r of readShards(store)) {
-    for (let p = 0; p < run.seqLen; p++) {
-      const lse = r.lse[p * T + t];
-      let mass = 0;
-      for (let j = 0, next = 0; j < K && next < ks.length; j++) {
-        mass += Math.exp(r.val[p * K + j] - lse);
-        while (next < ks.length && ks[next] === j + 1) sums[next++] += Math.min(1, mass);
-      }
-      positions++;
-    }
-  }
-  return sums.map((x) => x / Math.max(1, positions));
+  return await topKMass(await openLocalStore(`${dir}/topk`), ks);
 }
 
 /** What {@linkcode runStudy} returns. */

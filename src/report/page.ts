@@ -1,0 +1,120 @@
+/**
+ * What every sparsekd report page shares: the stylesheet, the page shell (one self-contained HTML page with a
+ * Content-Security-Policy of `default-src 'none'`: no script, no font, nothing fetched), number cells that
+ * carry `data-metric` and `data-value` for tests, figures around charts, and a key/value table.
+ * @module
+ */
+import { escapeHtml } from "./escape.ts";
+
+/** The stylesheet inlined into every report page. */
+export const REPORT_CSS = `
+:root { color-scheme: light; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #f6f7f9; color: #1d1f23; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto,
+  sans-serif; }
+main { max-width: 980px; margin: 0 auto; padding: 28px 24px 48px; }
+h1 { font-size: 28px; margin: 0 0 4px; }
+h2 { font-size: 20px; margin: 36px 0 10px; padding-bottom: 4px; border-bottom: 1px solid #d8dbe0; }
+.meta { color: #5b616b; margin: 0 0 8px; }
+figure { margin: 14px 0 22px; background: #fff; border: 1px solid #e1e4e8; border-radius: 8px; padding: 10px; }
+figcaption { font-weight: 600; margin: 0 0 6px 4px; }
+figure .hint { font-weight: 400; color: #5b616b; }
+svg.chart { display: block; width: 100%; height: auto; }
+table { border-collapse: collapse; width: 100%; background: #fff; font-variant-numeric: tabular-nums; }
+caption { text-align: left; font-weight: 600; padding: 8px 10px 4px; background: #fff; }
+caption .desc { display: block; font-weight: 400; color: #5b616b; font-size: 13px; }
+th, td { padding: 6px 10px; border-bottom: 1px solid #eceef1; text-align: left; vertical-align: top; }
+td.num, th.num { text-align: right; white-space: nowrap; }
+thead th { background: #f0f2f5; font-weight: 600; }
+.tables { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 14px; }
+.card { border: 1px solid #e1e4e8; border-radius: 8px; overflow: hidden; background: #fff; }
+.swatch { display: inline-block; width: 12px; height: 12px; border-radius: 2px; margin-right: 6px;
+  vertical-align: -1px; }
+td.best { font-weight: 700; }
+td.best::after { content: " ★"; color: #b08900; font-weight: 400; }
+.unit { color: #5b616b; font-size: 12px; }
+.callout { background: #fff; border-left: 4px solid #009E73; padding: 8px 12px; margin: 10px 0; }
+ul.notes li { margin: 4px 0; }
+footer { margin-top: 40px; color: #7a808a; font-size: 13px; }
+`;
+
+/**
+ * A right-aligned table cell showing `text`, with `data-metric` and `data-value` (the unformatted number).
+ *
+ * @example
+ * ```ts
+ * numCell("ppl", 31.25, "31.25"); // <td class="num" data-metric="ppl" data-value="31.25">31.25</td>
+ * ```
+ */
+export function numCell(metric: string, value: number, text: string, extraClass = ""): string {
+  return `<td class="num${extraClass ? ` ${extraClass}` : ""}" data-metric="${
+    escapeHtml(metric)
+  }" data-value="${value}">${escapeHtml(text)}</td>`;
+}
+
+/**
+ * A chart in a `<figure id="fig-<id>">` with a caption and a grey hint after it.
+ *
+ * @example
+ * ```ts
+ * chartFigure("chart-train-loss", "Training loss", "per step", "<svg></svg>");
+ * ```
+ */
+export function chartFigure(id: string, caption: string, hint: string, svg: string): string {
+  return `<figure id="fig-${id}"><figcaption>${escapeHtml(caption)} <span class="hint">${
+    escapeHtml(hint)
+  }</span>` +
+    `</figcaption>${svg}</figure>`;
+}
+
+/**
+ * A two-column table of settings (`<table id>` with one `<tr data-setting="<key>">` per row). Values are
+ * shown as given, escaped; a value longer than 300 characters is cut with an ellipsis.
+ *
+ * @example
+ * ```ts
+ * settingsTable("settings-table", "Settings", [["k", "64"], ["valueDtype", "f16"]]);
+ * ```
+ */
+export function settingsTable(
+  id: string,
+  caption: string,
+  rows: ReadonlyArray<readonly [string, string]>,
+): string {
+  const cut = (s: string) => (s.length > 300 ? `${s.slice(0, 299)}…` : s);
+  return `<div class="card"><table id="${escapeHtml(id)}"><caption>${escapeHtml(caption)}</caption><tbody>${
+    rows.map(([k, v]) =>
+      `<tr data-setting="${escapeHtml(k)}"><th scope="row">${escapeHtml(k)}</th><td>${
+        escapeHtml(cut(v))
+      }</td></tr>`
+    ).join("")
+  }</tbody></table></div>`;
+}
+
+/**
+ * The whole page around `main`, which is the `<main …>` opening tag and its content: the page adds the
+ * footer and closes `<main>`. `title` is escaped here.
+ *
+ * @example
+ * ```ts
+ * const html = htmlPage("sparsekd train report", `<main id="report"><h1>…</h1>`);
+ * ```
+ */
+export function htmlPage(title: string, main: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<meta name="generator" content="sparsekd">
+<title>${escapeHtml(title)}</title>
+<style>${REPORT_CSS}</style>
+</head>
+<body>
+${main}<footer>Generated by sparsekd. This page is self-contained: it loads nothing from the network.</footer>
+</main>
+</body>
+</html>
+`;
+}
