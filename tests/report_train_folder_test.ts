@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { SparsekdError } from "../src/errors.ts";
 import { readTrainFolder } from "../src/report/train_folder.ts";
 import { writeReport } from "../src/report/write_report.ts";
-import { trainCommand } from "../src/train/train_command.ts";
+import { trainCommand } from "../src/cli/train_flags.ts";
 import { byId, byTag, pointsOf, textOf } from "./report_html_query.ts";
 import { quietly, writePatternShards } from "./_train_fixtures.ts";
 

@@ -10,8 +10,8 @@
  * @module
  */
 import { resolve } from "node:path";
-import type { RunJson } from "../format/constants.ts";
-import { shardCount } from "../format/constants.ts";
+import type { RunJson } from "../format/types.ts";
+import { shardCount } from "../format/layout.ts";
 import { readRunJson } from "../format/run_json.ts";
 import { openLocalStore } from "../store/local.ts";
 import { escapeHtml } from "./escape.ts";
