@@ -15,7 +15,9 @@ export { CalibrationAccumulator, expectedCalibrationError } from "./calibration.
 export type { CalibrationBin } from "./calibration.ts";
 export { renderReport } from "./html.ts";
 export { parseReportInput } from "./validate.ts";
-export { REPORT_FILE, REPORT_INPUT_FILE, writeReport } from "./write_report.ts";
+export { REPORT_FILE, REPORT_INPUT_FILE, runFolderKind, writeReport } from "./write_report.ts";
+export type { RunFolderKind, WriteReportOptions } from "./write_report.ts";
+export { topKMass } from "./topk_mass.ts";
 export type {
   EvalPoint,
   FinalMetrics,
