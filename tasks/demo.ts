@@ -4,6 +4,7 @@
  * @module
  */
 import { runMain } from "../src/cli/run_main.ts";
+import { stopOnSignals } from "../src/cli/stop_signals.ts";
 import { intFlag, parseFlags } from "../src/cli/flags.ts";
 import { readRunFlags, RUN_FLAG_SPEC, RUN_FLAGS, runFlagsHelp } from "../src/cli/run_flags.ts";
 import { runDemo } from "../src/demo/run_demo.ts";
@@ -16,6 +17,12 @@ ${runFlagsHelp("runs/demo", "finished stages")}  --k K                top-k kept
 await runMain(async () => {
   const { values: f } = parseFlags(Deno.args, { ...RUN_FLAG_SPEC, k: { type: "string" } });
   if (f.help) return void console.log(HELP);
-  const report = await runDemo({ ...readRunFlags(f), k: intFlag("k", f.k, 64, { min: 1 }) });
+  const stop = stopOnSignals("demo", "finishing the current stage (a student: its step and a checkpoint)…");
+  const report = await runDemo({
+    ...readRunFlags(f),
+    k: intFlag("k", f.k, 64, { min: 1 }),
+    signal: stop.signal,
+  })
+    .finally(() => stop.dispose());
   console.log(`demo: report written to ${report}`);
 }, { ...RUN_FLAGS, k: "--k" });

@@ -4,6 +4,7 @@
  * @module
  */
 import { runMain } from "../src/cli/run_main.ts";
+import { stopOnSignals } from "../src/cli/stop_signals.ts";
 import { intFlag, numberFlag, parseFlags } from "../src/cli/flags.ts";
 import { readRunFlags, RUN_FLAG_SPEC, RUN_FLAGS, runFlagsHelp } from "../src/cli/run_flags.ts";
 import { runStudy } from "../src/demo/run_study.ts";
@@ -26,12 +27,14 @@ await runMain(async () => {
   });
   if (f.help) return void console.log(HELP);
   const run = readRunFlags(f);
+  const stop = stopOnSignals("study", "finishing the current stage (a student: its step and a checkpoint)…");
   const { markdown, report } = await runStudy({
+    signal: stop.signal,
     ...run,
     ks: (f.ks ?? "8,64").split(",").map((k) => intFlag("ks", k.trim(), 0, { min: 1 })),
     alpha: numberFlag("alpha", f.alpha, 1, { min: 0, max: 1 }),
     seeds: (f.seeds ?? "1").split(",").map((x) => intFlag("seeds", x.trim(), 0, { min: 0 })),
-  });
+  }).finally(() => stop.dispose());
   console.log(markdown);
   console.log(`study: table in ${run.dir ?? "runs/study"}/study.md, report in ${report}`);
 }, { ...RUN_FLAGS, ks: "--ks", alpha: "--alpha", seeds: "--seeds" });

@@ -111,3 +111,28 @@ Deno.test("the demo names a bad option before any stage runs", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("an aborted demo stops at the next safe point with exit status 130 and goes on from there when run again", async () => {
+  await useTfjsOnRuntime(await createRuntime({ cpu: true, quiet: true }));
+  const dir = await Deno.makeTempDir({ prefix: "sparsekd-demo-stop-" });
+  const o = { dir, sequences: 4, steps: 2, batchSize: 2, k: 4, heldoutSequences: 2, cpu: true };
+  try {
+    const stop = new AbortController();
+    stop.abort();
+    const err = await runDemo({ ...o, signal: stop.signal }).catch((e) => e);
+    assert.ok(err instanceof SparsekdError, String(err));
+    assert.equal(err.exitCode, 130);
+    assert.match(
+      err.message,
+      /^demo stopped: before kd-topk; run the same command again to go on from there$/,
+    );
+    assert.ok((await Deno.stat(`${dir}/topk/run.json`)).isFile, "save-topk, before the stop, finished");
+    await assert.rejects(Deno.stat(`${dir}/students/kd-topk`), Deno.errors.NotFound);
+    await runDemo(o);
+    for (const s of STUDENTS) {
+      assert.equal(await latestCheckpoint(await openLocalStore(`${dir}/students/${s}`)), 2, s);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

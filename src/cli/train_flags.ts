@@ -3,6 +3,7 @@
  * summary line, and SIGINT/SIGTERM (finish the step, checkpoint, print how to resume, exit 130/143).
  * @module
  */
+import { stopOnSignals } from "./stop_signals.ts";
 import { SparsekdError } from "../errors.ts";
 import { kdModeHelp } from "../loss/modes.ts";
 import { DEFAULT_STUDENT, train, type TrainOptions } from "../train/train.ts";
@@ -156,23 +157,7 @@ async function runTrain(args: string[]): Promise<number> {
     console.log(TRAIN_HELP);
     return 0;
   }
-  const stop = new AbortController();
-  let exitCode = 0;
-  const signals: [Deno.Signal, number][] = [["SIGINT", 130], ["SIGTERM", 143]];
-  const handlers = signals.map(([sig, code]) => {
-    const h = () => {
-      if (stop.signal.aborted) {
-        // A second signal: stop now (checkpoints appear atomically, so the last complete one stays usable).
-        console.error(`train: ${sig} again: stopping now, without a new checkpoint`);
-        Deno.exit(code);
-      }
-      exitCode = code;
-      console.error(`train: ${sig}: finishing the current step and writing a checkpoint…`);
-      stop.abort();
-    };
-    Deno.addSignalListener(sig, h);
-    return [sig, h] as const;
-  });
+  const stop = stopOnSignals("train", "finishing the current step and writing a checkpoint…");
   try {
     const r = await train({
       ...options,
@@ -188,7 +173,7 @@ async function runTrain(args: string[]): Promise<number> {
         `train: stopped at step ${r.step} of ${r.steps}; checkpoint ${r.out}/${r.checkpoint}; resume with: ` +
           ["deno task train", ...again.map(shellQuote)].join(" "),
       );
-      return exitCode || 130;
+      return stop.exitCode() || 130;
     }
     console.log(
       `train: ${r.step} steps, ${r.msPerStep.toFixed(0)} ms/step, ${r.parameters} parameters` +
@@ -198,7 +183,7 @@ async function runTrain(args: string[]): Promise<number> {
     if (r.exported) console.log(`train: model exported to ${r.exported}`);
     return 0;
   } finally {
-    for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
+    stop.dispose();
   }
 }
 

@@ -29,14 +29,8 @@ export { finalEvaluation } from "./final_eval.ts";
 export type { FinalEvalOptions } from "./final_eval.ts";
 export { runStudy, studyMarkdown } from "./run_study.ts";
 export type { StudyOptions, StudyResult, StudyRow } from "./run_study.ts";
-export {
-  describeTeacherAndShards,
-  evaluateStudent,
-  readMetrics,
-  saveDemoShards,
-  stage,
-  trainStudent,
-  trainStudents,
-} from "./stages.ts";
-export type { SaveNumbers, StudentOptions, StudentRun, StudentSpec, StudentStatus } from "./stages.ts";
+export { describeTeacherAndShards, evaluateStudent, readMetrics, saveDemoShards, stage } from "./stages.ts";
+export { trainStudent, trainStudents } from "./students.ts";
+export type { SaveNumbers } from "./stages.ts";
+export type { StudentOptions, StudentRun, StudentSpec, StudentStatus } from "./students.ts";
 export { teacherTopKMass } from "./run_study.ts";

@@ -15,12 +15,13 @@ import {
   openDemoEvaluation,
   saveDemoShards,
   stage,
-  type StudentSpec,
-  trainStudents,
 } from "./stages.ts";
+import { stopped, type StudentSpec, trainStudents } from "./students.ts";
 
 /** Options of {@linkcode runDemo}. */
 export interface DemoOptions {
+  /** Aborted (e.g. by Ctrl-C): the student in training stops after its step with a checkpoint. */
+  signal?: AbortSignal;
   /** The run folder (default `runs/demo`). */
   dir?: string;
   /** Sequences of the demo corpus's train split given to save-topk (default 512). */
@@ -88,6 +89,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<string> {
     steps,
     batchSize: batch,
     rt,
+    signal: options.signal,
     first: 2,
     total: STUDENTS.length + 2,
   });
@@ -99,6 +101,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<string> {
       STUDENTS.length + 2
     } evaluate the students on the held-out split against the teacher; write the report`,
   );
+  if (options.signal?.aborted) throw stopped("demo", "before the final evaluation");
   const { teacher, heldout } = await openDemoEvaluation({ rt, heldoutSequences: options.heldoutSequences });
   let input: ReportInput;
   try {

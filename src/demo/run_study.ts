@@ -22,12 +22,13 @@ import {
   openDemoEvaluation,
   saveDemoShards,
   stage,
-  type StudentSpec,
-  trainStudents,
 } from "./stages.ts";
+import { stopped, type StudentSpec, trainStudents } from "./students.ts";
 
 /** Options of {@linkcode runStudy}. */
 export interface StudyOptions {
+  /** Aborted (e.g. by Ctrl-C): the student in training stops after its step with a checkpoint. */
+  signal?: AbortSignal;
   /** The run folder (default `runs/study`). */
   dir?: string;
   /** Sequences of the demo corpus's train split given to save-topk (default 512). */
@@ -178,12 +179,14 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
       batchSize: batch,
       rt,
       seed,
+      signal: options.signal,
       first: 2 + j * students.length,
       total,
     });
   }
 
   stage("study", `${total}/${total} evaluate every student on the held-out split against the teacher`);
+  if (options.signal?.aborted) throw stopped("study", "before the final evaluation");
   const { teacher, heldout } = await openDemoEvaluation({ rt, heldoutSequences: options.heldoutSequences });
   // evaluated[i][j]: student i, seed j.
   const evaluated: ReportStudent[][] = [];
