@@ -54,6 +54,37 @@ export class MsgpackSyntaxError extends Error {
 const textDecoder = new TextDecoder("utf-8", { fatal: true });
 const MAX_DEPTH = 32;
 
+/** A DataView getter of a fixed-size field. */
+type Getter = (this: DataView, at: number) => number;
+const dv = DataView.prototype;
+/**
+ * The type bytes followed by one fixed-size field: the number itself, or the length (count) of what follows.
+ * (The 64-bit integers, which need a range check, are handled apart.)
+ */
+const HEADS = new Map<
+  number,
+  { size: number; get: Getter; then: "number" | "bin" | "str" | "array" | "map" }
+>([
+  [0xc4, { size: 1, get: dv.getUint8, then: "bin" }],
+  [0xc5, { size: 2, get: dv.getUint16, then: "bin" }],
+  [0xc6, { size: 4, get: dv.getUint32, then: "bin" }],
+  [0xca, { size: 4, get: dv.getFloat32, then: "number" }],
+  [0xcb, { size: 8, get: dv.getFloat64, then: "number" }],
+  [0xcc, { size: 1, get: dv.getUint8, then: "number" }],
+  [0xcd, { size: 2, get: dv.getUint16, then: "number" }],
+  [0xce, { size: 4, get: dv.getUint32, then: "number" }],
+  [0xd0, { size: 1, get: dv.getInt8, then: "number" }],
+  [0xd1, { size: 2, get: dv.getInt16, then: "number" }],
+  [0xd2, { size: 4, get: dv.getInt32, then: "number" }],
+  [0xd9, { size: 1, get: dv.getUint8, then: "str" }],
+  [0xda, { size: 2, get: dv.getUint16, then: "str" }],
+  [0xdb, { size: 4, get: dv.getUint32, then: "str" }],
+  [0xdc, { size: 2, get: dv.getUint16, then: "array" }],
+  [0xdd, { size: 4, get: dv.getUint32, then: "array" }],
+  [0xde, { size: 2, get: dv.getUint16, then: "map" }],
+  [0xdf, { size: 4, get: dv.getUint32, then: "map" }],
+]);
+
 /**
  * Decodes one MessagePack value starting at `pos` of `buf`, returning it and the position after it.
  * Throws {@linkcode NeedMoreBytes} when `buf` ends inside the value and {@linkcode MsgpackSyntaxError}
@@ -82,6 +113,20 @@ export function decodeMsgpackAt(buf: Uint8Array, pos: number): { value: UnpackVa
     p += n;
     return s;
   };
+  // Moves p past a fixed-size field and returns where the field starts.
+  const skip = (size: number): number => {
+    need(size);
+    p += size;
+    return p - size;
+  };
+  // A fixed-size field read with `get` (a DataView method).
+  const fixed = (size: number, get: Getter): number => get.call(view, skip(size));
+  const int64 = (big: bigint, at: number): number => {
+    if (big > BigInt(Number.MAX_SAFE_INTEGER) || big < BigInt(Number.MIN_SAFE_INTEGER)) {
+      throw new MsgpackSyntaxError(at, "integer too large");
+    }
+    return Number(big);
+  };
   const bin = (n: number): Uint8Array => {
     need(n);
     const b = buf.subarray(p, p + n);
@@ -98,7 +143,22 @@ export function decodeMsgpackAt(buf: Uint8Array, pos: number): { value: UnpackVa
     if ((b & 0xf0) === 0x80) return map(b & 0x0f, depth);
     if ((b & 0xf0) === 0x90) return arr(b & 0x0f, depth);
     if ((b & 0xe0) === 0xa0) return str(b & 0x1f, at);
-    let n: number;
+    const head = HEADS.get(b);
+    if (head) {
+      const n = fixed(head.size, head.get);
+      switch (head.then) {
+        case "number":
+          return n;
+        case "bin":
+          return bin(n);
+        case "str":
+          return str(n, at);
+        case "array":
+          return arr(n, depth);
+        case "map":
+          return map(n, depth);
+      }
+    }
     switch (b) {
       case 0xc0:
         return null;
@@ -106,76 +166,10 @@ export function decodeMsgpackAt(buf: Uint8Array, pos: number): { value: UnpackVa
         return false;
       case 0xc3:
         return true;
-      case 0xc4:
-        need(1);
-        return bin(buf[p++]);
-      case 0xc5:
-        need(2), n = view.getUint16(p), p += 2;
-        return bin(n);
-      case 0xc6:
-        need(4), n = view.getUint32(p), p += 4;
-        return bin(n);
-      case 0xca:
-        need(4), n = view.getFloat32(p), p += 4;
-        return n;
-      case 0xcb:
-        need(8), n = view.getFloat64(p), p += 8;
-        return n;
-      case 0xcc:
-        need(1);
-        return buf[p++];
-      case 0xcd:
-        need(2), n = view.getUint16(p), p += 2;
-        return n;
-      case 0xce:
-        need(4), n = view.getUint32(p), p += 4;
-        return n;
-      case 0xcf: {
-        need(8);
-        const big = view.getBigUint64(p);
-        p += 8;
-        if (big > BigInt(Number.MAX_SAFE_INTEGER)) throw new MsgpackSyntaxError(at, "integer too large");
-        return Number(big);
-      }
-      case 0xd0:
-        need(1), n = view.getInt8(p), p += 1;
-        return n;
-      case 0xd1:
-        need(2), n = view.getInt16(p), p += 2;
-        return n;
-      case 0xd2:
-        need(4), n = view.getInt32(p), p += 4;
-        return n;
-      case 0xd3: {
-        need(8);
-        const big = view.getBigInt64(p);
-        p += 8;
-        if (big > BigInt(Number.MAX_SAFE_INTEGER) || big < BigInt(Number.MIN_SAFE_INTEGER)) {
-          throw new MsgpackSyntaxError(at, "integer too large");
-        }
-        return Number(big);
-      }
-      case 0xd9:
-        need(1);
-        return str(buf[p++], at);
-      case 0xda:
-        need(2), n = view.getUint16(p), p += 2;
-        return str(n, at);
-      case 0xdb:
-        need(4), n = view.getUint32(p), p += 4;
-        return str(n, at);
-      case 0xdc:
-        need(2), n = view.getUint16(p), p += 2;
-        return arr(n, depth);
-      case 0xdd:
-        need(4), n = view.getUint32(p), p += 4;
-        return arr(n, depth);
-      case 0xde:
-        need(2), n = view.getUint16(p), p += 2;
-        return map(n, depth);
-      case 0xdf:
-        need(4), n = view.getUint32(p), p += 4;
-        return map(n, depth);
+      case 0xcf:
+        return int64(view.getBigUint64(skip(8)), at);
+      case 0xd3:
+        return int64(view.getBigInt64(skip(8)), at);
       case 0xc7:
       case 0xc8:
       case 0xc9:

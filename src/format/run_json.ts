@@ -6,40 +6,14 @@
 
 import { SparsekdError } from "../errors.ts";
 import { ObjectExistsError, type ObjectStore } from "../store/store.ts";
-import {
-  type Backend,
-  type Fingerprinted,
-  FORMAT_VERSION,
-  indexDtypeFor,
-  RUN_FORMAT,
-  type RunJson,
-  type ValueDtype,
-} from "./types.ts";
+import { type Backend, FORMAT_VERSION, indexDtypeFor, RUN_FORMAT, type RunJson } from "./types.ts";
 import { joinUri } from "./uri.ts";
 
 /** The path of run.json inside OUT. */
 export const RUN_JSON_PATH = "run.json";
 
-/** What {@linkcode makeRunJson} needs. */
-export interface RunJsonInput {
-  /** Vocabulary size V of the teacher. */
-  vocabSize: number;
-  /** Top-k entries kept per token position. */
-  k: number;
-  /** Tokens per sequence. */
-  seqLen: number;
-  /** How the top-k logits are stored. */
-  valueDtype: ValueDtype;
-  /** Temperatures T of the stored full-vocabulary logsumexp (one value per position and T). */
-  lseTemperatures: number[];
-  /** Number of sequences of the run. */
-  sequences: number;
-  /** Sequences per shard (the last shard may hold fewer). */
-  sequencesPerShard: number;
-  /** The teacher: its fingerprint and description. */
-  teacher: Fingerprinted;
-  /** The token data: its fingerprint and description. */
-  data: Fingerprinted;
+/** What {@linkcode makeRunJson} needs: run.json's fields less the constants and the implied index dtype. */
+export interface RunJsonInput extends Omit<RunJson, "format" | "version" | "indexDtype" | "backend"> {
   /** The backend computing the shards (recorded when given). */
   backend?: Backend;
 }

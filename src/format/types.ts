@@ -63,8 +63,9 @@ export interface RunJson {
   backend?: Backend;
 }
 
-/** The first MessagePack value of a shard. */
-export interface ShardHeader {
+/** The first MessagePack value of a shard: its identity plus the run.json fields a reader needs. */
+export interface ShardHeader
+  extends Pick<RunJson, "vocabSize" | "k" | "seqLen" | "indexDtype" | "valueDtype" | "lseTemperatures"> {
   /** Always {@linkcode SHARD_FORMAT}. */
   format: typeof SHARD_FORMAT;
   /** Always {@linkcode FORMAT_VERSION}. */
@@ -73,18 +74,6 @@ export interface ShardHeader {
   shard: number;
   /** The host that wrote the shard. */
   host: number;
-  /** As in run.json. */
-  vocabSize: number;
-  /** As in run.json. */
-  k: number;
-  /** As in run.json. */
-  seqLen: number;
-  /** As in run.json. */
-  indexDtype: IndexDtype;
-  /** As in run.json. */
-  valueDtype: ValueDtype;
-  /** As in run.json. */
-  lseTemperatures: number[];
 }
 
 /**

@@ -127,3 +127,27 @@ export function parseWgslStruct(source: string, name: string): { name: string; t
   }
   return out;
 }
+
+/**
+ * A uniform buffer of `count` 256-byte slots (one per dispatch, at dynamic-offset alignment) and the bytes
+ * to pack them in before one `writeBuffer`.
+ *
+ * @example
+ * ```ts
+ * const { uniform, bytes } = uniformSlots(device, "topk params", chunks);
+ * packUniforms(layout, values, bytes, c * 256);
+ * device.queue.writeBuffer(uniform, 0, bytes);
+ * ```
+ */
+export function uniformSlots(
+  device: GPUDevice,
+  label: string,
+  count: number,
+): { uniform: GPUBuffer; bytes: ArrayBuffer } {
+  const uniform = device.createBuffer({
+    label,
+    size: count * 256,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  });
+  return { uniform, bytes: new ArrayBuffer(count * 256) };
+}

@@ -7,7 +7,7 @@
 import { loadShader, type Runtime } from "../gpu/runtime.ts";
 import { readBack } from "../gpu/readback.ts";
 import { openErrorScopes } from "../gpu/gpu_errors.ts";
-import { packUniforms, uniformLayout } from "../gpu/uniforms.ts";
+import { packUniforms, uniformLayout, uniformSlots } from "../gpu/uniforms.ts";
 import { bindRange } from "../gpu/bindings.ts";
 import { SparsekdError } from "../errors.ts";
 import { bindingBudget, kernelHooks } from "./test_hooks.ts";
@@ -21,13 +21,6 @@ import {
   type SparseKdTeacher,
 } from "./sparse_kd_reference.ts";
 import { kernelModeIds } from "../loss/modes.ts";
-
-export type {
-  SparseKdMode,
-  SparseKdOptions,
-  SparseKdResult,
-  SparseKdTeacher,
-} from "./sparse_kd_reference.ts";
 
 const WG = 256;
 
@@ -207,12 +200,7 @@ export function encodeSparseKdSync(
   const ew = layout === "vec4" ? 16 : 4; // bytes per element of the logits/grad bindings
   const chunkRows = kernelHooks.ignoreBindingLimit ? a.rows : rowsPerBinding(device, a.vocab, a.k);
   const chunks = Math.ceil(a.rows / chunkRows);
-  const uniform = device.createBuffer({
-    label: "sparse_kd params",
-    size: chunks * 256,
-    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-  });
-  const bytes = new ArrayBuffer(chunks * 256);
+  const { uniform, bytes } = uniformSlots(device, "sparse_kd params", chunks);
   const pass = encoder.beginComputePass({
     label: "sparse_kd",
     timestampWrites: kernelHooks.timestampWrites ?? undefined,

@@ -6,9 +6,9 @@
 import type { Runtime } from "../gpu/runtime.ts";
 import { readBack, type ReadRegion } from "../gpu/readback.ts";
 import { submitScoped, throwIfGpuFailed } from "../gpu/gpu_errors.ts";
-import { SparsekdError } from "../errors.ts";
 import { bindingBudget, kernelHooks, registerScratch } from "./test_hooks.ts";
 import { packUniforms, uniformLayout } from "../gpu/uniforms.ts";
+import { assembleTopK, checkFromBufferArgs, dummy16, emptyTopKResult, uploadRows } from "./topk_host.ts";
 import {
   checkTopKArgs,
   NonFiniteLogitsError,
@@ -30,21 +30,12 @@ export const TOPK_PARAMS = uniformLayout([
   { name: "in_off", type: "u32" },
   { name: "inv_t", type: "vec4f[]" },
 ]);
-/** Largest upload staged on the GPU at once by {@linkcode topK} (bytes). */
-const MAX_UPLOAD = 256 * 1024 * 1024;
 
 interface Scratch {
   input: GPUBuffer | null;
   outputs: GPUBuffer[];
 }
 const scratch = new WeakMap<GPUDevice, Scratch>();
-
-const dummies = new WeakMap<GPUDevice, GPUBuffer>();
-function dummy16(device: GPUDevice): GPUBuffer {
-  let b = dummies.get(device);
-  if (!b) dummies.set(device, b = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE }));
-  return b;
-}
 
 function scratchOf(device: GPUDevice): Scratch {
   let s = scratch.get(device);
@@ -211,20 +202,7 @@ async function collect(
     throw e;
   }
   const data = await pending;
-  const indices = new Uint32Array(rows * k);
-  const values = new Float32Array(rows * k);
-  const logsumexp = new Float32Array(rows * nt);
-  chunks.forEach((c, i) => {
-    const words = new Uint32Array(data[i]);
-    const n = c.rows;
-    const flags = words.subarray(2 * n * k + n * nt, 2 * n * k + n * nt + n);
-    const bad = flags.findIndex((f) => f !== 0);
-    if (bad >= 0) throw new NonFiniteLogitsError(c.row0 + bad);
-    indices.set(words.subarray(0, n * k), c.row0 * k);
-    values.set(new Float32Array(data[i], n * k * 4, n * k), c.row0 * k);
-    logsumexp.set(new Float32Array(data[i], 2 * n * k * 4, n * nt), c.row0 * nt);
-  });
-  return { indices, values, logsumexp };
+  return assembleTopK(data, chunks, rows, k, nt, 0, (row) => new NonFiniteLogitsError(row));
 }
 
 /**
@@ -255,31 +233,20 @@ export async function topK(
   const temps = checkTopKArgs(logits.length, rows, vocab, k, options);
   if (!rt.device) return topKReference(logits, rows, vocab, k, { temperatures: temps });
   const device = rt.device;
-  if (rows === 0) return emptyResult();
+  if (rows === 0) return emptyTopKResult();
   const pipeline = await topKPipeline(rt, k, temps.length);
   // From here to the read-back's submit there is no await: concurrent calls cannot interleave.
   const [chunks, close] = submitScoped(device, "topk", () => {
     const s = scratchOf(device);
-    const rowsPerUpload = Math.max(
-      1,
-      Math.floor(Math.min(MAX_UPLOAD, device.limits.maxBufferSize) / (vocab * 4)),
+    return uploadRows(
+      device,
+      s,
+      "topk input",
+      logits,
+      rows,
+      vocab,
+      (input, n, r0, done) => submitRows(rt, pipeline, input, 0, n, r0, vocab, k, temps, s.outputs, done),
     );
-    const uploadBytes = Math.min(rows, rowsPerUpload) * vocab * 4;
-    if (!s.input || s.input.size < uploadBytes) {
-      s.input?.destroy();
-      s.input = device.createBuffer({
-        label: "topk input",
-        size: Math.ceil(uploadBytes / 256) * 256,
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-      });
-    }
-    const chunks: Chunk[] = [];
-    for (let r0 = 0; r0 < rows; r0 += rowsPerUpload) {
-      const n = Math.min(rowsPerUpload, rows - r0);
-      device.queue.writeBuffer(s.input, 0, logits as Float32Array<ArrayBuffer>, r0 * vocab, n * vocab);
-      chunks.push(...submitRows(rt, pipeline, s.input, 0, n, r0, vocab, k, temps, s.outputs, chunks.length));
-    }
-    return chunks;
   });
   return await collect(device, chunks, rows, k, temps.length, close);
 }
@@ -304,25 +271,16 @@ export async function topKFromBuffer(
   k: number,
   options: TopKOptions = {},
 ): Promise<TopKResult> {
-  const temps = prepareFromBuffer("topKFromBuffer", rt, logits, rows, vocab, k, options);
-  if (rows === 0) return emptyResult();
-  const pipeline = await topKPipeline(rt, k, temps.length);
-  // From here to the read-back's submit there is no await.
-  const [chunks, close] = submitScoped(rt.device!, "topk", () =>
-    submitRows(
-      rt,
-      pipeline,
-      logits,
-      0,
-      rows,
-      0,
-      vocab,
-      k,
-      temps,
-      scratchOf(rt.device!).outputs,
-      0,
-    ));
-  return await collect(rt.device!, chunks, rows, k, temps.length, close);
+  const args = { rows, vocab, k, options };
+  // From the submit to the read-back's submit there is no await.
+  const result = await fromBuffer(
+    "topKFromBuffer",
+    rt,
+    logits,
+    args,
+    (chunks, nt, close) => collect(rt.device!, chunks, rows, k, nt, close),
+  );
+  return await (result ?? emptyTopKResult());
 }
 
 /**
@@ -348,51 +306,40 @@ export async function submitTopKFromBuffer(
   k: number,
   options: TopKOptions = {},
 ): Promise<() => Promise<TopKResult>> {
-  const temps = prepareFromBuffer("submitTopKFromBuffer", rt, logits, rows, vocab, k, options);
-  if (rows === 0) return () => Promise.resolve(emptyResult());
-  const pipeline = await topKPipeline(rt, k, temps.length);
-  const [chunks, close] = submitScoped(rt.device!, "topk", () =>
-    submitRows(
-      rt,
-      pipeline,
-      logits,
-      0,
-      rows,
-      0,
-      vocab,
-      k,
-      temps,
-      scratchOf(rt.device!).outputs,
-      0,
-    ));
+  const args = { rows, vocab, k, options };
+  const submitted = await fromBuffer("submitTopKFromBuffer", rt, logits, args, (chunks, nt, close) => ({
+    chunks,
+    nt,
+    close,
+  }));
+  if (!submitted) return () => Promise.resolve(emptyTopKResult());
+  const { chunks, nt, close } = submitted;
   await close();
-  return () => collect(rt.device!, chunks, rows, k, temps.length, () => Promise.resolve());
+  return () => collect(rt.device!, chunks, rows, k, nt, () => Promise.resolve());
 }
 
-/** The from-buffer entry points' argument checks (errors name `name`); returns the temperatures. */
-function prepareFromBuffer(
+/**
+ * The from-buffer entry points' common part (errors name `name`): checks the arguments and any earlier GPU
+ * failure, compiles the pipeline, submits the dispatches for all rows in one error scope and hands the
+ * chunks to `then` with no await in between. Resolves to null for zero rows.
+ */
+async function fromBuffer<T>(
   name: string,
   rt: Runtime,
   logits: GPUBuffer,
-  rows: number,
-  vocab: number,
-  k: number,
-  options: TopKOptions,
-): number[] {
-  const temps = checkTopKArgs(null, rows, vocab, k, options);
-  if (!rt.device) throw new SparsekdError(`${name} needs a GPU runtime (this one runs on the CPU)`);
-  if (logits.size < rows * vocab * 4) {
-    throw new SparsekdError(
-      `${name}: the buffer holds ${logits.size} bytes but rows * vocab * 4 = ${rows * vocab * 4}`,
-    );
-  }
-  if ((logits.usage & GPUBufferUsage.STORAGE) === 0) {
-    throw new SparsekdError(`${name}: the logits buffer needs GPUBufferUsage.STORAGE`);
-  }
-  throwIfGpuFailed(rt.device);
-  return temps;
-}
-
-function emptyResult(): TopKResult {
-  return { indices: new Uint32Array(0), values: new Float32Array(0), logsumexp: new Float32Array(0) };
+  { rows, vocab, k, options }: { rows: number; vocab: number; k: number; options: TopKOptions },
+  then: (chunks: Chunk[], nt: number, close: () => Promise<void>) => T,
+): Promise<T | null> {
+  const temps = checkFromBufferArgs(name, rt, logits, rows, vocab, k, options);
+  const device = rt.device!;
+  throwIfGpuFailed(device);
+  if (rows === 0) return null;
+  const pipeline = await topKPipeline(rt, k, temps.length);
+  const outputs = scratchOf(device).outputs;
+  const [chunks, close] = submitScoped(
+    device,
+    "topk",
+    () => submitRows(rt, pipeline, logits, 0, rows, 0, vocab, k, temps, outputs, 0),
+  );
+  return then(chunks, temps.length, close);
 }

@@ -5,133 +5,26 @@
  * exact 8-bit radix select, and, when there are too few rows to fill the GPU, several workgroups per row
  * plus a small merge dispatch. Same inputs and results as {@linkcode topK} in `./topk.ts`, except that
  * rows holding +Infinity or only -Infinity are refused like rows holding NaN.
- *
- * (Over 400 lines: the host side of one kernel pair — tuning plan, dispatch, read-back, the refusal error
- * and the CPU path — kept in the one file this task owns; the plan and the refusal checks can move out.)
+ * The options, the tuning plan and the refusal of non-finite rows are in `./topk_radix_plan.ts`.
  * @module
  */
 import type { Runtime } from "../gpu/runtime.ts";
 import { readBack, type ReadRegion } from "../gpu/readback.ts";
-import { SparsekdError } from "../errors.ts";
+import { checkTopKArgs, topKReference, type TopKResult } from "./topk_reference.ts";
+import { assembleTopK, checkFromBufferArgs, dummy16, emptyTopKResult, uploadRows } from "./topk_host.ts";
 import {
-  checkTopKArgs,
-  NonFiniteLogitsError,
-  type TopKOptions,
-  topKReference,
-  type TopKResult,
-} from "./topk_reference.ts";
+  firstBadRow,
+  kindOf,
+  type NonFiniteKind,
+  NonFiniteRowError,
+  type Plan,
+  planOf,
+  radixSplit,
+  type TopKRadixOptions,
+} from "./topk_radix_plan.ts";
 
-/** Options of {@linkcode topKRadix}: the temperatures, and tuning knobs (defaults suit real GPUs). */
-export interface TopKRadixOptions extends TopKOptions {
-  /** Workgroups per row (1 to 64, at most the workgroup size); default {@linkcode radixSplit}. */
-  split?: number;
-  /** Rows below which the default split uses several workgroups per row (default 1024). */
-  splitBelowRows?: number;
-  /** Threads per workgroup: 64, 128 or 256 (default 256). */
-  workgroupSize?: number;
-  /** Independent vec4 loads per thread and step, 1 to 8 (default 4). */
-  loads?: number;
-  /** Candidate buffer entries in workgroup memory, more than k (default: what the device allows, ≤ 4096). */
-  capacity?: number;
-}
-
-/** Why a row is refused: the kind of non-finite logits it holds. */
-export type NonFiniteKind = "NaN" | "+Infinity" | "only -Infinity";
-
-/**
- * A row holds NaN or +Infinity, or nothing but -Infinity. `row` is the first such row (0-based).
- *
- * @example
- * ```ts
- * try {
- *   await topKRadix(rt, logits, rows, vocab, k);
- * } catch (e) {
- *   if (e instanceof NonFiniteRowError) console.error(`row ${e.row}: ${e.kind}`);
- * }
- * ```
- */
-export class NonFiniteRowError extends NonFiniteLogitsError {
-  /** What the row holds. */
-  readonly kind: NonFiniteKind;
-  /**
-   * @param row the first bad row (0-based)
-   * @param kind what it holds
-   */
-  constructor(row: number, kind: NonFiniteKind) {
-    super(row);
-    this.name = "NonFiniteRowError";
-    this.kind = kind;
-    this.message = kind === "only -Infinity"
-      ? `the logits of row ${row} are all -Infinity: the teacher produced non-finite output`
-      : `the logits hold ${kind} in row ${row}: the teacher produced non-finite output`;
-  }
-}
-
-const MAX_SPLIT = 64;
-/** Largest upload staged on the GPU at once by {@linkcode topKRadix} (bytes). */
-const MAX_UPLOAD = 256 * 1024 * 1024;
-/** Workgroup memory besides the candidate buffer, per thread and fixed (bytes; see the shader). */
-const WG_BYTES_PER_THREAD = 4;
-const WG_BYTES_FIXED = 1024 + 4 + 4 + 64 + 16 + 20 + 4 + 64; // hist, counters, red16, sh_u, sel, sh_f, slack
-
-/**
- * Workgroups per row: 1 on a software adapter or with `splitBelowRows` rows or more; otherwise enough to
- * give the GPU about `splitBelowRows` workgroups (8 per SM on a 132-SM H200), at most 64 and each reading
- * at least 16,384 values.
- *
- * @example
- * ```ts
- * radixSplit(4, 262_144, false); // 16
- * radixSplit(4096, 32_000, false); // 1
- * ```
- */
-export function radixSplit(rows: number, vocab: number, software: boolean, splitBelowRows = 1024): number {
-  if (software || rows >= splitBelowRows || rows === 0) return 1;
-  const want = Math.ceil(splitBelowRows / rows);
-  return Math.max(1, Math.min(want, MAX_SPLIT, Math.floor(vocab / 16_384)));
-}
-
-/** The resolved tuning of one call. */
-interface Plan {
-  /** Temperatures of the call; the pipeline is compiled for `ntBucket` >= nt. */
-  ntBucket: number;
-  wg: number;
-  loads: number;
-  cap: number;
-  split: number;
-  nt: number;
-  k: number;
-  vocab: number;
-}
-
-function fail(option: string, msg: string): never {
-  throw new SparsekdError(`${option} ${msg}`, { option });
-}
-
-function planOf(rt: Runtime, rows: number, vocab: number, k: number, nt: number, o: TopKRadixOptions): Plan {
-  const limits = rt.device!.limits;
-  const wg = o.workgroupSize ?? 256;
-  if (![64, 128, 256].includes(wg) || wg > limits.maxComputeInvocationsPerWorkgroup) {
-    fail("workgroupSize", `must be 64, 128 or 256 and within the device's limit (got ${wg})`);
-  }
-  const loads = o.loads ?? 4;
-  if (!Number.isInteger(loads) || loads < 1 || loads > 8) fail("loads", `must be 1 to 8 (got ${loads})`);
-  const room = limits.maxComputeWorkgroupStorageSize - WG_BYTES_FIXED - WG_BYTES_PER_THREAD * wg;
-  const maxCap = Math.min(4096, Math.floor(room / 8 / 4) * 4);
-  const cap = o.capacity ?? maxCap;
-  if (!Number.isInteger(cap) || cap <= k || cap > maxCap) {
-    fail("capacity", `must be an integer above k = ${k} and at most ${maxCap} on this device (got ${cap})`);
-  }
-  const splitBelowRows = o.splitBelowRows ?? 1024;
-  if (!Number.isInteger(splitBelowRows) || splitBelowRows < 1) {
-    fail("splitBelowRows", `must be a whole number >= 1 (got ${splitBelowRows})`);
-  }
-  const split = o.split ?? radixSplit(rows, vocab, rt.adapter?.software ?? false, splitBelowRows);
-  if (!Number.isInteger(split) || split < 1 || split > Math.min(MAX_SPLIT, wg)) {
-    fail("split", `must be a whole number from 1 to ${Math.min(MAX_SPLIT, wg)} (got ${split})`);
-  }
-  return { wg, loads, cap, split, nt, ntBucket: nt <= 4 ? 4 : 32, k, vocab };
-}
+export { NonFiniteRowError, radixSplit };
+export type { NonFiniteKind, TopKRadixOptions };
 
 function pipelineOf(rt: Runtime, p: Plan, entryPoint: "main" | "merge"): Promise<GPUComputePipeline> {
   const nt4 = p.ntBucket / 4;
@@ -167,13 +60,6 @@ function ensure(device: GPUDevice, list: GPUBuffer[], i: number, bytes: number, 
     });
   }
   return list[i];
-}
-
-const dummies = new WeakMap<GPUDevice, GPUBuffer>();
-function dummy16(device: GPUDevice): GPUBuffer {
-  let b = dummies.get(device);
-  if (!b) dummies.set(device, b = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE }));
-  return b;
 }
 
 /** One dispatch's worth of rows and where its results land. */
@@ -308,43 +194,8 @@ function submitRows(
 async function collect(device: GPUDevice, chunks: Chunk[], rows: number, k: number, nt: number) {
   const regions: ReadRegion[] = chunks.map((c) => ({ buffer: c.out, size: c.rows * (2 * k + nt + 1) * 4 }));
   const data = await readBack(device, regions);
-  const indices = new Uint32Array(rows * k);
-  const values = new Float32Array(rows * k);
-  const logsumexp = new Float32Array(rows * nt);
-  chunks.forEach((c, i) => {
-    const words = new Uint32Array(data[i]);
-    const n = c.rows;
-    const flags = words.subarray(2 * n * k + n * nt, 2 * n * k + n * nt + n);
-    const bad = flags.findIndex((f) => f !== 4); // only "a value above -Infinity" is fine
-    if (bad >= 0) throw new NonFiniteRowError(c.row0 + bad, kindOf(flags[bad]));
-    indices.set(words.subarray(0, n * k), c.row0 * k);
-    values.set(new Float32Array(data[i], n * k * 4, n * k), c.row0 * k);
-    logsumexp.set(new Float32Array(data[i], 2 * n * k * 4, n * nt), c.row0 * nt);
-  });
-  return { indices, values, logsumexp };
-}
-
-function kindOf(flags: number): NonFiniteKind {
-  return flags & 1 ? "NaN" : flags & 2 ? "+Infinity" : "only -Infinity";
-}
-
-/** The first row holding NaN or +Infinity or nothing but -Infinity, as the error to throw; null if none. */
-function firstBadRow(logits: Float32Array, rows: number, vocab: number): NonFiniteRowError | null {
-  for (let r = 0; r < rows; r++) {
-    let flags = 0;
-    for (let i = r * vocab; i < (r + 1) * vocab; i++) {
-      const x = logits[i];
-      if (Number.isNaN(x)) flags |= 1;
-      else if (x === Infinity) flags |= 2;
-      else if (x !== -Infinity) flags |= 4;
-    }
-    if (flags !== 4) return new NonFiniteRowError(r, kindOf(flags));
-  }
-  return null;
-}
-
-function emptyResult(): TopKResult {
-  return { indices: new Uint32Array(0), values: new Float32Array(0), logsumexp: new Float32Array(0) };
+  // Only "a value above -Infinity" (4) is fine.
+  return assembleTopK(data, chunks, rows, k, nt, 4, (row, flag) => new NonFiniteRowError(row, kindOf(flag)));
 }
 
 async function pipelinesOf(rt: Runtime, p: Plan) {
@@ -388,29 +239,19 @@ export async function topKRadix(
   }
   const device = rt.device;
   const plan = planOf(rt, rows, vocab, k, temps.length, options);
-  if (rows === 0) return emptyResult();
+  if (rows === 0) return emptyTopKResult();
   const pipes = await pipelinesOf(rt, plan);
   // From here to the read-back's submit there is no await: concurrent calls cannot interleave.
   const s = scratchOf(device);
-  const rowsPerUpload = Math.max(
-    1,
-    Math.floor(Math.min(MAX_UPLOAD, device.limits.maxBufferSize) / (vocab * 4)),
+  const chunks = uploadRows(
+    device,
+    s,
+    "topk_radix input",
+    logits,
+    rows,
+    vocab,
+    (input, n, r0, done) => submitRows(rt, pipes, plan, input, 0, n, r0, temps, s, done),
   );
-  const uploadBytes = Math.min(rows, rowsPerUpload) * vocab * 4;
-  if (!s.input || s.input.size < uploadBytes) {
-    s.input?.destroy();
-    s.input = device.createBuffer({
-      label: "topk_radix input",
-      size: Math.ceil(uploadBytes / 256) * 256,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-    });
-  }
-  const chunks: Chunk[] = [];
-  for (let r0 = 0; r0 < rows; r0 += rowsPerUpload) {
-    const n = Math.min(rowsPerUpload, rows - r0);
-    device.queue.writeBuffer(s.input, 0, logits as Float32Array<ArrayBuffer>, r0 * vocab, n * vocab);
-    chunks.push(...submitRows(rt, pipes, plan, s.input, 0, n, r0, temps, s, chunks.length));
-  }
   return await collect(device, chunks, rows, k, temps.length);
 }
 
@@ -434,23 +275,13 @@ export async function topKRadixFromBuffer(
   k: number,
   options: TopKRadixOptions = {},
 ): Promise<TopKResult> {
-  const temps = checkTopKArgs(null, rows, vocab, k, options);
-  if (!rt.device) {
-    throw new SparsekdError("topKRadixFromBuffer needs a GPU runtime (this one runs on the CPU)");
-  }
-  if (logits.size < rows * vocab * 4) {
-    throw new SparsekdError(
-      `topKRadixFromBuffer: the buffer holds ${logits.size} bytes but rows * vocab * 4 = ${rows * vocab * 4}`,
-    );
-  }
-  if ((logits.usage & GPUBufferUsage.STORAGE) === 0) {
-    throw new SparsekdError("topKRadixFromBuffer: the logits buffer needs GPUBufferUsage.STORAGE");
-  }
+  const temps = checkFromBufferArgs("topKRadixFromBuffer", rt, logits, rows, vocab, k, options);
+  const device = rt.device!;
   const plan = planOf(rt, rows, vocab, k, temps.length, options);
-  if (rows === 0) return emptyResult();
+  if (rows === 0) return emptyTopKResult();
   const pipes = await pipelinesOf(rt, plan);
-  const chunks = submitRows(rt, pipes, plan, logits, 0, rows, 0, temps, scratchOf(rt.device), 0);
-  return await collect(rt.device, chunks, rows, k, temps.length);
+  const chunks = submitRows(rt, pipes, plan, logits, 0, rows, 0, temps, scratchOf(device), 0);
+  return await collect(device, chunks, rows, k, temps.length);
 }
 
 /**

@@ -10,7 +10,7 @@
  * @module
  */
 import { escapeHtml } from "./escape.ts";
-import { chartFigure, htmlPage, numCell } from "./page.ts";
+import { chartFigure, htmlPage, numCell, trainLossFigure } from "./page.ts";
 import { formatBytes, formatDuration, formatInteger, formatNumber, formatPercent } from "./number_format.ts";
 import { barChart, lineChart, SERIES_COLORS } from "./svg_chart.ts";
 import type { ReportInput, ReportStudent } from "./types.ts";
@@ -191,18 +191,11 @@ export function renderReport(input: ReportInput): string {
   const students = input.students;
   const t = input.teacher;
   const charts: string[] = [];
-  charts.push(chartFigure(
-    "chart-train-loss",
-    "Training loss",
-    "per optimizer step, nats per token",
-    lineChart({
-      id: "chart-train-loss",
-      title: "Training loss per step",
-      xLabel: "step",
-      yLabel: "training loss",
-      series: students.map((s) => ({ name: s.name, points: s.train.map((p) => [p.step, p.loss] as const) })),
-    }),
-  ));
+  charts.push(
+    trainLossFigure(
+      students.map((s) => ({ name: s.name, points: s.train.map((p) => [p.step, p.loss] as const) })),
+    ),
+  );
   charts.push(chartFigure(
     "chart-heldout-ppl",
     "Held-out perplexity",

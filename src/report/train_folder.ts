@@ -12,7 +12,7 @@ import { basename, join, resolve } from "node:path";
 import { SparsekdError } from "../errors.ts";
 import { escapeHtml } from "./escape.ts";
 import { formatInteger, formatNumber, formatPercent } from "./number_format.ts";
-import { chartFigure, htmlPage, numCell, settingsTable } from "./page.ts";
+import { chartFigure, htmlPage, numCell, settingsTable, trainLossFigure } from "./page.ts";
 import { lineChart } from "./svg_chart.ts";
 
 /** The metrics file of a train folder. */
@@ -208,18 +208,7 @@ export function renderTrainReport(run: TrainFolder): string {
   const title = `sparsekd train report: ${name}`;
   const series = (points: ReadonlyArray<readonly [number, number]>) => [{ name, points }];
   const charts = [
-    chartFigure(
-      "chart-train-loss",
-      "Training loss",
-      "per optimizer step, nats per token",
-      lineChart({
-        id: "chart-train-loss",
-        title: "Training loss per step",
-        xLabel: "step",
-        yLabel: "training loss",
-        series: series(run.train.map((p) => [p.step, p.loss] as const)),
-      }),
-    ),
+    trainLossFigure(series(run.train.map((p) => [p.step, p.loss] as const))),
   ];
   const evalChart = (
     id: string,

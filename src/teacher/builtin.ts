@@ -13,8 +13,8 @@ import { loadModel } from "../model/checkpoint.ts";
 import { tuneTfjsForAdapter } from "../model/gpt.ts";
 import { openStore } from "../store/open_store.ts";
 import type { ObjectStore } from "../store/store.ts";
-import type { Teacher, TeacherLogits, TeacherOpener } from "./teacher.ts";
-import { tensorLogits } from "./tensor_logits.ts";
+import type { Teacher, TeacherOpener } from "./teacher.ts";
+import { tensorTeacher } from "./tensor_logits.ts";
 
 /** Where the committed weights live, relative to this module. */
 export const DEMO_TEACHER_URL: URL = new URL("../../models/demo_teacher/", import.meta.url);
@@ -42,31 +42,18 @@ export async function createDemoTeacher(rt: Runtime, dir: URL = DEMO_TEACHER_URL
   const model = await loadModel(store, "");
   const fingerprint = hash.digest("hex");
   const { vocabSize, seqLen } = model.config;
-  let disposed = false;
-  const teacher: Teacher = {
-    kind: "dense",
+  return tensorTeacher(rt, {
+    name: "demo teacher",
     vocabSize,
     seqLen,
     fingerprint,
     description: "builtin:demo",
-    forwardTensor(tokens: Uint32Array, start: number, count: number, L: number): Promise<tf.Tensor2D> {
-      if (disposed) throw new Error("demo teacher used after dispose()");
+    checkSeqLen(L) {
       if (L > seqLen) {
         throw new SparsekdError(`the demo teacher takes at most ${seqLen} tokens per sequence, not ${L}`);
       }
-      if (tokens.length !== count * L) {
-        throw new RangeError(`demo teacher: ${tokens.length} tokens for ${count}×${L}`);
-      }
-      for (let i = 0; i < tokens.length; i++) {
-        if (tokens[i] >= vocabSize) {
-          throw new SparsekdError(
-            `token id ${tokens[i]} at sequence ${start + Math.floor(i / L)}, position ${
-              i % L
-            } is ≥ the demo ` +
-              `teacher's vocabulary size ${vocabSize}`,
-          );
-        }
-      }
+    },
+    logits(tokens, count, L) {
       const y = tf.tidy(() => {
         const x = tf.tensor2d(
           new Int32Array(tokens.buffer, tokens.byteOffset, tokens.length),
@@ -77,15 +64,8 @@ export async function createDemoTeacher(rt: Runtime, dir: URL = DEMO_TEACHER_URL
       });
       return Promise.resolve(y);
     },
-    async forward(tokens: Uint32Array, start: number, count: number, L: number): Promise<TeacherLogits> {
-      return await tensorLogits(rt, await teacher.forwardTensor!(tokens, start, count, L));
-    },
-    dispose() {
-      if (!disposed) model.dispose();
-      disposed = true;
-    },
-  };
-  return teacher;
+    dispose: () => model.dispose(),
+  });
 }
 
 /** A view of `store` that hands every whole object read to `onBytes` (for the weights' fingerprint). */

@@ -8,7 +8,7 @@
 import type * as tfType from "../deps/tfjs_core.ts";
 import { SparsekdError } from "../errors.ts";
 import type { Runtime } from "../gpu/runtime.ts";
-import type { Teacher, TeacherLogits, TeacherOpener } from "./teacher.ts";
+import type { Teacher, TeacherOpener } from "./teacher.ts";
 import { createHash } from "node:crypto";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -203,7 +203,7 @@ export async function tfjsTeacher(
   options: OpenStoreOptions = {},
 ): Promise<Teacher> {
   const { useTfjsOnRuntime } = await import("../gpu/tfjs_backend.ts");
-  const { tensorLogits } = await import("./tensor_logits.ts");
+  const { tensorTeacher } = await import("./tensor_logits.ts");
   const tf = await useTfjsOnRuntime(rt);
   const loaded = await loadTfjsArtifacts(uri, options);
   const model = await loadModel(loaded);
@@ -251,51 +251,27 @@ export async function tfjsTeacher(
     vocabSize = probe.shape[2] as number;
     probe.dispose();
   }
-  let disposed = false;
-  const teacher: Teacher = {
-    kind: "dense",
+  return tensorTeacher(rt, {
+    name: "tfjs teacher",
     vocabSize,
     seqLen: model.fixedSeqLen,
     fingerprint: loaded.fingerprint,
     description: `tfjs:${uri}`,
-    async forwardTensor(
-      tokens: Uint32Array,
-      start: number,
-      count: number,
-      L: number,
-    ): Promise<tfType.Tensor2D> {
-      if (disposed) throw new Error("tfjs teacher used after dispose()");
+    checkSeqLen(L) {
       if (model.fixedSeqLen !== undefined && L !== model.fixedSeqLen) {
         throw new SparsekdError(
           `${where}: the model takes sequences of ${model.fixedSeqLen} tokens, not ${L}`,
         );
       }
-      if (tokens.length !== count * L) {
-        throw new RangeError(`tfjs teacher: ${tokens.length} tokens for ${count}×${L}`);
-      }
-      for (let i = 0; i < tokens.length; i++) {
-        if (tokens[i] >= vocabSize) {
-          throw new SparsekdError(
-            `token id ${tokens[i]} at sequence ${start + Math.floor(i / L)}, position ${
-              i % L
-            } is ≥ the teacher's vocabulary size ${vocabSize}`,
-          );
-        }
-      }
+    },
+    async logits(tokens, count, L) {
       const y = await run(tokens, count, L);
       const flat = tf.reshape(y, [count * L, vocabSize]) as tfType.Tensor2D;
       y.dispose();
       return flat;
     },
-    async forward(tokens: Uint32Array, start: number, count: number, L: number): Promise<TeacherLogits> {
-      return await tensorLogits(rt, await teacher.forwardTensor!(tokens, start, count, L));
-    },
-    dispose() {
-      if (!disposed) model.dispose();
-      disposed = true;
-    },
-  };
-  return teacher;
+    dispose: () => model.dispose(),
+  });
 }
 
 /**

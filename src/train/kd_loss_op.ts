@@ -8,7 +8,7 @@ import * as tf from "../deps/tfjs_core.ts";
 import type { Runtime } from "../gpu/runtime.ts";
 import { emptyGpuTensor, flushTfjs, tensorGpuBuffer, tfjsGpuBackend } from "../gpu/tfjs_backend.ts";
 import { scopeWithoutWaiting, throwIfGpuFailed } from "../gpu/gpu_errors.ts";
-import { packUniforms, uniformLayout } from "../gpu/uniforms.ts";
+import { packUniforms, uniformLayout, uniformSlots } from "../gpu/uniforms.ts";
 import { encodeSparseKdSync, packRowInfo, prepareSparseKd } from "../kernels/sparse_kd.ts";
 import { bindingBudget } from "../kernels/test_hooks.ts";
 import {
@@ -219,12 +219,7 @@ function scaleOnGpu(
   const align = device.limits.minStorageBufferOffsetAlignment;
   const chunk = Math.floor((bindingBudget(device, 4) - align) / 4);
   const chunks = Math.ceil(g.size / chunk);
-  const uniform = device.createBuffer({
-    label: "sparse_kd_scale params",
-    size: chunks * 256,
-    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-  });
-  const bytes = new ArrayBuffer(chunks * 256);
+  const { uniform, bytes } = uniformSlots(device, "sparse_kd_scale params", chunks);
   const closeScopes = scopeWithoutWaiting(device, "sparse_kd_scale");
   const enc = device.createCommandEncoder({ label: "sparse_kd_scale" });
   const pass = enc.beginComputePass({ label: "sparse_kd_scale" });
