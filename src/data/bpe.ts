@@ -27,6 +27,18 @@ export interface BpeJson {
   merges: [number, number][];
 }
 
+/** `s` with every non-overlapping pair `l r`, left to right, replaced by the merged token `id`. */
+function applyMerge(s: readonly number[], l: number, r: number, id: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    if (i + 1 < s.length && s[i] === l && s[i + 1] === r) {
+      out.push(id);
+      i++;
+    } else out.push(s[i]);
+  }
+  return out;
+}
+
 /** Splits text into pre-tokens (the units BPE merges never cross). */
 function pretokens(text: string): string[] {
   return text.match(PRETOKEN) ?? [];
@@ -152,14 +164,7 @@ export class BpeTokenizer {
         for (let i = 0; i + 1 < s.length; i++) if (s[i] === l && s[i + 1] === r) has = true;
         if (!has) continue;
         add(wi, -1);
-        const out: number[] = [];
-        for (let i = 0; i < s.length; i++) {
-          if (i + 1 < s.length && s[i] === l && s[i + 1] === r) {
-            out.push(id);
-            i++;
-          } else out.push(s[i]);
-        }
-        words[wi] = out;
+        words[wi] = applyMerge(s, l, r, id);
         add(wi, 1);
       }
     }
@@ -246,14 +251,7 @@ export class BpeTokenizer {
       if (bestAt < 0) break;
       const [l, r] = this.#json.merges[bestRank];
       const id = FIRST_MERGE + bestRank;
-      const out: number[] = [];
-      for (let i = 0; i < s.length; i++) {
-        if (i + 1 < s.length && s[i] === l && s[i + 1] === r) {
-          out.push(id);
-          i++;
-        } else out.push(s[i]);
-      }
-      s = out;
+      s = applyMerge(s, l, r, id);
     }
     const ids = Uint32Array.from(s);
     if (this.#cache.size < 200_000) this.#cache.set(p, ids);

@@ -6,16 +6,9 @@
  * @module
  */
 import { writeReport } from "../report/write_report.ts";
-import type { ReportInput, ReportStudent } from "../report/types.ts";
+import type { ReportInput } from "../report/types.ts";
 import { createRuntime } from "../gpu/runtime.ts";
-import {
-  checkRunOptions,
-  describeTeacherAndShards,
-  evaluateStudent,
-  openDemoEvaluation,
-  saveDemoShards,
-  stage,
-} from "./stages.ts";
+import { checkRunOptions, evaluateOnHeldout, saveDemoShards, stage } from "./stages.ts";
 import { stopped, type StudentSpec, trainStudents } from "./students.ts";
 
 /** Options of {@linkcode runDemo}. */
@@ -102,49 +95,41 @@ export async function runDemo(options: DemoOptions = {}): Promise<string> {
     } evaluate the students on the held-out split against the teacher; write the report`,
   );
   if (options.signal?.aborted) throw stopped("demo", "before the final evaluation");
-  const { teacher, heldout } = await openDemoEvaluation({ rt, heldoutSequences: options.heldoutSequences });
-  let input: ReportInput;
-  try {
-    const students: ReportStudent[] = [];
-    for (const s of STUDENTS) {
-      const student = await evaluateStudent(
-        { ...s, out: `${dir}/students/${s.name}` },
-        teacher,
-        heldout,
-        batch,
-      );
-      students.push(student);
-      const final = student.final;
+  const { students, described, heldoutSequences } = await evaluateOnHeldout({
+    rt,
+    heldoutSequences: options.heldoutSequences,
+    dir,
+    saved,
+    batchSize: batch,
+    students: STUDENTS.map((s) => ({ ...s, out: `${dir}/students/${s.name}` })),
+    onStudent: ({ name, final }) =>
       console.error(
-        `demo: ${s.name}: held-out perplexity ${final.ppl.toFixed(2)}, KL to the teacher ${
+        `demo: ${name}: held-out perplexity ${final.ppl.toFixed(2)}, KL to the teacher ${
           final.kl.toFixed(4)
         }, ` +
           `top-1 agreement ${(final.top1 * 100).toFixed(1)}%, ECE ${final.ece.toFixed(4)}`,
-      );
-    }
-    const { teacher: teacherPart, save, run } = await describeTeacherAndShards(dir, teacher, heldout, saved);
-    input = {
-      title: "sparsekd demo: offline top-k distillation against hard labels",
-      createdAt: new Date().toISOString(),
-      teacher: teacherPart,
-      save,
-      students,
-      notes: [
-        `The students have the same shape, seed, data (${
-          run.sequences - 64
-        } sequences of the shards; the last 64 ` +
-        `are the in-training evaluation set) and ${steps} steps of batch ${batch}.`,
-        "The training curves' perplexity is on the last 64 sequences of the shards; the tables' final metrics are " +
-        `on ${heldout.sequences} sequences of the corpus's held-out split, which save-topk never saw, with the ` +
-        "teacher run in the same process: KL(teacher ‖ student) there is over the full vocabulary.",
-        `Adapter: ${rt.adapter ? rt.adapter.description : "CPU (no WebGPU)"}; demo wall time ${
-          ((performance.now() - t0) / 1000).toFixed(0)
-        } s for this invocation.`,
-      ],
-    };
-  } finally {
-    teacher.dispose();
-  }
+      ),
+  });
+  const { teacher: teacherPart, save, run } = described;
+  const input: ReportInput = {
+    title: "sparsekd demo: offline top-k distillation against hard labels",
+    createdAt: new Date().toISOString(),
+    teacher: teacherPart,
+    save,
+    students,
+    notes: [
+      `The students have the same shape, seed, data (${
+        run.sequences - 64
+      } sequences of the shards; the last 64 ` +
+      `are the in-training evaluation set) and ${steps} steps of batch ${batch}.`,
+      "The training curves' perplexity is on the last 64 sequences of the shards; the tables' final metrics are " +
+      `on ${heldoutSequences} sequences of the corpus's held-out split, which save-topk never saw, with the ` +
+      "teacher run in the same process: KL(teacher ‖ student) there is over the full vocabulary.",
+      `Adapter: ${rt.adapter ? rt.adapter.description : "CPU (no WebGPU)"}; demo wall time ${
+        ((performance.now() - t0) / 1000).toFixed(0)
+      } s for this invocation.`,
+    ],
+  };
   await Deno.writeTextFile(`${dir}/report_input.json`, JSON.stringify(input, null, 1) + "\n");
   return await writeReport(dir);
 }

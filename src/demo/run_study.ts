@@ -13,16 +13,9 @@ import { writeReport } from "../report/write_report.ts";
 import { topKMass } from "../report/topk_mass.ts";
 import { openLocalStore } from "../store/local.ts";
 import { SparsekdError } from "../errors.ts";
-import type { ReportInput, ReportStudent } from "../report/types.ts";
+import type { ReportInput } from "../report/types.ts";
 import { createRuntime } from "../gpu/runtime.ts";
-import {
-  checkRunOptions,
-  describeTeacherAndShards,
-  evaluateStudent,
-  openDemoEvaluation,
-  saveDemoShards,
-  stage,
-} from "./stages.ts";
+import { checkRunOptions, evaluateOnHeldout, saveDemoShards, stage } from "./stages.ts";
 import { stopped, type StudentSpec, trainStudents } from "./students.ts";
 
 /** Options of {@linkcode runStudy}. */
@@ -187,25 +180,22 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
 
   stage("study", `${total}/${total} evaluate every student on the held-out split against the teacher`);
   if (options.signal?.aborted) throw stopped("study", "before the final evaluation");
-  const { teacher, heldout } = await openDemoEvaluation({ rt, heldoutSequences: options.heldoutSequences });
   // evaluated[i][j]: student i, seed j.
-  const evaluated: ReportStudent[][] = [];
-  let described;
-  try {
-    for (const s of students) {
-      const perSeed: ReportStudent[] = [];
-      for (const seed of seeds) {
+  const { students: flat, described, heldoutSequences } = await evaluateOnHeldout({
+    rt,
+    heldoutSequences: options.heldoutSequences,
+    dir,
+    saved,
+    batchSize: batch,
+    students: students.flatMap((s) =>
+      seeds.map((seed) => {
         const name = folder(s.name, seed);
         const description = seeds.length > 1 ? `${s.description}, seed ${seed}` : s.description;
-        const out = `${dir}/students/${name}`;
-        perSeed.push(await evaluateStudent({ name, description, out }, teacher, heldout, batch));
-      }
-      evaluated.push(perSeed);
-    }
-    described = await describeTeacherAndShards(dir, teacher, heldout, saved);
-  } finally {
-    teacher.dispose();
-  }
+        return { name, description, out: `${dir}/students/${name}` };
+      })
+    ),
+  });
+  const evaluated = students.map((_, i) => flat.slice(i * seeds.length, (i + 1) * seeds.length));
   const { teacher: teacherPart, save, run } = described;
   const teacherPpl = teacherPart.heldoutPpl ?? NaN;
 
@@ -235,7 +225,7 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
     ks,
     alpha,
     seeds,
-    heldoutSequences: heldout.sequences,
+    heldoutSequences: heldoutSequences,
     adapter: rt.adapter ? rt.adapter.description : "CPU (no WebGPU)",
   };
   const topKMass = await teacherTopKMass(dir, ks);
@@ -261,7 +251,7 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
         ? `The charts and tables show seed ${seeds[0]}; study.md has the means over all seeds. `
         : "") +
       `Every student has the same shape, seed, data (${settings.trainSequences} sequences of the shards) and ` +
-      `${steps} steps of batch ${batch}; the final metrics are on ${heldout.sequences} sequences of the ` +
+      `${steps} steps of batch ${batch}; the final metrics are on ${heldoutSequences} sequences of the ` +
       "corpus's held-out split, with KL(teacher ‖ student) over the full vocabulary.",
       `Adapter: ${settings.adapter}; study wall time ${
         ((performance.now() - t0) / 1000).toFixed(0)

@@ -269,3 +269,48 @@ export async function describeTeacherAndShards(
     run,
   };
 }
+
+/** A trained student to evaluate: its report name and description, and its output folder. */
+export interface StudentToEvaluate {
+  name: string;
+  description: string;
+  out: string;
+}
+
+/**
+ * The final evaluation of a demo or study run: opens the teacher and the held-out split
+ * ({@linkcode openDemoEvaluation}), evaluates each student in order (calling `onStudent` after each), then
+ * describes the teacher and the shards; the teacher is disposed whatever happens.
+ *
+ * @example
+ * ```ts
+ * const { students, described } = await evaluateOnHeldout({ rt, dir, saved, batchSize: 16, students: specs });
+ * ```
+ */
+export async function evaluateOnHeldout(o: {
+  rt: Runtime;
+  heldoutSequences?: number;
+  dir: string;
+  saved: SaveNumbers | null;
+  batchSize: number;
+  students: StudentToEvaluate[];
+  onStudent?: (student: ReportStudent) => void;
+}): Promise<{
+  students: ReportStudent[];
+  described: Awaited<ReturnType<typeof describeTeacherAndShards>>;
+  heldoutSequences: number;
+}> {
+  const { teacher, heldout } = await openDemoEvaluation({ rt: o.rt, heldoutSequences: o.heldoutSequences });
+  try {
+    const students: ReportStudent[] = [];
+    for (const s of o.students) {
+      const student = await evaluateStudent(s, teacher, heldout, o.batchSize);
+      students.push(student);
+      o.onStudent?.(student);
+    }
+    const described = await describeTeacherAndShards(o.dir, teacher, heldout, o.saved);
+    return { students, described, heldoutSequences: heldout.sequences };
+  } finally {
+    teacher.dispose();
+  }
+}

@@ -156,6 +156,21 @@ export function throwIfGpuFailed(device: GPUDevice): void {
 }
 
 /**
+ * Notes `kernel` as running and pushes an out-of-memory and a validation scope; the returned function pops
+ * both (synchronously, releasing the label) and resolves to their errors.
+ */
+function pushScopes(device: GPUDevice, kernel: string): () => Promise<(GPUError | null)[]> {
+  noteKernel(device, kernel);
+  device.pushErrorScope("out-of-memory");
+  device.pushErrorScope("validation");
+  return () => {
+    const pops = [device.popErrorScope(), device.popErrorScope()];
+    releaseLabel(device, kernel);
+    return Promise.all(pops);
+  };
+}
+
+/**
  * Pushes validation and out-of-memory error scopes named `kernel` (after throwing any earlier failure of
  * the device). The returned function pops both at once when called (call it right after the submit, with no
  * await in between) and its promise rejects with a {@linkcode SparsekdError} naming the kernel when either
@@ -171,13 +186,9 @@ export function throwIfGpuFailed(device: GPUDevice): void {
  */
 export function openErrorScopes(device: GPUDevice, kernel: string): () => Promise<void> {
   throwIfGpuFailed(device);
-  noteKernel(device, kernel);
-  device.pushErrorScope("out-of-memory");
-  device.pushErrorScope("validation");
+  const pop = pushScopes(device, kernel);
   return async () => {
-    const pops = [device.popErrorScope(), device.popErrorScope()];
-    releaseLabel(device, kernel);
-    const err = (await Promise.all(pops)).find((e): e is GPUError => e !== null);
+    const err = (await pop()).find((e): e is GPUError => e !== null);
     if (err) throw failureError({ kernel, kind: kindOf(err), message: firstLine(err.message) });
   };
 }
@@ -256,13 +267,9 @@ export async function withErrorScopes<T>(
  * ```
  */
 export function scopeWithoutWaiting(device: GPUDevice, kernel: string): () => Promise<void> {
-  noteKernel(device, kernel);
-  device.pushErrorScope("out-of-memory");
-  device.pushErrorScope("validation");
+  const pop = pushScopes(device, kernel);
   return async () => {
-    const pops = [device.popErrorScope(), device.popErrorScope()];
-    releaseLabel(device, kernel);
-    for (const e of await Promise.all(pops)) {
+    for (const e of await pop()) {
       if (e) recordGpuFailure(device, kernel, kindOf(e), e.message);
     }
   };

@@ -18,13 +18,6 @@ export { parseReportInput } from "./validate.ts";
 export { REPORT_FILE, REPORT_INPUT_FILE, runFolderKind, writeReport } from "./write_report.ts";
 export type { RunFolderKind, WriteReportOptions } from "./write_report.ts";
 export { topKMass } from "./topk_mass.ts";
-export type {
-  EvalPoint,
-  FinalMetrics,
-  ReliabilityBin,
-  ReportInput,
-  ReportSave,
-  ReportStudent,
-  ReportTeacher,
-  TrainPoint,
-} from "./types.ts";
+// The report input's types: ReportInput, ReportTeacher, ReportSave, ReportStudent, TrainPoint, EvalPoint,
+// ReliabilityBin, FinalMetrics.
+export type * from "./types.ts";
