@@ -191,20 +191,11 @@ export class BpeTokenizer {
    * ```
    */
   encode(text: string): Uint32Array {
-    const parts: Uint32Array[] = [];
-    let total = 0;
+    const out: number[] = [];
     for (const p of pretokens(text)) {
-      const ids = this.#encodePretoken(p);
-      parts.push(ids);
-      total += ids.length;
+      for (const id of this.#encodePretoken(p)) out.push(id);
     }
-    const out = new Uint32Array(total);
-    let o = 0;
-    for (const ids of parts) {
-      out.set(ids, o);
-      o += ids.length;
-    }
-    return out;
+    return Uint32Array.from(out);
   }
 
   /**
