@@ -28,6 +28,18 @@ export interface UniformLayout {
 }
 
 /**
+ * Consecutive fields of one type, for writing a struct's layout as runs of like fields.
+ *
+ * @example
+ * ```ts
+ * const layout = uniformLayout([...fieldsOf("u32", "rows", "k"), ...fieldsOf("f32", "t")]);
+ * ```
+ */
+export function fieldsOf(type: UniformType, ...names: string[]): UniformField[] {
+  return names.map((name) => ({ name, type }));
+}
+
+/**
  * The layout of a uniform struct whose fields are `fields` in this order. A `vec4f[]` field must be the
  * last one.
  *

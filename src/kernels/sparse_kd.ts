@@ -7,7 +7,7 @@
 import { loadShader, type Runtime } from "../gpu/runtime.ts";
 import { readBack } from "../gpu/readback.ts";
 import { openErrorScopes } from "../gpu/gpu_errors.ts";
-import { packUniforms, uniformLayout, uniformSlots } from "../gpu/uniforms.ts";
+import { fieldsOf, packUniforms, uniformLayout, uniformSlots } from "../gpu/uniforms.ts";
 import { bindRange } from "../gpu/bindings.ts";
 import { SparsekdError } from "../errors.ts";
 import { bindingBudget, kernelHooks } from "./test_hooks.ts";
@@ -26,19 +26,9 @@ const WG = 256;
 
 /** The kernel's uniforms: `struct Params` of `shaders/sparse_kd.wgsl`, field by field (tests check it). */
 export const SPARSE_KD_PARAMS = uniformLayout([
-  { name: "rows", type: "u32" },
-  { name: "vocab", type: "u32" },
-  { name: "k", type: "u32" },
-  { name: "nx", type: "u32" },
-  { name: "inv_t", type: "f32" },
-  { name: "t", type: "f32" },
-  { name: "alpha", type: "f32" },
-  { name: "need_ce", type: "u32" },
-  { name: "l_off", type: "u32" },
-  { name: "k_off", type: "u32" },
-  { name: "r_off", type: "u32" },
-  { name: "o_off", type: "u32" },
-  { name: "check_ids", type: "u32" },
+  ...fieldsOf("u32", "rows", "vocab", "k", "nx"),
+  ...fieldsOf("f32", "inv_t", "t", "alpha"),
+  ...fieldsOf("u32", "need_ce", "l_off", "k_off", "r_off", "o_off", "check_ids"),
 ]);
 
 const MODES: Record<SparseKdMode, number> = kernelModeIds(); // src/loss/modes.ts

@@ -7,7 +7,7 @@ import type { Runtime } from "../gpu/runtime.ts";
 import { readBack, type ReadRegion } from "../gpu/readback.ts";
 import { submitScoped, throwIfGpuFailed } from "../gpu/gpu_errors.ts";
 import { bindingBudget, kernelHooks, registerScratch } from "./test_hooks.ts";
-import { packUniforms, uniformLayout } from "../gpu/uniforms.ts";
+import { fieldsOf, packUniforms, uniformLayout } from "../gpu/uniforms.ts";
 import { assembleTopK, checkFromBufferArgs, dummy16, emptyTopKResult, uploadRows } from "./topk_host.ts";
 import {
   checkTopKArgs,
@@ -24,11 +24,8 @@ const CAP = 2048;
 
 /** The kernel's uniforms: `struct Params` of `shaders/topk.wgsl`, field by field (tests check it). */
 export const TOPK_PARAMS = uniformLayout([
-  { name: "vocab", type: "u32" },
-  { name: "k", type: "u32" },
-  { name: "rows", type: "u32" },
-  { name: "in_off", type: "u32" },
-  { name: "inv_t", type: "vec4f[]" },
+  ...fieldsOf("u32", "vocab", "k", "rows", "in_off"),
+  ...fieldsOf("vec4f[]", "inv_t"),
 ]);
 
 interface Scratch {
