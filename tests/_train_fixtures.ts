@@ -8,7 +8,7 @@ import { errorLine } from "../src/cli/run_main.ts";
 import { TRAIN_FLAGS, trainCommand } from "../src/cli/train_flags.ts";
 import { createRuntime, type Runtime } from "../src/gpu/runtime.ts";
 import { useTfjsOnRuntime } from "../src/gpu/tfjs_backend.ts";
-import { createRng, type Rng } from "../src/model/rng.ts";
+import { createRng } from "../src/model/rng.ts";
 import { saveTopK } from "../src/save/save_topk.ts";
 import { openStore } from "../src/store/open_store.ts";
 import type { Teacher } from "../src/teacher/teacher.ts";
@@ -30,24 +30,6 @@ export function testRuntime(): Promise<Runtime> {
     return rt;
   })();
   return runtime;
-}
-
-/**
- * Runs `body` with a fresh random seed and names the seed in any failure.
- *
- * @example
- * ```ts
- * await withSeed(async (seed, rng) => { ... });
- * ```
- */
-export async function withSeed(body: (seed: number, rng: Rng) => Promise<void> | void): Promise<void> {
-  const seed = (Math.random() * 2 ** 31) >>> 0;
-  try {
-    await body(seed, createRng(seed));
-  } catch (err) {
-    console.error(`failing seed: ${seed}`);
-    throw err;
-  }
 }
 
 /**

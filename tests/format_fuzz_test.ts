@@ -10,9 +10,8 @@ import { shardPath } from "../src/format/layout.ts";
 import { encodeShardHeader, shardHeader, shardWriterOptions } from "../src/format/shard_writer.ts";
 import { decodeShard } from "../src/format/shard_reader.ts";
 import type { ManifestEntry, RunJson } from "../src/format/types.ts";
-import { type makeRng, withSeed } from "./_format_rng.ts";
+import { type TestRng as Rng, withSeed } from "./_rng.ts";
 
-type Rng = ReturnType<typeof makeRng>;
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
 
 interface Vector {

@@ -19,9 +19,7 @@ import { decodeShard, readShards } from "../src/format/shard_reader.ts";
 import { createShardWriter, type ShardRecordInput, shardWriterOptions } from "../src/format/shard_writer.ts";
 import { openLocalStore } from "../src/store/local.ts";
 import { ObjectExistsError } from "../src/store/store.ts";
-import { type makeRng, withSeed } from "./_format_rng.ts";
-
-type Rng = ReturnType<typeof makeRng>;
+import { type TestRng as Rng, withSeed } from "./_rng.ts";
 
 function randomRun(rng: Rng, indexDtype: IndexDtype, valueDtype: ValueDtype): RunJson {
   const vocabSize = indexDtype === "u16" ? 1000 + rng.int(64537) : 65537 + rng.int(200000);
@@ -43,14 +41,14 @@ function randomRecord(rng: Rng, run: RunJson, seq: number): ShardRecordInput {
   const L = run.seqLen, K = run.k, T = run.lseTemperatures.length;
   const idx = Uint32Array.from({ length: L * K }, () => rng.int(run.vocabSize));
   if (run.vocabSize > 65536) idx[0] = run.vocabSize - 1; // an id ≥ 65,536
-  const val = Float32Array.from({ length: L * K }, () => (rng.float() - 0.7) * 10 ** rng.int(6));
+  const val = Float32Array.from({ length: L * K }, () => (rng.uniform() - 0.7) * 10 ** rng.int(6));
   val[0] = -1e30, val[val.length - 1] = 7e4; // large negative, and above float16's range
   return {
     seq,
     tokens: Uint32Array.from({ length: L }, () => rng.u32()),
     idx,
     val,
-    lse: Float32Array.from({ length: L * T }, () => (rng.float() - 0.5) * 1e4),
+    lse: Float32Array.from({ length: L * T }, () => (rng.uniform() - 0.5) * 1e4),
   };
 }
 

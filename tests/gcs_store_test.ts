@@ -10,23 +10,12 @@ import { crc32c, crc32cToBase64 } from "../src/format/crc32c.ts";
 import { type RunningEmulator, startEmulator } from "../testing/gcs_emulator/server.ts";
 import { type GcsStore, openGcsStore } from "../src/store/gcs.ts";
 import { ObjectExistsError, type ObjectStore } from "../src/store/store.ts";
+import { withSeed } from "./_rng.ts";
 
 const KIB = 1024;
 const CHUNK = 256 * KIB;
 /** Fast retries for tests: the client's back-off starts at one second, so keep the count of faults small. */
 const FAST = { chunkSize: CHUNK, maxRetries: 4, maxRetryDelaySeconds: 1, totalTimeoutSeconds: 60 };
-
-/** A small seeded generator (mulberry32), so that a failing run can be replayed from its printed seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomBytes(n: number): Uint8Array {
   const out = new Uint8Array(n);
@@ -39,13 +28,9 @@ async function withEmulator(
   name: string,
   body: (emu: RunningEmulator, rand: () => number) => Promise<void>,
 ): Promise<void> {
-  const seed = crypto.getRandomValues(new Uint32Array(1))[0];
   const emu = await startEmulator({ port: 0, buckets: ["bkt"] });
   try {
-    await body(emu, rng(seed));
-  } catch (err) {
-    console.error(`${name} failed with seed ${seed}`);
-    throw err;
+    await withSeed(name, (rng) => body(emu, rng.uniform));
   } finally {
     await emu.close();
   }

@@ -5,7 +5,7 @@ import { crc32c, crc32cToBase64 } from "../src/format/crc32c.ts";
 import { openLocalStore } from "../src/store/local.ts";
 import { openStore, parseStoreUri } from "../src/store/open_store.ts";
 import { ObjectExistsError } from "../src/store/store.ts";
-import { withSeed } from "./_format_rng.ts";
+import { withSeed } from "./_rng.ts";
 import { writePatternShards } from "./_train_fixtures.ts";
 
 async function withDir(body: (dir: string) => Promise<void>) {
