@@ -2,14 +2,9 @@ import assert from "node:assert/strict";
 import { demoSource, demoTokenizer, demoTokenStream } from "../src/data/demo.ts";
 import { brownDocuments, inSplit, normalizeBrown } from "../src/data/brown.ts";
 import { BpeTokenizer } from "../src/data/bpe.ts";
+import { withSeed } from "./_rng.ts";
 import { tokenizerFileText, trainDemoTokenizer } from "../tools/build_demo_tokenizer.ts";
 import tokenizerJson from "../src/data/assets/demo_tokenizer.json" with { type: "json" };
-
-function seeded() {
-  const seed = crypto.getRandomValues(new Uint32Array(1))[0];
-  let s = seed;
-  return { seed, rnd: () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32 };
-}
 
 Deno.test("demo splits are disjoint, cover all 500 documents and hold out one in ten", async () => {
   const train: string[] = [], heldout: string[] = [];
@@ -22,9 +17,8 @@ Deno.test("demo splits are disjoint, cover all 500 documents and hold out one in
 });
 
 Deno.test("demo tokenizer round-trips random corpus text and random printable text", async () => {
-  const { seed, rnd } = seeded();
   const tok = demoTokenizer();
-  try {
+  await withSeed("demo tokenizer", async ({ uniform: rnd }) => {
     assert.equal(tok.vocabSize, 2048);
     const docs: string[] = [];
     for await (const d of brownDocuments("heldout")) docs.push(d.text);
@@ -40,15 +34,11 @@ Deno.test("demo tokenizer round-trips random corpus text and random printable te
     const chars = Array.from("abcXYZ019 .,;'\"\n\té€😀");
     const random = Array.from({ length: 300 }, () => chars[Math.floor(rnd() * chars.length)]).join("");
     assert.equal(tok.decode(tok.encode(random)), random);
-  } catch (err) {
-    console.error(`seed ${seed}`);
-    throw err;
-  }
+  });
 });
 
 Deno.test("demo source windows are the split's token stream cut every seqLen tokens", async () => {
-  const { seed, rnd } = seeded();
-  try {
+  await withSeed("demo source", async ({ uniform: rnd }) => {
     const seqLen = 16 + Math.floor(rnd() * 200);
     for (const split of ["train", "heldout"] as const) {
       const stream = await demoTokenStream(split);
@@ -66,10 +56,7 @@ Deno.test("demo source windows are the split's token stream cut every seqLen tok
       const src = await demoSource({ seqLen });
       await src.read(src.sequences - 1, 2);
     });
-  } catch (err) {
-    console.error(`seed ${seed}`);
-    throw err;
-  }
+  });
 });
 
 Deno.test("demo fingerprints differ between splits and sequence limits and are stable", async () => {

@@ -3,7 +3,7 @@
  * runs this file a second time under `DENO_WEBGPU_BACKEND=gl`, so both of Mesa's software paths (Vulkan
  * through lavapipe, OpenGL through llvmpipe) are checked. The shapes are few on purpose: the GL path compiles
  * each pipeline variant slowly the first time (about a minute on two cores; Mesa caches it afterwards), so
- * this file keeps to five variants. The full kernel suites (topk_test.ts, sparse_kd_test.ts) run on Vulkan.
+ * this file keeps to five variants. The full kernel suites (kernels_topk_test.ts, kernels_sparse_kd_test.ts) run on Vulkan.
  */
 import assert from "node:assert/strict";
 import { createRuntime } from "../src/gpu/runtime.ts";
