@@ -1,100 +1,27 @@
 /**
- * save-topk end to end, through the real task: shards match the CPU reference, resume after a kill gives
- * the bytes of an uninterrupted run, hosts in parallel make one complete set, and bad input ends in one line.
+ * The save-topk task as a command (a child process): resume after a kill gives the bytes of an uninterrupted
+ * run, hosts in parallel (flag or BATCH_TASK_INDEX) make one complete set, and bad input ends in one line and
+ * a non-zero exit. What needs no process of its own is in save_run_save_topk_test.ts, in-process.
  */
 import assert from "node:assert/strict";
-import { topKReference } from "../src/kernels/topk_reference.ts";
-import { readShards } from "../src/format/shard_reader.ts";
-import { openStore } from "../src/store/open_store.ts";
-import { type Fixture, fixture, run, save } from "./_save_fixtures.ts";
-
-/** Every file under `dir` except temporary ones, with its bytes. */
-async function snapshot(dir: string): Promise<Map<string, Uint8Array>> {
-  const out = new Map<string, Uint8Array>();
-  async function walk(rel: string) {
-    for await (const e of Deno.readDir(`${dir}/${rel}`)) {
-      const p = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isDirectory) await walk(p);
-      else if (!e.name.includes(".tmp")) out.set(p, await Deno.readFile(`${dir}/${p}`));
-    }
-  }
-  await walk("");
-  return out;
-}
-
-function assertSameFiles(a: Map<string, Uint8Array>, b: Map<string, Uint8Array>) {
-  assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
-  for (const [k, v] of a) assert.ok(equalBytes(v, b.get(k)!), `${k} differs`);
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
-/** Checks every record of OUT against the CPU reference top-k of the fixture's logits. */
-async function checkAgainstReference(f: Fixture, out: string, k: number, temps = [1]) {
-  const store = await openStore(out);
-  const seen = new Set<number>();
-  for await (const r of readShards(store)) {
-    seen.add(r.seq);
-    const rowLogits = f.logits.subarray(r.seq * f.L * f.V, (r.seq + 1) * f.L * f.V);
-    const ref = topKReference(rowLogits, f.L, f.V, k, { temperatures: temps });
-    assert.deepEqual([...r.tokens], [...f.ids.subarray(r.seq * f.L, (r.seq + 1) * f.L)]);
-    assert.deepEqual([...r.idx], [...ref.indices], `seq ${r.seq} ids`);
-    assert.deepEqual([...r.val], [...ref.values], `seq ${r.seq} values`);
-    for (let i = 0; i < ref.logsumexp.length; i++) {
-      const want = ref.logsumexp[i];
-      assert.ok(Math.abs(r.lse[i] - want) <= Math.max(1e-5, 1e-6 * Math.abs(want)), `seq ${r.seq} lse ${i}`);
-    }
-  }
-  assert.equal(seen.size, f.S, "every sequence is in the set exactly once");
-}
-
-Deno.test("save-topk writes shards whose records equal the reference top-k, with run.json and a manifest", async () => {
-  const f = await fixture(21, 8, 700);
-  const out = `${f.dir}/out`;
-  const r = await run(
-    save(f, out, [
-      "--k",
-      "12",
-      "--sequences-per-shard",
-      "5",
-      "--batch-size",
-      "3",
-      "--lse-temperatures",
-      "1,2",
-    ]),
-  );
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /bytes\/token/);
-  assert.match(r.stdout, /GPU waited/);
-  const run0 = JSON.parse(await Deno.readTextFile(`${out}/run.json`));
-  assert.equal(run0.k, 12);
-  assert.equal(run0.sequences, 21);
-  assert.deepEqual(run0.lseTemperatures, [1, 2]);
-  const manifest = JSON.parse(await Deno.readTextFile(`${out}/manifests/h00000.json`));
-  assert.deepEqual(manifest.shards.map((s: { shard: number }) => s.shard), [0, 1, 2, 3, 4]);
-  await checkAgainstReference(f, out, 12, [1, 2]);
-});
-
-Deno.test("save-topk run again on a finished OUT changes nothing", async () => {
-  const f = await fixture(10, 4, 300);
-  const out = `${f.dir}/out`;
-  assert.equal((await run(save(f, out, ["--k", "4", "--sequences-per-shard", "3"]))).code, 0);
-  const before = await snapshot(out);
-  const again = await run(save(f, out, ["--k", "4", "--sequences-per-shard", "3"]));
-  assert.equal(again.code, 0, again.stderr);
-  assert.match(again.stdout, /0 shards written, 4 already there/);
-  assertSameFiles(before, await snapshot(out));
-});
+import {
+  assertSameFiles,
+  checkAgainstReference,
+  expectOneLineError,
+  fixture,
+  run,
+  save,
+  saveInProcess,
+  snapshot,
+} from "./_save_fixtures.ts";
 
 Deno.test("save-topk killed at random moments and restarted ends with the bytes of an uninterrupted run", async () => {
   const f = await fixture(96, 16, 2000);
   const flags = ["--k", "32", "--sequences-per-shard", "4", "--batch-size", "2", "--value-dtype", "f16"];
   const shards = 96 / 4;
   const whole = `${f.dir}/whole`;
-  assert.equal((await run(save(f, whole, flags))).code, 0);
-  const expected = await snapshot(whole);
+  await saveInProcess(f, whole, { k: 32, sequencesPerShard: 4, batchSize: 2, valueDtype: "f16" });
+  const expected = await snapshot(whole, true);
 
   // Each attempt is killed once a random number of shards exist, after a further random delay (so the kill
   // lands anywhere: between shards, inside a shard's write, before run.json, during the manifest).
@@ -134,10 +61,10 @@ Deno.test("save-topk killed at random moments and restarted ends with the bytes 
   const last = await run(save(f, out, flags));
   assert.equal(last.code, 0, last.stderr);
   assert.ok(kills >= 1, "at least one run was killed");
-  assertSameFiles(expected, await snapshot(out));
+  assertSameFiles(expected, await snapshot(out, true));
 });
 
-Deno.test("save-topk: two hosts in parallel make one complete set; a restart with another host count finishes it", async () => {
+Deno.test("save-topk: two hosts in parallel (--host-index and BATCH_TASK_INDEX) make one complete set", async () => {
   const f = await fixture(30, 8, 500);
   const flags = ["--k", "8", "--sequences-per-shard", "3", "--batch-size", "2", "--host-count", "2"];
   const out = `${f.dir}/out`;
@@ -152,26 +79,7 @@ Deno.test("save-topk: two hosts in parallel make one complete set; a restart wit
   assert.deepEqual(m0.shards.map((s: { shard: number }) => s.shard), [0, 2, 4, 6, 8]);
   assert.deepEqual(m1.shards.map((s: { shard: number }) => s.shard), [1, 3, 5, 7, 9]);
   await checkAgainstReference(f, out, 8);
-
-  // A half-done set (only host 1 of 3 ran) is finished by one host restarted with --host-count 1.
-  const out2 = `${f.dir}/out2`;
-  const flags3 = ["--k", "8", "--sequences-per-shard", "3", "--batch-size", "2"];
-  assert.equal((await run(save(f, out2, [...flags3, "--host-count", "3", "--host-index", "1"]))).code, 0);
-  const fin = await run(save(f, out2, [...flags3, "--host-count", "1"]));
-  assert.equal(fin.code, 0, fin.stderr);
-  assert.match(fin.stdout, /7 shards written, 3 already there/);
-  await checkAgainstReference(f, out2, 8);
 });
-
-async function expectOneLineError(cmd: Deno.Command, pattern: RegExp) {
-  const r = await run(cmd);
-  assert.notEqual(r.code, 0, `expected a failure, got success:\n${r.stderr}`);
-  const errs = r.stderr.split("\n").filter((l) => l.startsWith("error: ") && !l.includes("XDG_RUNTIME_DIR"));
-  assert.equal(errs.length, 1, `one error line expected:\n${r.stderr}`);
-  assert.match(errs[0], pattern);
-  assert.ok(!/\n\s+at /.test(r.stderr), `no stack trace expected:\n${r.stderr}`);
-  return r;
-}
 
 Deno.test("save-topk bad input: unknown flag, k out of range, bad npy, token id ≥ vocab", async () => {
   const f = await fixture(4, 4, 50);
@@ -199,7 +107,7 @@ Deno.test("save-topk bad input: NaN logits name sequence and position, and leave
     save(f, out, ["--k", "5", "--sequences-per-shard", "2", "--batch-size", "1"]),
     /sequence 3, position 2/,
   );
-  const files = [...(await snapshot(out)).keys()].sort();
+  const files = [...(await snapshot(out, true)).keys()].sort();
   // Shard 0 (sequences 0–1) is complete; shard 1 (2–3) failed and must not exist, even partly.
   assert.deepEqual(files.filter((p) => p.startsWith("shards/")), ["shards/s000000.msgpack"]);
   for await (const e of Deno.readDir(`${out}/shards`)) {
@@ -210,15 +118,15 @@ Deno.test("save-topk bad input: NaN logits name sequence and position, and leave
 Deno.test("save-topk bad input: an OUT with another run.json, and an OUT that cannot be written", async () => {
   const f = await fixture(4, 4, 50);
   const out = `${f.dir}/out`;
-  assert.equal((await run(save(f, out, ["--k", "4"]))).code, 0);
-  const before = await snapshot(out);
+  await saveInProcess(f, out, { k: 4 });
+  const before = await snapshot(out, true);
   await expectOneLineError(save(f, out, ["--k", "5"]), /\bk\b/);
   const other = await fixture(4, 4, 50);
   await expectOneLineError(
     save(f, out, ["--teacher", `npy:${other.dir}/logits.npy`, "--k", "4"]),
     /fingerprint/,
   );
-  assertSameFiles(before, await snapshot(out));
+  assertSameFiles(before, await snapshot(out, true));
   await Deno.writeTextFile(`${f.dir}/file`, "x");
   await expectOneLineError(save(f, `${f.dir}/file/out`, ["--k", "4"]), /file\/out/);
 });
