@@ -13,7 +13,8 @@ import assert from "node:assert/strict";
 import { createRuntime, type Runtime } from "../src/gpu/runtime.ts";
 import { SparsekdError } from "../src/errors.ts";
 import { withSeed } from "./_rng.ts";
-import { NonFiniteLogitsError, topKReference, type TopKResult } from "../src/kernels/topk_reference.ts";
+import { assertSame, gpu } from "./_topk_fixtures.ts";
+import { NonFiniteLogitsError, topKReference } from "../src/kernels/topk_reference.ts";
 import {
   NonFiniteRowError,
   poisonTopKRadixScratch,
@@ -22,20 +23,6 @@ import {
   topKRadixFromBuffer,
   type TopKRadixOptions,
 } from "../src/kernels/topk_radix.ts";
-
-const CPU_ONLY = Deno.env.get("SPARSEKD_TEST_CPU_ONLY") === "1";
-let runtime: Promise<Runtime> | null = null;
-
-/** The shared GPU runtime; null (skip) only when SPARSEKD_TEST_CPU_ONLY=1 and there is no adapter. */
-async function gpu(): Promise<Runtime | null> {
-  runtime ??= createRuntime({ quiet: true });
-  const rt = await runtime;
-  if (!rt.device) {
-    if (CPU_ONLY) return null;
-    throw new Error("no WebGPU adapter found (set SPARSEKD_TEST_CPU_ONLY=1 to skip the GPU tests)");
-  }
-  return rt;
-}
 
 type Kind = "normal" | "ties" | "neginf" | "huge" | "allsame" | "ascending" | "descending";
 
@@ -75,32 +62,6 @@ function makeLogits(rand: () => number, rows: number, vocab: number, kind: Kind)
     x[rand() * x.length | 0] = -1e30;
   }
   return x;
-}
-
-function lseClose(got: number, want: number): boolean {
-  if (got === want) return true;
-  return Math.abs(got - want) <= Math.max(1e-5, 1e-6 * Math.abs(want));
-}
-
-function assertSame(got: TopKResult, want: TopKResult, what: string): void {
-  assert.equal(got.indices.length, want.indices.length, `${what}: indices length`);
-  for (let i = 0; i < want.indices.length; i++) {
-    if (got.indices[i] !== want.indices[i]) {
-      assert.fail(`${what}: index ${i} is ${got.indices[i]}, want ${want.indices[i]}`);
-    }
-  }
-  // Bit patterns: -0 must come back as -0.
-  const gv = new Uint32Array(got.values.buffer, got.values.byteOffset, got.values.length);
-  const wv = new Uint32Array(want.values.buffer, want.values.byteOffset, want.values.length);
-  for (let i = 0; i < wv.length; i++) {
-    if (gv[i] !== wv[i]) assert.fail(`${what}: value ${i} is ${got.values[i]}, want ${want.values[i]}`);
-  }
-  assert.equal(got.logsumexp.length, want.logsumexp.length, `${what}: logsumexp length`);
-  for (let i = 0; i < want.logsumexp.length; i++) {
-    if (!lseClose(got.logsumexp[i], want.logsumexp[i])) {
-      assert.fail(`${what}: logsumexp ${i} is ${got.logsumexp[i]}, want ${want.logsumexp[i]}`);
-    }
-  }
 }
 
 /** Runs kernel and reference on one input (scratch poisoned first) and compares them. */
