@@ -1,16 +1,8 @@
 import assert from "node:assert/strict";
 import { hostFromEnv, ownsShard, shardsForHost } from "../src/data/hosts.ts";
-import { SparsekdError } from "../src/errors.ts";
+import type { SparsekdError } from "../src/errors.ts";
 import { errorLine } from "../src/cli/run_main.ts";
-
-function oneLine(pattern: RegExp) {
-  return (err: unknown) => {
-    assert.ok(err instanceof SparsekdError, `expected SparsekdError, got ${err}`);
-    assert.ok(!err.message.includes("\n"));
-    assert.match(err.message, pattern);
-    return true;
-  };
-}
+import { oneLine } from "./_helpers.ts";
 
 Deno.test("every shard belongs to exactly one host, shard j to host j mod H", () => {
   const total = Math.floor(Math.random() * 200), H = 1 + Math.floor(Math.random() * 9);

@@ -3,15 +3,7 @@ import { npyBytes, NpyFile, parseNpyHeader } from "../src/data/npy.ts";
 import { npySource } from "../src/data/npy_source.ts";
 import { openSource } from "../src/data/open_source.ts";
 import { SparsekdError } from "../src/errors.ts";
-
-async function withTemp(fn: (dir: string) => Promise<void>) {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { withTempDir } from "./_helpers.ts";
 
 function patch(bytes: Uint8Array, from: string, to: string): Uint8Array {
   const out = bytes.slice();
@@ -29,7 +21,7 @@ async function rejectsOneLine(p: Promise<unknown>, pattern: RegExp) {
 }
 
 Deno.test("npy token source reads random sequences of int32, uint32 and v2/v3 files", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const S = 5 + Math.floor(Math.random() * 40), L = 1 + Math.floor(Math.random() * 30);
     const data = new Uint32Array(S * L).map(() => Math.floor(Math.random() * 50_000));
     for (const [descr, version] of [["<i4", 1], ["<u4", 1], ["<i4", 2], ["<u4", 3]] as const) {
@@ -60,7 +52,7 @@ Deno.test("npy header parsing matches numpy's own header text", () => {
 });
 
 Deno.test("bad npy files are one-line errors naming the file", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const ids = new Int32Array(12).map((_, i) => i);
     const good = npyBytes("<i4", [3, 4], ids);
     const cases: [string, Uint8Array, RegExp][] = [
@@ -88,7 +80,7 @@ Deno.test("bad npy files are one-line errors naming the file", async () => {
 });
 
 Deno.test("a negative int32 id and an id ≥ vocab are reported with sequence and position", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const S = 4 + Math.floor(Math.random() * 10), L = 3 + Math.floor(Math.random() * 10);
     const data = new Int32Array(S * L).map(() => Math.floor(Math.random() * 100));
     const seq = Math.floor(Math.random() * S), pos = Math.floor(Math.random() * L);
@@ -112,7 +104,7 @@ Deno.test("a negative int32 id and an id ≥ vocab are reported with sequence an
 });
 
 Deno.test("NpyFile reads rows of a 3-D float array by leading index", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const [S, L, V] = [3 + Math.floor(Math.random() * 5), 2, 5];
     const data = new Float32Array(S * L * V).map(() => Math.random());
     await Deno.writeFile(`${dir}/l.npy`, npyBytes("<f4", [S, L, V], data));

@@ -2,16 +2,7 @@ import assert from "node:assert/strict";
 import { openSource } from "../src/data/open_source.ts";
 import { npyBytes } from "../src/data/npy.ts";
 import { demoSource } from "../src/data/demo.ts";
-import { SparsekdError } from "../src/errors.ts";
-
-function oneLine(pattern: RegExp) {
-  return (err: unknown) => {
-    assert.ok(err instanceof SparsekdError, `expected SparsekdError, got ${err}`);
-    assert.ok(!err.message.includes("\n"));
-    assert.match(err.message, pattern);
-    return true;
-  };
-}
+import { oneLine } from "./_helpers.ts";
 
 Deno.test("--data specs open the demo, npy and token sources; bad specs are one-line errors", async () => {
   const seqLen = 8 + Math.floor(Math.random() * 100);

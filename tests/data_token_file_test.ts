@@ -8,28 +8,10 @@ import {
 } from "../src/data/token_file.ts";
 import { openSource } from "../src/data/open_source.ts";
 import { sha256Hex } from "../src/data/sha256.ts";
-import { SparsekdError } from "../src/errors.ts";
-
-async function withTemp(fn: (dir: string) => Promise<void>) {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-function oneLine(pattern: RegExp) {
-  return (err: unknown) => {
-    assert.ok(err instanceof SparsekdError, `expected SparsekdError, got ${err}`);
-    assert.ok(!err.message.includes("\n"));
-    assert.match(err.message, pattern);
-    return true;
-  };
-}
+import { oneLine, withTempDir } from "./_helpers.ts";
 
 Deno.test("token files written in pieces read back at random sequences (u16 and u32)", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     for (const vocabSize of [2048, 100_000, 0]) {
       const L = 1 + Math.floor(Math.random() * 40), S = 1 + Math.floor(Math.random() * 60);
       const limit = vocabSize || 2 ** 32;
@@ -82,7 +64,7 @@ Deno.test("the header layout is the documented one", () => {
 });
 
 Deno.test("bad token files are one-line errors naming the file", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const good = `${dir}/good.tok`;
     const w = await TokenFileWriter.create(good, { seqLen: 4, vocabSize: 10 });
     await w.write([1, 2, 3, 4, 5, 6, 7, 8]);

@@ -2,28 +2,10 @@ import assert from "node:assert/strict";
 import { npyBytes } from "../src/data/npy.ts";
 import { npyTeacher } from "../src/teacher/npy.ts";
 import { sha256Hex } from "../src/data/sha256.ts";
-import { SparsekdError } from "../src/errors.ts";
-
-function oneLine(pattern: RegExp) {
-  return (err: unknown) => {
-    assert.ok(err instanceof SparsekdError, `expected SparsekdError, got ${err}`);
-    assert.ok(!err.message.includes("\n"));
-    assert.match(err.message, pattern);
-    return true;
-  };
-}
-
-async function withDir(fn: (dir: string) => Promise<void>) {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { oneLine, withTempDir } from "./_helpers.ts";
 
 Deno.test("npy teacher returns the rows of the logits file for the asked-for sequences", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const S = 2 + Math.floor(Math.random() * 20),
       L = 1 + Math.floor(Math.random() * 9),
       V = 2 + Math.floor(Math.random() * 50);
@@ -54,7 +36,7 @@ Deno.test("npy teacher returns the rows of the logits file for the asked-for seq
 });
 
 Deno.test("bad logits files are one-line errors naming the file", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const f = new Float32Array(24);
     const cases: [string, Uint8Array, RegExp][] = [
       [

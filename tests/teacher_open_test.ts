@@ -7,15 +7,7 @@ import { errorLine } from "../src/cli/run_main.ts";
 import { npyBytes } from "../src/data/npy.ts";
 import { createRuntime } from "../src/gpu/runtime.ts";
 import { SparsekdError } from "../src/errors.ts";
-
-function oneLine(pattern: RegExp) {
-  return (err: unknown) => {
-    assert.ok(err instanceof SparsekdError, `expected SparsekdError, got ${err}`);
-    assert.ok(!err.message.includes("\n"));
-    assert.match(err.message, pattern);
-    return true;
-  };
-}
+import { oneLine } from "./_helpers.ts";
 
 Deno.test("--teacher specs: npy opens, unknown kinds and empty arguments are one-line errors", async () => {
   const rt = await createRuntime({ cpu: true, quiet: true });
