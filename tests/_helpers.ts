@@ -2,6 +2,7 @@
 // the one-line SparsekdError check, whole streams and byte comparisons, and a task run as a child process.
 import assert from "node:assert/strict";
 import { SparsekdError } from "../src/errors.ts";
+import type { TestRng } from "./_rng.ts";
 
 /**
  * Runs `body` with a fresh temporary folder, removed afterwards whatever happens.
@@ -101,4 +102,28 @@ export async function runTask(
     stdout: new TextDecoder().decode(o.stdout),
     stderr: new TextDecoder().decode(o.stderr),
   };
+}
+
+/**
+ * `bytes` as a stream of random-sized chunks: each 1 to `sizes[0]` or 1 to `sizes[1]` bytes, at random.
+ *
+ * @example
+ * ```ts
+ * const stream = chunked(bytes, rng, [16, 600]);
+ * ```
+ */
+export function chunked(
+  bytes: Uint8Array,
+  rng: TestRng,
+  sizes: [number, number],
+): ReadableStream<Uint8Array> {
+  let pos = 0;
+  return new ReadableStream({
+    pull(c) {
+      if (pos >= bytes.length) return c.close();
+      const n = 1 + rng.int(rng.int(2) ? sizes[0] : sizes[1]);
+      c.enqueue(bytes.slice(pos, pos + n));
+      pos += n;
+    },
+  });
 }

@@ -13,6 +13,18 @@ import { saveTopK } from "../src/save/save_topk.ts";
 import { openStore } from "../src/store/open_store.ts";
 import type { Teacher } from "../src/teacher/teacher.ts";
 
+/** The flags of the smallest student the train tests use: 1 layer, width 8, 2 heads, 4 held-out sequences. */
+export const TINY_MODEL: readonly string[] = [
+  "--layers",
+  "1",
+  "--width",
+  "8",
+  "--heads",
+  "2",
+  "--heldout-sequences",
+  "4",
+];
+
 let runtime: Promise<Runtime> | undefined;
 
 /**

@@ -1,19 +1,12 @@
 import assert from "node:assert/strict";
 import { trainCommand } from "../src/cli/train_flags.ts";
 import { withSeed } from "./_rng.ts";
-import { quietly, trainRejects, writePatternShards } from "./_train_fixtures.ts";
+import { quietly, TINY_MODEL, trainRejects, writePatternShards } from "./_train_fixtures.ts";
 
 const small = [
-  "--layers",
-  "1",
-  "--width",
-  "8",
-  "--heads",
-  "2",
+  ...TINY_MODEL,
   "--batch-size",
   "2",
-  "--heldout-sequences",
-  "4",
   "--quiet",
 ];
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { parseTrainFlags, TRAIN_HELP, trainCommand } from "../src/cli/train_flags.ts";
 import { LOSS_MODES } from "../src/loss/modes.ts";
 import { withSeed } from "./_rng.ts";
-import { quietly, trainRejects, writePatternShards } from "./_train_fixtures.ts";
+import { quietly, TINY_MODEL, trainRejects, writePatternShards } from "./_train_fixtures.ts";
 
 Deno.test("train flags become named, typed options; a non-number is a one-line error naming the flag", () => {
   assert.deepEqual(
@@ -48,14 +48,7 @@ Deno.test("SIGINT finishes the step, checkpoints, prints the command to resume a
       const args = [
         ...["--shards", `${dir}/topk`, "--out", `${dir}/out`, "--steps", "100000", "--batch-size", "2"],
         ...[
-          "--layers",
-          "1",
-          "--width",
-          "8",
-          "--heads",
-          "2",
-          "--heldout-sequences",
-          "4",
+          ...TINY_MODEL,
           "--seed",
           String(seed),
         ],

@@ -3,7 +3,7 @@ import { startEmulator } from "../testing/gcs_emulator/server.ts";
 import { openStore } from "../src/store/open_store.ts";
 import { trainCommand } from "../src/cli/train_flags.ts";
 import { withSeed } from "./_rng.ts";
-import { writePatternShards } from "./_train_fixtures.ts";
+import { TINY_MODEL, writePatternShards } from "./_train_fixtures.ts";
 
 Deno.test("checkpoints and metrics go to gs://, and a run resumes from them exactly", async () => {
   const emu = await startEmulator({ port: 0, buckets: ["bkt"] });
@@ -27,16 +27,9 @@ Deno.test("checkpoints and metrics go to gs://, and a run resumes from them exac
         "0",
         "--log-every",
         "1",
-        "--layers",
-        "1",
-        "--width",
-        "8",
-        "--heads",
-        "2",
+        ...TINY_MODEL,
         "--batch-size",
         "2",
-        "--heldout-sequences",
-        "4",
         "--seed",
         String(seed),
         "--quiet",

@@ -20,6 +20,7 @@ import { createShardWriter, type ShardRecordInput, shardWriterOptions } from "..
 import { openLocalStore } from "../src/store/local.ts";
 import { ObjectExistsError } from "../src/store/store.ts";
 import { type TestRng as Rng, withSeed } from "./_rng.ts";
+import { chunked } from "./_helpers.ts";
 
 function randomRun(rng: Rng, indexDtype: IndexDtype, valueDtype: ValueDtype): RunJson {
   const vocabSize = indexDtype === "u16" ? 1000 + rng.int(64537) : 65537 + rng.int(200000);
@@ -66,18 +67,6 @@ async function writeShardBytes(
   return await out;
 }
 
-function chunked(bytes: Uint8Array, rng: Rng): ReadableStream<Uint8Array> {
-  let pos = 0;
-  return new ReadableStream({
-    pull(c) {
-      if (pos >= bytes.length) return c.close();
-      const n = 1 + rng.int(rng.int(2) ? 50 : 5000);
-      c.enqueue(bytes.slice(pos, pos + n));
-      pos += n;
-    },
-  });
-}
-
 async function drain(it: AsyncGenerator<unknown, unknown>) {
   let r = await it.next();
   while (!r.done) r = await it.next();
@@ -104,7 +93,7 @@ for (const indexDtype of ["u16", "u32"] as const) {
             bytes,
             "the same input gives the same bytes",
           );
-          const it = decodeShard(chunked(bytes, rng), { where: "mem://s", run, shard });
+          const it = decodeShard(chunked(bytes, rng, [50, 5000]), { where: "mem://s", run, shard });
           const got = [];
           let step = await it.next();
           for (; !step.done; step = await it.next()) got.push(step.value);
@@ -170,7 +159,7 @@ Deno.test("a shard truncated at any byte is a one-line error naming the shard an
     for (const n of cuts) {
       await assert.rejects(
         drain(
-          decodeShard(chunked(bytes.slice(0, n), rng), {
+          decodeShard(chunked(bytes.slice(0, n), rng, [50, 5000]), {
             where: "out/shards/s000000.msgpack",
             run,
             shard: 0,
@@ -198,7 +187,7 @@ Deno.test("corrupt shards are refused: bad header, wrong shard, wrong seq, bad t
     const bytes = await writeShardBytes(run, 1, recordsOf(rng, run, 1));
     const where = "out/shards/s000001.msgpack";
     const decode = (b: Uint8Array, extra: object = {}) =>
-      drain(decodeShard(chunked(b, rng), { where, run, shard: 1, ...extra }));
+      drain(decodeShard(chunked(b, rng, [50, 5000]), { where, run, shard: 1, ...extra }));
     await decode(bytes); // the intact shard is fine
     // a header that is not a map
     const b1 = bytes.slice();
@@ -297,10 +286,10 @@ Deno.test("a header whose temperatures were stored as float32 still matches run.
     });
     const asF32 = { ...run, lseTemperatures: run.lseTemperatures.map(Math.fround) };
     const bytes = await writeShardBytes(asF32, 0, recordsOf(rng, run, 0));
-    await drain(decodeShard(chunked(bytes, rng), { where: "x", run, shard: 0 }));
+    await drain(decodeShard(chunked(bytes, rng, [50, 5000]), { where: "x", run, shard: 0 }));
     await assert.rejects(
       drain(
-        decodeShard(chunked(bytes, rng), {
+        decodeShard(chunked(bytes, rng, [50, 5000]), {
           where: "x",
           run: { ...run, lseTemperatures: [0.1, 0.8] },
           shard: 0,

@@ -4,7 +4,13 @@ import { tokenRecords } from "../src/train/batches.ts";
 import { trainCommand } from "../src/cli/train_flags.ts";
 import { trainLoop as train, type TrainLoopOptions as TrainOptions } from "../src/train/trainer.ts";
 import { withSeed } from "./_rng.ts";
-import { patternSource, testRuntime, trainRejects, writePatternShards } from "./_train_fixtures.ts";
+import {
+  patternSource,
+  testRuntime,
+  TINY_MODEL,
+  trainRejects,
+  writePatternShards,
+} from "./_train_fixtures.ts";
 
 const quiet = { log: () => {}, progress: false };
 
@@ -124,14 +130,7 @@ function tinyRun(dir: string, seed: number, extra: string[] = []): string[] {
   return [
     ...["--shards", `${dir}/topk`, "--out", `${dir}/out`, "--steps", "4", "--batch-size", "2"],
     ...[
-      "--layers",
-      "1",
-      "--width",
-      "8",
-      "--heads",
-      "2",
-      "--heldout-sequences",
-      "4",
+      ...TINY_MODEL,
       "--checkpoint-every",
       "2",
     ],
