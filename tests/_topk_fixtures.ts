@@ -61,3 +61,21 @@ export function assertSame(got: TopKResult, want: TopKResult, what: string): voi
     }
   }
 }
+
+/**
+ * A storage buffer on the runtime's device holding `x` (logits already on the GPU, as a teacher leaves them).
+ *
+ * @example
+ * ```ts
+ * const buf = uploadLogits(rt, x);
+ * ```
+ */
+export function uploadLogits(rt: Runtime, x: Float32Array<ArrayBuffer>): GPUBuffer {
+  const device = rt.device!;
+  const buf = device.createBuffer({
+    size: x.byteLength,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+  });
+  device.queue.writeBuffer(buf, 0, x);
+  return buf;
+}

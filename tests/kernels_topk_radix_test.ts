@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { createRuntime, type Runtime } from "../src/gpu/runtime.ts";
 import { SparsekdError } from "../src/errors.ts";
 import { withSeed } from "./_rng.ts";
-import { assertSame, gpu } from "./_topk_fixtures.ts";
+import { assertSame, gpu, uploadLogits } from "./_topk_fixtures.ts";
 import { NonFiniteLogitsError, topKReference } from "../src/kernels/topk_reference.ts";
 import {
   NonFiniteRowError,
@@ -219,12 +219,7 @@ Deno.test("topKRadixFromBuffer reads logits already on the GPU and equals topKRa
   await withSeed("from buffer", async ({ uniform: rand }) => {
     const [rows, vocab, k] = [5, 3001, 50];
     const x = makeLogits(rand, rows, vocab, "normal");
-    const device = rt.device!;
-    const buf = device.createBuffer({
-      size: x.byteLength,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-    });
-    device.queue.writeBuffer(buf, 0, x);
+    const buf = uploadLogits(rt, x);
     const want = topKReference(x, rows, vocab, k, { temperatures: [1, 1.5] });
     for (const split of [1, 3]) {
       poisonTopKRadixScratch(rt, 0x12345678);

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { createRuntime, type Runtime } from "../src/gpu/runtime.ts";
 import { SparsekdError } from "../src/errors.ts";
 import { withSeed } from "./_rng.ts";
-import { assertSame, gpu } from "./_topk_fixtures.ts";
+import { assertSame, gpu, uploadLogits } from "./_topk_fixtures.ts";
 import {
   NonFiniteLogitsError,
   submitTopKFromBuffer,
@@ -169,12 +169,7 @@ Deno.test("topKFromBuffer and submitTopKFromBuffer read logits already on the GP
   await withSeed("from buffer", async ({ uniform: rand }) => {
     const [rows, vocab, k] = [5, 3001, 50];
     const x = makeLogits(rand, rows, vocab, "normal");
-    const device = rt.device!;
-    const buf = device.createBuffer({
-      size: x.byteLength,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-    });
-    device.queue.writeBuffer(buf, 0, x);
+    const buf = uploadLogits(rt, x);
     poisonKernelScratch(rt.device!, 0x12345678);
     const got = await topKFromBuffer(rt, buf, rows, vocab, k, { temperatures: [1, 1.5] });
     const want = topKReference(x, rows, vocab, k, { temperatures: [1, 1.5] });
