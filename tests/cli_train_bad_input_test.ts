@@ -11,7 +11,7 @@ const small = [
 ];
 
 async function withShards(body: (dir: string) => Promise<void>) {
-  await withSeed("train_bad_input_test", async (_rng, seed) => {
+  await withSeed("cli_train_bad_input_test", async (_rng, seed) => {
     const dir = await Deno.makeTempDir();
     try {
       await writePatternShards(`${dir}/topk`, { seed, sequences: 16, seqLen: 8, vocab: 24, k: 4 });
@@ -50,7 +50,7 @@ Deno.test("shards whose vocabulary or sequence length disagree with the student 
 });
 
 Deno.test("a teacher vocabulary with padding rows needs --vocab-pad drop, which then trains", async () => {
-  await withSeed("train_bad_input_test", async (_rng, seed) => {
+  await withSeed("cli_train_bad_input_test", async (_rng, seed) => {
     const dir = await Deno.makeTempDir();
     try {
       await writePatternShards(`${dir}/topk`, {

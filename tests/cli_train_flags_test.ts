@@ -41,7 +41,7 @@ Deno.test("range errors of the library name the command's flags", async () => {
 });
 
 Deno.test("SIGINT finishes the step, checkpoints, prints the command to resume and exits 130", async () => {
-  await withSeed("train_flags_test", async (_rng, seed) => {
+  await withSeed("cli_train_flags_test", async (_rng, seed) => {
     const dir = await Deno.makeTempDir();
     try {
       await writePatternShards(`${dir}/topk`, { seed, sequences: 16, seqLen: 8, vocab: 24, k: 4 });

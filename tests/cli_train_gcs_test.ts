@@ -10,7 +10,7 @@ Deno.test("checkpoints and metrics go to gs://, and a run resumes from them exac
   const dir = await Deno.makeTempDir();
   const log = console.log;
   try {
-    await withSeed("train_gcs_test", async (_rng, seed) => {
+    await withSeed("cli_train_gcs_test", async (_rng, seed) => {
       await writePatternShards(`${dir}/topk`, { seed, sequences: 24, seqLen: 8, vocab: 24, k: 4 });
       const args = [
         "--shards",
@@ -70,7 +70,7 @@ Deno.test("training from gs:// shards survives 503, 429 and dropped downloads of
   const dir = await Deno.makeTempDir();
   const log = console.log;
   try {
-    await withSeed("train_gcs_test", async (_rng, seed) => {
+    await withSeed("cli_train_gcs_test", async (_rng, seed) => {
       await writePatternShards(`${dir}/topk`, { seed, sequences: 16, seqLen: 8, vocab: 16, k: 4 });
       const local = await openStore(`${dir}/topk`);
       for (const path of await local.list("")) {

@@ -8,7 +8,7 @@ async function metrics(path: string) {
 }
 
 Deno.test("KD training on a learnable teacher lowers the loss and reports held-out CE, KL and top-1", async () => {
-  await withSeed("train_loss_falls_test", async (_rng, seed) => {
+  await withSeed("cli_train_loss_falls_test", async (_rng, seed) => {
     const dir = await Deno.makeTempDir();
     await writePatternShards(`${dir}/topk`, { seed, sequences: 48, seqLen: 16, vocab: 32, k: 8 });
     await quietly(() =>
@@ -61,7 +61,7 @@ Deno.test("KD training on a learnable teacher lowers the loss and reports held-o
 });
 
 Deno.test("cross-entropy training on hard labels lowers the held-out perplexity", async () => {
-  await withSeed("train_loss_falls_test", async (_rng, seed) => {
+  await withSeed("cli_train_loss_falls_test", async (_rng, seed) => {
     const dir = await Deno.makeTempDir();
     await writePatternShards(`${dir}/topk`, { seed, sequences: 48, seqLen: 16, vocab: 32, k: 4 });
     await quietly(() =>

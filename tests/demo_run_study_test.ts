@@ -94,7 +94,7 @@ Deno.test("deno task study rejects a bad --ks or --alpha with one line and a non
 });
 
 Deno.test("the teacher's top-K mass is computed from the stored logits and logsumexp, rising to 1 at K = V", async () => {
-  await withSeed("study_test", async (_rng, seed) => {
+  await withSeed("demo_run_study_test", async (_rng, seed) => {
     const dir = await Deno.makeTempDir();
     try {
       const V = 24;

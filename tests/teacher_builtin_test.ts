@@ -13,7 +13,7 @@ Deno.test("the committed demo teacher predicts held-out demo text far better tha
     assert.equal(teacher.vocabSize, 2048);
     assert.equal(teacher.seqLen, 64);
     assert.match(teacher.fingerprint, /^[0-9a-f]{64}$/);
-    await withSeed("model_demo_teacher_test", async (rng) => {
+    await withSeed("teacher_builtin_test", async (rng) => {
       const L = 64, count = 16;
       const heldout = await demoSource({ split: "heldout", seqLen: L });
       const start = rng.int(heldout.sequences - count);

@@ -10,7 +10,7 @@ import { testRuntime } from "./_train_fixtures.ts";
 for (const mode of ["topk", "renorm", "tail"] as const) {
   Deno.test(`online full KD equals the sparse ${mode} reference at K = V (loss and gradient, masks, α, T)`, async () => {
     await testRuntime();
-    await withSeed("full_kd_loss_test", async (rng) => {
+    await withSeed("train_full_kd_loss_test", async (rng) => {
       for (const [T, alpha] of [[1, 1], [2.5, 0.3], [0.7, 0]] as const) {
         const N = 7, V = 50;
         const s = Float32Array.from({ length: N * V }, () => 3 * rng.normal());

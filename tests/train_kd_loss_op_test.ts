@@ -118,7 +118,7 @@ for (const mode of ["topk", "renorm", "tail"] as SparseKdMode[]) {
       `a tiny tfjs model's gradient through the GPU op equals the reference's (${mode}), with no read-back`,
     ignore: gpuRt.device === null,
     fn: async () => {
-      await withSeed("kd_loss_op_test", async (_rng, seed) => {
+      await withSeed("train_kd_loss_op_test", async (_rng, seed) => {
         await checkModelGradient(gpuRt, mode, seed, true);
       });
     },
@@ -129,7 +129,7 @@ Deno.test({
   name: "the GPU op takes the teacher's ids and logits as tfjs tensors too",
   ignore: gpuRt.device === null,
   fn: async () => {
-    await withSeed("kd_loss_op_test", async (_rng, seed) => {
+    await withSeed("train_kd_loss_op_test", async (_rng, seed) => {
       for (const mode of ["topk", "tail"] as SparseKdMode[]) {
         await checkModelGradient(gpuRt, mode, seed, true, true);
       }
@@ -138,7 +138,7 @@ Deno.test({
 });
 
 Deno.test("the op falls back to the reference on the tfjs cpu backend with the same gradient", async () => {
-  await withSeed("kd_loss_op_test", async (_rng, seed) => {
+  await withSeed("train_kd_loss_op_test", async (_rng, seed) => {
     for (const mode of ["topk", "tail"] as SparseKdMode[]) await checkModelGradient(cpuRt, mode, seed, false);
   });
 });
@@ -147,7 +147,7 @@ Deno.test({
   name: "the GPU op splits rows into chunks that fit a (lowered) binding limit, with the same gradient",
   ignore: gpuRt.device === null,
   fn: async () => {
-    await withSeed("kd_loss_op_test", async (_rng, seed) => {
+    await withSeed("train_kd_loss_op_test", async (_rng, seed) => {
       // Room for 2 rows of the largest vocabulary checkModelGradient draws (1,099) beside the alignment slack:
       // the forward kernel runs in several dispatches with offset bindings, the backward scale kernel too.
       kernelHooks.maxBindingBytes = 1280 + 2 * 1100 * 4;
@@ -166,7 +166,7 @@ Deno.test({
   name: "the GPU op on logits larger than the largest binding gives the reference's loss and gradient",
   ignore: gpuRt.device === null,
   fn: async () => {
-    await withSeed("kd_loss_op_test", async (_rng, seed) => {
+    await withSeed("train_kd_loss_op_test", async (_rng, seed) => {
       const rand = makeRng(seed).uniform;
       const rt = gpuRt, device = rt.device!;
       await useTfjsOnRuntime(rt);

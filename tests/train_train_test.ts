@@ -7,7 +7,7 @@ import { quietly, testRuntime, writePatternShards } from "./_train_fixtures.ts";
 
 Deno.test("train() returns the final metrics, the out folder and one ms/step figure", async () => {
   const rt = await testRuntime();
-  await withSeed("train_api_test", async (_rng, seed) => {
+  await withSeed("train_train_test", async (_rng, seed) => {
     const dir = await Deno.makeTempDir();
     try {
       await writePatternShards(`${dir}/topk`, { seed, sequences: 16, seqLen: 8, vocab: 24, k: 4 });

@@ -11,7 +11,7 @@ import { patternSource, quietly, testRuntime, trainRejects, writePatternShards }
 const small = ["--layers", "1", "--width", "8", "--heads", "2", "--batch-size", "2", "--quiet"];
 
 async function withDir(body: (dir: string, seed: number) => Promise<void>) {
-  await withSeed("train_online_test", async (_rng, seed) => {
+  await withSeed("train_trainer_online_test", async (_rng, seed) => {
     const dir = await Deno.makeTempDir();
     try {
       await body(dir, seed);
@@ -28,7 +28,7 @@ async function trainLosses(path: string): Promise<number[]> {
 
 Deno.test("online KD feeds the teacher the batch's own tokens: a teacher equal to the student gives loss 0", async () => {
   const rt = await testRuntime();
-  await withSeed("train_online_test", async (_rng, seed) => {
+  await withSeed("train_trainer_online_test", async (_rng, seed) => {
     const model: GptConfig = {
       vocabSize: 32,
       seqLen: 16,
