@@ -10,12 +10,15 @@ import { topKReference } from "../src/kernels/topk_reference.ts";
 import { runSaveTopK, type RunSaveTopKOptions } from "../src/save/run_save_topk.ts";
 import type { SaveSummary } from "../src/save/save_topk.ts";
 import { openStore } from "../src/store/open_store.ts";
+import { type freshSeed, makeRng } from "./_rng.ts";
 
 /** The save-topk task's entry point. */
 export const TASK = new URL("../tasks/save_topk.ts", import.meta.url).pathname;
 
 /** A random fixture: logits [S, L, V] and ids [S, L], also written as npy files in `dir`. */
 export interface Fixture {
+  /** The seed the fixture was drawn from; also in `dir`'s name (`sparsekd-save-s<seed>-…`) to replay it. */
+  seed: number;
   dir: string;
   S: number;
   L: number;
@@ -24,19 +27,23 @@ export interface Fixture {
   ids: Int32Array;
 }
 
-/** Writes a random fixture (logits on a 0.01 grid, so ties happen); `edit` may change it first. */
+/**
+ * Writes a random fixture (logits on a 0.01 grid, so ties happen) drawn from a fresh seed ({@linkcode freshSeed};
+ * `SPARSEKD_SEED` replays one); `edit` may change it first.
+ */
 export async function fixture(
   S: number,
   L: number,
   V: number,
   edit?: (f: Fixture) => void,
 ): Promise<Fixture> {
-  const dir = await Deno.makeTempDir({ prefix: "sparsekd-save-" });
+  const rng = makeRng();
+  const dir = await Deno.makeTempDir({ prefix: `sparsekd-save-s${rng.seed}-` });
   const logits = new Float32Array(S * L * V);
-  for (let i = 0; i < logits.length; i++) logits[i] = Math.round((Math.random() - 0.5) * 4000) / 100;
+  for (let i = 0; i < logits.length; i++) logits[i] = Math.round((rng.uniform() - 0.5) * 4000) / 100;
   const ids = new Int32Array(S * L);
-  for (let i = 0; i < ids.length; i++) ids[i] = Math.floor(Math.random() * V);
-  const f = { dir, S, L, V, logits, ids };
+  for (let i = 0; i < ids.length; i++) ids[i] = rng.int(V);
+  const f = { seed: rng.seed, dir, S, L, V, logits, ids };
   edit?.(f);
   await Deno.writeFile(`${dir}/logits.npy`, npyBytes("<f4", [S, L, V], f.logits));
   await Deno.writeFile(`${dir}/ids.npy`, npyBytes("<i4", [S, L], f.ids));
