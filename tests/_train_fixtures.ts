@@ -8,10 +8,22 @@ import { errorLine } from "../src/cli/run_main.ts";
 import { TRAIN_FLAGS, trainCommand } from "../src/cli/train_flags.ts";
 import { createRuntime, type Runtime } from "../src/gpu/runtime.ts";
 import { useTfjsOnRuntime } from "../src/gpu/tfjs_backend.ts";
-import { createRng, type Rng } from "../src/model/rng.ts";
+import { createRng } from "../src/model/rng.ts";
 import { saveTopK } from "../src/save/save_topk.ts";
 import { openStore } from "../src/store/open_store.ts";
 import type { Teacher } from "../src/teacher/teacher.ts";
+
+/** The flags of the smallest student the train tests use: 1 layer, width 8, 2 heads, 4 held-out sequences. */
+export const TINY_MODEL: readonly string[] = [
+  "--layers",
+  "1",
+  "--width",
+  "8",
+  "--heads",
+  "2",
+  "--heldout-sequences",
+  "4",
+];
 
 let runtime: Promise<Runtime> | undefined;
 
@@ -30,24 +42,6 @@ export function testRuntime(): Promise<Runtime> {
     return rt;
   })();
   return runtime;
-}
-
-/**
- * Runs `body` with a fresh random seed and names the seed in any failure.
- *
- * @example
- * ```ts
- * await withSeed(async (seed, rng) => { ... });
- * ```
- */
-export async function withSeed(body: (seed: number, rng: Rng) => Promise<void> | void): Promise<void> {
-  const seed = (Math.random() * 2 ** 31) >>> 0;
-  try {
-    await body(seed, createRng(seed));
-  } catch (err) {
-    console.error(`failing seed: ${seed}`);
-    throw err;
-  }
 }
 
 /**

@@ -2,14 +2,9 @@ import assert from "node:assert/strict";
 import { demoSource, demoTokenizer, demoTokenStream } from "../src/data/demo.ts";
 import { brownDocuments, inSplit, normalizeBrown } from "../src/data/brown.ts";
 import { BpeTokenizer } from "../src/data/bpe.ts";
+import { withSeed } from "./_rng.ts";
 import { tokenizerFileText, trainDemoTokenizer } from "../tools/build_demo_tokenizer.ts";
 import tokenizerJson from "../src/data/assets/demo_tokenizer.json" with { type: "json" };
-
-function seeded() {
-  const seed = crypto.getRandomValues(new Uint32Array(1))[0];
-  let s = seed;
-  return { seed, rnd: () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32 };
-}
 
 Deno.test("demo splits are disjoint, cover all 500 documents and hold out one in ten", async () => {
   const train: string[] = [], heldout: string[] = [];
@@ -22,9 +17,8 @@ Deno.test("demo splits are disjoint, cover all 500 documents and hold out one in
 });
 
 Deno.test("demo tokenizer round-trips random corpus text and random printable text", async () => {
-  const { seed, rnd } = seeded();
   const tok = demoTokenizer();
-  try {
+  await withSeed("demo tokenizer", async ({ uniform: rnd }) => {
     assert.equal(tok.vocabSize, 2048);
     const docs: string[] = [];
     for await (const d of brownDocuments("heldout")) docs.push(d.text);
@@ -40,15 +34,11 @@ Deno.test("demo tokenizer round-trips random corpus text and random printable te
     const chars = Array.from("abcXYZ019 .,;'\"\n\té€😀");
     const random = Array.from({ length: 300 }, () => chars[Math.floor(rnd() * chars.length)]).join("");
     assert.equal(tok.decode(tok.encode(random)), random);
-  } catch (err) {
-    console.error(`seed ${seed}`);
-    throw err;
-  }
+  });
 });
 
 Deno.test("demo source windows are the split's token stream cut every seqLen tokens", async () => {
-  const { seed, rnd } = seeded();
-  try {
+  await withSeed("demo source", async ({ uniform: rnd }) => {
     const seqLen = 16 + Math.floor(rnd() * 200);
     for (const split of ["train", "heldout"] as const) {
       const stream = await demoTokenStream(split);
@@ -66,24 +56,23 @@ Deno.test("demo source windows are the split's token stream cut every seqLen tok
       const src = await demoSource({ seqLen });
       await src.read(src.sequences - 1, 2);
     });
-  } catch (err) {
-    console.error(`seed ${seed}`);
-    throw err;
-  }
+  });
 });
 
 Deno.test("demo fingerprints differ between splits and sequence limits and are stable", async () => {
-  const seqLen = 32 + Math.floor(Math.random() * 64);
-  const a = await demoSource({ split: "train", seqLen, maxSequences: 100 });
-  const b = await demoSource({ split: "train", seqLen, maxSequences: 100 });
-  const c = await demoSource({ split: "train", seqLen, maxSequences: 101 });
-  const d = await demoSource({ split: "heldout", seqLen, maxSequences: 100 });
-  assert.equal(a.sequences, 100);
-  assert.equal(a.fingerprint, b.fingerprint);
-  assert.match(a.fingerprint, /^[0-9a-f]{64}$/);
-  assert.notEqual(a.fingerprint, c.fingerprint);
-  assert.notEqual(a.fingerprint, d.fingerprint);
-  assert.match(d.description, /heldout/);
+  await withSeed("data_demo_test", async (rng) => {
+    const seqLen = 32 + Math.floor(rng.uniform() * 64);
+    const a = await demoSource({ split: "train", seqLen, maxSequences: 100 });
+    const b = await demoSource({ split: "train", seqLen, maxSequences: 100 });
+    const c = await demoSource({ split: "train", seqLen, maxSequences: 101 });
+    const d = await demoSource({ split: "heldout", seqLen, maxSequences: 100 });
+    assert.equal(a.sequences, 100);
+    assert.equal(a.fingerprint, b.fingerprint);
+    assert.match(a.fingerprint, /^[0-9a-f]{64}$/);
+    assert.notEqual(a.fingerprint, c.fingerprint);
+    assert.notEqual(a.fingerprint, d.fingerprint);
+    assert.match(d.description, /heldout/);
+  });
 });
 
 Deno.test("the committed demo tokenizer is what the deterministic trainer produces", async () => {
@@ -99,36 +88,39 @@ Deno.test("the committed demo tokenizer is what the deterministic trainer produc
   );
 });
 
-Deno.test("BPE training is deterministic and merges the most frequent pair first", () => {
-  const words = ["low", "lower", "newest", "widest", "lowest", "new", "wide"];
-  const texts = new Map<string, number>();
-  for (const w of words) texts.set(w, 1 + Math.floor(Math.random() * 9));
-  const a = BpeTokenizer.train(texts, 280, "t"),
-    b = BpeTokenizer.train(new Map([...texts].reverse()), 280, "t");
-  assert.deepEqual(a.toJSON().merges, b.toJSON().merges);
-  // The first merge is a pair of maximal total count (recount it independently).
-  const counts = new Map<string, number>();
-  for (const [w, n] of texts) {
-    for (let i = 0; i + 1 < w.length; i++) {
-      counts.set(w.slice(i, i + 2), (counts.get(w.slice(i, i + 2)) ?? 0) + n);
+Deno.test("BPE training is deterministic and merges the most frequent pair first", () =>
+  withSeed("data_demo_test", (rng) => {
+    const words = ["low", "lower", "newest", "widest", "lowest", "new", "wide"];
+    const texts = new Map<string, number>();
+    for (const w of words) texts.set(w, 1 + Math.floor(rng.uniform() * 9));
+    const a = BpeTokenizer.train(texts, 280, "t"),
+      b = BpeTokenizer.train(new Map([...texts].reverse()), 280, "t");
+    assert.deepEqual(a.toJSON().merges, b.toJSON().merges);
+    // The first merge is a pair of maximal total count (recount it independently).
+    const counts = new Map<string, number>();
+    for (const [w, n] of texts) {
+      for (let i = 0; i + 1 < w.length; i++) {
+        counts.set(w.slice(i, i + 2), (counts.get(w.slice(i, i + 2)) ?? 0) + n);
+      }
     }
-  }
-  const max = Math.max(...counts.values());
-  const [l, r] = a.toJSON().merges[0];
-  assert.equal(counts.get(String.fromCharCode(l, r)), max);
-  for (const w of words) assert.equal(a.decode(a.encode(w)), w);
-});
+    const max = Math.max(...counts.values());
+    const [l, r] = a.toJSON().merges[0];
+    assert.equal(counts.get(String.fromCharCode(l, r)), max);
+    for (const w of words) assert.equal(a.decode(a.encode(w)), w);
+  }));
 
-Deno.test("Brown normalization strips tags, lower-cases and turns `` and '' into double quotes", () => {
-  const words = ["The", "Jury", "1/2", "Atlanta's", "``", "''", ",", ".", "over-all", "Mr."];
-  const tags = ["at", "nn-tl", "cd", "np$", "``", "''", ",", ".", "jj", "np"];
-  const picks = Array.from({ length: 30 }, () => Math.floor(Math.random() * words.length));
-  const tagged = picks.map((i) => `${words[i]}/${tags[i]}`).join(Math.random() < 0.5 ? " " : "\n\n\t");
-  const want = picks.map((i) => (words[i] === "``" || words[i] === "''" ? '"' : words[i].toLowerCase())).join(
-    " ",
-  );
-  assert.equal(normalizeBrown("\n\t" + tagged + "\n"), want);
-  const i = Math.floor(Math.random() * 1000);
-  assert.equal(inSplit(i, "heldout"), i % 10 === 9);
-  assert.equal(inSplit(i, "train"), !inSplit(i, "heldout"));
-});
+Deno.test("Brown normalization strips tags, lower-cases and turns `` and '' into double quotes", () =>
+  withSeed("data_demo_test", (rng) => {
+    const words = ["The", "Jury", "1/2", "Atlanta's", "``", "''", ",", ".", "over-all", "Mr."];
+    const tags = ["at", "nn-tl", "cd", "np$", "``", "''", ",", ".", "jj", "np"];
+    const picks = Array.from({ length: 30 }, () => Math.floor(rng.uniform() * words.length));
+    const tagged = picks.map((i) => `${words[i]}/${tags[i]}`).join(rng.uniform() < 0.5 ? " " : "\n\n\t");
+    const want = picks.map((i) => (words[i] === "``" || words[i] === "''" ? '"' : words[i].toLowerCase()))
+      .join(
+        " ",
+      );
+    assert.equal(normalizeBrown("\n\t" + tagged + "\n"), want);
+    const i = Math.floor(rng.uniform() * 1000);
+    assert.equal(inSplit(i, "heldout"), i % 10 === 9);
+    assert.equal(inSplit(i, "train"), !inSplit(i, "heldout"));
+  }));

@@ -1,56 +1,51 @@
 import assert from "node:assert/strict";
 import { hostFromEnv, ownsShard, shardsForHost } from "../src/data/hosts.ts";
-import { SparsekdError } from "../src/errors.ts";
+import type { SparsekdError } from "../src/errors.ts";
 import { errorLine } from "../src/cli/run_main.ts";
+import { oneLine } from "./_helpers.ts";
+import { withSeed } from "./_rng.ts";
 
-function oneLine(pattern: RegExp) {
-  return (err: unknown) => {
-    assert.ok(err instanceof SparsekdError, `expected SparsekdError, got ${err}`);
-    assert.ok(!err.message.includes("\n"));
-    assert.match(err.message, pattern);
-    return true;
-  };
-}
-
-Deno.test("every shard belongs to exactly one host, shard j to host j mod H", () => {
-  const total = Math.floor(Math.random() * 200), H = 1 + Math.floor(Math.random() * 9);
-  const seen = new Array(total).fill(0);
-  for (let h = 0; h < H; h++) {
-    for (const j of shardsForHost(total, h, H)) {
-      assert.equal(j % H, h);
-      assert.ok(ownsShard(j, h, H));
-      seen[j]++;
+Deno.test("every shard belongs to exactly one host, shard j to host j mod H", () =>
+  withSeed("data_hosts_test", (rng) => {
+    const total = Math.floor(rng.uniform() * 200), H = 1 + Math.floor(rng.uniform() * 9);
+    const seen = new Array(total).fill(0);
+    for (let h = 0; h < H; h++) {
+      for (const j of shardsForHost(total, h, H)) {
+        assert.equal(j % H, h);
+        assert.ok(ownsShard(j, h, H));
+        seen[j]++;
+      }
     }
-  }
-  assert.ok(seen.every((n) => n === 1), `total ${total}, H ${H}`);
-  assert.throws(() => shardsForHost(10, H, H), RangeError);
-});
+    assert.ok(seen.every((n) => n === 1), `total ${total}, H ${H}`);
+    assert.throws(() => shardsForHost(10, H, H), RangeError);
+  }));
 
-Deno.test("host index and count come from flags, then the launchers' environment, then 0 of 1", () => {
-  const i = Math.floor(Math.random() * 5), n = i + 1 + Math.floor(Math.random() * 5);
-  assert.deepEqual(hostFromEnv({}), { index: 0, count: 1, from: "default" });
-  assert.deepEqual(hostFromEnv({}, { hostIndex: `${i}`, hostCount: `${n}` }), {
-    index: i,
-    count: n,
-    from: "hostIndex",
-  });
-  assert.deepEqual(
-    hostFromEnv({ BATCH_TASK_INDEX: `${i}`, BATCH_TASK_COUNT: `${n}` }),
-    { index: i, count: n, from: "BATCH_TASK_INDEX" },
-  );
-  assert.deepEqual(
-    hostFromEnv({ JOB_COMPLETION_INDEX: `${i}` }, { hostCount: `${n}` }),
-    { index: i, count: n, from: "JOB_COMPLETION_INDEX" },
-  );
-  // Flags win over the environment.
-  assert.deepEqual(
-    hostFromEnv({ BATCH_TASK_INDEX: "7", BATCH_TASK_COUNT: "9", JOB_COMPLETION_INDEX: "8" }, {
-      hostIndex: `${i}`,
-      hostCount: `${n}`,
-    }),
-    { index: i, count: n, from: "hostIndex" },
-  );
-});
+Deno.test("host index and count come from flags, then the launchers' environment, then 0 of 1", () =>
+  withSeed("data_hosts_test", (rng) => {
+    const i = Math.floor(rng.uniform() * 5), n = i + 1 + Math.floor(rng.uniform() * 5);
+    assert.deepEqual(hostFromEnv({}), { index: 0, count: 1, from: "default" });
+    assert.deepEqual(hostFromEnv({}, { hostIndex: `${i}`, hostCount: `${n}` }), {
+      index: i,
+      count: n,
+      from: "hostIndex",
+    });
+    assert.deepEqual(
+      hostFromEnv({ BATCH_TASK_INDEX: `${i}`, BATCH_TASK_COUNT: `${n}` }),
+      { index: i, count: n, from: "BATCH_TASK_INDEX" },
+    );
+    assert.deepEqual(
+      hostFromEnv({ JOB_COMPLETION_INDEX: `${i}` }, { hostCount: `${n}` }),
+      { index: i, count: n, from: "JOB_COMPLETION_INDEX" },
+    );
+    // Flags win over the environment.
+    assert.deepEqual(
+      hostFromEnv({ BATCH_TASK_INDEX: "7", BATCH_TASK_COUNT: "9", JOB_COMPLETION_INDEX: "8" }, {
+        hostIndex: `${i}`,
+        hostCount: `${n}`,
+      }),
+      { index: i, count: n, from: "hostIndex" },
+    );
+  }));
 
 Deno.test("bad host settings are one-line errors", () => {
   assert.throws(

@@ -3,15 +3,8 @@ import { npyBytes, NpyFile, parseNpyHeader } from "../src/data/npy.ts";
 import { npySource } from "../src/data/npy_source.ts";
 import { openSource } from "../src/data/open_source.ts";
 import { SparsekdError } from "../src/errors.ts";
-
-async function withTemp(fn: (dir: string) => Promise<void>) {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { withTempDir } from "./_helpers.ts";
+import { withSeed } from "./_rng.ts";
 
 function patch(bytes: Uint8Array, from: string, to: string): Uint8Array {
   const out = bytes.slice();
@@ -29,22 +22,24 @@ async function rejectsOneLine(p: Promise<unknown>, pattern: RegExp) {
 }
 
 Deno.test("npy token source reads random sequences of int32, uint32 and v2/v3 files", async () => {
-  await withTemp(async (dir) => {
-    const S = 5 + Math.floor(Math.random() * 40), L = 1 + Math.floor(Math.random() * 30);
-    const data = new Uint32Array(S * L).map(() => Math.floor(Math.random() * 50_000));
-    for (const [descr, version] of [["<i4", 1], ["<u4", 1], ["<i4", 2], ["<u4", 3]] as const) {
-      const path = `${dir}/ids_${descr.slice(1)}_${version}.npy`;
-      await Deno.writeFile(path, npyBytes(descr, [S, L], data, version));
-      const src = await npySource(path);
-      assert.equal(src.sequences, S);
-      assert.equal(src.seqLen, L);
-      assert.match(src.fingerprint, /^[0-9a-f]{64}$/);
-      const start = Math.floor(Math.random() * S), count = Math.floor(Math.random() * (S - start + 1));
-      assert.deepEqual(
-        Array.from(await src.read(start, count)),
-        Array.from(data.subarray(start * L, (start + count) * L)),
-      );
-    }
+  await withSeed("data_npy_test", async (rng) => {
+    await withTempDir(async (dir) => {
+      const S = 5 + Math.floor(rng.uniform() * 40), L = 1 + Math.floor(rng.uniform() * 30);
+      const data = new Uint32Array(S * L).map(() => Math.floor(rng.uniform() * 50_000));
+      for (const [descr, version] of [["<i4", 1], ["<u4", 1], ["<i4", 2], ["<u4", 3]] as const) {
+        const path = `${dir}/ids_${descr.slice(1)}_${version}.npy`;
+        await Deno.writeFile(path, npyBytes(descr, [S, L], data, version));
+        const src = await npySource(path);
+        assert.equal(src.sequences, S);
+        assert.equal(src.seqLen, L);
+        assert.match(src.fingerprint, /^[0-9a-f]{64}$/);
+        const start = Math.floor(rng.uniform() * S), count = Math.floor(rng.uniform() * (S - start + 1));
+        assert.deepEqual(
+          Array.from(await src.read(start, count)),
+          Array.from(data.subarray(start * L, (start + count) * L)),
+        );
+      }
+    });
   });
 });
 
@@ -60,7 +55,7 @@ Deno.test("npy header parsing matches numpy's own header text", () => {
 });
 
 Deno.test("bad npy files are one-line errors naming the file", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const ids = new Int32Array(12).map((_, i) => i);
     const good = npyBytes("<i4", [3, 4], ids);
     const cases: [string, Uint8Array, RegExp][] = [
@@ -88,38 +83,42 @@ Deno.test("bad npy files are one-line errors naming the file", async () => {
 });
 
 Deno.test("a negative int32 id and an id ≥ vocab are reported with sequence and position", async () => {
-  await withTemp(async (dir) => {
-    const S = 4 + Math.floor(Math.random() * 10), L = 3 + Math.floor(Math.random() * 10);
-    const data = new Int32Array(S * L).map(() => Math.floor(Math.random() * 100));
-    const seq = Math.floor(Math.random() * S), pos = Math.floor(Math.random() * L);
-    data[seq * L + pos] = 100 + Math.floor(Math.random() * 10);
-    const path = `${dir}/ids.npy`;
-    await Deno.writeFile(path, npyBytes("<i4", [S, L], data));
-    const checked = await openSource(`npy:${path}`, { vocabSize: 100 });
-    await rejectsOneLine(
-      checked.read(0, S),
-      new RegExp(`token id ${data[seq * L + pos]} at sequence ${seq}, position ${pos}`),
-    );
-    const unchecked = await openSource(`npy:${path}`);
-    assert.equal((await unchecked.read(0, S)).length, S * L);
-    data[seq * L + pos] = -7;
-    await Deno.writeFile(path, npyBytes("<i4", [S, L], data));
-    await rejectsOneLine(
-      (await npySource(path)).read(seq, 1),
-      new RegExp(`negative token id -7 at sequence ${seq}, position ${pos}`),
-    );
+  await withSeed("data_npy_test", async (rng) => {
+    await withTempDir(async (dir) => {
+      const S = 4 + Math.floor(rng.uniform() * 10), L = 3 + Math.floor(rng.uniform() * 10);
+      const data = new Int32Array(S * L).map(() => Math.floor(rng.uniform() * 100));
+      const seq = Math.floor(rng.uniform() * S), pos = Math.floor(rng.uniform() * L);
+      data[seq * L + pos] = 100 + Math.floor(rng.uniform() * 10);
+      const path = `${dir}/ids.npy`;
+      await Deno.writeFile(path, npyBytes("<i4", [S, L], data));
+      const checked = await openSource(`npy:${path}`, { vocabSize: 100 });
+      await rejectsOneLine(
+        checked.read(0, S),
+        new RegExp(`token id ${data[seq * L + pos]} at sequence ${seq}, position ${pos}`),
+      );
+      const unchecked = await openSource(`npy:${path}`);
+      assert.equal((await unchecked.read(0, S)).length, S * L);
+      data[seq * L + pos] = -7;
+      await Deno.writeFile(path, npyBytes("<i4", [S, L], data));
+      await rejectsOneLine(
+        (await npySource(path)).read(seq, 1),
+        new RegExp(`negative token id -7 at sequence ${seq}, position ${pos}`),
+      );
+    });
   });
 });
 
 Deno.test("NpyFile reads rows of a 3-D float array by leading index", async () => {
-  await withTemp(async (dir) => {
-    const [S, L, V] = [3 + Math.floor(Math.random() * 5), 2, 5];
-    const data = new Float32Array(S * L * V).map(() => Math.random());
-    await Deno.writeFile(`${dir}/l.npy`, npyBytes("<f4", [S, L, V], data));
-    const f = await NpyFile.open(`${dir}/l.npy`, { dtypes: ["<f4"], ndim: 3, what: "logits" });
-    const r = Math.floor(Math.random() * S);
-    const bytes = await f.readRows(r, 1);
-    assert.deepEqual(new Float32Array(bytes.buffer), data.subarray(r * L * V, (r + 1) * L * V));
-    await assert.rejects(f.readRows(S - 1, 2), RangeError);
+  await withSeed("data_npy_test", async (rng) => {
+    await withTempDir(async (dir) => {
+      const [S, L, V] = [3 + Math.floor(rng.uniform() * 5), 2, 5];
+      const data = new Float32Array(S * L * V).map(() => rng.uniform());
+      await Deno.writeFile(`${dir}/l.npy`, npyBytes("<f4", [S, L, V], data));
+      const f = await NpyFile.open(`${dir}/l.npy`, { dtypes: ["<f4"], ndim: 3, what: "logits" });
+      const r = Math.floor(rng.uniform() * S);
+      const bytes = await f.readRows(r, 1);
+      assert.deepEqual(new Float32Array(bytes.buffer), data.subarray(r * L * V, (r + 1) * L * V));
+      await assert.rejects(f.readRows(S - 1, 2), RangeError);
+    });
   });
 });

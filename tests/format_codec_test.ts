@@ -9,7 +9,7 @@ import {
 import { encodeMsgpack, Float64, type PackValue } from "../src/format/msgpack_encode.ts";
 import { f16BitsToF32Bits, f16ToF32, f32BitsToF16Bits, f32ToF16 } from "../src/format/f16.ts";
 import { fromLeF16, fromLeF32, fromLeU16, fromLeU32, leBytes } from "../src/format/le_bytes.ts";
-import { withSeed } from "./_format_rng.ts";
+import { withSeed } from "./_rng.ts";
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -161,7 +161,7 @@ Deno.test("msgpack: random nested values round-trip through our codec and agree 
         case 1:
           return rng.int(2) ? rng.int(2 ** 31) : -rng.int(2 ** 40);
         case 2:
-          return (rng.float() - 0.5) * 10 ** rng.int(30);
+          return (rng.uniform() - 0.5) * 10 ** rng.int(30);
         case 3:
           return Array.from({ length: rng.int(300) }, () => String.fromCharCode(32 + rng.int(2000))).join("");
         case 4:

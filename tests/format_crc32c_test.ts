@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Crc32c, crc32c, crc32cFromBase64, crc32cToBase64, crc32cUpdate } from "../src/format/crc32c.ts";
-import { withSeed } from "./_format_rng.ts";
+import { withSeed } from "./_rng.ts";
 
 // Bit-by-bit reference, written for clarity.
 function crc32cBitwise(bytes: Uint8Array): number {

@@ -9,7 +9,7 @@ import { readRunJson } from "../src/format/run_json.ts";
 import { decodeShard, readShards, type ShardSummary } from "../src/format/shard_reader.ts";
 import { createShardWriter, shardWriterOptions } from "../src/format/shard_writer.ts";
 import { openLocalStore } from "../src/store/local.ts";
-import { withSeed } from "./_format_rng.ts";
+import { withSeed } from "./_rng.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
 

@@ -10,9 +10,9 @@ import { shardPath } from "../src/format/layout.ts";
 import { encodeShardHeader, shardHeader, shardWriterOptions } from "../src/format/shard_writer.ts";
 import { decodeShard } from "../src/format/shard_reader.ts";
 import type { ManifestEntry, RunJson } from "../src/format/types.ts";
-import { type makeRng, withSeed } from "./_format_rng.ts";
+import { type TestRng as Rng, withSeed } from "./_rng.ts";
+import { chunked } from "./_helpers.ts";
 
-type Rng = ReturnType<typeof makeRng>;
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
 
 interface Vector {
@@ -36,19 +36,6 @@ async function loadVector(name: string): Promise<Vector> {
     });
   }
   return { run, shards };
-}
-
-/** The bytes as a stream of random-sized chunks. */
-function chunked(bytes: Uint8Array, rng: Rng): ReadableStream<Uint8Array> {
-  let pos = 0;
-  return new ReadableStream({
-    pull(c) {
-      if (pos >= bytes.length) return c.close();
-      const n = 1 + rng.int(rng.int(2) ? 16 : 600);
-      c.enqueue(bytes.slice(pos, pos + n));
-      pos += n;
-    },
-  });
 }
 
 /** Bytes that start a MessagePack length or count: str8/16/32, bin8/16/32, array16/32, map16/32. */
@@ -131,7 +118,7 @@ Deno.test("fuzz: mutated conformance shards decode or fail with a SparsekdError 
       // with the manifest entry half of the time (then every change of the bytes must be caught)
       const withEntry = rng.int(2) === 0;
       try {
-        const it = decodeShard(chunked(m.bytes, rng), {
+        const it = decodeShard(chunked(m.bytes, rng, [16, 600]), {
           where,
           run: v.run,
           shard: s.shard,

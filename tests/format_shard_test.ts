@@ -19,9 +19,8 @@ import { decodeShard, readShards } from "../src/format/shard_reader.ts";
 import { createShardWriter, type ShardRecordInput, shardWriterOptions } from "../src/format/shard_writer.ts";
 import { openLocalStore } from "../src/store/local.ts";
 import { ObjectExistsError } from "../src/store/store.ts";
-import { type makeRng, withSeed } from "./_format_rng.ts";
-
-type Rng = ReturnType<typeof makeRng>;
+import { type TestRng as Rng, withSeed } from "./_rng.ts";
+import { chunked } from "./_helpers.ts";
 
 function randomRun(rng: Rng, indexDtype: IndexDtype, valueDtype: ValueDtype): RunJson {
   const vocabSize = indexDtype === "u16" ? 1000 + rng.int(64537) : 65537 + rng.int(200000);
@@ -43,14 +42,14 @@ function randomRecord(rng: Rng, run: RunJson, seq: number): ShardRecordInput {
   const L = run.seqLen, K = run.k, T = run.lseTemperatures.length;
   const idx = Uint32Array.from({ length: L * K }, () => rng.int(run.vocabSize));
   if (run.vocabSize > 65536) idx[0] = run.vocabSize - 1; // an id ≥ 65,536
-  const val = Float32Array.from({ length: L * K }, () => (rng.float() - 0.7) * 10 ** rng.int(6));
+  const val = Float32Array.from({ length: L * K }, () => (rng.uniform() - 0.7) * 10 ** rng.int(6));
   val[0] = -1e30, val[val.length - 1] = 7e4; // large negative, and above float16's range
   return {
     seq,
     tokens: Uint32Array.from({ length: L }, () => rng.u32()),
     idx,
     val,
-    lse: Float32Array.from({ length: L * T }, () => (rng.float() - 0.5) * 1e4),
+    lse: Float32Array.from({ length: L * T }, () => (rng.uniform() - 0.5) * 1e4),
   };
 }
 
@@ -66,18 +65,6 @@ async function writeShardBytes(
   for (const r of records) await w.write(r);
   await w.close();
   return await out;
-}
-
-function chunked(bytes: Uint8Array, rng: Rng): ReadableStream<Uint8Array> {
-  let pos = 0;
-  return new ReadableStream({
-    pull(c) {
-      if (pos >= bytes.length) return c.close();
-      const n = 1 + rng.int(rng.int(2) ? 50 : 5000);
-      c.enqueue(bytes.slice(pos, pos + n));
-      pos += n;
-    },
-  });
 }
 
 async function drain(it: AsyncGenerator<unknown, unknown>) {
@@ -106,7 +93,7 @@ for (const indexDtype of ["u16", "u32"] as const) {
             bytes,
             "the same input gives the same bytes",
           );
-          const it = decodeShard(chunked(bytes, rng), { where: "mem://s", run, shard });
+          const it = decodeShard(chunked(bytes, rng, [50, 5000]), { where: "mem://s", run, shard });
           const got = [];
           let step = await it.next();
           for (; !step.done; step = await it.next()) got.push(step.value);
@@ -172,7 +159,7 @@ Deno.test("a shard truncated at any byte is a one-line error naming the shard an
     for (const n of cuts) {
       await assert.rejects(
         drain(
-          decodeShard(chunked(bytes.slice(0, n), rng), {
+          decodeShard(chunked(bytes.slice(0, n), rng, [50, 5000]), {
             where: "out/shards/s000000.msgpack",
             run,
             shard: 0,
@@ -200,7 +187,7 @@ Deno.test("corrupt shards are refused: bad header, wrong shard, wrong seq, bad t
     const bytes = await writeShardBytes(run, 1, recordsOf(rng, run, 1));
     const where = "out/shards/s000001.msgpack";
     const decode = (b: Uint8Array, extra: object = {}) =>
-      drain(decodeShard(chunked(b, rng), { where, run, shard: 1, ...extra }));
+      drain(decodeShard(chunked(b, rng, [50, 5000]), { where, run, shard: 1, ...extra }));
     await decode(bytes); // the intact shard is fine
     // a header that is not a map
     const b1 = bytes.slice();
@@ -299,10 +286,10 @@ Deno.test("a header whose temperatures were stored as float32 still matches run.
     });
     const asF32 = { ...run, lseTemperatures: run.lseTemperatures.map(Math.fround) };
     const bytes = await writeShardBytes(asF32, 0, recordsOf(rng, run, 0));
-    await drain(decodeShard(chunked(bytes, rng), { where: "x", run, shard: 0 }));
+    await drain(decodeShard(chunked(bytes, rng, [50, 5000]), { where: "x", run, shard: 0 }));
     await assert.rejects(
       drain(
-        decodeShard(chunked(bytes, rng), {
+        decodeShard(chunked(bytes, rng, [50, 5000]), {
           where: "x",
           run: { ...run, lseTemperatures: [0.1, 0.8] },
           shard: 0,

@@ -11,7 +11,7 @@ import {
   SHARD_MODES,
   shardMode,
 } from "../src/loss/modes.ts";
-import { withSeed } from "./_train_fixtures.ts";
+import { withSeed } from "./_rng.ts";
 
 const rt = await createRuntime({ quiet: true });
 const modes = Object.values(LOSS_MODES) as LossMode[];
@@ -27,7 +27,7 @@ Deno.test({
   name: "each registered kernel mode's WGSL output matches the mode's float64 reference",
   ignore: rt.device === null,
   fn: () =>
-    withSeed(async (_seed, rng) => {
+    withSeed("loss_modes_test", async (rng) => {
       for (const m of modes.filter((m) => m.kernelId !== null)) {
         const rows = 3, vocab = 37, k = 5, T = 0.5 + 2 * rng.uniform();
         const s = Float32Array.from({ length: rows * vocab }, () => 3 * rng.normal());

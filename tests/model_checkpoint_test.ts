@@ -12,13 +12,14 @@ import {
 import { createGpt, type GptConfig } from "../src/model/gpt.ts";
 import { createAdamW } from "../src/train/adamw.ts";
 import { openStore } from "../src/store/open_store.ts";
-import { testRuntime, withSeed } from "./_train_fixtures.ts";
+import { withSeed } from "./_rng.ts";
+import { testRuntime } from "./_train_fixtures.ts";
 
 const config: GptConfig = { vocabSize: 29, seqLen: 8, layers: 1, width: 8, heads: 2, tiedEmbeddings: false };
 
 Deno.test("a saved model loads back with the same float32 weights", async () => {
   await testRuntime();
-  await withSeed(async (seed) => {
+  await withSeed("model_checkpoint_test", async (_rng, seed) => {
     const dir = await Deno.makeTempDir();
     const store = await openStore(dir);
     const m = createGpt(config, seed);
@@ -38,7 +39,7 @@ Deno.test("a saved model loads back with the same float32 weights", async () => 
 
 Deno.test("float16 storage halves the weights file and keeps weights within f16 rounding", async () => {
   await testRuntime();
-  await withSeed(async (seed) => {
+  await withSeed("model_checkpoint_test", async (_rng, seed) => {
     const dir = await Deno.makeTempDir();
     const store = await openStore(dir);
     const m = createGpt(config, seed);
@@ -79,7 +80,7 @@ Deno.test("a truncated weights file is a one-line error naming the file", async 
 
 Deno.test("a checkpoint restores weights, optimizer moments and state; incomplete ones are ignored", async () => {
   await testRuntime();
-  await withSeed(async (seed, rng) => {
+  await withSeed("model_checkpoint_test", async (rng, seed) => {
     const dir = await Deno.makeTempDir();
     const store = await openStore(dir);
     const m = createGpt(config, seed);
@@ -108,7 +109,7 @@ Deno.test("a checkpoint restores weights, optimizer moments and state; incomplet
 
 Deno.test("a checkpoint folder without state.json is incomplete: ignored, then rewritten by the next save", async () => {
   await testRuntime();
-  await withSeed(async (seed) => {
+  await withSeed("model_checkpoint_test", async (_rng, seed) => {
     const dir = await Deno.makeTempDir();
     const store = await openStore(dir);
     const m = createGpt(config, seed);

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { SparsekdError } from "../src/errors.ts";
 import { createGpt, type GptConfig, validateGptConfig } from "../src/model/gpt.ts";
-import { testRuntime, withSeed } from "./_train_fixtures.ts";
+import { withSeed } from "./_rng.ts";
+import { testRuntime } from "./_train_fixtures.ts";
 
 const tiny = (tied: boolean): GptConfig => ({
   vocabSize: 37,
@@ -15,7 +16,7 @@ const tiny = (tied: boolean): GptConfig => ({
 
 Deno.test("the same seed gives the same initial weights, another seed other weights", async () => {
   await testRuntime();
-  await withSeed(async (seed) => {
+  await withSeed("model_gpt_test", async (_rng, seed) => {
     const a = createGpt(tiny(true), seed),
       b = createGpt(tiny(true), seed),
       c = createGpt(tiny(true), seed + 1);
@@ -29,7 +30,7 @@ Deno.test("the same seed gives the same initial weights, another seed other weig
 
 Deno.test("logits have one row per position and a column per vocabulary entry", async () => {
   await testRuntime();
-  await withSeed(async (seed, rng) => {
+  await withSeed("model_gpt_test", async (rng, seed) => {
     for (const tied of [true, false]) {
       const m = createGpt(tiny(tied), seed);
       const B = 3, L = 1 + rng.int(12);
@@ -46,7 +47,7 @@ Deno.test("logits have one row per position and a column per vocabulary entry", 
 
 Deno.test("attention is causal: changing a later token leaves earlier logits unchanged", async () => {
   await testRuntime();
-  await withSeed(async (seed, rng) => {
+  await withSeed("model_gpt_test", async (rng, seed) => {
     const m = createGpt(tiny(false), seed);
     const L = 12, cut = 1 + rng.int(L - 1);
     const a = Int32Array.from({ length: L }, () => rng.int(37));

@@ -14,7 +14,8 @@ import { formatNumber, formatPercent } from "../src/report/number_format.ts";
 import { DEFAULT_MAX_POINTS, SERIES_COLORS } from "../src/report/svg_chart.ts";
 import { writeReport } from "../src/report/write_report.ts";
 import { byId, byTag, pointCount, textOf } from "./report_html_query.ts";
-import { freshSeed, syntheticReportInput } from "./report_synthetic.ts";
+import { freshSeed } from "./_rng.ts";
+import { syntheticReportInput } from "./report_synthetic.ts";
 
 const CHROMIUM = Deno.env.get("SPARSEKD_CHROMIUM") ?? "/usr/bin/chromium";
 const SKIP = Deno.env.get("SPARSEKD_SKIP_BROWSER") === "1";

@@ -4,40 +4,7 @@
  * @module
  */
 import type { ReportInput, ReportStudent } from "../src/report/types.ts";
-
-/**
- * A small seeded generator (mulberry32) returning floats in [0, 1).
- *
- * @example
- * ```ts
- * const r = rng(42);
- * const x = r();
- * ```
- */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/**
- * A fresh seed for a test run, or `SPARSEKD_SEED` when set (to replay a failure).
- *
- * @example
- * ```ts
- * const seed = freshSeed();
- * ```
- */
-export function freshSeed(): number {
-  const fixed = Deno.env.get("SPARSEKD_SEED");
-  if (fixed) return Number(fixed) >>> 0;
-  return crypto.getRandomValues(new Uint32Array(1))[0];
-}
+import { makeRng } from "./_rng.ts";
 
 /**
  * Builds a report input like the demo's: 2–4 students trained for a few hundred to a few thousand steps with
@@ -50,7 +17,7 @@ export function freshSeed(): number {
  * ```
  */
 export function syntheticReportInput(seed: number): ReportInput {
-  const r = rng(seed);
+  const r = makeRng(seed).uniform;
   const between = (lo: number, hi: number) => lo + (hi - lo) * r();
   const int = (lo: number, hi: number) => Math.floor(between(lo, hi + 1));
   const vocabSize = [4096, 8192, 16384, 50257][int(0, 3)];

@@ -18,18 +18,8 @@ import { DEFAULT_MAX_POINTS, linearTicks, lineChart, logTicks } from "../src/rep
 import { parseReportInput } from "../src/report/validate.ts";
 import { writeReport } from "../src/report/write_report.ts";
 import { byId, byTag, pointCount, pointsOf, textOf } from "./report_html_query.ts";
-import { freshSeed, rng, syntheticReportInput } from "./report_synthetic.ts";
-
-/** Runs `body` with a fresh seed and names the seed when it fails. */
-async function seeded(body: (seed: number) => void | Promise<void>): Promise<void> {
-  const seed = freshSeed();
-  try {
-    await body(seed);
-  } catch (err) {
-    console.error(`failing seed: ${seed}`);
-    throw err;
-  }
-}
+import { freshSeed, withSeed } from "./_rng.ts";
+import { syntheticReportInput } from "./report_synthetic.ts";
 
 const close = (a: number, b: number, tol = 1e-12) => Math.abs(a - b) <= tol * Math.max(1, Math.abs(b));
 
@@ -57,8 +47,7 @@ Deno.test("ECE equals the hand-computed value when bins are shared", () => {
 });
 
 Deno.test("ECE of predictions that all share one confidence is |accuracy − confidence|", async () => {
-  await seeded((seed) => {
-    const r = rng(seed);
+  await withSeed("report_test", ({ uniform: r }) => {
     const n = 1 + Math.floor(r() * 500);
     const c = r();
     const correct = Array.from({ length: n }, () => r() < 0.7);
@@ -69,8 +58,7 @@ Deno.test("ECE of predictions that all share one confidence is |accuracy − con
 });
 
 Deno.test("ECE is the same fed in chunks, in any order, and matches a direct per-bin computation", async () => {
-  await seeded((seed) => {
-    const r = rng(seed);
+  await withSeed("report_test", ({ uniform: r }) => {
     const n = 1 + Math.floor(r() * 3000);
     const bins = 1 + Math.floor(r() * 20);
     const conf = Float64Array.from({ length: n }, () => r());
@@ -133,8 +121,7 @@ Deno.test("numbers are formatted with grouped thousands, significant digits and 
 });
 
 Deno.test("formatted numbers read back within their precision", async () => {
-  await seeded((seed) => {
-    const r = rng(seed);
+  await withSeed("report_test", ({ uniform: r }) => {
     for (let i = 0; i < 200; i++) {
       const x = (r() < 0.5 ? -1 : 1) * 10 ** (r() * 18 - 3);
       const back = Number(formatNumber(x, 4).replaceAll(",", ""));
@@ -149,8 +136,7 @@ Deno.test("formatted numbers read back within their precision", async () => {
 // ---------------------------------------------------------------- ticks
 
 Deno.test("linear ticks are evenly spaced nice numbers inside the range", async () => {
-  await seeded((seed) => {
-    const r = rng(seed);
+  await withSeed("report_test", ({ uniform: r }) => {
     for (let i = 0; i < 100; i++) {
       const lo = (r() - 0.5) * 10 ** (r() * 6);
       const hi = lo + 10 ** (r() * 6 - 2);
@@ -169,8 +155,7 @@ Deno.test("linear ticks are evenly spaced nice numbers inside the range", async 
 });
 
 Deno.test("log ticks stay inside the range, increase, and respect the tick budget", async () => {
-  await seeded((seed) => {
-    const r = rng(seed);
+  await withSeed("report_test", ({ uniform: r }) => {
     for (let i = 0; i < 100; i++) {
       const lo = 10 ** (r() * 8 - 4);
       const hi = lo * 10 ** (0.05 + r() * 12);
@@ -189,8 +174,7 @@ Deno.test("log ticks stay inside the range, increase, and respect the tick budge
 // ---------------------------------------------------------------- line chart
 
 Deno.test("a line chart draws one polyline per series with every finite point inside the plot", async () => {
-  await seeded((seed) => {
-    const r = rng(seed);
+  await withSeed("report_test", ({ uniform: r }) => {
     const nSeries = 1 + Math.floor(r() * 5);
     const logY = r() < 0.5;
     const series = Array.from({ length: nSeries }, (_, i) => {
@@ -230,8 +214,7 @@ Deno.test("a line chart draws one polyline per series with every finite point in
 });
 
 Deno.test("a long series is thinned but keeps its extremes", async () => {
-  await seeded((seed) => {
-    const r = rng(seed);
+  await withSeed("report_test", ({ uniform: r }) => {
     const n = 5000 + Math.floor(r() * 5000);
     const pts: Array<[number, number]> = Array.from({ length: n }, (_, i) => [i, r()]);
     const svg = lineChart({
@@ -269,7 +252,7 @@ Deno.test("a long series is thinned but keeps its extremes", async () => {
 // ---------------------------------------------------------------- the page
 
 Deno.test("the report page has every chart and table, the numbers, escaped text and no external resource", async () => {
-  await seeded((seed) => {
+  await withSeed("report_test", (_rng, seed) => {
     const input = syntheticReportInput(seed);
     const html = renderReport(input);
     for (
@@ -352,7 +335,7 @@ Deno.test("the report page has every chart and table, the numbers, escaped text 
 });
 
 Deno.test("a diverged (NaN) measurement shows as n/a and leaves the rest of the report intact", async () => {
-  await seeded((seed) => {
+  await withSeed("report_test", (_rng, seed) => {
     const input = syntheticReportInput(seed);
     const json = JSON.parse(JSON.stringify(input));
     json.students[0].final.kl = null;
@@ -367,7 +350,7 @@ Deno.test("a diverged (NaN) measurement shows as n/a and leaves the rest of the 
 });
 
 Deno.test("a malformed report input is a one-line error naming the field", async () => {
-  await seeded((seed) => {
+  await withSeed("report_test", (_rng, seed) => {
     const good = JSON.parse(JSON.stringify(syntheticReportInput(seed)));
     assert.doesNotThrow(() => parseReportInput(good));
     // deno-lint-ignore no-explicit-any -- mutating arbitrary JSON
@@ -400,7 +383,7 @@ Deno.test("a malformed report input is a one-line error naming the field", async
 Deno.test("writeReport writes report.html beside report_input.json and explains a missing folder or input", async () => {
   const dir = await Deno.makeTempDir({ prefix: "sparsekd_report_" });
   try {
-    await seeded(async (seed) => {
+    await withSeed("report_test", async (_rng, seed) => {
       await assert.rejects(
         writeReport(join(dir, "nope")),
         (e: unknown) => e instanceof SparsekdError && /not found/.test(e.message),

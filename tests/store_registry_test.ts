@@ -3,24 +3,15 @@
  * the read-only http(s) store (whole and ranged reads, a server that ignores Range, refusals).
  */
 import assert from "node:assert/strict";
-import { SparsekdError } from "../src/errors.ts";
 import { openStore, openStoreOf, readUriBytes, storeScheme } from "../src/store/open_store.ts";
 import { storeHelp, STORES } from "../src/store/registry.ts";
 import { startEmulator } from "../testing/gcs_emulator/server.ts";
+import { oneLine } from "./_helpers.ts";
 
 async function readAll(stream: ReadableStream<Uint8Array>): Promise<number[]> {
   const out: number[] = [];
   for await (const c of stream) out.push(...c);
   return out;
-}
-
-function oneLine(pattern: RegExp) {
-  return (err: unknown) => {
-    assert.ok(err instanceof SparsekdError, `expected SparsekdError, got ${err}`);
-    assert.ok(!err.message.includes("\n"));
-    assert.match(err.message, pattern);
-    return true;
-  };
 }
 
 /** A static server of `files`; `ranges: false` makes it ignore Range headers (answering 200 with all). */

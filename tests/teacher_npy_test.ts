@@ -2,59 +2,44 @@ import assert from "node:assert/strict";
 import { npyBytes } from "../src/data/npy.ts";
 import { npyTeacher } from "../src/teacher/npy.ts";
 import { sha256Hex } from "../src/data/sha256.ts";
-import { SparsekdError } from "../src/errors.ts";
-
-function oneLine(pattern: RegExp) {
-  return (err: unknown) => {
-    assert.ok(err instanceof SparsekdError, `expected SparsekdError, got ${err}`);
-    assert.ok(!err.message.includes("\n"));
-    assert.match(err.message, pattern);
-    return true;
-  };
-}
-
-async function withDir(fn: (dir: string) => Promise<void>) {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { oneLine, withTempDir } from "./_helpers.ts";
+import { withSeed } from "./_rng.ts";
 
 Deno.test("npy teacher returns the rows of the logits file for the asked-for sequences", async () => {
-  await withDir(async (dir) => {
-    const S = 2 + Math.floor(Math.random() * 20),
-      L = 1 + Math.floor(Math.random() * 9),
-      V = 2 + Math.floor(Math.random() * 50);
-    const logits = new Float32Array(S * L * V).map(() => Math.random() * 20 - 10);
-    const bytes = npyBytes("<f4", [S, L, V], logits, 1 + Math.floor(Math.random() * 3));
-    await Deno.writeFile(`${dir}/l.npy`, bytes);
-    const t = await npyTeacher(`${dir}/l.npy`);
-    assert.equal(t.vocabSize, V);
-    assert.equal(t.seqLen, L);
-    assert.equal(t.fingerprint, sha256Hex(bytes));
-    assert.equal(t.description, `npy:${dir}/l.npy`);
-    const start = Math.floor(Math.random() * S), count = 1 + Math.floor(Math.random() * (S - start));
-    const out = await t.forward(new Uint32Array(count * L), start, count, L);
-    assert.equal(out.kind, "cpu");
-    if (out.kind === "cpu") {
-      assert.deepEqual(out.array, logits.subarray(start * L * V, (start + count) * L * V));
-    }
-    await assert.rejects(
-      t.forward(new Uint32Array(2 * L), S - 1, 2, L),
-      oneLine(new RegExp(`logits for ${S} sequences`)),
-    );
-    await assert.rejects(
-      t.forward(new Uint32Array(L + 1), 0, 1, L + 1),
-      oneLine(new RegExp(`sequences of ${L} tokens, not ${L + 1}`)),
-    );
-    t.dispose();
+  await withSeed("teacher_npy_test", async (rng) => {
+    await withTempDir(async (dir) => {
+      const S = 2 + Math.floor(rng.uniform() * 20),
+        L = 1 + Math.floor(rng.uniform() * 9),
+        V = 2 + Math.floor(rng.uniform() * 50);
+      const logits = new Float32Array(S * L * V).map(() => rng.uniform() * 20 - 10);
+      const bytes = npyBytes("<f4", [S, L, V], logits, 1 + Math.floor(rng.uniform() * 3));
+      await Deno.writeFile(`${dir}/l.npy`, bytes);
+      const t = await npyTeacher(`${dir}/l.npy`);
+      assert.equal(t.vocabSize, V);
+      assert.equal(t.seqLen, L);
+      assert.equal(t.fingerprint, sha256Hex(bytes));
+      assert.equal(t.description, `npy:${dir}/l.npy`);
+      const start = Math.floor(rng.uniform() * S), count = 1 + Math.floor(rng.uniform() * (S - start));
+      const out = await t.forward(new Uint32Array(count * L), start, count, L);
+      assert.equal(out.kind, "cpu");
+      if (out.kind === "cpu") {
+        assert.deepEqual(out.array, logits.subarray(start * L * V, (start + count) * L * V));
+      }
+      await assert.rejects(
+        t.forward(new Uint32Array(2 * L), S - 1, 2, L),
+        oneLine(new RegExp(`logits for ${S} sequences`)),
+      );
+      await assert.rejects(
+        t.forward(new Uint32Array(L + 1), 0, 1, L + 1),
+        oneLine(new RegExp(`sequences of ${L} tokens, not ${L + 1}`)),
+      );
+      t.dispose();
+    });
   });
 });
 
 Deno.test("bad logits files are one-line errors naming the file", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const f = new Float32Array(24);
     const cases: [string, Uint8Array, RegExp][] = [
       [

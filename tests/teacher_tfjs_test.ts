@@ -10,16 +10,7 @@ import { createRuntime, type Runtime } from "../src/gpu/runtime.ts";
 import { readBack } from "../src/gpu/readback.ts";
 import { tfjsTeacher } from "../src/teacher/tfjs_model.ts";
 import type { Teacher, TeacherLogits } from "../src/teacher/teacher.ts";
-import { SparsekdError } from "../src/errors.ts";
-
-function oneLine(pattern: RegExp) {
-  return (err: unknown) => {
-    assert.ok(err instanceof SparsekdError, `expected SparsekdError, got ${err}`);
-    assert.ok(!err.message.includes("\n"));
-    assert.match(err.message, pattern);
-    return true;
-  };
-}
+import { oneLine, withTempDir } from "./_helpers.ts";
 
 /** A fixture model on disk with the plain-TS oracle of its logits. */
 interface Fixture {
@@ -183,18 +174,9 @@ async function checkTeacher(rt: Runtime, teacher: Teacher, fx: Fixture, expectKi
   );
 }
 
-async function withDir(fn: (dir: string) => Promise<void>) {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 for (const [name, make] of [["LayersModel", layersFixture], ["GraphModel", graphFixture]] as const) {
   Deno.test(`tfjs ${name} teacher on the CPU runtime matches a plain-TS oracle`, async () => {
-    await withDir(async (dir) => {
+    await withTempDir(async (dir) => {
       const fx = await make(dir);
       const rt = await createRuntime({ cpu: true, quiet: true });
       const teacher = await tfjsTeacher(rt, fx.path);
@@ -215,7 +197,7 @@ for (const [name, make] of [["LayersModel", layersFixture], ["GraphModel", graph
       if (Deno.env.get("SPARSEKD_TEST_CPU_ONLY") === "1") return;
       assert.fail("no WebGPU adapter found (set SPARSEKD_TEST_CPU_ONLY=1 to skip the GPU tests)");
     }
-    await withDir(async (dir) => {
+    await withTempDir(async (dir) => {
       const fx = await make(dir);
       const teacher = await tfjsTeacher(rt, fx.path);
       await checkTeacher(rt, teacher, fx, "gpu");
@@ -227,7 +209,7 @@ for (const [name, make] of [["LayersModel", layersFixture], ["GraphModel", graph
 }
 
 Deno.test("a tfjs teacher loads over http and its fingerprint covers model.json and weights", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const fx = await graphFixture(dir);
     const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
       const name = new URL(req.url).pathname.slice(1);
@@ -265,7 +247,7 @@ Deno.test("a tfjs teacher loads over http and its fingerprint covers model.json 
 });
 
 Deno.test("broken tfjs models are one-line errors", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const rt = await createRuntime({ cpu: true, quiet: true });
     await assert.rejects(
       tfjsTeacher(rt, `${dir}/missing/model.json`),
@@ -295,7 +277,7 @@ Deno.test("broken tfjs models are one-line errors", async () => {
 
 Deno.test("a tfjs teacher loads from gs:// through the store registry, also under read faults", async () => {
   const { startEmulator } = await import("../testing/gcs_emulator/server.ts");
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const fx = await graphFixture(dir);
     const emu = await startEmulator({ port: 0, buckets: ["bkt"] });
     try {

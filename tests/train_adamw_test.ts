@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { createAdamW } from "../src/train/adamw.ts";
-import { testRuntime, withSeed } from "./_train_fixtures.ts";
+import { withSeed } from "./_rng.ts";
+import { testRuntime } from "./_train_fixtures.ts";
 
 /** AdamW in plain numbers: the oracle. */
 function reference(
@@ -37,7 +38,7 @@ function reference(
 
 Deno.test("AdamW with clipping and decoupled decay matches a plain reference", async () => {
   await testRuntime();
-  await withSeed(async (_seed, rng) => {
+  await withSeed("train_adamw_test", async (rng) => {
     // 16 weights: tfjs-webgpu's AddN over 16 inputs gave a wrong sum on the GL path; the norm must not use it
     const shapes: Record<string, number[]> = {};
     const count = 16;

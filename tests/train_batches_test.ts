@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { prefetchBatches, type RecordSource, shuffledRecords, tokenRecords } from "../src/train/batches.ts";
-import { patternSource, withSeed } from "./_train_fixtures.ts";
+import { withSeed } from "./_rng.ts";
+import { patternSource } from "./_train_fixtures.ts";
 
 const indexSource = (n: number): RecordSource<number> => ({
   sequences: n,
@@ -16,7 +17,7 @@ async function take<T>(it: AsyncIterator<T>, n: number): Promise<T[]> {
 }
 
 Deno.test("each epoch visits every record once, shuffled only within windows", async () => {
-  await withSeed(async (seed, rng) => {
+  await withSeed("train_batches_test", async (rng, seed) => {
     const n = 10 + rng.int(90), window = 1 + rng.int(20);
     const it = shuffledRecords(indexSource(n), { window, seed, start: 0 });
     for (let epoch = 0; epoch < 2; epoch++) {
@@ -31,7 +32,7 @@ Deno.test("each epoch visits every record once, shuffled only within windows", a
 });
 
 Deno.test("the stream started at a position continues exactly like the uninterrupted stream", async () => {
-  await withSeed(async (seed, rng) => {
+  await withSeed("train_batches_test", async (rng, seed) => {
     const n = 5 + rng.int(60), window = 1 + rng.int(16), start = rng.int(3 * n);
     const whole = await take(shuffledRecords(indexSource(n), { window, seed, start: 0 }), start + 2 * n);
     const resumed = await take(shuffledRecords(indexSource(n), { window, seed, start }), 2 * n);
@@ -40,7 +41,7 @@ Deno.test("the stream started at a position continues exactly like the uninterru
 });
 
 Deno.test("batches of token sequences are grouped in stream order with prefetch", async () => {
-  await withSeed(async (seed, rng) => {
+  await withSeed("train_batches_test", async (rng, seed) => {
     const src = patternSource(seed, { sequences: 20, seqLen: 6, vocab: 50 });
     const batch = 1 + rng.int(7);
     const flat = await take(shuffledRecords(tokenRecords(src, 3), { window: 8, seed, start: 0 }), 3 * batch);

@@ -3,11 +3,12 @@ import * as tf from "@tensorflow/tfjs-core";
 import { createGpt } from "../src/model/gpt.ts";
 import { evaluate } from "../src/train/evaluate.ts";
 import type { TrainRecord } from "../src/train/records.ts";
-import { testRuntime, withSeed } from "./_train_fixtures.ts";
+import { withSeed } from "./_rng.ts";
+import { testRuntime } from "./_train_fixtures.ts";
 
 Deno.test("held-out CE, perplexity, KL to the sparse teacher and top-1 agreement match a plain reference", async () => {
   await testRuntime();
-  await withSeed(async (seed, rng) => {
+  await withSeed("train_evaluate_test", async (rng, seed) => {
     const V = 19, L = 6, k = 4, n = 1 + rng.int(7);
     const model = createGpt(
       { vocabSize: V, seqLen: L, layers: 1, width: 8, heads: 2, tiedEmbeddings: true },

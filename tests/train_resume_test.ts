@@ -3,13 +3,20 @@ import { openStore } from "../src/store/open_store.ts";
 import { tokenRecords } from "../src/train/batches.ts";
 import { trainCommand } from "../src/cli/train_flags.ts";
 import { trainLoop as train, type TrainLoopOptions as TrainOptions } from "../src/train/trainer.ts";
-import { patternSource, testRuntime, trainRejects, withSeed, writePatternShards } from "./_train_fixtures.ts";
+import { withSeed } from "./_rng.ts";
+import {
+  patternSource,
+  testRuntime,
+  TINY_MODEL,
+  trainRejects,
+  writePatternShards,
+} from "./_train_fixtures.ts";
 
 const quiet = { log: () => {}, progress: false };
 
 Deno.test("a run stopped and resumed from its checkpoint has the same losses as one that never stopped", async () => {
   const rt = await testRuntime();
-  await withSeed(async (seed, rng) => {
+  await withSeed("train_resume_test", async (rng, seed) => {
     const src = patternSource(seed, { sequences: 24, seqLen: 16, vocab: 32 });
     const data = { sequences: src.sequences, stream: (from: number) => map(tokenRecords(src).stream(from)) };
     const steps = 4, stopAt = 1 + rng.int(steps - 1);
@@ -54,7 +61,7 @@ Deno.test("a run stopped and resumed from its checkpoint has the same losses as 
 });
 
 Deno.test("KD training from shards resumes exactly through the command line", async () => {
-  await withSeed(async (seed) => {
+  await withSeed("train_resume_test", async (_rng, seed) => {
     const dir = await Deno.makeTempDir();
     await writePatternShards(`${dir}/topk`, { seed, sequences: 40, seqLen: 16, vocab: 32, k: 8 });
     const args = [
@@ -123,14 +130,7 @@ function tinyRun(dir: string, seed: number, extra: string[] = []): string[] {
   return [
     ...["--shards", `${dir}/topk`, "--out", `${dir}/out`, "--steps", "4", "--batch-size", "2"],
     ...[
-      "--layers",
-      "1",
-      "--width",
-      "8",
-      "--heads",
-      "2",
-      "--heldout-sequences",
-      "4",
+      ...TINY_MODEL,
       "--checkpoint-every",
       "2",
     ],
@@ -153,7 +153,7 @@ async function captured(args: string[]): Promise<{ code: number; lines: string[]
 }
 
 async function withTinyShards(body: (dir: string, seed: number) => Promise<void>) {
-  await withSeed(async (seed) => {
+  await withSeed("train_resume_test", async (_rng, seed) => {
     const dir = await Deno.makeTempDir();
     try {
       await writePatternShards(`${dir}/topk`, { seed, sequences: 16, seqLen: 8, vocab: 24, k: 4 });

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { learningRate } from "../src/train/schedule.ts";
-import { withSeed } from "./_train_fixtures.ts";
+import { withSeed } from "./_rng.ts";
 
 Deno.test("the learning rate rises linearly during warm-up, then decays by a cosine to the floor", async () => {
-  await withSeed((_seed, rng) => {
+  await withSeed("train_schedule_test", (rng) => {
     const lr = 1e-4 + rng.uniform() * 1e-2, warmup = 1 + rng.int(50), steps = warmup + 10 + rng.int(500);
     const s = { lr, warmup, steps, minLr: lr / 20 };
     for (let i = 0; i < warmup; i++) {

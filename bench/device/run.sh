@@ -6,7 +6,7 @@
 # overall deadline, going on after a failure:
 #   (0) the adapter: description, features and limits ($OUT/adapter.json);
 #   (a) the streaming roofline (read with its sum checked against the CPU's, and copy) at 0.5, 1 and 2 GiB;
-#   (b) the GPU kernel tests (tests/topk_test.ts, sparse_kd_test.ts, kd_loss_op_test.ts, runtime_test.ts);
+#   (b) the GPU kernel tests (tests/kernels_topk_test.ts, kernels_sparse_kd_test.ts, train_kd_loss_op_test.ts, gpu_runtime_test.ts);
 #   (c) old vs new top-k (bench/topk_compare.ts; skipped when src/kernels/topk_radix.ts does not exist);
 #   (d) `bench topk` and `bench sparse-kd` (four shapes): kernel times from GPU timestamps (timestamp-query,
 #       compute-pass timestampWrites) where the adapter has them, else a wall-time fit a + b*N over
@@ -128,8 +128,8 @@ main() {
   if [ "${SKIP_TESTS:-0}" = 1 ]; then
     SUMMARY+="tests: skipped (SKIP_TESTS=1)"$'\n'
   else
-    step tests 120 deno test -A --cached-only tests/topk_test.ts tests/sparse_kd_test.ts tests/kd_loss_op_test.ts \
-      tests/runtime_test.ts
+    step tests 120 deno test -A --cached-only tests/kernels_topk_test.ts tests/kernels_sparse_kd_test.ts tests/train_kd_loss_op_test.ts \
+      tests/gpu_runtime_test.ts
   fi
   step "topk old vs new" "$STEP_CAP_S" deno run -A --cached-only bench/topk_compare.ts --shapes \
     "$(echo "$TOPK_SHAPES" | tr ' ' ',')"
@@ -159,7 +159,7 @@ prepare() { # on the CPU machine: the loader debs and the Deno bundle this scrip
   local dir
   dir=$(mktemp -d)
   DENO_DIR=$dir npx -y deno@2.9.6 cache tasks/bench.ts bench/roofline.ts bench/topk_compare.ts \
-    bench/device/summarize.ts tests/topk_test.ts tests/sparse_kd_test.ts tests/kd_loss_op_test.ts tests/runtime_test.ts
+    bench/device/summarize.ts tests/kernels_topk_test.ts tests/kernels_sparse_kd_test.ts tests/train_kd_loss_op_test.ts tests/gpu_runtime_test.ts
   find "$dir/npm" -name '*.map' -delete
   tar -C "$dir" -cf - npm | xz -6 -T0 >.devbundle/deno_dir.tar.xz
   rm -rf "$dir"

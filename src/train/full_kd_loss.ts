@@ -22,7 +22,7 @@ export interface FullKdLossOptions {
  * Mean over the unmasked rows of `α · T² · KL(softmax(z/T) ‖ softmax(s/T)) + (1 − α) · CE(s, y)`, with `s`
  * the student's logits `[N, V]` and `z` the teacher's `[N, V]` (a constant: compute it outside the gradient tape).
  * The same formula as the sparse modes' with S = the whole vocabulary, where `topk`, `renorm` and `tail`
- * all reduce to it (tests/full_kd_loss_test.ts checks that against the sparse reference).
+ * all reduce to it (tests/train_full_kd_loss_test.ts checks that against the sparse reference).
  *
  * @example
  * ```ts

@@ -1,23 +1,17 @@
 import assert from "node:assert/strict";
 import { trainCommand } from "../src/cli/train_flags.ts";
-import { quietly, trainRejects, withSeed, writePatternShards } from "./_train_fixtures.ts";
+import { withSeed } from "./_rng.ts";
+import { quietly, TINY_MODEL, trainRejects, writePatternShards } from "./_train_fixtures.ts";
 
 const small = [
-  "--layers",
-  "1",
-  "--width",
-  "8",
-  "--heads",
-  "2",
+  ...TINY_MODEL,
   "--batch-size",
   "2",
-  "--heldout-sequences",
-  "4",
   "--quiet",
 ];
 
 async function withShards(body: (dir: string) => Promise<void>) {
-  await withSeed(async (seed) => {
+  await withSeed("cli_train_bad_input_test", async (_rng, seed) => {
     const dir = await Deno.makeTempDir();
     try {
       await writePatternShards(`${dir}/topk`, { seed, sequences: 16, seqLen: 8, vocab: 24, k: 4 });
@@ -56,7 +50,7 @@ Deno.test("shards whose vocabulary or sequence length disagree with the student 
 });
 
 Deno.test("a teacher vocabulary with padding rows needs --vocab-pad drop, which then trains", async () => {
-  await withSeed(async (seed) => {
+  await withSeed("cli_train_bad_input_test", async (_rng, seed) => {
     const dir = await Deno.makeTempDir();
     try {
       await writePatternShards(`${dir}/topk`, {

@@ -5,17 +5,9 @@ import { crc32c, crc32cToBase64 } from "../src/format/crc32c.ts";
 import { openLocalStore } from "../src/store/local.ts";
 import { openStore, parseStoreUri } from "../src/store/open_store.ts";
 import { ObjectExistsError } from "../src/store/store.ts";
-import { withSeed } from "./_format_rng.ts";
+import { withSeed } from "./_rng.ts";
 import { writePatternShards } from "./_train_fixtures.ts";
-
-async function withDir(body: (dir: string) => Promise<void>) {
-  const dir = await Deno.makeTempDir();
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { withTempDir } from "./_helpers.ts";
 
 async function allFiles(dir: string, rel = ""): Promise<string[]> {
   const out: string[] = [];
@@ -29,7 +21,7 @@ async function allFiles(dir: string, rel = ""): Promise<string[]> {
 
 Deno.test("local store: streamed create-only write reports size and CRC32C, then reads back whole and by range", () =>
   withSeed("local write/read", (rng) =>
-    withDir(async (dir) => {
+    withTempDir(async (dir) => {
       const store = await openLocalStore(dir);
       const bytes = Uint8Array.from({ length: 200000 + rng.int(100000) }, () => rng.int(256));
       const w = await store.create("shards/s000000.msgpack");
@@ -61,7 +53,7 @@ Deno.test("local store: streamed create-only write reports size and CRC32C, then
     })));
 
 Deno.test("local store: a second create of the same path fails and leaves the first object intact", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     const store = await openLocalStore(dir);
     await store.writeBytes("run.json", new TextEncoder().encode("first"));
     await assert.rejects(store.create("run.json"), ObjectExistsError);
@@ -71,7 +63,7 @@ Deno.test("local store: a second create of the same path fails and leaves the fi
 
 Deno.test("local store: of racing writers of one path exactly one wins, the others fail with ObjectExistsError", () =>
   withSeed("race", (rng) =>
-    withDir(async (dir) => {
+    withTempDir(async (dir) => {
       const store = await openLocalStore(dir);
       const n = 6;
       const writers = await Promise.all(Array.from({ length: n }, () => store.create("m/x.bin")));
@@ -90,7 +82,7 @@ Deno.test("local store: of racing writers of one path exactly one wins, the othe
     })));
 
 Deno.test("local store: an aborted write leaves no object and no temporary file", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     const store = await openLocalStore(dir);
     const w = await store.create("shards/s000001.msgpack");
     const writer = w.writable.getWriter();
@@ -105,7 +97,7 @@ Deno.test("local store: an aborted write leaves no object and no temporary file"
 
 Deno.test("local store: list is sorted, filtered by prefix, recursive; delete is idempotent", () =>
   withSeed("list", (rng) =>
-    withDir(async (dir) => {
+    withTempDir(async (dir) => {
       const store = await openLocalStore(dir);
       const names = new Set<string>();
       for (let i = 0; i < 20; i++) names.add(`shards/s${String(rng.int(1000000)).padStart(6, "0")}.msgpack`);
@@ -124,7 +116,7 @@ Deno.test("local store: list is sorted, filtered by prefix, recursive; delete is
     })));
 
 Deno.test("local store: an unwritable OUT and a missing object are one-line SparsekdErrors", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/file`, "x");
     await assert.rejects(openLocalStore(`${dir}/file/out`, { create: true }), (err) => {
       assert.ok(err instanceof SparsekdError);
@@ -144,7 +136,7 @@ Deno.test("local store: an unwritable OUT and a missing object are one-line Spar
   }));
 
 Deno.test("store URIs: plain paths and file:// open the local store; gs:// is parsed; unregistered schemes are refused", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     assert.deepEqual(parseStoreUri("gs://my-bucket/runs/a/"), {
       kind: "gcs",
       bucket: "my-bucket",
@@ -171,7 +163,7 @@ Deno.test("store URIs: plain paths and file:// open the local store; gs:// is pa
   }));
 
 Deno.test("local store: a symbolic link at an object's name is refused with one line naming it, never followed", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     const store = await openLocalStore(`${dir}/out`, { create: true });
     await Deno.mkdir(`${dir}/out/shards`);
     await Deno.writeFile(`${dir}/elsewhere.bin`, new Uint8Array([1, 2, 3]));
@@ -200,7 +192,7 @@ Deno.test("local store: a symbolic link at an object's name is refused with one 
   }));
 
 Deno.test("local store: a link planted after the existence check still cannot replace the object", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     const store = await openLocalStore(dir);
     const w = await store.create("a.bin"); // checked: absent
     await Deno.symlink(`${dir}/target.bin`, `${dir}/a.bin`); // dangling link appears before the publish
@@ -216,7 +208,7 @@ Deno.test("local store: a link planted after the existence check still cannot re
   }));
 
 Deno.test("local store: a second writer of an object gets a one-line SparsekdError naming it", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     const store = await openLocalStore(dir);
     await store.writeBytes("shards/s000000.msgpack", new Uint8Array([1]));
     await assert.rejects(store.writeBytes("shards/s000000.msgpack", new Uint8Array([2])), (err) => {
@@ -231,7 +223,7 @@ Deno.test("local store: a second writer of an object gets a one-line SparsekdErr
   }));
 
 Deno.test("save-topk into a folder with a link planted at a shard's name stops with one line naming it", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     await Deno.mkdir(`${dir}/out/shards`, { recursive: true });
     await Deno.writeFile(`${dir}/planted.bin`, new Uint8Array([1, 2, 3]));
     for (const [link, target] of [["s000001", `${dir}/planted.bin`], ["s000002", `${dir}/nowhere.bin`]]) {

@@ -3,7 +3,8 @@ import { SparsekdError } from "../src/errors.ts";
 import { demoSource } from "../src/data/demo.ts";
 import { readBack } from "../src/gpu/readback.ts";
 import { createDemoTeacher } from "../src/teacher/builtin.ts";
-import { testRuntime, withSeed } from "./_train_fixtures.ts";
+import { withSeed } from "./_rng.ts";
+import { testRuntime } from "./_train_fixtures.ts";
 
 Deno.test("the committed demo teacher predicts held-out demo text far better than chance", async () => {
   const rt = await testRuntime();
@@ -12,7 +13,7 @@ Deno.test("the committed demo teacher predicts held-out demo text far better tha
     assert.equal(teacher.vocabSize, 2048);
     assert.equal(teacher.seqLen, 64);
     assert.match(teacher.fingerprint, /^[0-9a-f]{64}$/);
-    await withSeed(async (_seed, rng) => {
+    await withSeed("teacher_builtin_test", async (rng) => {
       const L = 64, count = 16;
       const heldout = await demoSource({ split: "heldout", seqLen: L });
       const start = rng.int(heldout.sequences - count);

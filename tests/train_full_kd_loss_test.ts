@@ -2,14 +2,15 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { sparseKdLossReference64 } from "../src/kernels/sparse_kd_reference.ts";
 import { fullKdLoss } from "../src/train/full_kd_loss.ts";
-import { testRuntime, withSeed } from "./_train_fixtures.ts";
+import { withSeed } from "./_rng.ts";
+import { testRuntime } from "./_train_fixtures.ts";
 
 // With S = the whole vocabulary, each sparse mode is the full KL (topk and renorm: p̂ = p, q̂ = q; tail: r = 0),
 // so the float64 sparse reference at K = V is an independent oracle for the online loss.
 for (const mode of ["topk", "renorm", "tail"] as const) {
   Deno.test(`online full KD equals the sparse ${mode} reference at K = V (loss and gradient, masks, α, T)`, async () => {
     await testRuntime();
-    await withSeed(async (_seed, rng) => {
+    await withSeed("train_full_kd_loss_test", async (rng) => {
       for (const [T, alpha] of [[1, 1], [2.5, 0.3], [0.7, 0]] as const) {
         const N = 7, V = 50;
         const s = Float32Array.from({ length: N * V }, () => 3 * rng.normal());

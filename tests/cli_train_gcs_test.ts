@@ -2,14 +2,15 @@ import assert from "node:assert/strict";
 import { startEmulator } from "../testing/gcs_emulator/server.ts";
 import { openStore } from "../src/store/open_store.ts";
 import { trainCommand } from "../src/cli/train_flags.ts";
-import { withSeed, writePatternShards } from "./_train_fixtures.ts";
+import { withSeed } from "./_rng.ts";
+import { TINY_MODEL, writePatternShards } from "./_train_fixtures.ts";
 
 Deno.test("checkpoints and metrics go to gs://, and a run resumes from them exactly", async () => {
   const emu = await startEmulator({ port: 0, buckets: ["bkt"] });
   const dir = await Deno.makeTempDir();
   const log = console.log;
   try {
-    await withSeed(async (seed) => {
+    await withSeed("cli_train_gcs_test", async (_rng, seed) => {
       await writePatternShards(`${dir}/topk`, { seed, sequences: 24, seqLen: 8, vocab: 24, k: 4 });
       const args = [
         "--shards",
@@ -26,16 +27,9 @@ Deno.test("checkpoints and metrics go to gs://, and a run resumes from them exac
         "0",
         "--log-every",
         "1",
-        "--layers",
-        "1",
-        "--width",
-        "8",
-        "--heads",
-        "2",
+        ...TINY_MODEL,
         "--batch-size",
         "2",
-        "--heldout-sequences",
-        "4",
         "--seed",
         String(seed),
         "--quiet",
@@ -76,7 +70,7 @@ Deno.test("training from gs:// shards survives 503, 429 and dropped downloads of
   const dir = await Deno.makeTempDir();
   const log = console.log;
   try {
-    await withSeed(async (seed) => {
+    await withSeed("cli_train_gcs_test", async (_rng, seed) => {
       await writePatternShards(`${dir}/topk`, { seed, sequences: 16, seqLen: 8, vocab: 16, k: 4 });
       const local = await openStore(`${dir}/topk`);
       for (const path of await local.list("")) {

@@ -1,23 +1,11 @@
 /** `deno task bench --help` and `deno task bench <name> --help` (tasks/bench.ts): usage without running anything. */
 import assert from "node:assert/strict";
-
-async function bench(...args: string[]) {
-  const o = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../tasks/bench.ts", import.meta.url).pathname, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: o.code,
-    stdout: new TextDecoder().decode(o.stdout),
-    stderr: new TextDecoder().decode(o.stderr),
-  };
-}
+import { runTask } from "./_helpers.ts";
 
 const NAMES = ["topk", "sparse-kd", "save-topk", "train"];
 
 Deno.test("deno task bench --help lists every benchmark and how to get its flags, and exits 0", async () => {
-  const r = await bench("--help");
+  const r = await runTask("bench", "--help");
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^deno task bench <name> \[flags\]/);
   for (const name of NAMES) assert.match(r.stdout, new RegExp(`^  ${name} +\\S`, "m"), `lists ${name}`);
@@ -32,7 +20,7 @@ Deno.test("deno task bench <name> --help prints that benchmark's flags and runs 
     train: ["--steps", "--warmup", "--batch-size", "--vocab", "--seq-len", "--k", "--cpu"],
   };
   for (const name of NAMES) {
-    const r = await bench(name, "--help");
+    const r = await runTask("bench", name, "--help");
     assert.equal(r.code, 0, r.stderr);
     assert.ok(r.stdout.startsWith(`deno task bench ${name} [flags]`), r.stdout);
     for (const f of flags[name]) assert.ok(r.stdout.includes(`${f} `), `${name} --help lists ${f}`);
@@ -42,7 +30,7 @@ Deno.test("deno task bench <name> --help prints that benchmark's flags and runs 
 
 Deno.test("deno task bench with no name or an unknown one is one error line naming the benchmarks", async () => {
   for (const args of [[], ["nope"]]) {
-    const r = await bench(...args);
+    const r = await runTask("bench", ...args);
     assert.equal(r.code, 2);
     assert.match(
       r.stderr.trim(),

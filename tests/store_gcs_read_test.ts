@@ -10,6 +10,7 @@ import type { ObjectStore } from "../src/store/store.ts";
 import { type RunningEmulator, startEmulator } from "../testing/gcs_emulator/server.ts";
 import type { FaultRule } from "../testing/gcs_emulator/faults.ts";
 import { writePatternShards } from "./_train_fixtures.ts";
+import { assertSameBytes, readStream } from "./_helpers.ts";
 
 const KIB = 1024;
 /** Fast retries: the back-off starts at one second and is capped at one. */
@@ -20,29 +21,6 @@ function randomBytes(n: number): Uint8Array {
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
   return out;
-}
-
-async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let n = 0;
-  for await (const c of stream) {
-    parts.push(c.slice());
-    n += c.length;
-  }
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-function sameBytes(actual: Uint8Array, expected: Uint8Array, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  for (let i = 0; i < expected.length; i++) {
-    if (actual[i] !== expected[i]) assert.fail(`${what}: first difference at byte ${i}`);
-  }
 }
 
 /** An emulator with bucket "bkt" holding `run/data.bin` (300 KiB of random bytes) and a store on it. */
@@ -78,13 +56,13 @@ for (const rules of STATUS_FAULTS) {
   Deno.test(`readBytes and read survive ${name} on the media download`, async () => {
     await withData(async (emu, store, data) => {
       emu.faults.add(rules);
-      sameBytes(await store.readBytes("data.bin"), data, "readBytes");
+      assertSameBytes(await store.readBytes("data.bin"), data, "readBytes");
       allHit(emu, rules);
       emu.faults.add(rules);
-      sameBytes(await readAll(await store.read("data.bin")), data, "read");
+      assertSameBytes(await readStream(await store.read("data.bin")), data, "read");
       emu.faults.add(rules);
-      sameBytes(
-        await readAll(await store.read("data.bin", { start: 1000, end: 200_000 })),
+      assertSameBytes(
+        await readStream(await store.read("data.bin", { start: 1000, end: 200_000 })),
         data.subarray(1000, 200_000),
         "ranged read",
       );
@@ -102,11 +80,11 @@ Deno.test("a whole read cut part-way through the body resumes at the byte reache
       { kind: "reset", method: "GET", path: MEDIA, afterResponseBytes: 50_000 },
     ];
     emu.faults.add(rules);
-    sameBytes(await store.readBytes("data.bin"), data, "readBytes");
+    assertSameBytes(await store.readBytes("data.bin"), data, "readBytes");
     allHit(emu, rules);
     assert.deepEqual(emu.faults.hits.map((h) => h.bytesSent).sort((a, b) => a! - b!), [0, 50_000, 100_000]);
     emu.faults.add(rules);
-    sameBytes(await readAll(await store.read("data.bin")), data, "read");
+    assertSameBytes(await readStream(await store.read("data.bin")), data, "read");
   });
 });
 
@@ -117,15 +95,15 @@ Deno.test("a ranged read cut part-way through the body resumes inside its range"
       { method: "GET", path: MEDIA, status: 503 },
       { kind: "reset", method: "GET", path: MEDIA, afterResponseBytes: 12_345 },
     ]);
-    sameBytes(
-      await readAll(await store.read("data.bin", { start: 5_000, end: 150_000 })),
+    assertSameBytes(
+      await readStream(await store.read("data.bin", { start: 5_000, end: 150_000 })),
       data.subarray(5_000, 150_000),
       "[5000, 150000)",
     );
     assert.deepEqual(emu.faults.pending(), []);
     emu.faults.add({ kind: "reset", method: "GET", path: MEDIA, afterResponseBytes: 1 });
-    sameBytes(
-      await readAll(await store.read("data.bin", { start: 299 * KIB })),
+    assertSameBytes(
+      await readStream(await store.read("data.bin", { start: 299 * KIB })),
       data.subarray(299 * KIB),
       "tail",
     );
@@ -148,7 +126,7 @@ Deno.test("faults that outlast the retries end the read with one line naming the
     // A body cut before its first byte, every time: no progress, so the read gives up after its retries.
     emu.faults.add({ kind: "reset", method: "GET", path: MEDIA, afterResponseBytes: 0, count: 100 });
     const stream = await store.read("data.bin");
-    await assert.rejects(readAll(stream), (err: unknown) => {
+    await assert.rejects(readStream(stream), (err: unknown) => {
       assert.ok(err instanceof SparsekdError, `got ${err}`);
       assert.match(err.message, /^cannot read gs:\/\/bkt\/run\/data\.bin: .* \(after 5 attempts\)$/);
       assert.ok(!err.message.includes("\n"));
@@ -216,10 +194,10 @@ Deno.test("a whole read whose bytes were corrupted on the way fails its CRC32C c
       return true;
     });
     emu.faults.add(corrupt);
-    await assert.rejects(readAll(await store.read("data.bin")), /CRC32C mismatch/);
+    await assert.rejects(readStream(await store.read("data.bin")), /CRC32C mismatch/);
     assert.deepEqual(emu.faults.pending(), []);
     // The stored object is intact: the next read is whole and right.
-    sameBytes(await store.readBytes("data.bin"), data, "after");
+    assertSameBytes(await store.readBytes("data.bin"), data, "after");
   });
 });
 
@@ -233,7 +211,7 @@ Deno.test("a download that stalls mid-body is given up after the request timeout
       { kind: "stall", method: "GET", path: MEDIA, afterResponseBytes: 30_000 },
       { kind: "stall", method: "GET", path: MEDIA }, // one request stalls before its first byte
     ]);
-    sameBytes(await store.readBytes("s.bin"), data, "readBytes");
+    assertSameBytes(await store.readBytes("s.bin"), data, "readBytes");
     assert.deepEqual(emu.faults.pending(), []);
     assert.deepEqual(emu.faults.hits.map((h) => [h.kind, h.bytesSent]), [["stall", 0], ["stall", 30_000]]);
   } finally {

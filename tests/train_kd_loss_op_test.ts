@@ -6,21 +6,11 @@ import { readBack } from "../src/gpu/readback.ts";
 import { rowsPerBinding } from "../src/kernels/sparse_kd.ts";
 import { kernelHooks, resetKernelHooks } from "../src/kernels/test_hooks.ts";
 import { createSparseKdLossOp, type KdOpOptions } from "../src/train/kd_loss_op.ts";
+import { makeRng, withSeed } from "./_rng.ts";
 import { sparseKdLossReference64, type SparseKdMode } from "../src/kernels/sparse_kd_reference.ts";
 
 const gpuRt = await createRuntime({ quiet: true });
 const cpuRt = await createRuntime({ cpu: true, quiet: true });
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * A tiny model (logits = x·W) trained one step through the op; its gradient with respect to W must equal
@@ -33,7 +23,7 @@ async function checkModelGradient(
   countReads: boolean,
   teacherAsTensors = false,
 ) {
-  const rand = rng(seed);
+  const rand = makeRng(seed).uniform;
   await useTfjsOnRuntime(rt);
   const kdLoss = await createSparseKdLossOp(rt);
   const rows = 3 + Math.floor(rand() * 6), d = 5, vocab = 200 + Math.floor(rand() * 900);
@@ -128,13 +118,9 @@ for (const mode of ["topk", "renorm", "tail"] as SparseKdMode[]) {
       `a tiny tfjs model's gradient through the GPU op equals the reference's (${mode}), with no read-back`,
     ignore: gpuRt.device === null,
     fn: async () => {
-      const seed = Math.floor(Math.random() * 2 ** 31);
-      try {
+      await withSeed("train_kd_loss_op_test", async (_rng, seed) => {
         await checkModelGradient(gpuRt, mode, seed, true);
-      } catch (e) {
-        console.error(`seed ${seed}`);
-        throw e;
-      }
+      });
     },
   });
 }
@@ -143,46 +129,36 @@ Deno.test({
   name: "the GPU op takes the teacher's ids and logits as tfjs tensors too",
   ignore: gpuRt.device === null,
   fn: async () => {
-    const seed = Math.floor(Math.random() * 2 ** 31);
-    try {
+    await withSeed("train_kd_loss_op_test", async (_rng, seed) => {
       for (const mode of ["topk", "tail"] as SparseKdMode[]) {
         await checkModelGradient(gpuRt, mode, seed, true, true);
       }
-    } catch (e) {
-      console.error(`seed ${seed}`);
-      throw e;
-    }
+    });
   },
 });
 
 Deno.test("the op falls back to the reference on the tfjs cpu backend with the same gradient", async () => {
-  const seed = Math.floor(Math.random() * 2 ** 31);
-  try {
+  await withSeed("train_kd_loss_op_test", async (_rng, seed) => {
     for (const mode of ["topk", "tail"] as SparseKdMode[]) await checkModelGradient(cpuRt, mode, seed, false);
-  } catch (e) {
-    console.error(`seed ${seed}`);
-    throw e;
-  }
+  });
 });
 
 Deno.test({
   name: "the GPU op splits rows into chunks that fit a (lowered) binding limit, with the same gradient",
   ignore: gpuRt.device === null,
   fn: async () => {
-    const seed = Math.floor(Math.random() * 2 ** 31);
-    // Room for 2 rows of the largest vocabulary checkModelGradient draws (1,099) beside the alignment slack:
-    // the forward kernel runs in several dispatches with offset bindings, the backward scale kernel too.
-    kernelHooks.maxBindingBytes = 1280 + 2 * 1100 * 4;
-    try {
-      for (const mode of ["topk", "tail"] as SparseKdMode[]) {
-        await checkModelGradient(gpuRt, mode, seed, true);
+    await withSeed("train_kd_loss_op_test", async (_rng, seed) => {
+      // Room for 2 rows of the largest vocabulary checkModelGradient draws (1,099) beside the alignment slack:
+      // the forward kernel runs in several dispatches with offset bindings, the backward scale kernel too.
+      kernelHooks.maxBindingBytes = 1280 + 2 * 1100 * 4;
+      try {
+        for (const mode of ["topk", "tail"] as SparseKdMode[]) {
+          await checkModelGradient(gpuRt, mode, seed, true);
+        }
+      } finally {
+        resetKernelHooks();
       }
-    } catch (e) {
-      console.error(`seed ${seed}`);
-      throw e;
-    } finally {
-      resetKernelHooks();
-    }
+    });
   },
 });
 
@@ -190,85 +166,83 @@ Deno.test({
   name: "the GPU op on logits larger than the largest binding gives the reference's loss and gradient",
   ignore: gpuRt.device === null,
   fn: async () => {
-    const seed = Math.floor(Math.random() * 2 ** 31);
-    const rand = rng(seed);
-    const rt = gpuRt, device = rt.device!;
-    await useTfjsOnRuntime(rt);
-    const backend = tfjsGpuBackend(device)!;
-    const kdLoss = await createSparseKdLossOp(rt);
-    const vocab = 32768 + 4 * Math.floor(rand() * 16), k = 16, T = 2;
-    const rows = Math.floor(device.limits.maxStorageBufferBindingSize / (vocab * 4)) + 3 +
-      Math.floor(rand() * 8);
-    const s = new Float32Array(rows * vocab);
-    for (let i = 0; i < s.length; i++) s[i] = (rand() - 0.5) * 8;
-    const indices = new Uint32Array(rows * k), values = new Float32Array(rows * k);
-    const lse = new Float32Array(rows);
-    for (let r = 0; r < rows; r++) {
-      const ids = new Set<number>();
-      while (ids.size < k) ids.add(Math.floor(rand() * vocab));
-      [...ids].forEach((id, i) => {
-        indices[r * k + i] = id;
-        values[r * k + i] = 4 + rand() * 8;
-      });
-      lse[r] = 14 + rand(); // above the top-k's own lse (at most 6 + log 16 ≈ 8.8 at T = 2)
-    }
-    // Only the sampled rows are active (reduction "sum"), so the loss is the sum of their reference losses;
-    // they sit in the first chunk, on both sides of the chunk edge and in the last chunk.
-    const edge = rowsPerBinding(device, vocab, k);
-    const sample = [...new Set([0, edge - 1, edge, rows - 1, 1 + Math.floor(rand() * (rows - 2))])];
-    const masked = sample.includes(rows - 2) ? 2 : rows - 2; // a masked row: its gradient must be 0
-    const mask = new Uint8Array(rows);
-    for (const r of sample) mask[r] = 1;
-    const labels = Int32Array.from({ length: rows }, () => Math.floor(rand() * vocab));
-    const mode = (["topk", "renorm", "tail"] as SparseKdMode[])[Math.floor(rand() * 3)];
-    const options: KdOpOptions = { mode, temperature: T, alpha: 0.5, labels, mask, reduction: "sum" };
-    const x = tf.tensor2d(s, [rows, vocab]);
-    const { value, grad } = tf.valueAndGrad((l: tf.Tensor) =>
-      kdLoss(l as tf.Tensor2D, { indices, values, k, logsumexp: lse }, options)
-    )(x);
-    try {
-      const got = (await value.data())[0];
-      const regions = [...sample, masked].map((r) => ({
-        buffer: tensorGpuBuffer(backend, grad),
-        offset: r * vocab * 4,
-        size: vocab * 4,
-      }));
-      const rowsBack = (await readBack(device, regions)).map((b) => new Float32Array(b));
-      let want = 0;
-      sample.forEach((r, i) => {
-        const one = {
-          indices: indices.slice(r * k, (r + 1) * k),
-          values: values.slice(r * k, (r + 1) * k),
-          k,
-          logsumexp: lse.slice(r, r + 1),
-        };
-        const ref = sparseKdLossReference64(s.slice(r * vocab, (r + 1) * vocab), 1, vocab, one, {
-          mode,
-          temperature: T,
-          alpha: 0.5,
-          labels: labels.slice(r, r + 1),
+    await withSeed("train_kd_loss_op_test", async (_rng, seed) => {
+      const rand = makeRng(seed).uniform;
+      const rt = gpuRt, device = rt.device!;
+      await useTfjsOnRuntime(rt);
+      const backend = tfjsGpuBackend(device)!;
+      const kdLoss = await createSparseKdLossOp(rt);
+      const vocab = 32768 + 4 * Math.floor(rand() * 16), k = 16, T = 2;
+      const rows = Math.floor(device.limits.maxStorageBufferBindingSize / (vocab * 4)) + 3 +
+        Math.floor(rand() * 8);
+      const s = new Float32Array(rows * vocab);
+      for (let i = 0; i < s.length; i++) s[i] = (rand() - 0.5) * 8;
+      const indices = new Uint32Array(rows * k), values = new Float32Array(rows * k);
+      const lse = new Float32Array(rows);
+      for (let r = 0; r < rows; r++) {
+        const ids = new Set<number>();
+        while (ids.size < k) ids.add(Math.floor(rand() * vocab));
+        [...ids].forEach((id, i) => {
+          indices[r * k + i] = id;
+          values[r * k + i] = 4 + rand() * 8;
         });
-        want += ref.loss[0];
-        let max = 0;
-        for (let j = 0; j < vocab; j++) max = Math.max(max, Math.abs(ref.grad[j]));
-        for (let j = 0; j < vocab; j++) {
-          const err = Math.abs(rowsBack[i][j] - ref.grad[j]);
-          if (!(err <= 1e-4 * max)) {
-            assert.fail(`${mode} row ${r} id ${j}: ${rowsBack[i][j]} vs ${ref.grad[j]}`);
+        lse[r] = 14 + rand(); // above the top-k's own lse (at most 6 + log 16 ≈ 8.8 at T = 2)
+      }
+      // Only the sampled rows are active (reduction "sum"), so the loss is the sum of their reference losses;
+      // they sit in the first chunk, on both sides of the chunk edge and in the last chunk.
+      const edge = rowsPerBinding(device, vocab, k);
+      const sample = [...new Set([0, edge - 1, edge, rows - 1, 1 + Math.floor(rand() * (rows - 2))])];
+      const masked = sample.includes(rows - 2) ? 2 : rows - 2; // a masked row: its gradient must be 0
+      const mask = new Uint8Array(rows);
+      for (const r of sample) mask[r] = 1;
+      const labels = Int32Array.from({ length: rows }, () => Math.floor(rand() * vocab));
+      const mode = (["topk", "renorm", "tail"] as SparseKdMode[])[Math.floor(rand() * 3)];
+      const options: KdOpOptions = { mode, temperature: T, alpha: 0.5, labels, mask, reduction: "sum" };
+      const x = tf.tensor2d(s, [rows, vocab]);
+      const { value, grad } = tf.valueAndGrad((l: tf.Tensor) =>
+        kdLoss(l as tf.Tensor2D, { indices, values, k, logsumexp: lse }, options)
+      )(x);
+      try {
+        const got = (await value.data())[0];
+        const regions = [...sample, masked].map((r) => ({
+          buffer: tensorGpuBuffer(backend, grad),
+          offset: r * vocab * 4,
+          size: vocab * 4,
+        }));
+        const rowsBack = (await readBack(device, regions)).map((b) => new Float32Array(b));
+        let want = 0;
+        sample.forEach((r, i) => {
+          const one = {
+            indices: indices.slice(r * k, (r + 1) * k),
+            values: values.slice(r * k, (r + 1) * k),
+            k,
+            logsumexp: lse.slice(r, r + 1),
+          };
+          const ref = sparseKdLossReference64(s.slice(r * vocab, (r + 1) * vocab), 1, vocab, one, {
+            mode,
+            temperature: T,
+            alpha: 0.5,
+            labels: labels.slice(r, r + 1),
+          });
+          want += ref.loss[0];
+          let max = 0;
+          for (let j = 0; j < vocab; j++) max = Math.max(max, Math.abs(ref.grad[j]));
+          for (let j = 0; j < vocab; j++) {
+            const err = Math.abs(rowsBack[i][j] - ref.grad[j]);
+            if (!(err <= 1e-4 * max)) {
+              assert.fail(`${mode} row ${r} id ${j}: ${rowsBack[i][j]} vs ${ref.grad[j]}`);
+            }
           }
-        }
-      });
-      assert.ok(
-        Math.abs(got - want) <= 1e-5 * Math.abs(want),
-        `${mode} loss ${got} vs ${want} (seed ${seed})`,
-      );
-      assert.ok(rowsBack[sample.length].every((g) => g === 0), "a masked row's gradient is not 0");
-    } catch (e) {
-      console.error(`seed ${seed}`);
-      throw e;
-    } finally {
-      tf.dispose([x, value, grad]);
-    }
+        });
+        assert.ok(
+          Math.abs(got - want) <= 1e-5 * Math.abs(want),
+          `${mode} loss ${got} vs ${want} (seed ${seed})`,
+        );
+        assert.ok(rowsBack[sample.length].every((g) => g === 0), "a masked row's gradient is not 0");
+      } finally {
+        tf.dispose([x, value, grad]);
+      }
+    });
   },
 });
 

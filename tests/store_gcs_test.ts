@@ -10,23 +10,13 @@ import { crc32c, crc32cToBase64 } from "../src/format/crc32c.ts";
 import { type RunningEmulator, startEmulator } from "../testing/gcs_emulator/server.ts";
 import { type GcsStore, openGcsStore } from "../src/store/gcs.ts";
 import { ObjectExistsError, type ObjectStore } from "../src/store/store.ts";
+import { withSeed } from "./_rng.ts";
+import { assertSameBytes, readStream } from "./_helpers.ts";
 
 const KIB = 1024;
 const CHUNK = 256 * KIB;
 /** Fast retries for tests: the client's back-off starts at one second, so keep the count of faults small. */
 const FAST = { chunkSize: CHUNK, maxRetries: 4, maxRetryDelaySeconds: 1, totalTimeoutSeconds: 60 };
-
-/** A small seeded generator (mulberry32), so that a failing run can be replayed from its printed seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomBytes(n: number): Uint8Array {
   const out = new Uint8Array(n);
@@ -39,13 +29,9 @@ async function withEmulator(
   name: string,
   body: (emu: RunningEmulator, rand: () => number) => Promise<void>,
 ): Promise<void> {
-  const seed = crypto.getRandomValues(new Uint32Array(1))[0];
   const emu = await startEmulator({ port: 0, buckets: ["bkt"] });
   try {
-    await body(emu, rng(seed));
-  } catch (err) {
-    console.error(`${name} failed with seed ${seed}`);
-    throw err;
+    await withSeed(name, (rng) => body(emu, rng.uniform));
   } finally {
     await emu.close();
   }
@@ -68,29 +54,6 @@ async function streamInto(store: ObjectStore, path: string, data: Uint8Array, ra
   return await w.done;
 }
 
-async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let n = 0;
-  for await (const c of stream) {
-    parts.push(c);
-    n += c.length;
-  }
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-function sameBytes(actual: Uint8Array, expected: Uint8Array, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  for (let i = 0; i < expected.length; i++) {
-    if (actual[i] !== expected[i]) assert.fail(`${what}: first difference at byte ${i}`);
-  }
-}
-
 Deno.test("a streamed multi-chunk upload lands byte for byte with the server's CRC32C, size and MD5", async () => {
   await withEmulator("plain upload", async (emu, rand) => {
     const store = await openGcsStore("gs://bkt/run/a", { ...FAST, endpoint: emu.url });
@@ -102,10 +65,10 @@ Deno.test("a streamed multi-chunk upload lands byte for byte with the server's C
       crc32c: crc32cToBase64(crc32c(data)),
     });
     const stored = emu.state.object("bkt", "run/a/shards/s000000.msgpack");
-    sameBytes(stored.data, data, "stored object");
+    assertSameBytes(stored.data, data, "stored object");
     assert.equal(stored.md5Hash, createHash("md5").update(data).digest("base64"));
-    sameBytes(await readAll(await store.read("shards/s000000.msgpack")), data, "read back");
-    sameBytes(await store.readBytes("shards/s000000.msgpack"), data, "readBytes");
+    assertSameBytes(await readStream(await store.read("shards/s000000.msgpack")), data, "read back");
+    assertSameBytes(await store.readBytes("shards/s000000.msgpack"), data, "readBytes");
     assert.equal(await store.size("shards/s000000.msgpack"), data.length);
     assert.equal(await store.exists("shards/s000000.msgpack"), true);
     assert.equal(await store.exists("shards/s000001.msgpack"), false);
@@ -156,8 +119,8 @@ for (const fault of FAULTS) {
       assert.equal(emu.faults.pending().length, 0);
       assert.equal(info.size, data.length);
       assert.equal(info.crc32c, crc32cToBase64(crc32c(data)));
-      sameBytes(emu.state.object("bkt", "run/obj.bin").data, data, "stored object");
-      sameBytes(await readAll(await store.read("obj.bin")), data, "read back");
+      assertSameBytes(emu.state.object("bkt", "run/obj.bin").data, data, "stored object");
+      assertSameBytes(await readStream(await store.read("obj.bin")), data, "read back");
     });
   });
 }
@@ -180,7 +143,7 @@ Deno.test("several faults of every kind in one upload still end with the exact b
     ]);
     await streamInto(store, "deep/obj.bin", data, rand);
     assert.equal(emu.faults.hits.length, 4);
-    sameBytes(emu.state.object("bkt", "deep/obj.bin").data, data, "stored object");
+    assertSameBytes(emu.state.object("bkt", "deep/obj.bin").data, data, "stored object");
   });
 });
 
@@ -193,7 +156,7 @@ Deno.test("an upload survives failures of the status queries that follow a faile
     emu.faults.add({ method: "PUT", path: "upload_id", status: 503, skip: k, count: 3 });
     await streamInto(store, "q1.bin", data, rand);
     assert.equal(emu.faults.hits.length, 3);
-    sameBytes(emu.state.object("bkt", "q1.bin").data, data, "after 503s");
+    assertSameBytes(emu.state.object("bkt", "q1.bin").data, data, "after 503s");
     // A reset in the middle of a chunk, then a 503 on the status query.
     emu.faults.add([
       {
@@ -207,7 +170,7 @@ Deno.test("an upload survives failures of the status queries that follow a faile
     ]);
     await streamInto(store, "q2.bin", data, rand);
     assert.equal(emu.faults.hits.length, 5);
-    sameBytes(emu.state.object("bkt", "q2.bin").data, data, "after a reset and a 503");
+    assertSameBytes(emu.state.object("bkt", "q2.bin").data, data, "after a reset and a 503");
   });
 });
 
@@ -234,7 +197,7 @@ Deno.test("a second create of the same object is refused with ObjectExistsError 
 
     const after = emu.state.object("bkt", "p/x.bin");
     assert.equal(after.generation, generation);
-    sameBytes(after.data, first, "the first object");
+    assertSameBytes(after.data, first, "the first object");
   });
 });
 
@@ -302,29 +265,33 @@ Deno.test("ranged reads return exactly the bytes asked for", async () => {
     for (let i = 0; i < 8; i++) {
       const start = Math.floor(rand() * data.length);
       const end = start + Math.floor(rand() * (data.length - start + 1));
-      sameBytes(
-        await readAll(await store.read("data.bin", { start, end })),
+      assertSameBytes(
+        await readStream(await store.read("data.bin", { start, end })),
         data.subarray(start, end),
         `[${start}, ${end})`,
       );
     }
     const start = Math.floor(rand() * data.length);
-    sameBytes(
-      await readAll(await store.read("data.bin", { start })),
+    assertSameBytes(
+      await readStream(await store.read("data.bin", { start })),
       data.subarray(start),
       `[${start}, end)`,
     );
     const end = 1 + Math.floor(rand() * data.length);
-    sameBytes(await readAll(await store.read("data.bin", { end })), data.subarray(0, end), `[0, ${end})`);
-    assert.equal((await readAll(await store.read("data.bin", { start: 7, end: 7 }))).length, 0);
+    assertSameBytes(
+      await readStream(await store.read("data.bin", { end })),
+      data.subarray(0, end),
+      `[0, ${end})`,
+    );
+    assert.equal((await readStream(await store.read("data.bin", { start: 7, end: 7 }))).length, 0);
     // Past the end reads as empty, as from a local file.
-    assert.equal((await readAll(await store.read("data.bin", { start: data.length + 3 }))).length, 0);
+    assert.equal((await readStream(await store.read("data.bin", { start: data.length + 3 }))).length, 0);
     assert.equal(
-      (await readAll(await store.read("data.bin", { start: data.length, end: data.length + 9 }))).length,
+      (await readStream(await store.read("data.bin", { start: data.length, end: data.length + 9 }))).length,
       0,
     );
-    sameBytes(
-      await readAll(await store.read("data.bin", { start: 5, end: data.length + 9 })),
+    assertSameBytes(
+      await readStream(await store.read("data.bin", { start: 5, end: data.length + 9 })),
       data.subarray(5),
       "clamped",
     );
@@ -435,7 +402,7 @@ Deno.test("STORAGE_EMULATOR_HOST points the store at the emulator when no endpoi
       const store = await openGcsStore("gs://bkt/env", FAST);
       const data = randomBytes(CHUNK + Math.floor(rand() * CHUNK));
       await store.writeBytes("e.bin", data);
-      sameBytes(await store.readBytes("e.bin"), data, "read back");
+      assertSameBytes(await store.readBytes("e.bin"), data, "read back");
       assert.deepEqual(await store.list(""), ["e.bin"]);
       await assert.rejects(
         openGcsStore("gs://absent", FAST),

@@ -12,7 +12,9 @@
 import assert from "node:assert/strict";
 import { createRuntime, type Runtime } from "../src/gpu/runtime.ts";
 import { SparsekdError } from "../src/errors.ts";
-import { NonFiniteLogitsError, topKReference, type TopKResult } from "../src/kernels/topk_reference.ts";
+import { withSeed } from "./_rng.ts";
+import { assertSame, gpu, uploadLogits } from "./_topk_fixtures.ts";
+import { NonFiniteLogitsError, topKReference } from "../src/kernels/topk_reference.ts";
 import {
   NonFiniteRowError,
   poisonTopKRadixScratch,
@@ -21,44 +23,6 @@ import {
   topKRadixFromBuffer,
   type TopKRadixOptions,
 } from "../src/kernels/topk_radix.ts";
-
-const CPU_ONLY = Deno.env.get("SPARSEKD_TEST_CPU_ONLY") === "1";
-let runtime: Promise<Runtime> | null = null;
-
-/** The shared GPU runtime; null (skip) only when SPARSEKD_TEST_CPU_ONLY=1 and there is no adapter. */
-async function gpu(): Promise<Runtime | null> {
-  runtime ??= createRuntime({ quiet: true });
-  const rt = await runtime;
-  if (!rt.device) {
-    if (CPU_ONLY) return null;
-    throw new Error("no WebGPU adapter found (set SPARSEKD_TEST_CPU_ONLY=1 to skip the GPU tests)");
-  }
-  return rt;
-}
-
-/** mulberry32: a small seeded generator so that a failing input can be reproduced from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Runs `body` with a fresh seed (or SPARSEKD_TEST_SEED) and names the seed in any failure. */
-async function withSeed(name: string, body: (rand: () => number) => Promise<void>): Promise<void> {
-  const fixed = Deno.env.get("SPARSEKD_TEST_SEED");
-  const seed = fixed ? Number(fixed) : crypto.getRandomValues(new Uint32Array(1))[0];
-  try {
-    await body(rng(seed));
-  } catch (e) {
-    console.error(`${name}: failed with seed ${seed}`);
-    throw e;
-  }
-}
 
 type Kind = "normal" | "ties" | "neginf" | "huge" | "allsame" | "ascending" | "descending";
 
@@ -100,32 +64,6 @@ function makeLogits(rand: () => number, rows: number, vocab: number, kind: Kind)
   return x;
 }
 
-function lseClose(got: number, want: number): boolean {
-  if (got === want) return true;
-  return Math.abs(got - want) <= Math.max(1e-5, 1e-6 * Math.abs(want));
-}
-
-function assertSame(got: TopKResult, want: TopKResult, what: string): void {
-  assert.equal(got.indices.length, want.indices.length, `${what}: indices length`);
-  for (let i = 0; i < want.indices.length; i++) {
-    if (got.indices[i] !== want.indices[i]) {
-      assert.fail(`${what}: index ${i} is ${got.indices[i]}, want ${want.indices[i]}`);
-    }
-  }
-  // Bit patterns: -0 must come back as -0.
-  const gv = new Uint32Array(got.values.buffer, got.values.byteOffset, got.values.length);
-  const wv = new Uint32Array(want.values.buffer, want.values.byteOffset, want.values.length);
-  for (let i = 0; i < wv.length; i++) {
-    if (gv[i] !== wv[i]) assert.fail(`${what}: value ${i} is ${got.values[i]}, want ${want.values[i]}`);
-  }
-  assert.equal(got.logsumexp.length, want.logsumexp.length, `${what}: logsumexp length`);
-  for (let i = 0; i < want.logsumexp.length; i++) {
-    if (!lseClose(got.logsumexp[i], want.logsumexp[i])) {
-      assert.fail(`${what}: logsumexp ${i} is ${got.logsumexp[i]}, want ${want.logsumexp[i]}`);
-    }
-  }
-}
-
 /** Runs kernel and reference on one input (scratch poisoned first) and compares them. */
 async function check(
   rt: Runtime,
@@ -150,7 +88,7 @@ function someTemps(rand: () => number): number[] {
 Deno.test("topKRadix matches the reference on random shapes, k and temperatures (one workgroup per row)", async () => {
   const rt = await gpu();
   if (!rt) return;
-  await withSeed("random shapes", async (rand) => {
+  await withSeed("random shapes", async ({ uniform: rand }) => {
     for (const vocab of [2, 3, 5, 31, 257, 1000, 2049, 4099, 32000]) {
       const ks = [1, Math.min(vocab, 1024), 1 + Math.floor(rand() * Math.min(vocab, 1024))];
       for (const k of ks) {
@@ -164,7 +102,7 @@ Deno.test("topKRadix matches the reference on random shapes, k and temperatures 
 Deno.test("topKRadix breaks ties by the lower id, -0 equal to +0 and returned as -0, also with k = vocab", async () => {
   const rt = await gpu();
   if (!rt) return;
-  await withSeed("ties", async (rand) => {
+  await withSeed("ties", async ({ uniform: rand }) => {
     for (const [rows, vocab, k] of [[3, 7, 7], [4, 3000, 64], [2, 50000, 1000], [3, 2500, 1024]]) {
       await check(rt, rand, rows, vocab, k, "ties", { split: 1 });
     }
@@ -176,7 +114,7 @@ Deno.test("topKRadix breaks ties by the lower id, -0 equal to +0 and returned as
 Deno.test("topKRadix handles -Infinity entries and magnitudes up to 1e30 at several temperatures", async () => {
   const rt = await gpu();
   if (!rt) return;
-  await withSeed("extremes", async (rand) => {
+  await withSeed("extremes", async ({ uniform: rand }) => {
     await check(rt, rand, 4, 1000, 700, "neginf", { split: 1, temperatures: [1, 0.25] });
     await check(rt, rand, 3, 40000, 64, "neginf", { split: 1 });
     await check(rt, rand, 3, 3000, 33, "huge", { split: 1, temperatures: [1, 0.01, 10] });
@@ -186,7 +124,7 @@ Deno.test("topKRadix handles -Infinity entries and magnitudes up to 1e30 at seve
 Deno.test("topKRadix handles the largest vocabulary and rows whose values rise or fall throughout", async () => {
   const rt = await gpu();
   if (!rt) return;
-  await withSeed("large", async (rand) => {
+  await withSeed("large", async ({ uniform: rand }) => {
     await check(rt, rand, 2, 262144, 1 + Math.floor(rand() * 1024), "normal", {
       split: 1,
       temperatures: [1, 0.7],
@@ -200,7 +138,7 @@ Deno.test("topKRadix handles the largest vocabulary and rows whose values rise o
 Deno.test("topKRadix with several workgroups per row and a merge equals the reference", async () => {
   const rt = await gpu();
   if (!rt) return;
-  await withSeed("split", async (rand) => {
+  await withSeed("split", async ({ uniform: rand }) => {
     // Splits larger than the row (empty segments), segments shorter than k, long rows with k = 1024.
     await check(rt, rand, 3, 10, 4, "normal", { split: 8 });
     await check(rt, rand, 2, 3001, 1000, "ties", { split: 5, temperatures: [1, 2] });
@@ -218,7 +156,7 @@ Deno.test("topKRadix with several workgroups per row and a merge equals the refe
 Deno.test("topKRadix is exact with a small candidate buffer that compacts often (one and several workgroups)", async () => {
   const rt = await gpu();
   if (!rt) return;
-  await withSeed("small capacity", async (rand) => {
+  await withSeed("small capacity", async ({ uniform: rand }) => {
     // Up to a few dozen compactions per workgroup (see the known failure below for hundreds).
     const capacity = 300;
     for (
@@ -243,7 +181,7 @@ Deno.test({
   fn: async () => {
     const rt = await gpu();
     if (!rt) return;
-    await withSeed("many compactions", async (rand) => {
+    await withSeed("many compactions", async ({ uniform: rand }) => {
       // Rising rows with 744 free slots: ~350 compactions; on lavapipe compaction ~186 picks a wrong digit.
       await check(rt, rand, 1, 262144, 1024, "ascending", { split: 1, capacity: 1768 });
       await check(rt, rand, 1, 29072, 1000, "ascending", { split: 1, capacity: 1100 });
@@ -254,7 +192,7 @@ Deno.test({
 Deno.test("topKRadix with 64 threads and two loads per step equals the reference", async () => {
   const rt = await gpu();
   if (!rt) return;
-  await withSeed("wg64", async (rand) => {
+  await withSeed("wg64", async ({ uniform: rand }) => {
     const options = { workgroupSize: 64, loads: 2, split: 1 };
     await check(rt, rand, 3, 30011, 1 + Math.floor(rand() * 1024), "normal", options);
     await check(rt, rand, 2, 4099, 1024, "ties", options);
@@ -264,7 +202,7 @@ Deno.test("topKRadix with 64 threads and two loads per step equals the reference
 Deno.test("topKRadix on many rows: a 2D grid beyond the per-dimension workgroup limit", async () => {
   const rt = await gpu();
   if (!rt) return;
-  await withSeed("many rows", async (rand) => {
+  await withSeed("many rows", async ({ uniform: rand }) => {
     // 64 threads (the pipeline of the test above): 65,536+ workgroups of 256 threads take minutes on lavapipe.
     const small = { workgroupSize: 64, loads: 2 };
     const rows = rt.device!.limits.maxComputeWorkgroupsPerDimension + 1 + Math.floor(rand() * 100);
@@ -278,15 +216,10 @@ Deno.test("topKRadix on many rows: a 2D grid beyond the per-dimension workgroup 
 Deno.test("topKRadixFromBuffer reads logits already on the GPU and equals topKRadix", async () => {
   const rt = await gpu();
   if (!rt) return;
-  await withSeed("from buffer", async (rand) => {
+  await withSeed("from buffer", async ({ uniform: rand }) => {
     const [rows, vocab, k] = [5, 3001, 50];
     const x = makeLogits(rand, rows, vocab, "normal");
-    const device = rt.device!;
-    const buf = device.createBuffer({
-      size: x.byteLength,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-    });
-    device.queue.writeBuffer(buf, 0, x);
+    const buf = uploadLogits(rt, x);
     const want = topKReference(x, rows, vocab, k, { temperatures: [1, 1.5] });
     for (const split of [1, 3]) {
       poisonTopKRadixScratch(rt, 0x12345678);
@@ -300,7 +233,7 @@ Deno.test("topKRadixFromBuffer reads logits already on the GPU and equals topKRa
 Deno.test("rows with NaN, +Infinity or only -Infinity are refused naming the first bad row (GPU, split, CPU)", async () => {
   const rt = await gpu();
   const cpu = await createRuntime({ cpu: true, quiet: true });
-  await withSeed("non-finite", async (rand) => {
+  await withSeed("non-finite", async ({ uniform: rand }) => {
     const rows = 6, vocab = 777;
     for (const kind of ["NaN", "+Infinity", "only -Infinity"] as const) {
       const x = makeLogits(rand, rows, vocab, "normal");
@@ -443,7 +376,7 @@ function selectModel(row: Float32Array, k: number, cap: number, wg: number, u: n
 }
 
 Deno.test("the selection algorithm (a CPU model of the shader) is exact where lavapipe fails", async () => {
-  await withSeed("model", (rand) => {
+  await withSeed("model", ({ uniform: rand }) => {
     for (
       const [vocab, k, cap, kind] of [[29072, 1000, 1100, "ascending"], [262144, 1024, 1768, "ascending"], [
         8192,

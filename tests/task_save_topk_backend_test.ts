@@ -1,66 +1,26 @@
 /**
- * save-topk keeps one run's shards on one backend: run.json records it, a resume or a second host on the
+ * save-topk (the command) keeps one run's shards on one backend: run.json records it (in-process in
+ * save_run_save_topk_test.ts), a resume or a second host on the
  * other backend is refused with one line before anything is written, the same backend resumes, and a
  * run.json that records no backend is continued with a note.
  */
 import assert from "node:assert/strict";
-import { readShards } from "../src/format/shard_reader.ts";
-import { type Fixture, fixture, run, save } from "./_save_fixtures.ts";
+import { errorLines, fixture, readAll, run, save, saveInProcess, snapshot } from "./_save_fixtures.ts";
 
 const FLAGS = ["--k", "4", "--sequences-per-shard", "3", "--batch-size", "2"];
+/** FLAGS and --cpu, as options of the in-process call that makes a folder to resume. */
+const CPU = { k: 4, sequencesPerShard: 3, batchSize: 2, cpu: true };
 const gpu = (globalThis.navigator as { gpu?: GPU }).gpu;
 const noAdapter = !(gpu && (await gpu.requestAdapter()));
-
-/** Every file under `dir` (relative path → bytes), to show that a refused run wrote nothing. */
-async function snapshot(dir: string, base = dir, into = new Map<string, Uint8Array>()) {
-  for await (const e of Deno.readDir(dir)) {
-    const path = `${dir}/${e.name}`;
-    if (e.isDirectory) await snapshot(path, base, into);
-    else into.set(path.slice(base.length + 1), await Deno.readFile(path));
-  }
-  return into;
-}
 
 async function runJsonOf(out: string) {
   return JSON.parse(await Deno.readTextFile(`${out}/run.json`));
 }
 
-async function errorLines(cmd: Deno.Command) {
-  const r = await run(cmd);
-  assert.notEqual(r.code, 0, `expected a failure, got success:\n${r.stderr}`);
-  assert.ok(!/\n\s+at /.test(r.stderr), `no stack trace expected:\n${r.stderr}`);
-  return r.stderr.split("\n").filter((l) => l.startsWith("error: ") && !l.includes("XDG_RUNTIME_DIR"));
-}
-
-async function countRecords(f: Fixture, out: string) {
-  let n = 0;
-  for await (const r of readShards(out)) {
-    assert.deepEqual([...r.tokens], [...f.ids.subarray(r.seq * f.L, (r.seq + 1) * f.L)]);
-    n++;
-  }
-  return n;
-}
-
-Deno.test("a --cpu run records backend cpu in run.json and a --cpu resume continues it", async () => {
-  const f = await fixture(8, 4, 60);
-  const out = `${f.dir}/out`;
-  const first = await run(save(f, out, [...FLAGS, "--cpu"]));
-  assert.equal(first.code, 0, first.stderr);
-  assert.equal((await runJsonOf(out)).backend, "cpu");
-  const s1 = `${out}/shards/s000001.msgpack`;
-  const good = await Deno.readFile(s1);
-  await Deno.remove(s1);
-  const again = await run(save(f, out, [...FLAGS, "--cpu"]));
-  assert.equal(again.code, 0, again.stderr);
-  assert.match(again.stdout, /1 shards written, 2 already there/);
-  assert.deepEqual(await Deno.readFile(s1), good);
-  assert.equal(await countRecords(f, out), 8);
-});
-
 Deno.test("a run.json that records webgpu refuses a --cpu host with one line naming both backends, nothing written", async () => {
   const f = await fixture(8, 4, 60);
   const out = `${f.dir}/out`;
-  assert.equal((await run(save(f, out, [...FLAGS, "--cpu"]))).code, 0);
+  await saveInProcess(f, out, CPU);
   // the same OUT as a WebGPU host leaves it (this machine may have no adapter to make one for real)
   const runJson = await runJsonOf(out);
   runJson.backend = "webgpu";
@@ -84,7 +44,7 @@ Deno.test({
   async fn() {
     const f = await fixture(8, 4, 60);
     const out = `${f.dir}/out`;
-    assert.equal((await run(save(f, out, [...FLAGS, "--cpu"]))).code, 0);
+    await saveInProcess(f, out, CPU);
     await Deno.remove(`${out}/shards/s000001.msgpack`);
     const before = await snapshot(out);
     const errs = await errorLines(save(f, out, FLAGS));
@@ -101,14 +61,14 @@ Deno.test({
     const again = await run(save(f, gpuOut, FLAGS));
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /1 shards written, 2 already there/);
-    assert.equal(await countRecords(f, gpuOut), 8);
+    assert.equal(await readAll(f, gpuOut), 8);
   },
 });
 
 Deno.test("a run.json without a backend (written before it was recorded) is continued as it is, with one note", async () => {
   const f = await fixture(8, 4, 60);
   const out = `${f.dir}/out`;
-  assert.equal((await run(save(f, out, [...FLAGS, "--cpu"]))).code, 0);
+  await saveInProcess(f, out, CPU);
   const runJson = await runJsonOf(out);
   delete runJson.backend;
   const old = JSON.stringify(runJson, null, 2) + "\n";
@@ -120,5 +80,5 @@ Deno.test("a run.json without a backend (written before it was recorded) is cont
   assert.equal(notes.length, 1, r.stderr);
   assert.match(notes[0], /run\.json does not record a backend .*continuing on cpu unchecked/);
   assert.equal(await Deno.readTextFile(`${out}/run.json`), old);
-  assert.equal(await countRecords(f, out), 8);
+  assert.equal(await readAll(f, out), 8);
 });

@@ -1,13 +1,14 @@
 import assert from "node:assert/strict";
 import { trainCommand } from "../src/cli/train_flags.ts";
-import { quietly, withSeed, writePatternShards } from "./_train_fixtures.ts";
+import { withSeed } from "./_rng.ts";
+import { quietly, writePatternShards } from "./_train_fixtures.ts";
 
 async function metrics(path: string) {
   return (await Deno.readTextFile(path)).trim().split("\n").map((l) => JSON.parse(l));
 }
 
 Deno.test("KD training on a learnable teacher lowers the loss and reports held-out CE, KL and top-1", async () => {
-  await withSeed(async (seed) => {
+  await withSeed("cli_train_loss_falls_test", async (_rng, seed) => {
     const dir = await Deno.makeTempDir();
     await writePatternShards(`${dir}/topk`, { seed, sequences: 48, seqLen: 16, vocab: 32, k: 8 });
     await quietly(() =>
@@ -60,7 +61,7 @@ Deno.test("KD training on a learnable teacher lowers the loss and reports held-o
 });
 
 Deno.test("cross-entropy training on hard labels lowers the held-out perplexity", async () => {
-  await withSeed(async (seed) => {
+  await withSeed("cli_train_loss_falls_test", async (_rng, seed) => {
     const dir = await Deno.makeTempDir();
     await writePatternShards(`${dir}/topk`, { seed, sequences: 48, seqLen: 16, vocab: 32, k: 4 });
     await quietly(() =>

@@ -5,56 +5,16 @@
 import assert from "node:assert/strict";
 import { createRuntime, type Runtime } from "../src/gpu/runtime.ts";
 import { SparsekdError } from "../src/errors.ts";
+import { withSeed } from "./_rng.ts";
+import { assertSame, gpu, uploadLogits } from "./_topk_fixtures.ts";
 import {
   NonFiniteLogitsError,
   submitTopKFromBuffer,
   topK,
   topKFromBuffer,
   topKReference,
-  type TopKResult,
 } from "../src/kernels/topk.ts";
 import { kernelHooks, poisonKernelScratch, resetKernelHooks } from "../src/kernels/test_hooks.ts";
-
-const CPU_ONLY = Deno.env.get("SPARSEKD_TEST_CPU_ONLY") === "1";
-let runtime: Promise<Runtime> | null = null;
-
-/** The shared GPU runtime; null (skip) only when SPARSEKD_TEST_CPU_ONLY=1 and there is no adapter. */
-async function gpu(): Promise<Runtime | null> {
-  runtime ??= createRuntime({ quiet: true });
-  const rt = await runtime;
-  if (!rt.device) {
-    if (CPU_ONLY) return null;
-    throw new Error("no WebGPU adapter found (set SPARSEKD_TEST_CPU_ONLY=1 to skip the GPU tests)");
-  }
-  return rt;
-}
-
-/** mulberry32: a small seeded generator so that a failing input can be reproduced from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function freshSeed(): number {
-  return crypto.getRandomValues(new Uint32Array(1))[0];
-}
-
-/** Runs `body` with a fresh seed and names the seed in any failure. */
-async function withSeed(name: string, body: (rand: () => number) => Promise<void>): Promise<void> {
-  const seed = freshSeed();
-  try {
-    await body(rng(seed));
-  } catch (e) {
-    console.error(`${name}: failed with seed ${seed}`);
-    throw e;
-  }
-}
 
 type Kind = "normal" | "ties" | "neginf" | "huge" | "allsame" | "sorted";
 
@@ -91,31 +51,6 @@ function makeLogits(rand: () => number, rows: number, vocab: number, kind: Kind)
   return x;
 }
 
-function lseClose(got: number, want: number): boolean {
-  if (got === want) return true;
-  return Math.abs(got - want) <= Math.max(1e-5, 1e-6 * Math.abs(want));
-}
-
-function assertSame(got: TopKResult, want: TopKResult, what: string): void {
-  assert.equal(got.indices.length, want.indices.length, `${what}: indices length`);
-  for (let i = 0; i < want.indices.length; i++) {
-    if (got.indices[i] !== want.indices[i]) {
-      assert.fail(`${what}: index ${i} is ${got.indices[i]}, want ${want.indices[i]}`);
-    }
-  }
-  const gv = new Uint32Array(got.values.buffer, got.values.byteOffset, got.values.length);
-  const wv = new Uint32Array(want.values.buffer, want.values.byteOffset, want.values.length);
-  for (let i = 0; i < wv.length; i++) {
-    if (gv[i] !== wv[i]) assert.fail(`${what}: value ${i} is ${got.values[i]}, want ${want.values[i]}`);
-  }
-  assert.equal(got.logsumexp.length, want.logsumexp.length, `${what}: logsumexp length`);
-  for (let i = 0; i < want.logsumexp.length; i++) {
-    if (!lseClose(got.logsumexp[i], want.logsumexp[i])) {
-      assert.fail(`${what}: logsumexp ${i} is ${got.logsumexp[i]}, want ${want.logsumexp[i]}`);
-    }
-  }
-}
-
 /** Runs kernel and reference on one input (outputs poisoned first) and compares them. */
 async function check(
   rt: Runtime,
@@ -136,7 +71,7 @@ async function check(
 Deno.test("topK matches the reference on random shapes, k and temperatures", async () => {
   const rt = await gpu();
   if (!rt) return;
-  await withSeed("random shapes", async (rand) => {
+  await withSeed("random shapes", async ({ uniform: rand }) => {
     const vocabs = [2, 3, 5, 31, 257, 1000, 2049, 4099, 32000];
     for (const vocab of vocabs) {
       const ks = [1, Math.min(vocab, 1024), 1 + Math.floor(rand() * Math.min(vocab, 1024))];
@@ -153,7 +88,7 @@ Deno.test("topK matches the reference on random shapes, k and temperatures", asy
 Deno.test("topK breaks ties by the lower token id, -0 equal to +0, also with k = vocab", async () => {
   const rt = await gpu();
   if (!rt) return;
-  await withSeed("ties", async (rand) => {
+  await withSeed("ties", async ({ uniform: rand }) => {
     for (const [rows, vocab, k] of [[3, 7, 7], [4, 3000, 64], [2, 50000, 1000], [3, 2500, 1024]]) {
       await check(rt, rand, rows, vocab, k, "ties");
     }
@@ -165,7 +100,7 @@ Deno.test("topK breaks ties by the lower token id, -0 equal to +0, also with k =
 Deno.test("topK handles -Infinity, rows with a single finite value and magnitudes up to 1e30", async () => {
   const rt = await gpu();
   if (!rt) return;
-  await withSeed("extremes", async (rand) => {
+  await withSeed("extremes", async ({ uniform: rand }) => {
     await check(rt, rand, 4, 1000, 700, "neginf", [1, 0.25]);
     await check(rt, rand, 3, 40000, 64, "neginf");
     await check(rt, rand, 3, 3000, 33, "huge", [1, 0.01, 10]);
@@ -181,7 +116,7 @@ Deno.test("topK handles -Infinity, rows with a single finite value and magnitude
 Deno.test("rows with +Infinity or only -Infinity are refused like NaN, naming the row (GPU and CPU)", async () => {
   const rt = await gpu();
   const cpu = await createRuntime({ cpu: true, quiet: true });
-  await withSeed("nonfinite", async (rand) => {
+  await withSeed("nonfinite", async ({ uniform: rand }) => {
     for (
       const [what, vocab] of [["+Infinity", 600], ["+Infinity, long row", 40000], [
         "-Infinity only",
@@ -210,7 +145,7 @@ Deno.test("rows with +Infinity or only -Infinity are refused like NaN, naming th
 Deno.test("topK handles the largest vocabulary, adversarial layouts and one row", async () => {
   const rt = await gpu();
   if (!rt) return;
-  await withSeed("large", async (rand) => {
+  await withSeed("large", async ({ uniform: rand }) => {
     await check(rt, rand, 2, 262144, 1 + Math.floor(rand() * 1024), "normal", [1, 0.7]);
     await check(rt, rand, 1, 262144, 1024, "ties");
     await check(rt, rand, 1, 50257, 64, "normal");
@@ -221,7 +156,7 @@ Deno.test("topK handles the largest vocabulary, adversarial layouts and one row"
 Deno.test("topK on many rows, split into several dispatches", async () => {
   const rt = await gpu();
   if (!rt) return;
-  await withSeed("many rows", async (rand) => {
+  await withSeed("many rows", async ({ uniform: rand }) => {
     const rows = rt.device!.limits.maxComputeWorkgroupsPerDimension + 1 + Math.floor(rand() * 100);
     await check(rt, rand, rows, 2 + Math.floor(rand() * 3), 1, "normal");
     await check(rt, rand, 700, 300, 17, "normal", [1, 2]);
@@ -231,15 +166,10 @@ Deno.test("topK on many rows, split into several dispatches", async () => {
 Deno.test("topKFromBuffer and submitTopKFromBuffer read logits already on the GPU and equal topK", async () => {
   const rt = await gpu();
   if (!rt) return;
-  await withSeed("from buffer", async (rand) => {
+  await withSeed("from buffer", async ({ uniform: rand }) => {
     const [rows, vocab, k] = [5, 3001, 50];
     const x = makeLogits(rand, rows, vocab, "normal");
-    const device = rt.device!;
-    const buf = device.createBuffer({
-      size: x.byteLength,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-    });
-    device.queue.writeBuffer(buf, 0, x);
+    const buf = uploadLogits(rt, x);
     poisonKernelScratch(rt.device!, 0x12345678);
     const got = await topKFromBuffer(rt, buf, rows, vocab, k, { temperatures: [1, 1.5] });
     const want = topKReference(x, rows, vocab, k, { temperatures: [1, 1.5] });
@@ -261,7 +191,7 @@ Deno.test("topKFromBuffer and submitTopKFromBuffer read logits already on the GP
 Deno.test("a NaN in the logits throws NonFiniteLogitsError naming the first bad row (GPU and CPU)", async () => {
   const rt = await gpu();
   const cpu = await createRuntime({ cpu: true, quiet: true });
-  await withSeed("nan", async (rand) => {
+  await withSeed("nan", async ({ uniform: rand }) => {
     const rows = 6, vocab = 777;
     const x = makeLogits(rand, rows, vocab, "normal");
     const bad = 1 + Math.floor(rand() * 4);

@@ -1,22 +1,10 @@
 /** `deno task report --help` and its usage line (tasks/report.ts). */
 import assert from "node:assert/strict";
-
-async function report(...args: string[]) {
-  const o = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../tasks/report.ts", import.meta.url).pathname, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: o.code,
-    stdout: new TextDecoder().decode(o.stdout),
-    stderr: new TextDecoder().decode(o.stderr),
-  };
-}
+import { runTask } from "./_helpers.ts";
 
 Deno.test("deno task report --help (and -h) prints the usage and the three folder kinds and exits 0", async () => {
   for (const flag of ["--help", "-h"]) {
-    const r = await report(flag);
+    const r = await runTask("report", flag);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^deno task report <run folder> \[--out FILE\]/);
     for (const file of ["report_input.json", "run.json", "metrics.jsonl", "--out FILE"]) {
@@ -36,7 +24,7 @@ Deno.test("deno task report with no folder, two folders or an unknown flag is on
       [["--bogus"], /^error: Unknown option '--bogus'/],
     ] as const
   ) {
-    const r = await report(...args);
+    const r = await runTask("report", ...args);
     assert.equal(r.code, 2);
     assert.equal(r.stdout, "");
     assert.match(r.stderr.trim(), pattern);
@@ -48,10 +36,10 @@ Deno.test("deno task report --out into a missing folder names --out in its error
   const dir = await Deno.makeTempDir({ prefix: "sparsekd_report_task_" });
   try {
     await Deno.writeTextFile(`${dir}/metrics.jsonl`, '{"kind":"train","step":1,"loss":2.5}\n');
-    const r = await report(dir, "--out", `${dir}/no/such/folder/r.html`);
+    const r = await runTask("report", dir, "--out", `${dir}/no/such/folder/r.html`);
     assert.equal(r.code, 2);
     assert.match(r.stderr.trim(), /^error: --out: cannot write .*r\.html: its folder does not exist$/);
-    const ok = await report(dir, "--out", `${dir}/r.html`);
+    const ok = await runTask("report", dir, "--out", `${dir}/r.html`);
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(ok.stdout.trim(), `${dir}/r.html`);
   } finally {

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { parseTrainFlags, TRAIN_HELP, trainCommand } from "../src/cli/train_flags.ts";
 import { LOSS_MODES } from "../src/loss/modes.ts";
-import { quietly, trainRejects, withSeed, writePatternShards } from "./_train_fixtures.ts";
+import { withSeed } from "./_rng.ts";
+import { quietly, TINY_MODEL, trainRejects, writePatternShards } from "./_train_fixtures.ts";
 
 Deno.test("train flags become named, typed options; a non-number is a one-line error naming the flag", () => {
   assert.deepEqual(
@@ -40,21 +41,14 @@ Deno.test("range errors of the library name the command's flags", async () => {
 });
 
 Deno.test("SIGINT finishes the step, checkpoints, prints the command to resume and exits 130", async () => {
-  await withSeed(async (seed) => {
+  await withSeed("cli_train_flags_test", async (_rng, seed) => {
     const dir = await Deno.makeTempDir();
     try {
       await writePatternShards(`${dir}/topk`, { seed, sequences: 16, seqLen: 8, vocab: 24, k: 4 });
       const args = [
         ...["--shards", `${dir}/topk`, "--out", `${dir}/out`, "--steps", "100000", "--batch-size", "2"],
         ...[
-          "--layers",
-          "1",
-          "--width",
-          "8",
-          "--heads",
-          "2",
-          "--heldout-sequences",
-          "4",
+          ...TINY_MODEL,
           "--seed",
           String(seed),
         ],

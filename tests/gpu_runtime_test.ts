@@ -11,6 +11,7 @@ import { kernelHooks, resetKernelHooks } from "../src/kernels/test_hooks.ts";
 import { fixture, run, save } from "./_save_fixtures.ts";
 import { SparsekdError } from "../src/errors.ts";
 import { topK, topKFromBuffer, topKReference } from "../src/kernels/topk.ts";
+import { withSeed } from "./_rng.ts";
 
 function randomLogits(n: number): Float32Array {
   return new Float32Array(n).map(() => (Math.random() - 0.5) * 20);
@@ -25,22 +26,24 @@ Deno.test("createRuntime({ cpu: true }) gives a CPU runtime whose pipeline() rej
 });
 
 Deno.test("topK on the CPU runtime runs the reference, with any temperatures", async () => {
-  const rt = await createRuntime({ cpu: true, quiet: true });
-  const [rows, vocab, k] = [1 + Math.floor(Math.random() * 5), 2 + Math.floor(Math.random() * 3000), 1];
-  const kk = Math.min(vocab, k + Math.floor(Math.random() * 100));
-  const x = randomLogits(rows * vocab);
-  const temperatures = [1, 0.5 + Math.random()];
-  const got = await topK(rt, x, rows, vocab, kk, { temperatures });
-  const want = topKReference(x, rows, vocab, kk, { temperatures });
-  assert.deepEqual(got, want);
-  // Independent check of the first row against a direct computation.
-  const row = Array.from(x.subarray(0, vocab));
-  const max = Math.max(...row);
-  assert.equal(got.values[0], max);
-  assert.equal(got.indices[0], row.indexOf(max));
-  const lse = max + Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0));
-  assert.ok(Math.abs(got.logsumexp[0] - lse) <= 1e-5 * Math.max(1, Math.abs(lse)));
-  for (let j = 1; j < kk; j++) assert.ok(got.values[j] <= got.values[j - 1]);
+  await withSeed("gpu_runtime_test", async (rng) => {
+    const rt = await createRuntime({ cpu: true, quiet: true });
+    const [rows, vocab, k] = [1 + Math.floor(rng.uniform() * 5), 2 + Math.floor(rng.uniform() * 3000), 1];
+    const kk = Math.min(vocab, k + Math.floor(rng.uniform() * 100));
+    const x = randomLogits(rows * vocab);
+    const temperatures = [1, 0.5 + rng.uniform()];
+    const got = await topK(rt, x, rows, vocab, kk, { temperatures });
+    const want = topKReference(x, rows, vocab, kk, { temperatures });
+    assert.deepEqual(got, want);
+    // Independent check of the first row against a direct computation.
+    const row = Array.from(x.subarray(0, vocab));
+    const max = Math.max(...row);
+    assert.equal(got.values[0], max);
+    assert.equal(got.indices[0], row.indexOf(max));
+    const lse = max + Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0));
+    assert.ok(Math.abs(got.logsumexp[0] - lse) <= 1e-5 * Math.max(1, Math.abs(lse)));
+    for (let j = 1; j < kk; j++) assert.ok(got.values[j] <= got.values[j - 1]);
+  });
 });
 
 Deno.test("topKFromBuffer on the CPU runtime is a SparsekdError", async () => {

@@ -3,7 +3,7 @@
  * runs this file a second time under `DENO_WEBGPU_BACKEND=gl`, so both of Mesa's software paths (Vulkan
  * through lavapipe, OpenGL through llvmpipe) are checked. The shapes are few on purpose: the GL path compiles
  * each pipeline variant slowly the first time (about a minute on two cores; Mesa caches it afterwards), so
- * this file keeps to five variants. The full kernel suites (topk_test.ts, sparse_kd_test.ts) run on Vulkan.
+ * this file keeps to five variants. The full kernel suites (kernels_topk_test.ts, kernels_sparse_kd_test.ts) run on Vulkan.
  */
 import assert from "node:assert/strict";
 import { createRuntime } from "../src/gpu/runtime.ts";
@@ -11,6 +11,7 @@ import { NonFiniteLogitsError, topK } from "../src/kernels/topk.ts";
 import { topKReference } from "../src/kernels/topk_reference.ts";
 import { sparseKdLoss } from "../src/kernels/sparse_kd.ts";
 import { sparseKdLossReference, type SparseKdMode } from "../src/kernels/sparse_kd_reference.ts";
+import { withSeed } from "./_rng.ts";
 
 const rt = await createRuntime({ quiet: true });
 if (!rt.device && Deno.env.get("SPARSEKD_TEST_CPU_ONLY") !== "1") {
@@ -55,32 +56,34 @@ Deno.test(`topK reports a NaN, +Infinity or all -Infinity row on the ${backend} 
 });
 
 Deno.test(`sparseKdLoss equals the reference in every mode on the ${backend} backend`, async () => {
-  const rows = 6, vocab = 1000, k = 16, T = 2;
-  for (const mode of ["topk", "renorm", "tail"] as SparseKdMode[]) {
-    const s = randomLogits(rows * vocab, 8);
-    const z = randomLogits(rows * vocab, 12);
-    const top = topKReference(z, rows, vocab, k, { temperatures: [T] });
-    const teacher = { indices: top.indices, values: top.values, k, logsumexp: top.logsumexp };
-    const labels = Int32Array.from({ length: rows }, () => Math.floor(Math.random() * vocab));
-    const mask = Uint8Array.from({ length: rows }, (_, i) => (i === 3 ? 0 : 1));
-    const options = { mode, temperature: T, alpha: 0.7, labels, mask };
-    const got = await sparseKdLoss(rt, s, rows, vocab, teacher, options);
-    const want = sparseKdLossReference(s, rows, vocab, teacher, options);
-    for (let r = 0; r < rows; r++) {
-      assert.ok(
-        Math.abs(got.loss[r] - want.loss[r]) <= 1e-5 * Math.abs(want.loss[r]) + 1e-7,
-        `${mode} loss row ${r}`,
-      );
-      let scale = 0;
-      for (let v = 0; v < vocab; v++) scale = Math.max(scale, Math.abs(want.grad[r * vocab + v]));
-      for (let v = 0; v < vocab; v++) {
-        const i = r * vocab + v;
+  await withSeed("kernels_backends_test", async (rng) => {
+    const rows = 6, vocab = 1000, k = 16, T = 2;
+    for (const mode of ["topk", "renorm", "tail"] as SparseKdMode[]) {
+      const s = randomLogits(rows * vocab, 8);
+      const z = randomLogits(rows * vocab, 12);
+      const top = topKReference(z, rows, vocab, k, { temperatures: [T] });
+      const teacher = { indices: top.indices, values: top.values, k, logsumexp: top.logsumexp };
+      const labels = Int32Array.from({ length: rows }, () => Math.floor(rng.uniform() * vocab));
+      const mask = Uint8Array.from({ length: rows }, (_, i) => (i === 3 ? 0 : 1));
+      const options = { mode, temperature: T, alpha: 0.7, labels, mask };
+      const got = await sparseKdLoss(rt, s, rows, vocab, teacher, options);
+      const want = sparseKdLossReference(s, rows, vocab, teacher, options);
+      for (let r = 0; r < rows; r++) {
         assert.ok(
-          Math.abs(got.grad[i] - want.grad[i]) <= 1e-4 * scale + 1e-9,
-          `${mode} grad row ${r} id ${v}`,
+          Math.abs(got.loss[r] - want.loss[r]) <= 1e-5 * Math.abs(want.loss[r]) + 1e-7,
+          `${mode} loss row ${r}`,
         );
+        let scale = 0;
+        for (let v = 0; v < vocab; v++) scale = Math.max(scale, Math.abs(want.grad[r * vocab + v]));
+        for (let v = 0; v < vocab; v++) {
+          const i = r * vocab + v;
+          assert.ok(
+            Math.abs(got.grad[i] - want.grad[i]) <= 1e-4 * scale + 1e-9,
+            `${mode} grad row ${r} id ${v}`,
+          );
+        }
       }
+      assert.equal(got.loss[3], 0, "a masked row has no loss");
     }
-    assert.equal(got.loss[3], 0, "a masked row has no loss");
-  }
+  });
 });

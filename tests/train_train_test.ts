@@ -2,11 +2,12 @@
 import assert from "node:assert/strict";
 import { SparsekdError } from "../src/errors.ts";
 import { train, validateTrainOptions } from "../src/train/train.ts";
-import { quietly, testRuntime, withSeed, writePatternShards } from "./_train_fixtures.ts";
+import { withSeed } from "./_rng.ts";
+import { quietly, testRuntime, writePatternShards } from "./_train_fixtures.ts";
 
 Deno.test("train() returns the final metrics, the out folder and one ms/step figure", async () => {
   const rt = await testRuntime();
-  await withSeed(async (seed) => {
+  await withSeed("train_train_test", async (_rng, seed) => {
     const dir = await Deno.makeTempDir();
     try {
       await writePatternShards(`${dir}/topk`, { seed, sequences: 16, seqLen: 8, vocab: 24, k: 4 });

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { createProgress } from "../src/cli/progress.ts";
-import { withSeed } from "./_train_fixtures.ts";
+import { withSeed } from "./_rng.ts";
 
 Deno.test("without a terminal, progress is log lines at most every few seconds plus a final one", async () => {
-  await withSeed((_seed, rng) => {
+  await withSeed("cli_progress_test", (rng) => {
     const total = 10 + rng.int(1000);
     const lines: string[] = [];
     const p = createProgress({
@@ -24,7 +24,7 @@ Deno.test("without a terminal, progress is log lines at most every few seconds p
 });
 
 Deno.test("without a terminal and a zero interval, every update is a line with its percentage", async () => {
-  await withSeed((_seed, rng) => {
+  await withSeed("cli_progress_test", (rng) => {
     const total = 4 + rng.int(100), done = 1 + rng.int(total - 1);
     const lines: string[] = [];
     const p = createProgress({

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { studyMarkdown, type StudyRow, teacherTopKMass } from "../src/demo/run_study.ts";
 import { readShards } from "../src/format/shard_reader.ts";
-import { withSeed, writePatternShards } from "./_train_fixtures.ts";
+import { withSeed } from "./_rng.ts";
+import { writePatternShards } from "./_train_fixtures.ts";
 
 const row = (
   name: string,
@@ -93,7 +94,7 @@ Deno.test("deno task study rejects a bad --ks or --alpha with one line and a non
 });
 
 Deno.test("the teacher's top-K mass is computed from the stored logits and logsumexp, rising to 1 at K = V", async () => {
-  await withSeed(async (seed) => {
+  await withSeed("demo_run_study_test", async (_rng, seed) => {
     const dir = await Deno.makeTempDir();
     try {
       const V = 24;

@@ -5,19 +5,13 @@ import { createGpt, type GptConfig } from "../src/model/gpt.ts";
 import { tokenRecords } from "../src/train/batches.ts";
 import { trainCommand } from "../src/cli/train_flags.ts";
 import { trainLoop as train, type TrainLoopOptions as TrainOptions } from "../src/train/trainer.ts";
-import {
-  patternSource,
-  quietly,
-  testRuntime,
-  trainRejects,
-  withSeed,
-  writePatternShards,
-} from "./_train_fixtures.ts";
+import { withSeed } from "./_rng.ts";
+import { patternSource, quietly, testRuntime, trainRejects, writePatternShards } from "./_train_fixtures.ts";
 
 const small = ["--layers", "1", "--width", "8", "--heads", "2", "--batch-size", "2", "--quiet"];
 
 async function withDir(body: (dir: string, seed: number) => Promise<void>) {
-  await withSeed(async (seed) => {
+  await withSeed("train_trainer_online_test", async (_rng, seed) => {
     const dir = await Deno.makeTempDir();
     try {
       await body(dir, seed);
@@ -34,7 +28,7 @@ async function trainLosses(path: string): Promise<number[]> {
 
 Deno.test("online KD feeds the teacher the batch's own tokens: a teacher equal to the student gives loss 0", async () => {
   const rt = await testRuntime();
-  await withSeed(async (seed) => {
+  await withSeed("train_trainer_online_test", async (_rng, seed) => {
     const model: GptConfig = {
       vocabSize: 32,
       seqLen: 16,
