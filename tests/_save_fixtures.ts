@@ -10,7 +10,7 @@ import { topKReference } from "../src/kernels/topk_reference.ts";
 import { runSaveTopK, type RunSaveTopKOptions } from "../src/save/run_save_topk.ts";
 import type { SaveSummary } from "../src/save/save_topk.ts";
 import { openStore } from "../src/store/open_store.ts";
-import { type freshSeed, makeRng } from "./_rng.ts";
+import { makeRng } from "./_rng.ts";
 
 /** The save-topk task's entry point. */
 export const TASK = new URL("../tasks/save_topk.ts", import.meta.url).pathname;
@@ -28,7 +28,7 @@ export interface Fixture {
 }
 
 /**
- * Writes a random fixture (logits on a 0.01 grid, so ties happen) drawn from a fresh seed ({@linkcode freshSeed};
+ * Writes a random fixture (logits on a 0.01 grid, so ties happen) drawn from a fresh seed (`freshSeed` of `./_rng.ts`;
  * `SPARSEKD_SEED` replays one); `edit` may change it first.
  */
 export async function fixture(
