@@ -23,9 +23,10 @@ ${kdModeHelp("                            ")}
   --k N                   use only the first N of the stored top-k per position (their top-N; default all)
   --online-teacher SPEC   online KD instead: run this teacher (builtin:demo | tfjs:…) in the process and
                           distil from its full logits (the upper reference of docs/study.md)
-  --alpha A               weight of the KD term in [0, 1] (default 1); 1−A weights the hard-label CE
-  --temperature T         KD temperature > 0 (default 1); --kd-mode tail needs shards saved with
-                          --lse-temperatures including T
+  --alpha A               weight of the KD term in [0, 1] (default 1); 1−A weights the hard-label CE;
+                          or a schedule START:END[:linear|cosine] over the steps, e.g. 0.7:0.3:cosine
+  --temperature T         KD temperature > 0 (default 1), or a schedule as --alpha (not with --kd-mode
+                          tail, which needs shards saved with --lse-temperatures including T)
   --ce-only               hard labels alone (no teacher); how the demo teacher is trained
   --vocab-pad error|drop  teacher ids ≥ the student's vocabulary (--vocab): fail (default) or drop them
   --vocab V               the student's vocabulary (default: the shards' or the data's)
@@ -50,7 +51,7 @@ Ctrl-C (SIGINT) or SIGTERM: the current step finishes, a checkpoint is written, 
 is printed (exit 130 or 143); a second one stops at once (the last complete checkpoint stays usable).`;
 
 /** Each option of {@linkcode TrainOptions} the command sets, and how its flag's value is read. */
-const OPTION_KINDS: Record<string, "number" | "string" | "boolean"> = {
+const OPTION_KINDS: Record<string, "number" | "schedule" | "string" | "boolean"> = {
   shards: "string",
   data: "string",
   out: "string",
@@ -64,8 +65,8 @@ const OPTION_KINDS: Record<string, "number" | "string" | "boolean"> = {
   kdMode: "string",
   k: "number",
   onlineTeacher: "string",
-  alpha: "number",
-  temperature: "number",
+  alpha: "schedule",
+  temperature: "schedule",
   ceOnly: "boolean",
   vocabPad: "string",
   vocab: "number",
@@ -120,7 +121,8 @@ export function parseTrainFlags(args: string[]): TrainOptions | null {
     const flag = TRAIN_FLAGS[option];
     const v = values[flag.slice(2)];
     if (v === undefined) continue;
-    if (kind === "number") {
+    if (kind === "schedule" && typeof v === "string" && v.includes(":")) o[option] = v;
+    else if (kind === "number" || kind === "schedule") {
       const n = Number(v);
       if (typeof v !== "string" || v.trim() === "" || !Number.isFinite(n)) {
         throw new SparsekdError(`${flag} must be a number (got "${v}")`);

@@ -19,6 +19,7 @@ import { createSparseKdLossOp } from "./kd_loss_op.ts";
 import { openShardData, openTokenData } from "./train_data.ts";
 import { trainLoop, type TrainLoopResult } from "./trainer.ts";
 import { DEFAULT_STUDENT, type TrainOptions, validateTrainOptions } from "./train_options.ts";
+import { parseValueSchedule } from "./schedule.ts";
 
 export { DEFAULT_STUDENT, type TrainOptions, validateTrainOptions } from "./train_options.ts";
 
@@ -80,7 +81,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const endpoint = o.gcsEndpoint ?? Deno.env.get("STORAGE_EMULATOR_HOST") ?? undefined;
   const dataOptions = {
     mode,
-    temperature,
+    // A schedule is refused for modes that read the stored logsumexp, so its start stands for the run here.
+    temperature: parseValueSchedule("temperature", temperature, (x) => x > 0, "> 0").start,
     heldoutSequences: o.heldoutSequences,
     vocab: o.vocab,
     vocabPad: o.vocabPad ?? "error",

@@ -7,6 +7,7 @@ import { SparsekdError } from "../errors.ts";
 import type { Runtime } from "../gpu/runtime.ts";
 import { shardMode } from "../loss/modes.ts";
 import type { TrainMode } from "./records.ts";
+import { parseValueSchedule } from "./schedule.ts";
 
 /** The default student: several times smaller than the demo teacher (see models/demo_teacher/README.md). */
 export const DEFAULT_STUDENT = { layers: 1, width: 32, heads: 2 } as const;
@@ -39,10 +40,16 @@ export interface TrainOptions {
   k?: number;
   /** Online KD from this teacher's full logits (`builtin:demo` | `tfjs:…`). */
   onlineTeacher?: string;
-  /** KD weight in [0, 1] (default 1); 1 − alpha weights the hard-label cross-entropy. */
-  alpha?: number;
-  /** KD temperature > 0 (default 1). */
-  temperature?: number;
+  /**
+   * KD weight in [0, 1] (default 1); 1 − alpha weights the hard-label cross-entropy. A number, or a schedule
+   * `START:END[:linear|cosine]` over the run (e.g. `"0.7:0.3:cosine"`).
+   */
+  alpha?: number | string;
+  /**
+   * KD temperature > 0 (default 1): a number, or a schedule `START:END[:linear|cosine]` (not with a kdMode
+   * that needs the stored logsumexp, which exists only at the saved temperatures).
+   */
+  temperature?: number | string;
   /** Hard labels alone (no teacher). */
   ceOnly?: boolean;
   /** Teacher ids ≥ the student's vocabulary: fail (`error`, default) or drop them. */
@@ -129,8 +136,17 @@ export function validateTrainOptions(o: TrainOptions): TrainMode {
     );
   }
   const mode: TrainMode = o.ceOnly ? "ce" : online ? "full" : shardMode(o.kdMode ?? "topk").name as TrainMode;
-  checkNumber("alpha", o.alpha, (x) => x >= 0 && x <= 1, "in [0, 1]");
-  checkNumber("temperature", o.temperature, (x) => x > 0, "> 0");
+  if (o.alpha !== undefined) parseValueSchedule("alpha", o.alpha, (x) => x >= 0 && x <= 1, "in [0, 1]");
+  if (o.temperature !== undefined) {
+    const t = parseValueSchedule("temperature", o.temperature, (x) => x > 0, "> 0");
+    if (t.start !== t.end && mode !== "ce" && mode !== "full" && shardMode(mode).needsLse) {
+      throw new SparsekdError(
+        `temperature: a schedule cannot be used with kdMode ${mode}, which needs the teacher's logsumexp ` +
+          `stored at one fixed temperature (give a number)`,
+        { option: "temperature" },
+      );
+    }
+  }
   checkNumber("lr", o.lr, (x) => x > 0, "> 0");
   checkNumber("minLr", o.minLr, (x) => x >= 0, "≥ 0");
   checkNumber("weightDecay", o.weightDecay, (x) => x >= 0, "≥ 0");

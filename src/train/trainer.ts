@@ -23,7 +23,7 @@ import type { SparseKdMode } from "../kernels/sparse_kd_reference.ts";
 import type { SparseKdLossOp } from "./kd_loss_op.ts";
 import { kdBatch, type TrainMode, type TrainRecord } from "./records.ts";
 import { alignMetrics, checkSettings, openCheckpoints } from "./resume.ts";
-import { learningRate } from "./schedule.ts";
+import { learningRate, parseValueSchedule, scheduleLabel, scheduleValue } from "./schedule.ts";
 
 export type { TrainMode, TrainRecord } from "./records.ts";
 
@@ -51,10 +51,13 @@ export interface TrainLoopOptions {
   clipNorm?: number;
   /** The loss. */
   mode: TrainMode;
-  /** KD weight α in [0, 1] (KD modes; 1 − α weights the hard-label cross-entropy). */
-  alpha?: number;
-  /** KD temperature T > 0. */
-  temperature?: number;
+  /**
+   * KD weight α in [0, 1] (KD modes; 1 − α weights the hard-label cross-entropy): a number or a schedule
+   * `START:END[:linear|cosine]` over the steps (see `parseValueSchedule`).
+   */
+  alpha?: number | string;
+  /** KD temperature T > 0: a number or a schedule, as `alpha`. */
+  temperature?: number | string;
   /** Top-k entries per position (KD modes). */
   k?: number;
   /** The training records. */
@@ -134,14 +137,8 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
   const sparse = kd && o.mode !== "full";
   if (sparse && !o.kdLoss) throw new Error("train: sparse KD modes need the kdLoss op");
   if (o.mode === "full" && !o.teacher) throw new Error("train: mode full needs the teacher");
-  const alpha = o.alpha ?? 1;
-  const temperature = o.temperature ?? 1;
-  if (!(alpha >= 0 && alpha <= 1)) {
-    throw new SparsekdError(`alpha must be in [0, 1] (got ${alpha})`, { option: "alpha" });
-  }
-  if (!(temperature > 0)) {
-    throw new SparsekdError(`temperature must be > 0 (got ${temperature})`, { option: "temperature" });
-  }
+  const alphaSchedule = parseValueSchedule("alpha", o.alpha ?? 1, (x) => x >= 0 && x <= 1, "in [0, 1]");
+  const tSchedule = parseValueSchedule("temperature", o.temperature ?? 1, (x) => x > 0, "> 0");
   let warmup = o.warmup ?? Math.max(1, Math.round(o.steps / 20));
   let saved: TrainState | null = null;
   const model = createGpt(o.model, o.seed);
@@ -171,8 +168,8 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
     minLr: o.minLr ?? null,
     steps: o.steps,
     mode: o.mode,
-    alpha: kd ? alpha : null,
-    temperature: kd ? temperature : null,
+    alpha: kd ? scheduleLabel(alphaSchedule) : null,
+    temperature: kd ? scheduleLabel(tSchedule) : null,
     shuffleWindow: o.shuffleWindow ?? 1024,
     weightDecay: o.weightDecay ?? 0.1,
     clipNorm: o.clipNorm ?? 1,
@@ -225,7 +222,14 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
   const schedule = { lr: o.lr, warmup, steps: o.steps, minLr: o.minLr };
   const records = shuffledRecords(o.data, { window: o.shuffleWindow ?? 1024, seed: o.seed, start: position });
   const nextBatch = prefetchBatches(records[Symbol.asyncIterator](), B, 2);
-  const pending: { step: number; loss: tf.Scalar; norm: tf.Scalar; lr: number }[] = [];
+  const pending: {
+    step: number;
+    loss: tf.Scalar;
+    norm: tf.Scalar;
+    lr: number;
+    alpha: number | null;
+    temperature: number | null;
+  }[] = [];
   const losses = new Map<number, number>();
   const evals: (EvalResult & { step: number })[] = [];
   const progress = o.progress === false
@@ -260,7 +264,15 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
         throw new SparsekdError(`the loss is ${loss} at step ${p.step}: stopping (${kept})`, { exitCode: 3 });
       }
       losses.set(p.step, loss);
-      await writeMetric({ kind: "train", step: p.step, loss, lr: p.lr, gradNorm: norm, msPerStep: ms });
+      await writeMetric({
+        kind: "train",
+        step: p.step,
+        loss,
+        lr: p.lr,
+        gradNorm: norm,
+        msPerStep: ms,
+        ...(kd ? { alpha: p.alpha, temperature: p.temperature } : {}),
+      });
     }
     const last = pending[pending.length - 1];
     lastLoss = values[2 * (pending.length - 1)];
@@ -312,6 +324,8 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
       position += B;
       const step = opt.step + 1;
       const lr = learningRate(schedule, step - 1);
+      const alpha = scheduleValue(alphaSchedule, step - 1, o.steps);
+      const temperature = scheduleValue(tSchedule, step - 1, o.steps);
       const tokens = new Uint32Array(B * L);
       batch.forEach((r, i) => {
         if (r.tokens.length !== L) {
@@ -357,7 +371,14 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
       names.forEach((n, i) => byName[n] = grads[vars[i].name]);
       const norm = opt.apply(byName, lr);
       tf.dispose([...own, ...Object.values(grads)]);
-      pending.push({ step, loss: value, norm, lr });
+      pending.push({
+        step,
+        loss: value,
+        norm,
+        lr,
+        alpha: kd ? alpha : null,
+        temperature: kd ? temperature : null,
+      });
       progress?.update(step, Number.isFinite(lastLoss) ? `loss ${lastLoss.toFixed(4)}` : "");
       if (pending.length >= logEvery) await flush();
       if (o.evalEvery && step % o.evalEvery === 0 && step < o.steps) {
