@@ -222,14 +222,8 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
   const schedule = { lr: o.lr, warmup, steps: o.steps, minLr: o.minLr };
   const records = shuffledRecords(o.data, { window: o.shuffleWindow ?? 1024, seed: o.seed, start: position });
   const nextBatch = prefetchBatches(records[Symbol.asyncIterator](), B, 2);
-  const pending: {
-    step: number;
-    loss: tf.Scalar;
-    norm: tf.Scalar;
-    lr: number;
-    alpha: number | null;
-    temperature: number | null;
-  }[] = [];
+  type KdValues = { alpha: number; temperature: number } | null; // logged per step (KD modes)
+  const pending: { step: number; loss: tf.Scalar; norm: tf.Scalar; lr: number; kdv: KdValues }[] = [];
   const losses = new Map<number, number>();
   const evals: (EvalResult & { step: number })[] = [];
   const progress = o.progress === false
@@ -264,15 +258,8 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
         throw new SparsekdError(`the loss is ${loss} at step ${p.step}: stopping (${kept})`, { exitCode: 3 });
       }
       losses.set(p.step, loss);
-      await writeMetric({
-        kind: "train",
-        step: p.step,
-        loss,
-        lr: p.lr,
-        gradNorm: norm,
-        msPerStep: ms,
-        ...(kd ? { alpha: p.alpha, temperature: p.temperature } : {}),
-      });
+      const row = { kind: "train", step: p.step, loss, lr: p.lr, gradNorm: norm, msPerStep: ms, ...p.kdv };
+      await writeMetric(row);
     }
     const last = pending[pending.length - 1];
     lastLoss = values[2 * (pending.length - 1)];
@@ -371,14 +358,7 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
       names.forEach((n, i) => byName[n] = grads[vars[i].name]);
       const norm = opt.apply(byName, lr);
       tf.dispose([...own, ...Object.values(grads)]);
-      pending.push({
-        step,
-        loss: value,
-        norm,
-        lr,
-        alpha: kd ? alpha : null,
-        temperature: kd ? temperature : null,
-      });
+      pending.push({ step, loss: value, norm, lr, kdv: kd ? { alpha, temperature } : null });
       progress?.update(step, Number.isFinite(lastLoss) ? `loss ${lastLoss.toFixed(4)}` : "");
       if (pending.length >= logEvery) await flush();
       if (o.evalEvery && step % o.evalEvery === 0 && step < o.steps) {
