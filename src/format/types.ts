@@ -61,11 +61,27 @@ export interface RunJson {
   data: Fingerprinted;
   /** The backend that wrote the shards; absent in run.json files written before it was recorded. */
   backend?: Backend;
+  /**
+   * Sampled targets (`save-topk --sample N`): absent when the run stores none. When present, every record
+   * carries the `sample*` fields of {@linkcode ShardRecord}; `k` may then be 0 (samples only).
+   */
+  sample?: SampleSpec;
+}
+
+/** How a run's sampled targets were drawn (run.json `sample`, repeated in every shard header). */
+export interface SampleSpec {
+  /** Draws per position N, with replacement. */
+  n: number;
+  /** The temperature t of the teacher distribution softmax(z/t) the draws come from. */
+  temperature: number;
+  /** The run seed of the counter-based generator, keyed by (seed, global position). */
+  seed: number;
 }
 
 /** The first MessagePack value of a shard: its identity plus the run.json fields a reader needs. */
 export interface ShardHeader
-  extends Pick<RunJson, "vocabSize" | "k" | "seqLen" | "indexDtype" | "valueDtype" | "lseTemperatures"> {
+  extends
+    Pick<RunJson, "vocabSize" | "k" | "seqLen" | "indexDtype" | "valueDtype" | "lseTemperatures" | "sample"> {
   /** Always {@linkcode SHARD_FORMAT}. */
   format: typeof SHARD_FORMAT;
   /** Always {@linkcode FORMAT_VERSION}. */
@@ -92,6 +108,18 @@ export interface ShardRecord {
   val: Float32Array;
   /** L×T logsumexp over the full vocabulary of logits/T, for each temperature T. */
   lse: Float32Array;
+  /**
+   * Sampled targets only (run.json has `sample`): for each of the L positions, the number of distinct ids
+   * its N draws gave. Position t's entries are `[o_t, o_t + sampleLen[t])` of the three arrays below, where
+   * o_t is the sum of `sampleLen[0..t)`.
+   */
+  sampleLen?: Uint16Array;
+  /** The distinct sampled ids, ascending within a position (same dtype as `idx`). */
+  sampleIdx?: Uint16Array | Uint32Array;
+  /** How many of the position's N draws gave each id (they sum to N per position). */
+  sampleHits?: Uint16Array;
+  /** The raw teacher logits of the sampled ids (float32 after decoding). */
+  sampleVal?: Float32Array;
 }
 
 /** The last MessagePack value of a shard. */
