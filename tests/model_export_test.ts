@@ -118,7 +118,7 @@ function randomIds(rng: TestRng, n: number, V: number): Int32Array {
 
 Deno.test("an exported student loads in plain tfjs with the trained student's logits, and teaches a smaller student through save-topk --teacher tfjs:", async () => {
   const rt = await createRuntime({ quiet: true, cpu: true });
-  await withSeed("model_export_test", async (rng, seed) => {
+  await withSeed("model_export_test", async (_rng, seed) => {
     await withTempDir(async (dir) => {
       const S = 24, L = 8, V = 24;
       await writePatternShards(`${dir}/topk`, { seed, sequences: S, seqLen: L, vocab: V, k: 4 });
@@ -438,4 +438,26 @@ Deno.test("bad --export-tokenizer input is one line naming the option", async ()
     ["--export-tokenizer", "t.json"],
     /^error: --export-tokenizer is copied beside the export: give export too$/,
   );
+});
+
+Deno.test("sparsekd reads its own export back (loadModel) with the same weights; another GraphModel is one line", async () => {
+  await tf.setBackend("cpu");
+  await withSeed("model_export_test reload", async (rng) => {
+    await withTempDir(async (dir) => {
+      const model = randomModel(rng);
+      const store = await openStore(dir, { create: true });
+      await exportGraphModel(store, "e", model);
+      const back = await loadModel(store, "e");
+      assert.deepEqual(back.config, model.config);
+      for (const [name, v] of model.weights) {
+        assert.deepEqual(await back.weights.get(name)!.data(), await v.data(), name);
+      }
+      back.dispose();
+      model.dispose();
+      const json = JSON.parse(await Deno.readTextFile(`${dir}/e/model.json`));
+      delete json.userDefinedMetadata;
+      await Deno.writeTextFile(`${dir}/e/model.json`, JSON.stringify(json));
+      await assert.rejects(loadModel(store, "e"), oneLine(/is a tfjs GraphModel but not a sparsekd export/));
+    });
+  });
 });
