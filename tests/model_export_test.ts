@@ -22,6 +22,7 @@ import { runSaveTopK } from "../src/save/run_save_topk.ts";
 import { openStore } from "../src/store/open_store.ts";
 import { tfjsTeacher } from "../src/teacher/tfjs_model.ts";
 import { train, validateTrainOptions } from "../src/train/train.ts";
+import { parseTrainFlags } from "../src/cli/train_flags.ts";
 import demoTokenizer from "../src/data/assets/demo_tokenizer.json" with { type: "json" };
 import { oneLine, withTempDir } from "./_helpers.ts";
 import { type TestRng, withSeed } from "./_rng.ts";
@@ -212,7 +213,26 @@ Deno.test("an exported student loads in plain tfjs with the trained student's lo
       assert.equal(checked, B * L);
       student.dispose();
 
-      // A smaller student learns from the exported student's shards and is exported in turn.
+      // A smaller student learns from the exported student's shards and is exported in turn, with a
+      // tokenizer file copied beside it; one whose ids exceed the vocabulary is refused before training.
+      const vocab = Object.fromEntries(Array.from({ length: V }, (_, i) => [`t${i}`, i]));
+      const hf = JSON.stringify({ model: { type: "BPE", vocab, merges: [] }, added_tokens: [] });
+      await Deno.writeTextFile(`${dir}/tokenizer.json`, hf);
+      await Deno.writeTextFile(`${dir}/big.json`, JSON.stringify({ model: { vocab: { ...vocab, x: V } } }));
+      await assert.rejects(
+        train({
+          rt,
+          shards: `${dir}/topk2`,
+          out: `${dir}/out3`,
+          export: `${dir}/x`,
+          exportTokenizer: `${dir}/big.json`,
+        }),
+        oneLine(
+          new RegExp(
+            `^exportTokenizer .*big\\.json: its token ids go up to ${V}, beyond the student's vocabulary of ${V}$`,
+          ),
+        ),
+      );
       const r2 = await quietly(() =>
         train({
           rt,
@@ -229,13 +249,17 @@ Deno.test("an exported student loads in plain tfjs with the trained student's lo
           log: () => {},
           export: `${dir}/small`,
           exportDtype: "f16",
+          exportTokenizer: `${dir}/tokenizer.json`,
         })
       );
+      assert.equal(await Deno.readTextFile(`${dir}/small/tokenizer.json`), hf);
       assert.equal(r2.status, "finished");
       assert.ok(r2.parameters < r.parameters, "the second student is smaller");
       assert.ok(Number.isFinite(r2.final!.kl!), "KL to the exported teacher's distribution");
       const note2 = JSON.parse(await Deno.readTextFile(`${dir}/small/${TOKENIZER_NOTE}`));
       assert.match(note2.teacher.description, /^tfjs:.*student\/model\.json$/);
+      assert.equal(note2.tokenizer.kind, "huggingface");
+      assert.equal(note2.tokenizer.maxId, V - 1);
       const small = await tfjsTeacher(rt, `${dir}/small/model.json`);
       try {
         assert.equal(small.vocabSize, V);
@@ -434,6 +458,10 @@ Deno.test("bad --export-tokenizer input is one line naming the option", async ()
     }
   });
   assert.throws(() => validateTrainOptions({ exportTokenizer: "t.json" }), oneLine(/give export too/));
+  assert.deepEqual(parseTrainFlags(["--export", "d", "--export-tokenizer", "t.json"]), {
+    export: "d",
+    exportTokenizer: "t.json",
+  });
   await trainRejects(
     ["--export-tokenizer", "t.json"],
     /^error: --export-tokenizer is copied beside the export: give export too$/,
