@@ -139,6 +139,9 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
   const sparse = kd && o.mode !== "full";
   if (sparse && !o.kdLoss) throw new Error("train: sparse KD modes need the kdLoss op");
   if (o.mode === "full" && !o.teacher) throw new Error("train: mode full needs the teacher");
+  if (o.mode === "sampled" && !(o.sampleTemperature! > 0)) {
+    throw new Error("train: mode sampled needs the samples' temperature (sampleTemperature)");
+  }
   const alphaSchedule = parseValueSchedule("alpha", o.alpha ?? 1, (x) => x >= 0 && x <= 1, "in [0, 1]");
   const tSchedule = parseValueSchedule("temperature", o.temperature ?? 1, (x) => x > 0, "> 0");
   let warmup = o.warmup ?? Math.max(1, Math.round(o.steps / 20));
