@@ -98,7 +98,14 @@ Deno.test({
         const t = trial < 3 ? T : 0.5 + 2 * rng.uniform();
         const n = 1 + rng.int(trial === 7 ? 300 : 64);
         const full = randomRows(rng.normal, rows, vocab, 3);
-        const teacher = sampledTeacher(rng.uniform, full, T, t, n, rng.int(3) === 0 ? Math.min(80, vocab) : undefined);
+        const teacher = sampledTeacher(
+          rng.uniform,
+          full,
+          T,
+          t,
+          n,
+          rng.int(3) === 0 ? Math.min(80, vocab) : undefined,
+        );
         const s = Float32Array.from({ length: rows * vocab }, () => 4 * rng.normal());
         const pick = rng.uniform();
         const options: SparseKdOptions = {
@@ -156,7 +163,10 @@ Deno.test("sampled-mode reference gradient matches central finite differences of
         minus[i] -= h;
         const fd = (sparseKdLossReference64(plus, rows, vocab, teacher, options).loss[r] -
           sparseKdLossReference64(minus, rows, vocab, teacher, options).loss[r]) / (2 * h);
-        assert.ok(Math.abs(fd - grad[i]) <= 1e-7 + 1e-6 * Math.abs(fd), `T=${T} t=${t} entry ${i}: ${fd} vs ${grad[i]}`);
+        assert.ok(
+          Math.abs(fd - grad[i]) <= 1e-7 + 1e-6 * Math.abs(fd),
+          `T=${T} t=${t} entry ${i}: ${fd} vs ${grad[i]}`,
+        );
       }
     }
   }));
@@ -180,7 +190,10 @@ function sampledMoments(
   for (let k = 0; k < seeds; k++) {
     const rng = makeRng(seed0 + k);
     const teacher = { ...sampledTeacher(rng.uniform, full, T, t, n), sampleTemperature: assumedT };
-    const { loss, grad } = sparseKdLossReference64(s, rows, vocab, teacher, { mode: "sampled", temperature: T });
+    const { loss, grad } = sparseKdLossReference64(s, rows, vocab, teacher, {
+      mode: "sampled",
+      temperature: T,
+    });
     for (let i = 0; i < m; i++) {
       const x = i < rows * vocab ? grad[i] : loss[i - rows * vocab];
       sum[i] += x;
@@ -210,13 +223,23 @@ function fullKd(full: Float32Array[], s: Float32Array, T: number) {
  * each of the m coordinates by δ/m (P(|Z| > z) ≤ exp(−z²/2)), so a true null fails with probability < δ.
  * A small absolute allowance covers ids too rare to be drawn in any seed (their bias is below it).
  */
-function outsideBound(mean: Float64Array, sd: Float64Array, target: Float64Array, seeds: number, delta = 1e-6) {
+function outsideBound(
+  mean: Float64Array,
+  sd: Float64Array,
+  target: Float64Array,
+  seeds: number,
+  delta = 1e-6,
+) {
   const z = Math.sqrt(2 * Math.log((2 * mean.length) / delta));
   const bad: string[] = [];
   for (let i = 0; i < mean.length; i++) {
     const bound = z * sd[i] / Math.sqrt(seeds) + 1e-9;
     if (!(Math.abs(mean[i] - target[i]) <= bound)) {
-      bad.push(`#${i}: mean ${mean[i].toExponential(4)} target ${target[i].toExponential(4)} bound ${bound.toExponential(2)}`);
+      bad.push(
+        `#${i}: mean ${mean[i].toExponential(4)} target ${target[i].toExponential(4)} bound ${
+          bound.toExponential(2)
+        }`,
+      );
     }
   }
   return bad;
@@ -258,11 +281,18 @@ Deno.test("the importance weights are exactly 1 when t = T and p_T/p_t otherwise
   };
   const same = sampledCoefficients(base, 1, T);
   assert.deepEqual([...same.coef], [0.75, 0.25]);
-  const other = sampledCoefficients({ ...base, sampleTemperature: t, sampleLogsumexp: new Float32Array([lse(z, t)]) }, 1, T);
+  const other = sampledCoefficients(
+    { ...base, sampleTemperature: t, sampleLogsumexp: new Float32Array([lse(z, t)]) },
+    1,
+    T,
+  );
   for (const [slot, id] of [[0, 0], [1, 2]]) {
     const pT = Math.exp(z[id] / T - base.logsumexp[0]), pt = Math.exp(z[id] / t - lse(z, t));
     const want = (base.hits[slot] / 4) * (pT / pt);
-    assert.ok(Math.abs(other.coef[slot] - want) <= 1e-6 * want, `slot ${slot}: ${other.coef[slot]} vs ${want}`);
+    assert.ok(
+      Math.abs(other.coef[slot] - want) <= 1e-6 * want,
+      `slot ${slot}: ${other.coef[slot]} vs ${want}`,
+    );
   }
 });
 

@@ -13,7 +13,13 @@ import { sparseKdLossReference64 } from "../src/kernels/sparse_kd_reference.ts";
 import { SparsekdError } from "../src/errors.ts";
 import { runTask } from "./_helpers.ts";
 import { withSeed } from "./_rng.ts";
-import { patternSource, testRuntime, TINY_MODEL, trainRejects, writePatternShards } from "./_train_fixtures.ts";
+import {
+  patternSource,
+  testRuntime,
+  TINY_MODEL,
+  trainRejects,
+  writePatternShards,
+} from "./_train_fixtures.ts";
 
 const small = [...TINY_MODEL, "--batch-size", "2", "--quiet"];
 
@@ -21,7 +27,14 @@ async function withShards(body: (dir: string) => Promise<void>, lseTemperatures 
   await withSeed("train_sampled_test", async (_rng, seed) => {
     const dir = await Deno.makeTempDir();
     try {
-      await writePatternShards(`${dir}/topk`, { seed, sequences: 16, seqLen: 8, vocab: 24, k: 4, lseTemperatures });
+      await writePatternShards(`${dir}/topk`, {
+        seed,
+        sequences: 16,
+        seqLen: 8,
+        vocab: 24,
+        k: 4,
+        lseTemperatures,
+      });
       await body(dir);
     } finally {
       await Deno.remove(dir, { recursive: true });
@@ -118,7 +131,9 @@ Deno.test("a shard record's sampled targets become the training record's, with b
   // A student vocabulary of 9: id 9 is refused, or dropped with its draws.
   assert.throws(
     () => shardRecord(row, run, 0, 9, 0, 2, "error", 1),
-    (e: Error) => e instanceof SparsekdError && /sampled teacher id 9 is outside the student's vocabulary/.test(e.message),
+    (e: Error) =>
+      e instanceof SparsekdError &&
+      /sampled teacher id 9 is outside the student's vocabulary/.test(e.message),
   );
   const dropped = shardRecord(row, run, 0, 9, 0, 2, "drop", 1);
   assert.deepEqual([...dropped.sampleLen!], [1, 1]);
@@ -146,7 +161,11 @@ Deno.test("sampledBatch pads each position to the batch's most distinct ids with
     sampleHits: Uint16Array.from(hits),
     sampleVal: Float32Array.from(idx, (i) => i / 10),
   });
-  const b = sampledBatch([rec([3, 1], [0, 1, 3, 2], [1, 1, 2, 4]), rec([1, 2], [0, 2, 5], [4, 3, 1])], 2, 1.5);
+  const b = sampledBatch(
+    [rec([3, 1], [0, 1, 3, 2], [1, 1, 2, 4]), rec([1, 2], [0, 2, 5], [4, 3, 1])],
+    2,
+    1.5,
+  );
   assert.equal(b.k, 3);
   assert.deepEqual([...b.indices], [0, 1, 3, 2, 0, 1, 0, 1, 2, 2, 5, 0]);
   assert.deepEqual([...b.hits], [1, 1, 2, 4, 0, 0, 4, 0, 0, 3, 1, 0]);
@@ -168,7 +187,15 @@ function lse(z: ArrayLike<number>, T: number): number {
  * Training records of the pattern data with samples drawn from a teacher that puts most of its mass on the
  * pattern's next token: N draws at t per position, and Lz at T and t.
  */
-function sampledRecords(rand: () => number, tokens: Uint32Array, L: number, V: number, T: number, t: number, n: number) {
+function sampledRecords(
+  rand: () => number,
+  tokens: Uint32Array,
+  L: number,
+  V: number,
+  T: number,
+  t: number,
+  n: number,
+) {
   const records: (TrainRecord & { full: Float32Array })[] = [];
   for (let s = 0; s < tokens.length / L; s++) {
     const full = new Float32Array(L * V);
@@ -209,7 +236,15 @@ Deno.test("the sparse-KD op in mode sampled gives the reference's loss and gradi
   await withSeed("sampled op", async (rng) => {
     const kdLoss = await createSparseKdLossOp(rt);
     const L = 6, V = 40, T = 2, t = 1;
-    const recs = sampledRecords(rng.uniform, Uint32Array.from({ length: 2 * L }, () => rng.int(V)), L, V, T, t, 16);
+    const recs = sampledRecords(
+      rng.uniform,
+      Uint32Array.from({ length: 2 * L }, () => rng.int(V)),
+      L,
+      V,
+      T,
+      t,
+      16,
+    );
     const teacher = sampledBatch(recs, L, t);
     const rows = 2 * L;
     const s = Float32Array.from({ length: rows * V }, () => 2 * rng.normal());
@@ -217,7 +252,13 @@ Deno.test("the sparse-KD op in mode sampled gives the reference's loss and gradi
     const labels = Int32Array.from({ length: rows }, () => rng.int(V));
     const x = tf.variable(tf.tensor2d(s, [rows, V]));
     const { value, grads } = tf.variableGrads(() =>
-      kdLoss(x as unknown as tf.Tensor2D, teacher, { mode: "sampled", temperature: T, alpha: 0.8, labels, mask })
+      kdLoss(x as unknown as tf.Tensor2D, teacher, {
+        mode: "sampled",
+        temperature: T,
+        alpha: 0.8,
+        labels,
+        mask,
+      })
     );
     const got = await value.data(), g = await grads[x.name].data();
     const active = mask.reduce((a, m) => a + m, 0);
@@ -260,7 +301,12 @@ Deno.test("training from sampled targets at t ≠ T lowers the loss and the held
       mode: "sampled",
       temperature: T,
       sampleTemperature: t,
-      data: { sequences: train.length, stream: async function* (from) { yield* train.slice(from); } },
+      data: {
+        sequences: train.length,
+        stream: async function* (from) {
+          yield* train.slice(from);
+        },
+      },
       heldout,
       out: null,
       evalEvery: 20,
@@ -274,7 +320,10 @@ Deno.test("training from sampled targets at t ≠ T lowers the loss and the held
     const tail = losses.slice(-5).reduce((a, b) => a + b) / 5;
     assert.ok(tail < head * 0.8, `loss ${head} → ${tail}`);
     assert.equal(result.evals.length, 2);
-    assert.ok(result.evals[1].kl! < result.evals[0].kl!, `held-out KL ${result.evals[0].kl} → ${result.evals[1].kl}`);
+    assert.ok(
+      result.evals[1].kl! < result.evals[0].kl!,
+      `held-out KL ${result.evals[0].kl} → ${result.evals[1].kl}`,
+    );
     result.model.dispose();
   });
 });

@@ -203,13 +203,17 @@ function checkSampled(
     fail(`mode sampled needs the teacher's logsumexp at the sampling temperature ${t} in the shards`);
   }
   if (teacher.sampleLogsumexp && teacher.sampleLogsumexp.length !== rows) {
-    fail(`teacher sampleLogsumexp has ${teacher.sampleLogsumexp.length} values, expected one per row (${rows})`);
+    fail(
+      `teacher sampleLogsumexp has ${teacher.sampleLogsumexp.length} values, expected one per row (${rows})`,
+    );
   }
   for (let r = 0; r < rows; r++) {
     let n = 0;
     for (let i = r * k; i < (r + 1) * k; i++) {
       const h = teacher.hits![i];
-      if (!(Number.isInteger(h) && h >= 0)) fail(`row ${r}: a draw count is not a non-negative integer (${h})`);
+      if (!(Number.isInteger(h) && h >= 0)) {
+        fail(`row ${r}: a draw count is not a non-negative integer (${h})`);
+      }
       n += h;
     }
     if (n === 0 && !(mask && mask[r] === 0)) fail(`row ${r} has no draws (its counts sum to 0)`);

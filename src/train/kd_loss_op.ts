@@ -108,7 +108,9 @@ export async function createSparseKdLossOp(rt: Runtime): Promise<SparseKdLossOp>
     // (range and distinctness) and a row with a bad id gets a NaN loss and gradient, which the trainer
     // refuses; their count is checked above.
     if (options.mode === "sampled" && (!idArray || !valArray)) {
-      throw new SparsekdError("sparse-KD loss: mode sampled takes the teacher's ids and logits as typed arrays");
+      throw new SparsekdError(
+        "sparse-KD loss: mode sampled takes the teacher's ids and logits as typed arrays",
+      );
     }
     const checkTeacher: SparseKdTeacher = {
       indices: idArray ?? new Uint32Array(rows * teacher.k),
