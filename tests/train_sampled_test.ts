@@ -89,6 +89,10 @@ Deno.test("train --kd-mode sampled refuses --k, a missing logsumexp at t, and re
       /^error: --kd-mode sampled needs the teacher's logsumexp at temperature 2; .* has it at 1 only/,
     );
     await trainRejects(args, /^error: --kd-mode sampled: a shard record has no sampled targets$/);
+    await trainRejects(
+      [...args, "--temperature", "1:2"],
+      /^error: --temperature: a schedule cannot be used with --kd-mode sampled/,
+    );
   });
 });
 
