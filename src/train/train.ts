@@ -161,7 +161,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     : mode === "full"
     ? `online KD from ${teacher!.description}'s full logits α=${alpha} T=${temperature}`
     : `KD ${mode} α=${alpha} T=${temperature}${
-      d.k < d.storedK ? ` (top-${d.k} of the stored top-${d.storedK})` : ""
+      d.sampleTemperature !== undefined
+        ? ` (samples drawn at t=${d.sampleTemperature})`
+        : d.k < d.storedK
+        ? ` (top-${d.k} of the stored top-${d.storedK})`
+        : ""
     }`;
   console.error(
     `train: ${what}; student ${model.layers}×${model.width}×${model.heads} (vocab ${d.vocab}, context ${d.seqLen}); ` +
@@ -184,6 +188,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       alpha,
       temperature,
       k: d.k,
+      sampleTemperature: d.sampleTemperature,
       data: d.data,
       heldout: d.heldout,
       shuffleWindow: o.shuffleWindow ?? 1024,
