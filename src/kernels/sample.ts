@@ -124,17 +124,22 @@ function submitRows(
       });
     }
     const pos = o.position0 + rowBase + row0;
-    packUniforms(SAMPLE_PARAMS, {
-      vocab,
-      rows: n,
-      in_off: (startByte - bindOffset) / 4,
-      inv_t: invT,
-      seed_lo: o.seed % 2 ** 32,
-      seed_hi: Math.floor(o.seed / 2 ** 32),
-      pos_lo: pos % 2 ** 32,
-      pos_hi: Math.floor(pos / 2 ** 32),
-      zero: 0,
-    }, paramBytes, c * 256);
+    packUniforms(
+      SAMPLE_PARAMS,
+      {
+        vocab,
+        rows: n,
+        in_off: (startByte - bindOffset) / 4,
+        inv_t: invT,
+        seed_lo: o.seed % 2 ** 32,
+        seed_hi: Math.floor(o.seed / 2 ** 32),
+        pos_lo: pos % 2 ** 32,
+        pos_hi: Math.floor(pos / 2 ** 32),
+        zero: 0,
+      },
+      paramBytes,
+      c * 256,
+    );
     pass.setBindGroup(
       0,
       device.createBindGroup({
@@ -264,10 +269,14 @@ export async function sampleTokensFromBuffer(
 ): Promise<SampleResult> {
   checkSampleOptions(o);
   checkShape(null, rows, vocab);
-  if (!rt.device) throw new SparsekdError("sampleTokensFromBuffer needs a GPU runtime (this one runs on the CPU)");
+  if (!rt.device) {
+    throw new SparsekdError("sampleTokensFromBuffer needs a GPU runtime (this one runs on the CPU)");
+  }
   if (logits.size < rows * vocab * 4) {
     throw new SparsekdError(
-      `sampleTokensFromBuffer: the buffer holds ${logits.size} bytes but rows * vocab * 4 = ${rows * vocab * 4}`,
+      `sampleTokensFromBuffer: the buffer holds ${logits.size} bytes but rows * vocab * 4 = ${
+        rows * vocab * 4
+      }`,
     );
   }
   const device = rt.device;
@@ -284,7 +293,9 @@ export async function sampleTokensFromBuffer(
 }
 
 function checkShape(length: number | null, rows: number, vocab: number): void {
-  if (!Number.isSafeInteger(rows) || rows < 0) throw new SparsekdError(`sample: rows must be an integer ≥ 0 (got ${rows})`);
+  if (!Number.isSafeInteger(rows) || rows < 0) {
+    throw new SparsekdError(`sample: rows must be an integer ≥ 0 (got ${rows})`);
+  }
   if (!Number.isSafeInteger(vocab) || vocab < 1 || vocab > 2 ** 18) {
     throw new SparsekdError(`sample: vocab must be an integer from 1 to 262144 (got ${vocab})`);
   }

@@ -15,9 +15,10 @@
  * @module
  */
 import { SparsekdError } from "../errors.ts";
+import { MAX_SAMPLE_N } from "../format/types.ts";
 
 /** The most draws per position (hit counts are stored as Uint16). */
-export const MAX_SAMPLE = 1024;
+export const MAX_SAMPLE = MAX_SAMPLE_N;
 /** Fraction bits of the integer weights q_i = ⌊w_i · 2^FRAC_BITS⌋ (Q = Σ q_i < 2^52 for V ≤ 2^18). */
 export const SAMPLE_FRAC_BITS = 34;
 /** Scaled logits (z − max)/t below this give weight 0 without evaluating exp (e^-24 < 2^-34). */
@@ -187,7 +188,10 @@ export function checkSampleOptions(o: SampleOptions): void {
  * const r = packDraws([[1, 1, 5]], (row, id) => logits[row * V + id]);
  * ```
  */
-export function packDraws(rowsIds: ArrayLike<number>[], valueOf: (row: number, id: number) => number): SampleResult {
+export function packDraws(
+  rowsIds: ArrayLike<number>[],
+  valueOf: (row: number, id: number) => number,
+): SampleResult {
   const len = new Uint16Array(rowsIds.length);
   let total = 0;
   rowsIds.forEach((ids, r) => {
