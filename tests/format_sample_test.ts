@@ -212,7 +212,7 @@ for (const [V, dtype, k, n] of [[300, "f32", 4, 16], [70000, "f16", 0, 64], [5, 
     }));
 }
 
-Deno.test("a run without sample writes run.json, headers and records without any sample key", async () => {
+Deno.test("a run without sample writes run.json, headers and records without any sample key", () => {
   const run = makeRunJson({
     vocabSize: 10,
     k: 2,

@@ -150,7 +150,7 @@ export function decodeRecord(
   const val = h.valueDtype === "f16" ? fromLeF16(valBytes) : fromLeF32(valBytes);
   const lse = fromLeF32(binOf("lse", L * T, 4));
   if (!h.sample) return { seq, tokens, idx, val, lse };
-  return { seq, tokens, idx, val, lse, ...decodeSample(v, offset, corrupt, h, seq, binOf) };
+  return { seq, tokens, idx, val, lse, ...decodeSample(offset, corrupt, h, seq, binOf) };
 }
 
 const RECORD_KEYS = ["seq", "tokens", "idx", "val", "lse"];
@@ -161,7 +161,6 @@ const SAMPLE_KEYS = ["sampleLen", "sampleIdx", "sampleHits", "sampleVal"];
  * typed array is made, then ids (below V, ascending per position) and hits (≥ 1, summing to N).
  */
 function decodeSample(
-  v: Obj,
   offset: number,
   corrupt: Corrupt,
   h: ShardHeader,
