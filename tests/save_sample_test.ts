@@ -10,6 +10,7 @@ import { readShards } from "../src/format/shard_reader.ts";
 import { readRunJson } from "../src/format/run_json.ts";
 import { sampleReference } from "../src/kernels/sample_reference.ts";
 import { checkSaveOptions } from "../src/save/save_topk.ts";
+import { readTopKFolder } from "../src/report/topk_folder.ts";
 import { openStore } from "../src/store/open_store.ts";
 import {
   assertSameFiles,
@@ -93,6 +94,8 @@ Deno.test("save-topk --k 0 --sample stores samples only, and the summary's bytes
     assert.equal(r.sampleLen!.length, f.L);
   }
   await checkSamples(f, `${f.dir}/only`, 8, 1, 0);
+  const folder = await readTopKFolder(`${f.dir}/only`); // the report reads a samples-only folder
+  assert.deepEqual([folder.ks, folder.mass, folder.positions], [[], [], f.S * f.L]);
   const plain = await saveInProcess(f, `${f.dir}/plain`, { k: 4, sequencesPerShard: 2 });
   const both = await saveInProcess(f, `${f.dir}/both`, { k: 4, sample: 8, sequencesPerShard: 2 });
   let shardBytes = 0;
