@@ -30,7 +30,10 @@ export const SAMPLE_PARAMS = uniformLayout([
   ...fieldsOf("u32", "seed_lo", "seed_hi", "pos_lo", "pos_hi", "zero"),
 ]);
 
-/** Threads per workgroup (one workgroup per row). */
+/**
+ * Threads per workgroup (one workgroup per row). Workgroup memory is 12·N + 780 bytes (≤ 13 KiB at N = 1024),
+ * inside the 16 KiB every WebGPU device offers.
+ */
 const WG = 64;
 
 interface Scratch {
@@ -278,6 +281,9 @@ export async function sampleTokensFromBuffer(
         rows * vocab * 4
       }`,
     );
+  }
+  if ((logits.usage & GPUBufferUsage.STORAGE) === 0) {
+    throw new SparsekdError("sampleTokensFromBuffer: the logits buffer needs GPUBufferUsage.STORAGE");
   }
   const device = rt.device;
   throwIfGpuFailed(device);
