@@ -23,3 +23,4 @@ export { teacherHelp, TEACHERS, teacherUsage } from "./registry.ts";
 export type { RemoteTeacherOptions, TeacherEntry, TeacherOpener, TeacherOpenOptions } from "./registry.ts";
 export { openaiTeacher } from "./openai.ts";
 export type { OpenAITeacherOptions } from "./openai.ts";
+export type { TeacherProtocol } from "./openai_response.ts";

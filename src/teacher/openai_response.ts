@@ -45,7 +45,15 @@ export interface AnswerRows {
   row: number;
 }
 
-/** The request body that asks `protocol` for the top-`k` log-probabilities of every position of `tokens`. */
+/**
+ * The request body that asks `protocol` for the top-`k` log-probabilities of every position of `tokens`.
+ *
+ * @example
+ * ```ts
+ * const body = requestBody("vllm", "qwen", Uint32Array.from([1, 2, 3]), 20);
+ * // { model: "qwen", prompt: [1, 2, 3], echo: true, prompt_logprobs: 20, logprobs: 20, max_tokens: 1, … }
+ * ```
+ */
 export function requestBody(
   protocol: TeacherProtocol,
   model: string,
@@ -326,7 +334,15 @@ function sglangPositions(body: unknown, L: number, V: number) {
   return { echoed, positions };
 }
 
-/** The server's error message from an error answer's text (OpenAI `{error: {message}}`, vLLM `{message}`). */
+/**
+ * The server's error message from an error answer's text (OpenAI `{error: {message}}`, vLLM `{message}`), on
+ * one line of at most 300 characters.
+ *
+ * @example
+ * ```ts
+ * errorMessage('{"object":"error","message":"bad request"}'); // "bad request"
+ * ```
+ */
 export function errorMessage(text: string): string {
   let msg = text;
   try {
@@ -345,6 +361,11 @@ export function errorMessage(text: string): string {
 /**
  * The log-probability cap a server's error message names (vLLM: "… greater than max allowed: 20",
  * older "Cannot request more than 5 logprobs"), or null when the message is about something else.
+ *
+ * @example
+ * ```ts
+ * logprobCap("Requested prompt logprobs of 64, which is greater than max allowed: 20"); // 20
+ * ```
  */
 export function logprobCap(message: string): number | null {
   const m = /max(?:imum)? allowed:?\s*(\d+)/i.exec(message) ??
