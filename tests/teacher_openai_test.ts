@@ -222,6 +222,21 @@ Deno.test("openai: a model the server does not serve and a k above the vocabular
   });
 });
 
+Deno.test("openai: a server that cannot be reached ends in one line after its tries", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close(); // nothing listens there now
+  await withTempDir(async (dir) => {
+    await assert.rejects(
+      save(`openai:http://127.0.0.1:${port}`, `${dir}/out`, { remote: { tries: 2 } }),
+      oneLine(
+        /teacher server http:\/\/127\.0\.0\.1:\d+ failed the model list 2 times in a row \(last: connection failed/,
+      ),
+    );
+    await assert.rejects(Deno.stat(`${dir}/out/run.json`), Deno.errors.NotFound);
+  });
+});
+
 Deno.test("train --online-teacher openai: is refused in one line before any request (it needs full logits)", async () => {
   const { rt } = await demo();
   await assert.rejects(

@@ -112,7 +112,9 @@ export async function openaiTeacher(baseUrl: string, o: OpenAITeacherOptions): P
     backoffMs: o.backoffMs ?? 500,
   });
 
-  let model = o.model, vocabSize = o.vocabSize;
+  // SGLang's /generate takes no model name: only the vocabulary size may need the model list there.
+  let model = o.model ?? (protocol === "sglang" && o.vocabSize !== undefined ? "default" : undefined);
+  let vocabSize = o.vocabSize;
   if (model === undefined || vocabSize === undefined) {
     const listed = await client.models();
     if (model === undefined) {
