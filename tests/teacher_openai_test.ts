@@ -237,6 +237,31 @@ Deno.test("openai: a server that cannot be reached ends in one line after its tr
   });
 });
 
+Deno.test("openai: a server that does not report its vocabulary size, or serves several models, needs the flag", async () => {
+  let models: unknown[] = [];
+  const stub = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+    () => Response.json({ object: "list", data: models }),
+  );
+  const url = `http://127.0.0.1:${stub.addr.port}`;
+  try {
+    await withTempDir(async (dir) => {
+      models = [{ id: "m", object: "model", max_model_len: 4096 }];
+      await assert.rejects(
+        save(`openai:${url}`, `${dir}/a`),
+        oneLine(/^vocabSize is needed: .* does not report its vocabulary size/),
+      );
+      models = [{ id: "a" }, { id: "b" }];
+      await assert.rejects(
+        save(`openai:${url}`, `${dir}/b`, { remote: { vocabSize: 2048 } }),
+        oneLine(/^teacherModel is needed: .* serves 2 models \(a, b\)/),
+      );
+    });
+  } finally {
+    await stub.shutdown();
+  }
+});
+
 Deno.test("train --online-teacher openai: is refused in one line before any request (it needs full logits)", async () => {
   const { rt } = await demo();
   await assert.rejects(
