@@ -186,7 +186,12 @@ export async function saveTopK(o: SaveTopKOptions): Promise<SaveSummary> {
     sequences: source.sequences,
     sequencesPerShard: o.sequencesPerShard,
     teacher: { fingerprint: teacher.fingerprint, description: teacher.description },
-    data: { fingerprint: source.fingerprint, description: source.description },
+    data: {
+      fingerprint: source.fingerprint,
+      description: source.description,
+      // Training masks the positions holding this id: their targets are in the next document.
+      ...(source.boundaryToken !== undefined ? { boundaryToken: source.boundaryToken } : {}),
+    },
     backend: backendOf(rt),
   });
   if (store && (await store.exists(RUN_JSON_PATH))) {
