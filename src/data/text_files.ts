@@ -111,24 +111,32 @@ async function* decoded(file: TextFile): AsyncGenerator<string> {
   if (file.gzip) {
     bytes = bytes.pipeThrough(new DecompressionStream("gzip") as TransformStream<Uint8Array, Uint8Array>);
   }
-  const text = bytes.pipeThrough(new TextDecoderStream("utf-8", { fatal: true }));
-  const reader = text.getReader();
+  const utf8 = new TextDecoder("utf-8", { fatal: true });
+  const decode = (chunk?: Uint8Array) => {
+    try {
+      return chunk ? utf8.decode(chunk, { stream: true }) : utf8.decode();
+    } catch {
+      throw new SparsekdError(`data ${file.path}: is not valid UTF-8`, { option: "data" });
+    }
+  };
+  const reader = bytes.getReader();
   try {
     for (;;) {
-      let r: ReadableStreamReadResult<string>;
+      let r: ReadableStreamReadResult<Uint8Array>;
       try {
         r = await reader.read();
       } catch (err) {
-        const what = err instanceof TypeError && /decode|utf/i.test(err.message)
-          ? "is not valid UTF-8"
-          : file.gzip
-          ? `is not a valid gzip file (${String((err as Error).message).split("\n")[0]})`
-          : String((err as Error).message).split("\n")[0];
-        throw new SparsekdError(`data ${file.path}: ${what}`, { option: "data" });
+        const msg = String((err as Error).message).split("\n")[0];
+        throw new SparsekdError(
+          `data ${file.path}: ${file.gzip ? `is not a valid gzip file (${msg})` : msg}`,
+          { option: "data" },
+        );
       }
       if (r.done) break;
-      yield r.value;
+      yield decode(r.value);
     }
+    const tail = decode();
+    if (tail !== "") yield tail;
   } finally {
     await reader.cancel().catch(() => {});
   }
@@ -136,7 +144,7 @@ async function* decoded(file: TextFile): AsyncGenerator<string> {
 
 /**
  * The documents of the files, in order, as pieces. Text files: one document each (an empty file none),
- * in pieces of about {@linkcode TEXT_PIECE_CHARS}. JSONL: one document per non-blank line, its `text`
+ * in pieces of about `pieceChars` (default {@linkcode TEXT_PIECE_CHARS}). JSONL: one document per non-blank line, its `text`
  * field (an empty text is no document); a line that is not a JSON object with a string `text` is a
  * one-line error naming the file and line.
  *
@@ -145,7 +153,10 @@ async function* decoded(file: TextFile): AsyncGenerator<string> {
  * for await (const p of textPieces(await listTextFiles("corpus"))) console.log(p.text.length, p.end);
  * ```
  */
-export async function* textPieces(files: TextFile[]): AsyncGenerator<TextPiece> {
+export async function* textPieces(
+  files: TextFile[],
+  pieceChars = TEXT_PIECE_CHARS,
+): AsyncGenerator<TextPiece> {
   for (const file of files) {
     if (file.kind === "jsonl") {
       let n = 0;
@@ -176,7 +187,7 @@ export async function* textPieces(files: TextFile[]): AsyncGenerator<TextPiece> 
       let piece = "";
       for await (const line of lines(decoded(file), `data ${file.path}`)) {
         // Cut before a line that starts with a non-space character: a pre-token boundary.
-        if (piece.length >= TEXT_PIECE_CHARS && piece.endsWith("\n") && /^\S/u.test(line)) {
+        if (piece.length >= pieceChars && piece.endsWith("\n") && /^\S/u.test(line)) {
           yield { text: piece, end: false };
           piece = "";
         }

@@ -45,6 +45,8 @@ export interface TextSourceOptions {
   vocabOwner?: string;
   /** Where the tokenized stream is cached (default `runs/.cache/text` in the working directory). */
   cacheDir?: string;
+  /** Text files are encoded in pieces of about this many characters (default 1 MiB; tests make it small). */
+  pieceChars?: number;
 }
 
 /** A text corpus as a token source, with what its tokenization found. */
@@ -144,7 +146,7 @@ export async function textSource(path: string, o: TextSourceOptions): Promise<Te
       }
       dir = await Deno.makeTempDir({ prefix: "sparsekd-text-" }); // a read-only working directory
     }
-    meta = await tokenize(files, tok, width, binPath(), metaPath());
+    meta = await tokenize(files, tok, width, binPath(), metaPath(), o.pieceChars);
   }
   if (meta.documents === 0) {
     throw new SparsekdError(`data text:${path}: empty input: no text in ${files.length} file(s)`, {
@@ -215,6 +217,7 @@ async function tokenize(
   width: number,
   binPath: string,
   metaPath: string,
+  pieceChars?: number,
 ): Promise<CacheMeta> {
   const tmp = `${binPath}.${crypto.randomUUID()}.tmp`;
   const f = await Deno.open(tmp, { write: true, createNew: true });
@@ -233,7 +236,7 @@ async function tokenize(
     if (n === FLUSH_TOKENS) await flush();
   };
   try {
-    for await (const piece of textPieces(files)) {
+    for await (const piece of textPieces(files, pieceChars)) {
       for (const id of tok.encode(piece.text)) await push(id);
       if (piece.end) {
         await push(tok.endOfText);
