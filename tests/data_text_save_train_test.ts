@@ -39,7 +39,9 @@ async function evalTokens(out: string): Promise<number> {
 Deno.test("positions holding the boundary token are masked: their target starts the next document", () => {
   withSeed("data_text_save_train_test", (rng) => {
     const B = 3, L = 10;
-    const tokens = new Uint32Array(B * L).map(() => (rng.uniform() < 0.2 ? EOT : Math.floor(rng.uniform() * 50)));
+    const tokens = new Uint32Array(B * L).map(
+      () => (rng.uniform() < 0.2 ? EOT : Math.floor(rng.uniform() * 50)),
+    );
     const plain = nextTokenTargets(tokens, B, L);
     const masked = nextTokenTargets(tokens, B, L, EOT);
     assert.deepEqual(masked.targets, plain.targets);
@@ -76,14 +78,21 @@ Deno.test("save-topk on text with a tokenizer.json writes the text's tokens; tra
     const want = await src.read(0, src.sequences);
     const tokens: Uint32Array[] = [];
     for await (const rec of readShards(out)) {
-      assert.deepEqual([...rec.tokens], [...want.subarray(rec.seq * 64, (rec.seq + 1) * 64)], `sequence ${rec.seq}`);
+      assert.deepEqual(
+        [...rec.tokens],
+        [...want.subarray(rec.seq * 64, (rec.seq + 1) * 64)],
+        `sequence ${rec.seq}`,
+      );
       tokens[rec.seq] = rec.tokens;
     }
     assert.equal(tokens.length, src.sequences);
 
     const held = 3;
     const heldTokens = tokens.slice(-held);
-    assert.ok(heldTokens.some((t) => t.subarray(0, 63).includes(EOT)), "the held-out sequences cross a document");
+    assert.ok(
+      heldTokens.some((t) => t.subarray(0, 63).includes(EOT)),
+      "the held-out sequences cross a document",
+    );
     const common = {
       rt,
       steps: 2,

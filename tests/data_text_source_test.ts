@@ -60,7 +60,12 @@ Deno.test("text: packs the documents with end-of-text between them into the Hugg
   await withTempDir(async (cache) => {
     const want = packed(fixtureDocuments());
     for (const seqLen of [16, 64]) {
-      const src = await textSource(CORPUS, { tokenizer: TOKENIZER, seqLen, vocabSize: 2048, cacheDir: cache });
+      const src = await textSource(CORPUS, {
+        tokenizer: TOKENIZER,
+        seqLen,
+        vocabSize: 2048,
+        cacheDir: cache,
+      });
       assert.equal(src.tokens, want.length);
       assert.equal(src.documents, fixtureDocuments().length);
       assert.equal(src.sequences, Math.floor(want.length / seqLen));
@@ -153,7 +158,10 @@ Deno.test("empty input, a missing path, and a tokenizer larger than the teacher'
     await Deno.writeTextFile(`${dir}/blank/b.jsonl`, '{"text": ""}\n\n');
     await assert.rejects(textSource(`${dir}/blank`, o), oneLine(/empty input: no text in 2 file/));
     await Deno.writeTextFile(`${dir}/short.txt`, "two words");
-    await assert.rejects(textSource(`${dir}/short.txt`, o), oneLine(/\d+ tokens \(1 documents\), fewer than one sequence of 16/));
+    await assert.rejects(
+      textSource(`${dir}/short.txt`, o),
+      oneLine(/\d+ tokens \(1 documents\), fewer than one sequence of 16/),
+    );
     await assert.rejects(
       textSource(CORPUS, { ...o, vocabSize: 1000 }),
       oneLine(/^tokenizer .* has a vocabulary of 2048 tokens, more than the teacher's 1000$/),
@@ -169,14 +177,21 @@ Deno.test("bad JSONL, invalid UTF-8 and a damaged gzip file are one-line errors 
   await withTempDir(async (dir) => {
     const o = { tokenizer: TOKENIZER, seqLen: 4, cacheDir: `${dir}/cache` };
     const write = (name: string, data: string | Uint8Array) =>
-      typeof data === "string" ? Deno.writeTextFile(`${dir}/${name}`, data) : Deno.writeFile(`${dir}/${name}`, data);
+      typeof data === "string"
+        ? Deno.writeTextFile(`${dir}/${name}`, data)
+        : Deno.writeFile(`${dir}/${name}`, data);
     await write("a.jsonl", '{"text": "fine"}\n{"text": 3}\n');
-    await assert.rejects(textSource(`${dir}/a.jsonl`, o), oneLine(/a\.jsonl:2: expected a JSON object with a string "text"/));
+    await assert.rejects(
+      textSource(`${dir}/a.jsonl`, o),
+      oneLine(/a\.jsonl:2: expected a JSON object with a string "text"/),
+    );
     await write("b.jsonl", '{"text": "fine"}\n\n{"text": "cut\n');
     await assert.rejects(textSource(`${dir}/b.jsonl`, o), oneLine(/b\.jsonl:3: not JSON/));
     await write("c.txt", Uint8Array.of(0x61, 0x20, 0xff, 0xfe, 0x62));
     await assert.rejects(textSource(`${dir}/c.txt`, o), oneLine(/c\.txt: is not valid UTF-8/));
-    const gz = gzipSync(new TextEncoder().encode("some text that is long enough to be cut short ".repeat(20)));
+    const gz = gzipSync(
+      new TextEncoder().encode("some text that is long enough to be cut short ".repeat(20)),
+    );
     await write("d.txt.gz", gz.subarray(0, gz.length - 12));
     await assert.rejects(textSource(`${dir}/d.txt.gz`, o), oneLine(/d\.txt\.gz: is not a valid gzip file/));
     await write("e.txt.gz", "plain text, not gzip");
@@ -189,8 +204,14 @@ Deno.test("bad JSONL, invalid UTF-8 and a damaged gzip file are one-line errors 
 });
 
 Deno.test("--data text: needs --tokenizer and --seq-len; --tokenizer is refused for other data", async () => {
-  await assert.rejects(openSource(`text:${CORPUS}`, { seqLen: 8 }), oneLine(/^tokenizer must be given for text:/));
-  await assert.rejects(openSource(`text:${CORPUS}`, { tokenizer: TOKENIZER }), oneLine(/needs a sequence length/));
+  await assert.rejects(
+    openSource(`text:${CORPUS}`, { seqLen: 8 }),
+    oneLine(/^tokenizer must be given for text:/),
+  );
+  await assert.rejects(
+    openSource(`text:${CORPUS}`, { tokenizer: TOKENIZER }),
+    oneLine(/needs a sequence length/),
+  );
   await assert.rejects(openSource("text:", { tokenizer: TOKENIZER, seqLen: 8 }), oneLine(/needs a path/));
   await assert.rejects(
     openSource("builtin:demo", { seqLen: 8, tokenizer: TOKENIZER }),

@@ -44,8 +44,29 @@ Deno.test("the Hugging Face library encodes held-out Brown text and random text 
   }
   await withSeed("data_text_tokenizer_test", (rng) => {
     // Mixed scripts, digits, punctuation runs, spaces, tabs and line breaks: where pre-tokenizers differ.
-    const pieces = [" ", "  ", "\n", "\n\n", "\t", "the", "The", "jury", "42", "3.14", "--", "?!", "é", "日本",
-      "🙂", "naïve", " ,", "'s", "don't", "\r\n", "x"];
+    const pieces = [
+      " ",
+      "  ",
+      "\n",
+      "\n\n",
+      "\t",
+      "the",
+      "The",
+      "jury",
+      "42",
+      "3.14",
+      "--",
+      "?!",
+      "é",
+      "日本",
+      "🙂",
+      "naïve",
+      " ,",
+      "'s",
+      "don't",
+      "\r\n",
+      "x",
+    ];
     for (let n = 0; n < 40; n++) {
       let text = "";
       const len = 1 + Math.floor(rng.uniform() * 60);
@@ -58,17 +79,25 @@ Deno.test("the Hugging Face library encodes held-out Brown text and random text 
 
 Deno.test("tokenizer files that are missing, not JSON or of an unknown format are one-line errors", async () => {
   await withTempDir(async (dir) => {
-    await assert.rejects(openHfTokenizer(`${dir}/nope.json`), oneLine(/^tokenizer .*nope\.json: does not exist$/));
+    await assert.rejects(
+      openHfTokenizer(`${dir}/nope.json`),
+      oneLine(/^tokenizer .*nope\.json: does not exist$/),
+    );
     await assert.rejects(openHfTokenizer(dir), oneLine(/is not a file/));
     await Deno.writeTextFile(`${dir}/bad.json`, "{ not json");
     await assert.rejects(openHfTokenizer(`${dir}/bad.json`), oneLine(/bad\.json: is not JSON/));
     await Deno.writeTextFile(`${dir}/wl.json`, JSON.stringify({ model: { type: "WordLevel", vocab: {} } }));
     await assert.rejects(
       openHfTokenizer(`${dir}/wl.json`),
-      oneLine(/wl\.json: unknown tokenizer format: .*model\.type BPE, WordPiece, Unigram \(got "WordLevel"\)/),
+      oneLine(
+        /wl\.json: unknown tokenizer format: .*model\.type BPE, WordPiece, Unigram \(got "WordLevel"\)/,
+      ),
     );
     await Deno.writeTextFile(`${dir}/arr.json`, "[1, 2]");
-    await assert.rejects(openHfTokenizer(`${dir}/arr.json`), oneLine(/unknown tokenizer format.*no model\.type/));
+    await assert.rejects(
+      openHfTokenizer(`${dir}/arr.json`),
+      oneLine(/unknown tokenizer format.*no model\.type/),
+    );
     // sparsekd's own BPE file is a tokenizer, but not a Hugging Face one: the error says how to convert it.
     const own = new URL("../src/data/assets/demo_tokenizer.json", import.meta.url).pathname;
     await assert.rejects(openHfTokenizer(own), oneLine(/unknown tokenizer format.*build_demo_hf_tokenizer/));
