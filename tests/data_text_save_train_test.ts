@@ -9,7 +9,7 @@ import { DEMO_HF_TOKENIZER_PATH } from "../tools/build_demo_hf_tokenizer.ts";
 import { expectOneLineError, run } from "./_save_fixtures.ts";
 import { withTempDir } from "./_helpers.ts";
 import { withSeed } from "./_rng.ts";
-import { quietly, testRuntime } from "./_train_fixtures.ts";
+import { quietly, testRuntime, trainRejects } from "./_train_fixtures.ts";
 
 const TASK = new URL("../tasks/save_topk.ts", import.meta.url).pathname;
 const TOKENIZER = DEMO_HF_TOKENIZER_PATH.pathname;
@@ -164,5 +164,47 @@ Deno.test("save-topk --data text: bad input ends with one error line naming the 
     );
     // Nothing was claimed: no run.json, no shard.
     await assert.rejects(Deno.stat(`${out}/run.json`), Deno.errors.NotFound);
+    // train --data text: the student's vocabulary bounds the tokenizer's the same way.
+    await trainRejects(
+      [
+        "--ce-only",
+        "--data",
+        `text:${CORPUS}`,
+        "--tokenizer",
+        TOKENIZER,
+        "--seq-len",
+        "16",
+        "--vocab",
+        "1000",
+      ],
+      /^error: --tokenizer .* has a vocabulary of 2048 tokens, more than the student's 1000$/,
+    );
+    await trainRejects(
+      ["--ce-only", "--data", `text:${CORPUS}`, "--seq-len", "16"],
+      /^error: --tokenizer must be given/,
+    );
+  });
+});
+
+Deno.test("save-topk --cross-documents records no boundary token, and its data is other data", async () => {
+  await withTempDir(async (dir) => {
+    const args = ["--data", `text:${CORPUS}`, "--tokenizer", TOKENIZER, "--k", "4", "--max-sequences", "2"];
+    for (const cross of [false, true]) {
+      const r = await run(
+        saveTopk([...args, "--out", `${dir}/${cross}`, ...(cross ? ["--cross-documents"] : [])]),
+      );
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const [plain, cross] = await Promise.all(
+      [false, true].map(async (c) => JSON.parse(await Deno.readTextFile(`${dir}/${c}/run.json`))),
+    );
+    assert.equal(plain.data.boundaryToken, EOT);
+    assert.equal("boundaryToken" in cross.data, false);
+    assert.notEqual(plain.data.fingerprint, cross.data.fingerprint);
+    // Resuming one with the other's setting is refused (its data fingerprint differs).
+    await expectOneLineError(
+      saveTopk([...args, "--out", `${dir}/false`, "--cross-documents"]),
+      /belongs to another run: data\.fingerprint/,
+    );
   });
 });
