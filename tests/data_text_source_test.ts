@@ -93,6 +93,16 @@ Deno.test("the tokenized stream is cached and reused; the fingerprint follows to
     assert.equal(again.fingerprint, first.fingerprint);
     assert.deepEqual(await again.read(0, again.sequences), await first.read(0, first.sequences));
     assert.match(first.fingerprint, /^[0-9a-f]{64}$/);
+    // A damaged cache (same size, one byte changed) is tokenized again, not served.
+    const ids = [];
+    for await (const e of Deno.readDir(cache)) if (e.name.endsWith(".ids")) ids.push(`${cache}/${e.name}`);
+    assert.equal(ids.length, 1);
+    const bytes = await Deno.readFile(ids[0]);
+    bytes[3] ^= 1;
+    await Deno.writeFile(ids[0], bytes);
+    const rebuilt = await open();
+    assert.equal(rebuilt.cached, false);
+    assert.deepEqual(await rebuilt.read(0, rebuilt.sequences), await first.read(0, first.sequences));
 
     const cross = await open({ crossDocuments: true });
     assert.equal(cross.boundaryToken, undefined);

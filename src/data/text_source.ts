@@ -13,7 +13,8 @@
  * directory: 2 bytes per token for vocabularies up to 65,536, else 4) keyed by the SHA-256 of the input
  * files, the tokenizer and the end-of-text token; it gives the number of sequences, the fingerprint, and
  * reads by sequence index (seek + read), so memory does not grow with the corpus. A second open of the
- * same corpus and tokenizer reads the cache.
+ * same corpus and tokenizer reads the cache (after checking its size and SHA-256; a damaged cache is
+ * tokenized again).
  * @module
  */
 import { createHash } from "node:crypto";
@@ -80,7 +81,7 @@ async function readMeta(metaPath: string, binPath: string, width: number): Promi
     if (
       meta.version === TEXT_CACHE_VERSION && meta.width === width && Number.isSafeInteger(meta.tokens) &&
       Number.isSafeInteger(meta.documents) && typeof meta.sha256 === "string" &&
-      st.size === meta.tokens * width
+      st.size === meta.tokens * width && (await sha256File(binPath)) === meta.sha256
     ) return meta;
   } catch {
     // not cached (or a damaged cache): build it again
