@@ -70,15 +70,18 @@ export async function evaluate(
       const logP = tf.logSoftmax(tf.div(tf.tensor2d(val, [B * L, k]), T));
       const sLogits = tf.div(logits, T);
       const logQ = tf.sub(tf.gather(sLogits, tIdx, 1, 1), tf.logSumExp(sLogits, 1, true));
-      const dm = tf.tensor1d(docMask);
-      const kl = tf.sum(tf.mul(tf.sum(tf.mul(tf.exp(logP), tf.sub(logP, logQ)), 1), dm));
+      // Without document boundaries every position counts: the sums are those of the unmasked formula.
+      const masked = (perRow: tf.Tensor) =>
+        options.boundaryToken === undefined ? perRow : tf.mul(perRow, tf.tensor1d(docMask));
+      const kl = options.boundaryToken === undefined
+        ? tf.sum(tf.mul(tf.exp(logP), tf.sub(logP, logQ)))
+        : tf.sum(masked(tf.sum(tf.mul(tf.exp(logP), tf.sub(logP, logQ)), 1)));
       const agree = tf.sum(
-        tf.mul(
+        masked(
           tf.cast(
             tf.equal(tf.argMax(logits, 1), tf.squeeze(tf.slice(tIdx, [0, 0], [B * L, 1]), [1])),
             "float32",
           ),
-          dm,
         ),
       );
       return tf.stack([ce, kl, agree]);
