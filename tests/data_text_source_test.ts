@@ -152,6 +152,21 @@ Deno.test("a long text file is encoded in pieces cut before non-space lines, as 
       const want = packed([text]);
       assert.equal(src.documents, 1);
       assert.deepEqual([...await src.read(0, src.sequences)], want.slice(0, src.sequences * 8));
+
+      // Lines longer than the chunks a file is read in (64 KiB) come whole, and so do JSONL records.
+      const long = Array.from(
+        { length: 5 },
+        (_, i) => "word ".repeat(5000 + 20000 * i * rng.uniform()) + "\n",
+      );
+      await Deno.writeTextFile(`${dir}/long-lines.txt`, long.join(""));
+      const got = [];
+      for await (const p of textPieces(await listTextFiles(`${dir}/long-lines.txt`), 1000)) got.push(p.text);
+      // Each line holds ≥ 1000 characters and the next starts with a letter: every line is a piece of its own.
+      assert.deepEqual(got, long);
+      await Deno.writeTextFile(`${dir}/long.jsonl`, long.map((l) => JSON.stringify({ text: l })).join("\n"));
+      const records = [];
+      for await (const p of textPieces(await listTextFiles(`${dir}/long.jsonl`))) records.push(p.text);
+      assert.deepEqual(records, long);
     });
   });
 });

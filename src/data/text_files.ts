@@ -7,7 +7,7 @@
  * tokenizers, so the pieces encode as the whole document would).
  * @module
  */
-import { join, relative } from "node:path";
+import { basename, join, relative } from "node:path";
 import { SparsekdError } from "../errors.ts";
 
 /** A text piece cut from a text file is about this long (characters). */
@@ -67,7 +67,7 @@ export async function listTextFiles(root: string): Promise<TextFile[]> {
       { option: "data" },
     );
   }
-  if (st.isFile) return [fileOf(root, root.split("/").pop()!, st.size)];
+  if (st.isFile) return [fileOf(root, basename(root), st.size)];
   const out: TextFile[] = [];
   const walk = async (dir: string) => {
     const entries: Deno.DirEntry[] = [];
@@ -89,9 +89,10 @@ export async function listTextFiles(root: string): Promise<TextFile[]> {
 async function* lines(chunks: AsyncIterable<string>, where: string): AsyncGenerator<string> {
   let rest = "";
   for await (const chunk of chunks) {
+    const from = rest.length; // rest has no line break: search only the new text (a long line stays linear)
     rest += chunk;
     let at = 0;
-    for (let nl = rest.indexOf("\n"); nl >= 0; nl = rest.indexOf("\n", at)) {
+    for (let nl = rest.indexOf("\n", from); nl >= 0; nl = rest.indexOf("\n", at)) {
       yield rest.slice(at, nl + 1);
       at = nl + 1;
     }
