@@ -18,7 +18,7 @@ Deno.test("--data specs open the demo, npy and token sources; bad specs are one-
     await assert.rejects(openSource("builtin:wiki", { seqLen }), oneLine(/builtin:demo/));
     await assert.rejects(
       openSource("csv:x.csv"),
-      oneLine(/expected builtin:demo, npy:<path> or tokens:<path>/),
+      oneLine(/expected builtin:demo, npy:<path>, tokens:<path> or text:<path>/),
     );
     await assert.rejects(openSource("npy:"), oneLine(/needs a path/));
 

@@ -12,7 +12,8 @@ import { parseFlags } from "./flags.ts";
 /** Help text of `deno task train`. */
 export const TRAIN_HELP = `deno task train [flags]
   --shards OUT            top-k shards from save-topk: a folder, file://… or gs://… (default runs/demo/topk)
-  --data SPEC             train on a token source instead, with --ce-only (builtin:demo | npy:… | tokens:…)
+  --data SPEC             train on a token source instead, with --ce-only (builtin:demo | npy:… | tokens:… |
+                          text:<file or folder> with --tokenizer)
   --out DIR               checkpoints and metrics.jsonl (default runs/demo/train/<mode>-<time>)
   --steps N               optimizer steps (default 200)
   --batch-size B          sequences per step (default 16)
@@ -32,6 +33,10 @@ ${kdModeHelp("                            ")}
   --vocab V               the student's vocabulary (default: the shards' or the data's)
   --layers N --width C --heads H --untied   the student (default ${DEFAULT_STUDENT.layers} × ${DEFAULT_STUDENT.width} × ${DEFAULT_STUDENT.heads}, tied)
   --seq-len L             tokens per sequence of --data (must match the shards' when given with --shards)
+  --tokenizer FILE        a Hugging Face tokenizer.json for --data text:… (docs/data.md)
+  --eot-token TEXT        the end-of-text token between documents (default <|endoftext|>)
+  --cross-documents       let targets cross document boundaries (default: positions holding the
+                          end-of-text token of text data, or of the shards' run.json, are masked)
   --seed S                weights and shuffling (default 1); --shuffle-window N (default 1024)
   --heldout-sequences M   held out for evaluation: the last M of the shards or --data file, or the demo's
                           held-out split (default 64, at most half the data; more than half is an error)
@@ -77,6 +82,9 @@ const OPTION_KINDS: Record<string, "number" | "schedule" | "string" | "boolean">
   heads: "number",
   untied: "boolean",
   seqLen: "number",
+  tokenizer: "string",
+  eotToken: "string",
+  crossDocuments: "boolean",
   seed: "number",
   shuffleWindow: "number",
   heldoutSequences: "number",

@@ -89,6 +89,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     vocabPad: o.vocabPad ?? "error",
     k: o.k,
     seqLen: o.seqLen,
+    tokenizer: o.tokenizer,
+    eotToken: o.eotToken,
+    crossDocuments: o.crossDocuments,
   };
   let d;
   if (o.data !== undefined) d = await openTokenData(o.data, dataOptions);
@@ -191,6 +194,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       sampleTemperature: d.sampleTemperature,
       data: d.data,
       heldout: d.heldout,
+      boundaryToken: d.boundaryToken,
       shuffleWindow: o.shuffleWindow ?? 1024,
       out,
       metricsPath,

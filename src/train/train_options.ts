@@ -66,6 +66,15 @@ export interface TrainOptions {
   untied?: boolean;
   /** Tokens per sequence (token sources; must match shards). */
   seqLen?: number;
+  /** `text:` data: the Hugging Face tokenizer.json. */
+  tokenizer?: string;
+  /** `text:` data: the end-of-text token between documents (default `<|endoftext|>`). */
+  eotToken?: string;
+  /**
+   * Let targets cross document boundaries: no end-of-text position is masked (text data, or shards whose
+   * run.json records `data.boundaryToken`).
+   */
+  crossDocuments?: boolean;
   /** Weights and shuffling seed (default 1). */
   seed?: number;
   /** Shuffle window in sequences (default 1024). */

@@ -66,6 +66,11 @@ export interface TrainLoopOptions {
   data: RecordSource<TrainRecord>;
   /** The held-out records (bounded: they are kept in memory). */
   heldout?: TrainRecord[];
+  /**
+   * Positions whose token is this id are masked (loss and gradient 0), in training and evaluation: their
+   * target is the first token of the next document (text data). Undefined: only each sequence's last.
+   */
+  boundaryToken?: number;
   /** Shuffle window in records (default 1024). */
   shuffleWindow?: number;
   /** Where checkpoints and metrics.jsonl go (null: nowhere). */
@@ -276,7 +281,11 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
   const runEval = async () => {
     if (!o.heldout || o.heldout.length === 0) return;
     const te = performance.now();
-    const r = await evaluate(model, o.heldout, { batchSize: B, temperature: 1 });
+    const r = await evaluate(model, o.heldout, {
+      batchSize: B,
+      temperature: 1,
+      boundaryToken: o.boundaryToken,
+    });
     evals.push({ ...r, step: opt.step });
     await writeMetric({ kind: "eval", step: opt.step, ...r });
     const kdPart = r.kl !== null ? `  KL ${r.kl.toFixed(4)}  top-1 ${(100 * r.top1!).toFixed(1)}%` : "";
@@ -332,7 +341,7 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
           );
         }
       }
-      const { targets, mask } = nextTokenTargets(tokens, B, L);
+      const { targets, mask } = nextTokenTargets(tokens, B, L, o.boundaryToken);
       const inputs = tf.tensor2d(new Int32Array(tokens.buffer), [B, L], "int32");
       let lossFn: () => tf.Scalar;
       const own: tf.Tensor[] = [inputs];
