@@ -120,10 +120,13 @@ Deno.test("save-topk on text with a tokenizer.json writes the text's tokens; tra
         seqLen: 64,
         ceOnly: true,
         out: o,
+        export: `${dir}/export`,
       })
     );
     assert.equal(t.status, "finished");
     assert.equal(await evalTokens(o), scored(heldTokens, 64, false), "from the text");
+    // The export records the tokenizer the text was read with, byte for byte.
+    assert.deepEqual(await Deno.readFile(`${dir}/export/tokenizer.json`), await Deno.readFile(TOKENIZER));
   });
 });
 

@@ -125,9 +125,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const out = await openStore(outUri, { endpoint, create: true });
   const metricsPath = parsed.kind === "local" ? `${parsed.path}/metrics.jsonl` : null;
   let exportStore = null, exportDone = false;
-  const exportTokenizer = o.exportTokenizer === undefined
-    ? undefined
-    : await readTokenizerFile(o.exportTokenizer, d.vocab);
+  // The export records the tokenizer: the one asked for, else the one text: data was read with.
+  const tokenizerFile = o.exportTokenizer ?? (o.export !== undefined ? o.tokenizer : undefined);
+  const exportTokenizer = tokenizerFile === undefined ? undefined : await readTokenizerFile(tokenizerFile, d.vocab);
   if (o.export !== undefined) {
     const pe = parseStoreUri(o.export);
     if (pe.kind === "local") await probeWritable(pe.path, "export");

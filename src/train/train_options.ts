@@ -95,7 +95,8 @@ export interface TrainOptions {
   exportDtype?: "f32" | "f16";
   /**
    * A tokenizer file (a Hugging Face `tokenizer.json` or a sparsekd BPE JSON file) copied beside the export as
-   * `tokenizer.json`; its ids must fit the student's vocabulary. Needs `export`.
+   * `tokenizer.json`; its ids must fit the student's vocabulary. Needs `export`. Default: `tokenizer`, the
+   * tokenizer of `text:` data, when there is one.
    */
   exportTokenizer?: string;
   /** GCS endpoint (default STORAGE_EMULATOR_HOST, else Google's). */
