@@ -6,6 +6,9 @@
 // then handled by indexing. Pass 2 reads the row a second time and writes the gradient; the K entries of
 // S (and the label) are then fixed up in place. Masked rows write zeros and read nothing.
 //
+// The divergence (params.divergence: 0 forward KL, 1 reverse KL, 2 generalized JSD with params.beta) is a
+// uniform, not a compiled variant; reverse and JSD run in modes renorm and tail only (the host checks).
+//
 // The host prepends: const WG: u32 (a power of two), const MODE: u32 (0 topk, 1 renorm, 2 tail), and one of
 // sparse_kd_vec4.wgsl (vocab % 4 == 0: rows move as vec4) or sparse_kd_scalar.wgsl, which define the
 // element type LT of `logits` and `grad`, its width VW, and the helpers hmax, hsum, ld, ld_grad, st_grad,
@@ -15,6 +18,8 @@ const NBITS: u32 = 16384u; // tail mode: membership bitmap of S, hashed by id % 
 const NWORDS: u32 = 512u;
 const KCACHE: u32 = 256u; // ids of S kept in workgroup memory for the exact membership check
 const BIG_NEG: f32 = -3.0e38;
+const TAIL_FLOOR: f32 = 5.9604645e-8; // 2^-24: reverse KL floors the teacher's tail mass here (docs/losses.md)
+const LOG_TAIL_FLOOR: f32 = -16.635532; // log(2^-24)
 
 // The host packs this struct from the one field list in src/kernels/sparse_kd.ts (tests check they match).
 // A dispatch covers rows [0, rows) of a chunk; the *_off fields are where the chunk's row 0 starts inside
@@ -33,6 +38,8 @@ struct Params {
   r_off: u32, // records, in rowinfo
   o_off: u32, // elements, in loss
   check_ids: u32, // 1: check each row's teacher ids (range, distinct); a bad row gets a NaN loss and gradient
+  divergence: u32, // 0 forward KL(P‖Q), 1 reverse KL(Q‖P), 2 JSD_β (modes renorm and tail only)
+  beta: f32, // JSD: the teacher's weight in the mixture M = βP + (1 - β)Q, in (0, 1)
 }
 
 struct RowInfo {
@@ -158,6 +165,42 @@ fn expm1(x: f32) -> f32 {
       x * (1.0 / 5040.0 + x * (1.0 / 40320.0))))))));
   }
   return exp(x) - 1.0;
+}
+
+// log((1 - a) + a·exp(x)) for a in (0, 1), given la = log(a) and l1a = log(1 - a): log1p(a·expm1(x)) near
+// x = 0 (no cancellation when the two distributions are close), else a logaddexp (no overflow for large |x|).
+fn log_mix(x: f32, a: f32, la: f32, l1a: f32) -> f32 {
+  if (abs(x) < 1.0) {
+    let y = a * expm1(x);
+    if (abs(y) < 0.5) {
+      return log_series(y / (2.0 + y));
+    }
+  }
+  let q = la + x;
+  return max(l1a, q) + log_acc(1.0 + exp(-abs(l1a - q)));
+}
+
+// One bucket b of reverse KL or JSD from lq = log Q_b and lp = log P_b (docs/losses.md): returns (the
+// bucket's term of the divergence, λ_b), where the gradient in u of an id j of bucket b is
+// c·q_j·(λ_b - Σ_b' Q_b' λ_b'). lb = log β, l1b = log(1 - β).
+fn div_bucket(lq: f32, lp: f32, lb: f32, l1b: f32) -> vec2<f32> {
+  let d = lq - lp;
+  if (params.divergence == 1u) {
+    // Reverse: Q log(Q/P) - Q + P (the -Q + P sum to 0 over the buckets), by its series
+    // P·(d²/2 + d³/3 + d⁴/8 + …) near d = 0, so that close distributions lose no digits.
+    if (abs(d) < 0.5) {
+      let ser = 0.5 + d * (1.0 / 3.0 + d * (0.125 + d * (1.0 / 30.0 + d * (1.0 / 144.0 + d * (1.0 / 840.0 +
+        d * (1.0 / 5760.0 + d * (1.0 / 45360.0)))))));
+      return vec2<f32>(exp(lp) * (d * d * ser), d);
+    }
+    return vec2<f32>(exp(lq) * (d - 1.0) + exp(lp), d);
+  }
+  // JSD: β P log(P/M) + (1 - β) Q log(Q/M), with log(P/M) = -log(β + (1 - β)e^d) and
+  // log(Q/M) = -log((1 - β) + β e^-d).
+  let b = params.beta;
+  let lpm = -log_mix(d, 1.0 - b, l1b, lb);
+  let lqm = -log_mix(-d, b, lb, l1b);
+  return vec2<f32>(b * exp(lp) * lpm + (1.0 - b) * exp(lq) * lqm, lqm);
 }
 
 fn in_s(j: u32, kb: u32, k: u32) -> bool {
@@ -334,6 +377,64 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   let lpz_shift = log_acc(tzr.y); // log Σ_S exp((z - mz)/T)
 
+  // Reverse KL and JSD (modes renorm and tail): the buckets are the ids of S and, in mode tail, the tail
+  // bucket. The divergence is Σ_b term_b; the gradient in u is c·q_j·(λ_b(j) - lam_mean) with
+  // lam_mean = Σ_b Q_b λ_b and c = 1 (reverse) or 1 - β (JSD): docs/losses.md.
+  let div = params.divergence;
+  let lb = select(0.0, log_acc(params.beta), div == 2u); // (β is 0 unless JSD)
+  let l1b = log_acc(1.0 - params.beta);
+  let c_div = select(1.0 - params.beta, 1.0, div == 1u);
+  var kd_div = 0.0;
+  var lam_mean = 0.0;
+  var tail_factor_div = 0.0; // c·(λ_tail - lam_mean): the gradient of an id outside S is this times q_j
+  if (MODE != 0u && div != 0u) {
+    var t_part = 0.0;
+    var l_part = 0.0;
+    for (var i = tid; i < K; i = i + WG) {
+      let z = tvals[kb + i];
+      let du = (ld(base + ids[kb + i]) - m_ref) * it;
+      let lq = select(du - sh_all, du - sh_s, MODE == 1u);
+      let lp = select(((z - info.tlz_hi) - info.tlz_lo) * it, (z - tzr.x) * it - lpz_shift, MODE == 1u);
+      let tl = div_bucket(lq, lp, lb, l1b);
+      t_part = t_part + tl.x;
+      l_part = l_part + exp(lq) * tl.y;
+    }
+    kd_div = reduce_sum(tid, t_part);
+    lam_mean = reduce_sum(tid, l_part);
+    if (MODE == 2u && K < V) {
+      // The tail bucket: Q_t = 1 - Q_S (from log_1mq, in log space), P_t = r. A Q_t below float32's
+      // smallest normal number counts as 0 (its ids' gradient underflows anyway).
+      let q_on = log_1mq > -87.0;
+      let qt = select(0.0, exp(log_1mq), q_on);
+      var t_t = 0.0;
+      var lam_t = 0.0;
+      if (div == 1u) {
+        let lp = select(LOG_TAIL_FLOOR, log_r, r_tail > TAIL_FLOOR); // log max(r, 2^-24)
+        if (q_on) {
+          let tl = div_bucket(log_1mq, lp, lb, l1b);
+          t_t = tl.x;
+          lam_t = tl.y;
+        } else {
+          t_t = exp(lp); // Q log(Q/P) - Q + P at Q = 0
+        }
+      } else if (r_tail > 0.0 && q_on) {
+        let tl = div_bucket(log_1mq, log_r, lb, l1b);
+        t_t = tl.x;
+        lam_t = tl.y;
+      } else if (q_on) {
+        lam_t = -l1b; // P_t = 0: M = (1 - β)Q
+        t_t = (1.0 - params.beta) * qt * lam_t;
+      } else if (r_tail > 0.0) {
+        t_t = -params.beta * r_tail * lb; // Q_t = 0: M = βP
+      }
+      kd_div = kd_div + t_t;
+      lam_mean = lam_mean + qt * lam_t;
+      if (q_on) {
+        tail_factor_div = c_div * (lam_t - lam_mean);
+      }
+    }
+  }
+
   // KD over S.
   var kd_part = 0.0;
   for (var i = tid; i < K; i = i + WG) {
@@ -376,6 +477,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (MODE == 2u && r_tail > 0.0) {
       kd = kd + r_tail * (log_r - log_1mq);
     }
+    if (MODE != 0u && div != 0u) {
+      kd = kd_div;
+    }
     var l = alpha * T * T * kd;
     if (need_ce) {
       l = l + (1.0 - alpha) * (sh1_all - (ld(base + u32(info.label)) - m_ref));
@@ -385,7 +489,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
   // Pass 2: the gradient over the whole row; the entries of S are rewritten below. In mode tail, off S:
   // q_j - r·q_j/(1 - Q_S) = q_j·(1 - r·exp(lse_all - lse_not)).
-  let tail_factor = select(1.0, 1.0 - r_tail * exp(sh_all - sh_str), r_tail > 0.0);
+  var tail_factor = select(1.0, 1.0 - r_tail * exp(sh_all - sh_str), r_tail > 0.0);
+  if (MODE == 2u && div != 0u) {
+    tail_factor = tail_factor_div; // reverse, JSD: c·(λ_tail - lam_mean)
+  }
   for (var e = tid; e < ne; e = e + WG) {
     var g = LT(0.0);
     if (MODE != 1u || need_ce) {
@@ -415,6 +522,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       g = ckd * (exp(du - sh_s) - exp((z - tzr.x) * it - lpz_shift));
     } else {
       g = ckd * (exp(du - sh_all) - exp(((z - info.tlz_hi) - info.tlz_lo) * it));
+    }
+    if (MODE != 0u && div != 0u) {
+      let lq = select(du - sh_all, du - sh_s, MODE == 1u);
+      let lp = select(((z - info.tlz_hi) - info.tlz_lo) * it, (z - tzr.x) * it - lpz_shift, MODE == 1u);
+      g = (ckd * c_div) * exp(lq) * (div_bucket(lq, lp, lb, l1b).y - lam_mean);
     }
     if (need_ce) {
       g = g + cce * exp((x - m_ref) - sh1_all);

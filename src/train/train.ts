@@ -20,6 +20,7 @@ import { openShardData, openTokenData } from "./train_data.ts";
 import { trainLoop, type TrainLoopResult } from "./trainer.ts";
 import { DEFAULT_STUDENT, type TrainOptions, validateTrainOptions } from "./train_options.ts";
 import { parseValueSchedule } from "./schedule.ts";
+import { checkDivergence } from "../loss/modes.ts";
 
 export { DEFAULT_STUDENT, type TrainOptions, validateTrainOptions } from "./train_options.ts";
 
@@ -74,6 +75,7 @@ async function probeWritable(path: string, option: string): Promise<void> {
  */
 export async function train(o: TrainOptions): Promise<TrainResult> {
   const mode = validateTrainOptions(o);
+  const { divergence, beta } = checkDivergence(mode, o.divergence, o.beta);
   const log = o.log ?? ((line: string) => console.log(line));
   const steps = o.steps ?? 200;
   const alpha = o.alpha ?? 1;
@@ -156,9 +158,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     ? "cross-entropy"
     : mode === "full"
     ? `online KD from ${teacher!.description}'s full logits α=${alpha} T=${temperature}`
-    : `KD ${mode} α=${alpha} T=${temperature}${
-      d.k < d.storedK ? ` (top-${d.k} of the stored top-${d.storedK})` : ""
-    }`;
+    : `KD ${mode}${
+      divergence === "forward" ? "" : ` ${divergence}${beta === undefined ? "" : ` β=${beta}`}`
+    } α=${alpha} T=${temperature}${d.k < d.storedK ? ` (top-${d.k} of the stored top-${d.storedK})` : ""}`;
   console.error(
     `train: ${what}; student ${model.layers}×${model.width}×${model.heads} (vocab ${d.vocab}, context ${d.seqLen}); ` +
       `${d.data.sequences} training sequences, ${d.heldout.length} held out; → ${out.uri}`,
@@ -179,6 +181,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       mode,
       alpha,
       temperature,
+      divergence,
+      beta,
       k: d.k,
       data: d.data,
       heldout: d.heldout,
