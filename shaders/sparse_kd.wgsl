@@ -18,8 +18,8 @@ const NBITS: u32 = 16384u; // tail mode: membership bitmap of S, hashed by id % 
 const NWORDS: u32 = 512u;
 const KCACHE: u32 = 256u; // ids of S kept in workgroup memory for the exact membership check
 const BIG_NEG: f32 = -3.0e38;
-const TAIL_FLOOR: f32 = 5.9604645e-8; // 2^-24: reverse KL floors the teacher's tail mass here (docs/losses.md)
-const LOG_TAIL_FLOOR: f32 = -16.635532; // log(2^-24)
+const TAIL_FLOOR: f32 = 9.536743e-7; // 2^-20: reverse KL floors the teacher's tail mass here (docs/losses.md)
+const LOG_TAIL_FLOOR: f32 = -13.862944; // log(2^-20)
 
 // The host packs this struct from the one field list in src/kernels/sparse_kd.ts (tests check they match).
 // A dispatch covers rows [0, rows) of a chunk; the *_off fields are where the chunk's row 0 starts inside
@@ -180,27 +180,39 @@ fn log_mix(x: f32, a: f32, la: f32, l1a: f32) -> f32 {
   return max(l1a, q) + log_acc(1.0 + exp(-abs(l1a - q)));
 }
 
-// One bucket b of reverse KL or JSD from lq = log Q_b and lp = log P_b (docs/losses.md): returns (the
+// One bucket b of reverse KL or JSD from lq = log Q_b and d = log(Q_b/P_b) (docs/losses.md): returns (the
 // bucket's term of the divergence, λ_b), where the gradient in u of an id j of bucket b is
 // c·q_j·(λ_b - Σ_b' Q_b' λ_b'). lb = log β, l1b = log(1 - β).
-fn div_bucket(lq: f32, lp: f32, lb: f32, l1b: f32) -> vec2<f32> {
-  let d = lq - lp;
+fn div_bucket(lq: f32, d: f32, lb: f32, l1b: f32) -> vec2<f32> {
+  let lp = lq - d;
   if (params.divergence == 1u) {
-    // Reverse: Q log(Q/P) - Q + P (the -Q + P sum to 0 over the buckets), by its series
-    // P·(d²/2 + d³/3 + d⁴/8 + …) near d = 0, so that close distributions lose no digits.
+    // Reverse: Q log(Q/P) - Q + P = P·φ(d) (the -Q + P sum to 0 over the buckets), φ(d) = d·e^d - expm1(d)
+    // by its series near d = 0, so that close distributions lose no digits.
     if (abs(d) < 0.5) {
-      let ser = 0.5 + d * (1.0 / 3.0 + d * (0.125 + d * (1.0 / 30.0 + d * (1.0 / 144.0 + d * (1.0 / 840.0 +
-        d * (1.0 / 5760.0 + d * (1.0 / 45360.0)))))));
-      return vec2<f32>(exp(lp) * (d * d * ser), d);
+      return vec2<f32>(exp(lp) * phi_series(d), d);
     }
     return vec2<f32>(exp(lq) * (d - 1.0) + exp(lp), d);
   }
   // JSD: β P log(P/M) + (1 - β) Q log(Q/M), with log(P/M) = -log(β + (1 - β)e^d) and
   // log(Q/M) = -log((1 - β) + β e^-d).
   let b = params.beta;
-  let lpm = -log_mix(d, 1.0 - b, l1b, lb);
   let lqm = -log_mix(-d, b, lb, l1b);
+  if (abs(d) < 0.1) {
+    // = P·((1 - β)·φ(d) - h(m)), m = (1 - β)·expm1(d), h(m) = (1 + m)·log1p(m) - m: two O(d²) terms where
+    // the direct form subtracts two O(d) ones.
+    let m = (1.0 - b) * expm1(d);
+    let h = m * m * (0.5 + m * (-1.0 / 6.0 + m * (1.0 / 12.0 + m * (-1.0 / 20.0 + m * (1.0 / 30.0 +
+      m * (-1.0 / 42.0 + m * (1.0 / 56.0)))))));
+    return vec2<f32>(exp(lp) * ((1.0 - b) * phi_series(d) - h), lqm);
+  }
+  let lpm = -log_mix(d, 1.0 - b, l1b, lb);
   return vec2<f32>(b * exp(lp) * lpm + (1.0 - b) * exp(lq) * lqm, lqm);
+}
+
+// φ(d) = d·e^d - expm1(d) = d²/2 + d³/3 + d⁴/8 + … (n-1)dⁿ/n!, for |d| < 1/2 (error below 1e-8 relative).
+fn phi_series(d: f32) -> f32 {
+  return d * d * (0.5 + d * (1.0 / 3.0 + d * (0.125 + d * (1.0 / 30.0 + d * (1.0 / 144.0 + d * (1.0 / 840.0 +
+    d * (1.0 / 5760.0 + d * (1.0 / 45360.0))))))));
 }
 
 fn in_s(j: u32, kb: u32, k: u32) -> bool {
@@ -387,6 +399,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var kd_div = 0.0;
   var lam_mean = 0.0;
   var tail_factor_div = 0.0; // c·(λ_tail - lam_mean): the gradient of an id outside S is this times q_j
+  // On S, d = log(Q_i/P_i) = (s_i - z_i)/T + d_row: s_i - z_i is exact when the two are close, so that
+  // close distributions keep the digits of d that float32 has (not those of log Q_i and log P_i, ~log K).
+  var d_row = ((info.tlz_hi - m_ref) + info.tlz_lo) * it - sh_all; // tail: log q_i - (z_i/T - Lz) - (s_i - z_i)/T
+  if (MODE == 1u) {
+    d_row = (tzr.x - m_ref) * it + lpz_shift - sh_s; // renorm: log q̂_i - log p̂_i - (s_i - z_i)/T
+  }
   if (MODE != 0u && div != 0u) {
     var t_part = 0.0;
     var l_part = 0.0;
@@ -394,8 +412,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let z = tvals[kb + i];
       let du = (ld(base + ids[kb + i]) - m_ref) * it;
       let lq = select(du - sh_all, du - sh_s, MODE == 1u);
-      let lp = select(((z - info.tlz_hi) - info.tlz_lo) * it, (z - tzr.x) * it - lpz_shift, MODE == 1u);
-      let tl = div_bucket(lq, lp, lb, l1b);
+      let tl = div_bucket(lq, (ld(base + ids[kb + i]) - z) * it + d_row, lb, l1b);
       t_part = t_part + tl.x;
       l_part = l_part + exp(lq) * tl.y;
     }
@@ -411,14 +428,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (div == 1u) {
         let lp = select(LOG_TAIL_FLOOR, log_r, r_tail > TAIL_FLOOR); // log max(r, 2^-24)
         if (q_on) {
-          let tl = div_bucket(log_1mq, lp, lb, l1b);
+          let tl = div_bucket(log_1mq, log_1mq - lp, lb, l1b);
           t_t = tl.x;
           lam_t = tl.y;
         } else {
           t_t = exp(lp); // Q log(Q/P) - Q + P at Q = 0
         }
       } else if (r_tail > 0.0 && q_on) {
-        let tl = div_bucket(log_1mq, log_r, lb, l1b);
+        let tl = div_bucket(log_1mq, log_1mq - log_r, lb, l1b);
         t_t = tl.x;
         lam_t = tl.y;
       } else if (q_on) {
@@ -525,8 +542,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     if (MODE != 0u && div != 0u) {
       let lq = select(du - sh_all, du - sh_s, MODE == 1u);
-      let lp = select(((z - info.tlz_hi) - info.tlz_lo) * it, (z - tzr.x) * it - lpz_shift, MODE == 1u);
-      g = (ckd * c_div) * exp(lq) * (div_bucket(lq, lp, lb, l1b).y - lam_mean);
+      g = (ckd * c_div) * exp(lq) * (div_bucket(lq, (x - z) * it + d_row, lb, l1b).y - lam_mean);
     }
     if (need_ce) {
       g = g + cce * exp((x - m_ref) - sh1_all);

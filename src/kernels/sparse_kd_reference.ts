@@ -26,10 +26,12 @@ export const DIVERGENCE_MODES: readonly SparseKdMode[] = ["renorm", "tail"];
 export const DEFAULT_JSD_BETA = 0.5;
 
 /**
- * Reverse KL on the `tail` support floors the teacher's tail mass at this value (2^−24): a tail mass that
- * rounding of the stored float32 logsumexp makes 0 would otherwise make the loss +∞ (docs/losses.md).
+ * Reverse KL on the `tail` support floors the teacher's tail mass r at this value (2^−20 ≈ 9.5e−7): r is
+ * known to about 1e−7 only (rounding of the stored float32 logsumexp and of the sums over S), and its log
+ * enters the loss with weight Q_t, so smaller values are noise, and 0 would make the loss +∞
+ * (docs/losses.md).
  */
-export const REVERSE_TAIL_FLOOR = 2 ** -24;
+export const REVERSE_TAIL_FLOOR = 2 ** -20;
 
 /** The teacher's side of a batch of rows: top-K ids and raw logits, and optionally Lz(T) per row. */
 export interface SparseKdTeacher {

@@ -203,12 +203,9 @@ export function checkDivergence(
   }
   if (beta !== undefined) {
     if (d !== "jsd") {
-      throw new SparsekdError(
-        `beta is the weight of divergence jsd: give it with divergence jsd (got ${d})`,
-        {
-          option: "beta",
-        },
-      );
+      throw new SparsekdError(`beta is only for divergence jsd (the divergence here is ${d})`, {
+        option: "beta",
+      });
     }
     if (!(Number.isFinite(beta) && beta >= 0 && beta <= 1)) {
       throw new SparsekdError(`beta must be in [0, 1] (got ${beta})`, { option: "beta" });
