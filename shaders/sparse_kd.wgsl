@@ -40,6 +40,7 @@ struct Params {
   check_ids: u32, // 1: check each row's teacher ids (range, distinct); a bad row gets a NaN loss and gradient
   divergence: u32, // 0 forward KL(P‖Q), 1 reverse KL(Q‖P), 2 JSD_β (modes renorm and tail only)
   beta: f32, // JSD: the teacher's weight in the mixture M = βP + (1 - β)Q, in (0, 1)
+  beta_c: f32, // 1 - β, computed by the host in float64 (both keep float32's relative precision near 0 and 1)
 }
 
 struct RowInfo {
@@ -173,11 +174,19 @@ fn log_mix(x: f32, a: f32, la: f32, l1a: f32) -> f32 {
   if (abs(x) < 1.0) {
     let y = a * expm1(x);
     if (abs(y) < 0.5) {
-      return log_series(y / (2.0 + y));
+      return log1p_acc(y);
     }
   }
   let q = la + x;
-  return max(l1a, q) + log_acc(1.0 + exp(-abs(l1a - q)));
+  return max(l1a, q) + log1p_acc(exp(-abs(l1a - q)));
+}
+
+// log(1 + e) for e > -1/2, without forming 1 + e when |e| is small.
+fn log1p_acc(e: f32) -> f32 {
+  if (abs(e) < 0.5) {
+    return log_series(e / (2.0 + e));
+  }
+  return log_acc(1.0 + e);
 }
 
 // One bucket b of reverse KL or JSD from lq = log Q_b and d = log(Q_b/P_b) (docs/losses.md): returns (the
@@ -196,17 +205,25 @@ fn div_bucket(lq: f32, d: f32, lb: f32, l1b: f32) -> vec2<f32> {
   // JSD: β P log(P/M) + (1 - β) Q log(Q/M), with log(P/M) = -log(β + (1 - β)e^d) and
   // log(Q/M) = -log((1 - β) + β e^-d).
   let b = params.beta;
+  let bc = params.beta_c; // 1 - β
   let lqm = -log_mix(-d, b, lb, l1b);
   if (abs(d) < 0.1) {
-    // = P·((1 - β)·φ(d) - h(m)), m = (1 - β)·expm1(d), h(m) = (1 + m)·log1p(m) - m: two O(d²) terms where
-    // the direct form subtracts two O(d) ones.
-    let m = (1.0 - b) * expm1(d);
-    let h = m * m * (0.5 + m * (-1.0 / 6.0 + m * (1.0 / 12.0 + m * (-1.0 / 20.0 + m * (1.0 / 30.0 +
-      m * (-1.0 / 42.0 + m * (1.0 / 56.0)))))));
-    return vec2<f32>(exp(lp) * ((1.0 - b) * phi_series(d) - h), lqm);
+    // = P·((1 - β)·φ(d) - h((1 - β)·expm1(d))) = Q·(β·φ(-d) - h(β·expm1(-d))), h(m) = (1 + m)·log1p(m) - m:
+    // two O(d²) terms where the direct form subtracts two O(d) ones. Of the two, the one whose weight (1 - β
+    // or β) is the larger: their difference is then at least half of either.
+    if (b < 0.5) {
+      return vec2<f32>(exp(lq) * (b * phi_series(-d) - h_series(b * expm1(-d))), lqm);
+    }
+    return vec2<f32>(exp(lp) * (bc * phi_series(d) - h_series(bc * expm1(d))), lqm);
   }
-  let lpm = -log_mix(d, 1.0 - b, l1b, lb);
-  return vec2<f32>(b * exp(lp) * lpm + (1.0 - b) * exp(lq) * lqm, lqm);
+  let lpm = -log_mix(d, bc, l1b, lb);
+  return vec2<f32>(b * exp(lp) * lpm + bc * exp(lq) * lqm, lqm);
+}
+
+// h(m) = (1 + m)·log1p(m) - m = m²/2 - m³/6 + m⁴/12 - …, for |m| < 0.11 (error below 1e-8 relative).
+fn h_series(m: f32) -> f32 {
+  return m * m * (0.5 + m * (-1.0 / 6.0 + m * (1.0 / 12.0 + m * (-1.0 / 20.0 + m * (1.0 / 30.0 +
+    m * (-1.0 / 42.0 + m * (1.0 / 56.0)))))));
 }
 
 // φ(d) = d·e^d - expm1(d) = d²/2 + d³/3 + d⁴/8 + … (n-1)dⁿ/n!, for |d| < 1/2 (error below 1e-8 relative).
@@ -393,9 +410,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   // bucket. The divergence is Σ_b term_b; the gradient in u is c·q_j·(λ_b(j) - lam_mean) with
   // lam_mean = Σ_b Q_b λ_b and c = 1 (reverse) or 1 - β (JSD): docs/losses.md.
   let div = params.divergence;
-  let lb = select(0.0, log_acc(params.beta), div == 2u); // (β is 0 unless JSD)
-  let l1b = log_acc(1.0 - params.beta);
-  let c_div = select(1.0 - params.beta, 1.0, div == 1u);
+  // log β and log(1 - β), each as log1p(-x) of the other when that is small (log 1.0 would lose it).
+  var lb = 0.0; // (β is 0 unless JSD)
+  if (div == 2u) {
+    lb = select(log_acc(params.beta), log_series(-params.beta_c / (2.0 - params.beta_c)), params.beta_c < 0.5);
+  }
+  let l1b = select(log_acc(params.beta_c), log_series(-params.beta / (2.0 - params.beta)), params.beta < 0.5);
+  let c_div = select(params.beta_c, 1.0, div == 1u);
   var kd_div = 0.0;
   var lam_mean = 0.0;
   var tail_factor_div = 0.0; // c·(λ_tail - lam_mean): the gradient of an id outside S is this times q_j
@@ -426,7 +447,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var t_t = 0.0;
       var lam_t = 0.0;
       if (div == 1u) {
-        let lp = select(LOG_TAIL_FLOOR, log_r, r_tail > TAIL_FLOOR); // log max(r, 2^-24)
+        let lp = select(LOG_TAIL_FLOOR, log_r, r_tail > TAIL_FLOOR); // log max(r, 2^-20)
         if (q_on) {
           let tl = div_bucket(log_1mq, log_1mq - lp, lb, l1b);
           t_t = tl.x;
@@ -440,7 +461,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         lam_t = tl.y;
       } else if (q_on) {
         lam_t = -l1b; // P_t = 0: M = (1 - β)Q
-        t_t = (1.0 - params.beta) * qt * lam_t;
+        t_t = params.beta_c * qt * lam_t;
       } else if (r_tail > 0.0) {
         t_t = -params.beta * r_tail * lb; // Q_t = 0: M = βP
       }

@@ -35,6 +35,7 @@ Deno.test("divergence and beta are checked against the loss mode, naming the opt
     [{ divergence: "jsd", beta: 1.5, kdMode: "renorm" }, "beta", /beta must be in \[0, 1\] \(got 1\.5\)/],
     [{ divergence: "jsd", beta: -0.1, kdMode: "tail" }, "beta", /beta must be in \[0, 1\]/],
     [{ divergence: "jsd", beta: NaN, kdMode: "tail" }, "beta", /beta must be in \[0, 1\]/],
+    [{ divergence: "jsd", beta: 1e-40, kdMode: "tail" }, "beta", /0 or at least 1e-30/],
   ];
   for (const [o, option, re] of cases) {
     assert.throws(() => validateTrainOptions(o), (e: Error) => {

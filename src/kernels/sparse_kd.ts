@@ -31,7 +31,7 @@ export const SPARSE_KD_PARAMS = uniformLayout([
   ...fieldsOf("u32", "rows", "vocab", "k", "nx"),
   ...fieldsOf("f32", "inv_t", "t", "alpha"),
   ...fieldsOf("u32", "need_ce", "l_off", "k_off", "r_off", "o_off", "check_ids", "divergence"),
-  ...fieldsOf("f32", "beta"),
+  ...fieldsOf("f32", "beta", "beta_c"),
 ]);
 
 const MODES: Record<SparseKdMode, number> = kernelModeIds(); // src/loss/modes.ts
@@ -236,6 +236,7 @@ export function encodeSparseKdSync(
         check_ids: a.checkIds ? 1 : 0,
         divergence: DIVERGENCES.indexOf(a.divergence ?? "forward"),
         beta: a.divergence === "jsd" ? a.beta ?? 0.5 : 0,
+        beta_c: a.divergence === "jsd" ? 1 - (a.beta ?? 0.5) : 1, // 1 − β in float64, then rounded
       },
       bytes,
       c * 256,

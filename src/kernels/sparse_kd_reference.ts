@@ -145,6 +145,9 @@ export function checkSparseKd(
   if (asked === "jsd" && !(typeof b === "number" && b >= 0 && b <= 1)) {
     fail(`beta must be in [0, 1] (got ${b})`);
   }
+  if (asked === "jsd" && b > 0 && b < 1e-30) {
+    fail(`beta must be 0 or at least 1e-30 (got ${b}: below float32's normal range on the GPU)`);
+  }
   // TRL's convention: β = 0 is forward KL and β = 1 reverse KL exactly (the formula itself tends to 0 there).
   const divergence: Divergence = asked !== "jsd" ? asked : b === 0 ? "forward" : b === 1 ? "reverse" : "jsd";
   const beta = divergence === "jsd" ? b : 0;
@@ -206,10 +209,12 @@ export function checkSparseKd(
   return { mode, temperature: T, alpha, divergence, beta, k, scale, active, labels, logsumexp };
 }
 
-function logAddExp(a: number, b: number): number {
-  const m = Math.max(a, b);
-  if (m === -Infinity) return -Infinity;
-  return m + Math.log1p(Math.exp(-Math.abs(a - b)));
+/** log((1 − a) + a·e^x) for a in (0, 1) and x in [−∞, ∞]. */
+function logMix(x: number, a: number): number {
+  const y = a * Math.expm1(x);
+  if (Number.isFinite(y)) return Math.log1p(y);
+  const p = Math.log1p(-a), q = Math.log(a) + x; // x → +∞: a logaddexp
+  return Math.max(p, q) + Math.log1p(Math.exp(-Math.abs(p - q)));
 }
 
 /**
@@ -258,10 +263,12 @@ function divergenceRow(
       kd += (Q > 0 ? Q * (lq[b] - lp[b]) - Q : 0) + P;
       lam[b] = Q > 0 ? lq[b] - lp[b] : 0;
     } else {
-      const lm = logAddExp(Math.log(beta) + lp[b], Math.log1p(-beta) + lq[b]); // log M_b
-      if (P > 0) kd += beta * P * (lp[b] - lm);
-      if (Q > 0) kd += (1 - beta) * Q * (lq[b] - lm);
-      lam[b] = Q > 0 ? lq[b] - lm : 0;
+      // log(P/M) = −log(β + (1 − β)e^d) and log(Q/M) = −log((1 − β) + βe^−d), d = log(Q/P): formed without
+      // subtracting log M from log P or log Q, so that they keep their digits when β is near 0 or 1.
+      const d = lq[b] - lp[b];
+      if (P > 0) kd += beta * P * -logMix(d, 1 - beta);
+      lam[b] = Q > 0 ? -logMix(-d, beta) : 0;
+      if (Q > 0) kd += (1 - beta) * Q * lam[b];
     }
     kl += Q * lam[b];
   }

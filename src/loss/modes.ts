@@ -210,6 +210,11 @@ export function checkDivergence(
     if (!(Number.isFinite(beta) && beta >= 0 && beta <= 1)) {
       throw new SparsekdError(`beta must be in [0, 1] (got ${beta})`, { option: "beta" });
     }
+    if (beta > 0 && beta < 1e-30) {
+      throw new SparsekdError(`beta must be 0 or at least 1e-30 (got ${beta}: below float32's range)`, {
+        option: "beta",
+      });
+    }
   }
   return d === "jsd" ? { divergence: d, beta: beta ?? DEFAULT_JSD_BETA } : { divergence: d as Divergence };
 }
