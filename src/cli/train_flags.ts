@@ -21,6 +21,11 @@ export const TRAIN_HELP = `deno task train [flags]
   --weight-decay WD       AdamW decoupled weight decay (default 0.1); --clip C global-norm clipping (default 1)
   --kd-mode MODE          the sparse-KD loss (default topk):
 ${kdModeHelp("                            ")}
+  --divergence D          forward (default: KL(teacher‖student)), reverse (KL(student‖teacher)) or jsd
+                          (generalized Jensen–Shannon, as TRL's GKD); reverse and jsd need --kd-mode
+                          renorm or tail
+  --beta B                jsd only: the teacher's weight in [0, 1] of the mixture (default 0.5; 0 is
+                          forward KL, 1 reverse KL)
   --k N                   use only the first N of the stored top-k per position (their top-N; default all)
   --online-teacher SPEC   online KD instead: run this teacher (builtin:demo | tfjs:…) in the process and
                           distil from its full logits (the upper reference of docs/study.md)
@@ -70,6 +75,8 @@ const OPTION_KINDS: Record<string, "number" | "schedule" | "string" | "boolean">
   weightDecay: "number",
   clip: "number",
   kdMode: "string",
+  divergence: "string",
+  beta: "number",
   k: "number",
   onlineTeacher: "string",
   alpha: "schedule",
