@@ -18,7 +18,7 @@ import { SparsekdError } from "../errors.ts";
 import { MAX_SAMPLE_N } from "../format/types.ts";
 
 /** The most draws per position (hit counts are stored as Uint16). */
-export const MAX_SAMPLE = MAX_SAMPLE_N;
+export const MAX_SAMPLE: number = MAX_SAMPLE_N;
 /** Fraction bits of the integer weights q_i = ⌊w_i · 2^FRAC_BITS⌋ (Q = Σ q_i < 2^52 for V ≤ 2^18). */
 export const SAMPLE_FRAC_BITS = 34;
 /** Scaled logits (z − max)/t below this give weight 0 without evaluating exp (e^-24 < 2^-34). */

@@ -1,12 +1,13 @@
 /**
- * The loss-mode registry: the KD terms a student can be trained with (`topk`, `renorm`, `tail`, `full`)
+ * The loss-mode registry: the KD terms a student can be trained with (`topk`, `renorm`, `tail`, `sampled`,
+ * `full`)
  * and which of them sparse shards can serve.
  *
  * @example The registered modes
  * ```ts
  * import { LOSS_MODES, shardMode } from "./mod.ts";
  *
- * if (Object.keys(LOSS_MODES).join() !== "topk,renorm,tail,full") throw new Error("four modes");
+ * if (Object.keys(LOSS_MODES).join() !== "topk,renorm,tail,sampled,full") throw new Error("five modes");
  * if (shardMode("tail") !== LOSS_MODES.tail) throw new Error("tail is served from shards");
  * ```
  * @module
