@@ -6,7 +6,11 @@
 // then handled by indexing. Pass 2 reads the row a second time and writes the gradient; the K entries of
 // S (and the label) are then fixed up in place. Masked rows write zeros and read nothing.
 //
-// The host prepends: const WG: u32 (a power of two), const MODE: u32 (0 topk, 1 renorm, 2 tail), and one of
+// Mode 3 (sampled) reads, in place of the teacher's logits, one importance coefficient c_i = h_i·w_i/N per slot
+// (formed on the host in float64), and in place of T·Lz(T) the row's Σ c_i·log p_T(i): its KD is the
+// estimate Σ c_i (log p_T(i) - log q_i) and its gradient in u is C·q - c, C = Σ c_i.
+//
+// The host prepends: const WG: u32 (a power of two), const MODE: u32 (0 topk, 1 renorm, 2 tail, 3 sampled), and one of
 // sparse_kd_vec4.wgsl (vocab % 4 == 0: rows move as vec4) or sparse_kd_scalar.wgsl, which define the
 // element type LT of `logits` and `grad`, its width VW, and the helpers hmax, hsum, ld, ld_grad, st_grad,
 // drop_s.
@@ -37,7 +41,7 @@ struct Params {
 
 struct RowInfo {
   label: i32,
-  tlz_hi: f32, // T·Lz(T) = tlz_hi + tlz_lo (tail mode)
+  tlz_hi: f32, // T·Lz(T) = tlz_hi + tlz_lo (tail mode); sampled: Σ c_i·log p_T(i) = tlz_hi + tlz_lo
   tlz_lo: f32,
   scale: f32,
   on: u32,
@@ -350,6 +354,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     kd_part = kd_part + exp(lp) * (lp - lq);
   }
   var kd = reduce_sum(tid, kd_part);
+  var csum = 1.0; // sampled: C = Σ c_i
+  if (MODE == 3u) {
+    // The slots hold c_i: the cross-entropy estimate Σ c_i (-log q_i), and C for the gradient.
+    var ce_part = 0.0;
+    var c_part = 0.0;
+    for (var i = tid; i < K; i = i + WG) {
+      let ci = tvals[kb + i];
+      let lq = (ld(base + ids[kb + i]) - m_ref) * it - sh_all;
+      ce_part = ce_part - ci * lq;
+      c_part = c_part + ci;
+    }
+    kd = reduce_sum(tid, ce_part);
+    csum = reduce_sum(tid, c_part);
+  }
   if (MODE == 1u) {
     // renorm: when p̂ and q̂ are close, Σ p̂ (log p̂ - log q̂) is a small difference of terms near log(1/K) and
     // loses about 1e-7 absolute. Instead, with d = (z - s)/T and e = d - Σ p̂ d (KL is unchanged by shifts
@@ -376,6 +394,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (MODE == 2u && r_tail > 0.0) {
       kd = kd + r_tail * (log_r - log_1mq);
     }
+    if (MODE == 3u) {
+      kd = (info.tlz_hi + kd) + info.tlz_lo; // Σ c log p_T + Σ c (-log q)
+    }
     var l = alpha * T * T * kd;
     if (need_ce) {
       l = l + (1.0 - alpha) * (sh1_all - (ld(base + u32(info.label)) - m_ref));
@@ -393,6 +414,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let du = (x - m_ref) * it;
       if (MODE == 0u) {
         g = ckd * exp(du - sh_all);
+      } else if (MODE == 3u) {
+        g = (ckd * csum) * exp(du - sh_all);
       } else if (MODE == 2u) {
         g = (ckd * tail_factor) * exp(du - sh_all);
       }
@@ -413,6 +436,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       g = ckd * (exp(du - sh_all) - exp((z - tzr.x) * it - lpz_shift));
     } else if (MODE == 1u) {
       g = ckd * (exp(du - sh_s) - exp((z - tzr.x) * it - lpz_shift));
+    } else if (MODE == 3u) {
+      g = ckd * (csum * exp(du - sh_all) - z); // z holds c_i here
     } else {
       g = ckd * (exp(du - sh_all) - exp(((z - info.tlz_hi) - info.tlz_lo) * it));
     }

@@ -14,7 +14,11 @@ const HELP = `deno task save-topk [flags]
   --teacher SPEC            builtin:demo (default) | tfjs:<model.json path or URI> | npy:<logits.npy>
   --data SPEC               builtin:demo (default) | npy:<ids.npy> | tokens:<file> (docs/data.md)
   --out OUT                 a folder, file://… or gs://bucket/prefix (default runs/demo/topk)
-  --k K                     top-k entries kept per position (default 64)
+  --k K                     top-k entries kept per position (default 64; 0 with --sample: samples only)
+  --sample N                also store N draws per position (with replacement, 1 to 1024) from the
+                            teacher's softmax(z/t): distinct ids, hit counts, logits (docs/format.md)
+  --sample-temperature t    the temperature t of the draws (default 1; added to --lse-temperatures)
+  --seed S                  seed of the draws, keyed by (S, global position) (default 0)
   --seq-len L               tokens per sequence (default: the teacher's, else the data's, else 64)
   --batch-size B            sequences per teacher pass (default 8)
   --sequences-per-shard N   (default 64)
@@ -35,6 +39,9 @@ const FLAGS = {
   data: "--data",
   out: "--out",
   k: "--k",
+  sample: "--sample",
+  sampleTemperature: "--sample-temperature",
+  seed: "--seed",
   seqLen: "--seq-len",
   batchSize: "--batch-size",
   sequencesPerShard: "--sequences-per-shard",
@@ -54,6 +61,9 @@ await runMain(async () => {
     data: { type: "string", default: "builtin:demo" },
     out: { type: "string", default: "runs/demo/topk" },
     k: { type: "string" },
+    sample: { type: "string" },
+    "sample-temperature": { type: "string" },
+    seed: { type: "string" },
     "seq-len": { type: "string" },
     "batch-size": { type: "string" },
     "sequences-per-shard": { type: "string" },
@@ -80,6 +90,11 @@ await runMain(async () => {
     data: f.data!,
     out: f.out!,
     k: intFlag("k", f.k, 64),
+    sample: f.sample === undefined ? undefined : intFlag("sample", f.sample, 0),
+    sampleTemperature: f["sample-temperature"] === undefined
+      ? undefined
+      : numberFlag("sample-temperature", f["sample-temperature"], 1),
+    seed: f.seed === undefined ? undefined : intFlag("seed", f.seed, 0),
     seqLen: f["seq-len"] === undefined ? undefined : intFlag("seq-len", f["seq-len"], 64),
     batchSize: intFlag("batch-size", f["batch-size"], 8),
     sequencesPerShard: intFlag("sequences-per-shard", f["sequences-per-shard"], 64),

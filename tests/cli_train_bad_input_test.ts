@@ -27,7 +27,7 @@ Deno.test("α outside [0, 1], T ≤ 0 and an unknown KD mode are one-line errors
   await trainRejects(["--alpha=-0.1"], /--alpha must be in \[0, 1\]/);
   await trainRejects(["--temperature", "0"], /--temperature must be > 0/);
   await trainRejects(["--temperature=-2"], /--temperature must be > 0/);
-  await trainRejects(["--kd-mode", "full"], /--kd-mode must be topk, renorm or tail/);
+  await trainRejects(["--kd-mode", "full"], /--kd-mode must be topk, renorm, tail or sampled/);
 });
 
 Deno.test("shards whose vocabulary or sequence length disagree with the student are refused", async () => {

@@ -36,7 +36,7 @@ Deno.test("range errors of the library name the command's flags", async () => {
   await trainRejects(["--batch-size", "1.5"], /^error: --batch-size must be an integer \(got 1\.5\)$/);
   await trainRejects(
     ["--kd-mode", "full"],
-    /^error: --kd-mode must be topk, renorm or tail \(got "full"\) \(full is online: give --online-teacher instead\)$/,
+    /^error: --kd-mode must be topk, renorm, tail or sampled \(got "full"\) \(full is online: give --online-teacher instead\)$/,
   );
 });
 

@@ -107,7 +107,8 @@ function mutate(bytes: Uint8Array, rng: Rng): { bytes: Uint8Array; what: string 
 
 Deno.test("fuzz: mutated conformance shards decode or fail with a SparsekdError naming shard and byte offset", () =>
   withSeed("shard reader fuzz", async (rng) => {
-    const vectors = [await loadVector("v1_u16_f16"), await loadVector("v1_u32_f32")];
+    const names = ["v1_u16_f16", "v1_u32_f32", "v1_sample_u16_f16", "v1_sample_k0_f32"];
+    const vectors = await Promise.all(names.map(loadVector));
     const outcomes = { decoded: 0, refused: 0 };
     const t0 = performance.now();
     for (let i = 0; i < 3000 && performance.now() - t0 < 4000; i++) {

@@ -8,6 +8,7 @@ import {
   LOSS_MODES,
   type LossMode,
   lseIndexFor,
+  sampleLseIndexFor,
   SHARD_MODES,
   shardMode,
 } from "../src/loss/modes.ts";
@@ -43,7 +44,9 @@ Deno.test({
           const mx = Math.max(...full.map((z) => z / T));
           logsumexp[r] = mx + Math.log(full.reduce((a, z) => a + Math.exp(z / T - mx), 0));
         }
-        const teacher = { indices, values, k, logsumexp };
+        // Draw counts per slot: mode sampled reads them (as samples drawn at T); the others ignore them.
+        const hits = Uint16Array.from({ length: rows * k }, () => 1 + rng.int(3));
+        const teacher = { indices, values, k, logsumexp, hits };
         const labels = Int32Array.from({ length: rows }, () => rng.int(vocab));
         const options = { temperature: T, alpha: 0.6, labels };
         const got = await sparseKdLoss(rt, s, rows, vocab, teacher, { ...options, mode: m.name as "topk" });
@@ -65,9 +68,9 @@ Deno.test("kdMode accepts the shard modes only, and the error lists them", () =>
   for (const name of SHARD_MODES) assert.equal(shardMode(name).name, name);
   assert.throws(
     () => shardMode("full"),
-    /^SparsekdError: kdMode must be topk, renorm or tail \(got "full"\) \(full is online/,
+    /^SparsekdError: kdMode must be topk, renorm, tail or sampled \(got "full"\) \(full is online/,
   );
-  assert.throws(() => shardMode("nope"), /kdMode must be topk, renorm or tail \(got "nope"\)$/);
+  assert.throws(() => shardMode("nope"), /kdMode must be topk, renorm, tail or sampled \(got "nope"\)$/);
 });
 
 Deno.test("a mode that needs the logsumexp at T names the temperatures to re-run save-topk with", () => {
@@ -84,4 +87,28 @@ Deno.test("a mode that needs the logsumexp at T names the temperatures to re-run
         "re-run save-topk with --lse-temperatures 1,2",
     );
   }
+});
+
+Deno.test("mode sampled needs shards with samples and the logsumexp at their sampling temperature", () => {
+  const sample = { n: 16, temperature: 1.5, seed: 3 };
+  assert.equal(sampleLseIndexFor(LOSS_MODES.sampled, sample, [1, 1.5], "s"), 1);
+  assert.equal(sampleLseIndexFor(LOSS_MODES.topk, undefined, [1], "s"), -1);
+  const line = (f: () => unknown) => {
+    try {
+      f();
+    } catch (e) {
+      assert.ok(e instanceof SparsekdError);
+      return errorLine(e, { kdMode: "--kd-mode" });
+    }
+    assert.fail("no error");
+  };
+  assert.equal(
+    line(() => sampleLseIndexFor(LOSS_MODES.sampled, undefined, [1], "runs/demo/topk")),
+    "error: --kd-mode sampled needs sampled targets; runs/demo/topk has none: re-run save-topk with --sample N",
+  );
+  assert.equal(
+    line(() => sampleLseIndexFor(LOSS_MODES.sampled, sample, [1, 2], "runs/demo/topk")),
+    "error: --kd-mode sampled needs the teacher's logsumexp at the sampling temperature 1.5; runs/demo/topk " +
+      "has it at 1,2 only",
+  );
 });

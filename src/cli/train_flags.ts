@@ -42,8 +42,10 @@ ${kdModeHelp("                            ")}
                           must be the same except --steps, which may grow: the cosine decay is then spread
                           over the new total (the learning rate rises to that schedule's value at the
                           checkpoint's step); a finished run has nothing to do (exit 0)
-  --export DIR            also write the final model (model.json + weights) to DIR
+  --export DIR            also write the final student to DIR as a tfjs GraphModel (model.json +
+                          weights) that plain tf.loadGraphModel loads, with sparsekd_tokenizer.json
   --export-dtype f32|f16  weights of --export (default f32)
+  --export-tokenizer FILE copy this tokenizer (HF tokenizer.json or sparsekd BPE) beside --export
   --gcs-endpoint URL      GCS endpoint (default: STORAGE_EMULATOR_HOST, else Google's)
   --cpu                   run on tfjs-backend-cpu instead of WebGPU
   --quiet                 no progress display
@@ -84,6 +86,7 @@ const OPTION_KINDS: Record<string, "number" | "schedule" | "string" | "boolean">
   resume: "boolean",
   export: "string",
   exportDtype: "string",
+  exportTokenizer: "string",
   gcsEndpoint: "string",
   cpu: "boolean",
   quiet: "boolean",

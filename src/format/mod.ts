@@ -17,6 +17,7 @@ export {
   FORMAT_VERSION,
   indexDtypeFor,
   MANIFEST_FORMAT,
+  MAX_SAMPLE_N,
   RUN_FORMAT,
   SHARD_FORMAT,
 } from "./types.ts";
@@ -28,6 +29,7 @@ export type {
   Manifest,
   ManifestEntry,
   RunJson,
+  SampleSpec,
   ShardHeader,
   ShardRecord,
   ShardTrailer,

@@ -6,7 +6,15 @@
 
 import { SparsekdError } from "../errors.ts";
 import { ObjectExistsError, type ObjectStore } from "../store/store.ts";
-import { type Backend, FORMAT_VERSION, indexDtypeFor, RUN_FORMAT, type RunJson } from "./types.ts";
+import {
+  type Backend,
+  FORMAT_VERSION,
+  indexDtypeFor,
+  MAX_SAMPLE_N,
+  RUN_FORMAT,
+  type RunJson,
+  type SampleSpec,
+} from "./types.ts";
 import { joinUri } from "./uri.ts";
 
 /** The path of run.json inside OUT. */
@@ -44,6 +52,10 @@ export function makeRunJson(input: RunJsonInput): RunJson {
     data: { ...input.data },
   };
   if (input.backend !== undefined) run.backend = input.backend;
+  if (input.sample !== undefined) {
+    // canonical key order; absent when the run stores no samples (such a run.json keeps its v1 bytes)
+    run.sample = { n: input.sample.n, temperature: input.sample.temperature, seed: input.sample.seed };
+  }
   return validateRunJson(run, "run.json");
 }
 
@@ -79,7 +91,13 @@ export function validateRunJson(x: unknown, where: string): RunJson {
   if (r.format !== RUN_FORMAT) bad(`format is ${JSON.stringify(r.format)}, expected "${RUN_FORMAT}"`);
   if (r.version !== FORMAT_VERSION) bad(`version ${JSON.stringify(r.version)} is not supported (only 1)`);
   for (const key of ["vocabSize", "k", "seqLen", "sequences", "sequencesPerShard"]) {
+    // k may be 0 in a run that stores sampled targets (samples only)
+    if (key === "k" && r.sample !== undefined && r.k === 0) continue;
     if (!isPosInt(r[key])) bad(`${key} must be a positive integer (got ${JSON.stringify(r[key])})`);
+  }
+  if (r.sample !== undefined) {
+    const why = sampleSpecProblem(r.sample);
+    if (why) bad(`sample ${why}`);
   }
   if ((r.vocabSize as number) > 2 ** 32) bad(`vocabSize ${r.vocabSize} exceeds 2^32`);
   if ((r.sequences as number) > MAX_SEQUENCES) {
@@ -104,9 +122,10 @@ export function validateRunJson(x: unknown, where: string): RunJson {
   if ((temps as number[]).length === 0) bad("lseTemperatures must hold at least one temperature");
   // Each record's largest bin must fit a bin32 (and the typed arrays the reader makes of it).
   const L = r.seqLen as number, K = r.k as number, M = (temps as number[]).length;
-  if (4 * L * Math.max(K, M) > MAX_BIN) {
+  const NS = (r.sample as SampleSpec | undefined)?.n ?? 0;
+  if (4 * L * Math.max(K, M, NS) > MAX_BIN) {
     bad(
-      `seqLen ${L} × max(k ${K}, temperatures ${M}) × 4 bytes exceeds a record's limit of ${MAX_BIN} bytes`,
+      `seqLen ${L} × max(k ${K}, temperatures ${M}, sample.n ${NS}) × 4 bytes exceeds a record's limit of ${MAX_BIN} bytes`,
     );
   }
   for (const key of ["teacher", "data"]) {
@@ -120,6 +139,36 @@ export function validateRunJson(x: unknown, where: string): RunJson {
     bad(`backend must be "webgpu" or "cpu" when present (got ${JSON.stringify(r.backend)})`);
   }
   return r as unknown as RunJson;
+}
+
+/**
+ * What is wrong with a `sample` entry (run.json or a shard header), or null when it is valid: a map of
+ * exactly `n` (1..{@linkcode MAX_SAMPLE_N}), `temperature` (finite, > 0) and `seed` (a safe integer ≥ 0).
+ *
+ * @example
+ * ```ts
+ * sampleSpecProblem({ n: 0, temperature: 1, seed: 0 }); // "n must be an integer from 1 to 1024 (got 0)"
+ * ```
+ */
+export function sampleSpecProblem(x: unknown): string | null {
+  if (typeof x !== "object" || x === null || Array.isArray(x) || x instanceof Uint8Array) {
+    return "must be an object {n, temperature, seed}";
+  }
+  const s = x as Record<string, unknown>;
+  const keys = Object.keys(s);
+  if (keys.length !== 3 || !["n", "temperature", "seed"].every((k) => keys.includes(k))) {
+    return `must hold exactly n, temperature and seed (got ${keys.join(", ")})`;
+  }
+  if (typeof s.n !== "number" || !Number.isSafeInteger(s.n) || s.n < 1 || s.n > MAX_SAMPLE_N) {
+    return `n must be an integer from 1 to ${MAX_SAMPLE_N} (got ${JSON.stringify(s.n)})`;
+  }
+  if (typeof s.temperature !== "number" || !Number.isFinite(s.temperature) || !(s.temperature > 0)) {
+    return `temperature must be a finite number > 0 (got ${JSON.stringify(s.temperature)})`;
+  }
+  if (typeof s.seed !== "number" || !Number.isSafeInteger(s.seed) || s.seed < 0) {
+    return `seed must be an integer from 0 to 2^53 - 1 (got ${JSON.stringify(s.seed)})`;
+  }
+  return null;
 }
 
 /**
@@ -146,6 +195,7 @@ export function runDifference(existing: RunJson, wanted: RunJson): string | null
     ["lseTemperatures", existing.lseTemperatures, wanted.lseTemperatures],
     ["sequences", existing.sequences, wanted.sequences],
     ["sequencesPerShard", existing.sequencesPerShard, wanted.sequencesPerShard],
+    ["sample", existing.sample ?? null, wanted.sample ?? null],
   ];
   if (existing.backend !== undefined && wanted.backend !== undefined) {
     fields.push(["backend", existing.backend, wanted.backend]);

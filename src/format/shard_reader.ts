@@ -180,11 +180,13 @@ export async function* decodeShard(
 /**
  * A bound on the encoded size of any one value of a shard of `run` (header, record or trailer): a record
  * holds at most `seqLen` tokens, k ids and values per position and one logsumexp per temperature and
- * position, each at most 4 bytes, plus MessagePack framing; 64 KiB covers the header and the keys. A value
+ * position, each at most 4 bytes (and the sampled targets, when the run has them), plus MessagePack framing; 64 KiB covers the header and the keys. A value
  * announced larger is refused before its bytes are buffered.
  */
 function maxValueBytes(run: RunJson): number {
-  return 65536 + run.seqLen * (4 + 8 * run.k + 4 * run.lseTemperatures.length) + 1024;
+  // sampled targets: per position a Uint16 length and at most N (id, hit, value) triples of ≤ 10 bytes
+  const sample = run.sample ? 2 + 10 * run.sample.n : 0;
+  return 65536 + run.seqLen * (4 + 8 * run.k + 4 * run.lseTemperatures.length + sample) + 1024;
 }
 
 /** Options of {@linkcode readShard}. */

@@ -5,6 +5,7 @@
  * @module
  */
 import type { UnpackValue } from "./msgpack_decode.ts";
+import { sampleSpecProblem } from "./run_json.ts";
 import { fromLeF16, fromLeF32, fromLeU16, fromLeU32 } from "./le_bytes.ts";
 import {
   dtypeBytes,
@@ -53,19 +54,38 @@ export function checkHeader(
   if (!Array.isArray(temps) || temps.some((t) => typeof t !== "number")) {
     corrupt(offset, "header lseTemperatures is not an array of numbers");
   }
+  if (v.sample !== undefined) {
+    const why = sampleSpecProblem(v.sample);
+    if (why) corrupt(offset, `header sample ${why}`);
+  }
+  if (v.k === 0 && v.sample === undefined) corrupt(offset, "header k is 0 without sampled targets");
   const h = v as unknown as ShardHeader;
   if (shard !== undefined && h.shard !== shard) {
     corrupt(offset, `header says shard ${h.shard}, expected ${shard}`);
   }
   if (run) {
-    for (const key of ["vocabSize", "k", "seqLen", "indexDtype", "valueDtype", "lseTemperatures"] as const) {
+    for (
+      const key of [
+        "vocabSize",
+        "k",
+        "seqLen",
+        "indexDtype",
+        "valueDtype",
+        "lseTemperatures",
+        "sample",
+      ] as const
+    ) {
       const same = key === "lseTemperatures"
         ? sameTemperatures(h.lseTemperatures, run.lseTemperatures)
+        : key === "sample"
+        ? JSON.stringify(h.sample ?? null) === JSON.stringify(run.sample ?? null)
         : h[key] === run[key];
       if (!same) {
         corrupt(
           offset,
-          `header ${key} ${JSON.stringify(h[key])} differs from run.json's ${JSON.stringify(run[key])}`,
+          `header ${key} ${JSON.stringify(h[key] ?? null)} differs from run.json's ${
+            JSON.stringify(run[key] ?? null)
+          }`,
         );
       }
     }
@@ -102,10 +122,11 @@ export function decodeRecord(
 ): ShardRecord {
   if (!isObj(v)) return corrupt(offset, "a record is not a map");
   const keys = Object.keys(v);
-  for (const key of ["seq", "tokens", "idx", "val", "lse"]) {
+  const wanted = h.sample ? [...RECORD_KEYS, ...SAMPLE_KEYS] : RECORD_KEYS;
+  for (const key of wanted) {
     if (!Object.hasOwn(v, key)) corrupt(offset, `record lacks "${key}"`);
   }
-  if (keys.length !== 5) corrupt(offset, `record has unknown keys (${keys.join(", ")})`);
+  if (keys.length !== wanted.length) corrupt(offset, `record has unknown keys (${keys.join(", ")})`);
   if (!isUint(v.seq)) return corrupt(offset, "record seq is not a non-negative integer");
   const seq = v.seq;
   const L = h.seqLen, K = h.k, T = h.lseTemperatures.length;
@@ -128,5 +149,54 @@ export function decodeRecord(
   const valBytes = binOf("val", L * K, dtypeBytes(h.valueDtype));
   const val = h.valueDtype === "f16" ? fromLeF16(valBytes) : fromLeF32(valBytes);
   const lse = fromLeF32(binOf("lse", L * T, 4));
-  return { seq, tokens, idx, val, lse };
+  if (!h.sample) return { seq, tokens, idx, val, lse };
+  return { seq, tokens, idx, val, lse, ...decodeSample(offset, corrupt, h, seq, binOf) };
+}
+
+const RECORD_KEYS = ["seq", "tokens", "idx", "val", "lse"];
+const SAMPLE_KEYS = ["sampleLen", "sampleIdx", "sampleHits", "sampleVal"];
+
+/**
+ * The sampled targets of a record: every size is checked against Σ sampleLen (itself at most L·N) before a
+ * typed array is made, then ids (below V, ascending per position) and hits (≥ 1, summing to N).
+ */
+function decodeSample(
+  offset: number,
+  corrupt: Corrupt,
+  h: ShardHeader,
+  seq: number,
+  binOf: (key: string, elems: number, width: number) => Uint8Array,
+): Required<Pick<ShardRecord, "sampleLen" | "sampleIdx" | "sampleHits" | "sampleVal">> {
+  const L = h.seqLen, N = h.sample!.n;
+  const at = `record seq ${seq}`;
+  const sampleLen = fromLeU16(binOf("sampleLen", L, 2));
+  let total = 0;
+  for (let t = 0; t < L; t++) {
+    if (sampleLen[t] < 1 || sampleLen[t] > N) {
+      corrupt(offset, `${at}: sampleLen[${t}] = ${sampleLen[t]} is not between 1 and N = ${N}`);
+    }
+    total += sampleLen[t];
+  }
+  // total ≤ L·N here: the three arrays' sizes follow from it and are checked before decoding.
+  const idxBytes = binOf("sampleIdx", total, dtypeBytes(h.indexDtype));
+  const hitBytes = binOf("sampleHits", total, 2);
+  const valBytes = binOf("sampleVal", total, dtypeBytes(h.valueDtype));
+  const sampleIdx = h.indexDtype === "u16" ? fromLeU16(idxBytes) : fromLeU32(idxBytes);
+  const sampleHits = fromLeU16(hitBytes);
+  for (let t = 0, i = 0; t < L; t++) {
+    let sum = 0;
+    for (let e = 0; e < sampleLen[t]; e++, i++) {
+      if (sampleIdx[i] >= h.vocabSize) {
+        corrupt(offset, `${at}: sampleIdx[${i}] = ${sampleIdx[i]} is not below vocabSize ${h.vocabSize}`);
+      }
+      if (e > 0 && sampleIdx[i] <= sampleIdx[i - 1]) {
+        corrupt(offset, `${at}: sampleIdx of position ${t} is not strictly ascending`);
+      }
+      if (sampleHits[i] === 0) corrupt(offset, `${at}: sampleHits[${i}] is 0`);
+      sum += sampleHits[i];
+    }
+    if (sum !== N) corrupt(offset, `${at}: the sampleHits of position ${t} sum to ${sum}, expected N = ${N}`);
+  }
+  const sampleVal = h.valueDtype === "f16" ? fromLeF16(valBytes) : fromLeF32(valBytes);
+  return { sampleLen, sampleIdx, sampleHits, sampleVal };
 }

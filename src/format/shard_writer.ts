@@ -23,6 +23,14 @@ export interface ShardRecordInput {
   val: Float32Array | Uint16Array;
   /** L×T logsumexps. */
   lse: Float32Array;
+  /** Sampled targets (runs with `sample` only, then required): distinct ids per position. */
+  sampleLen?: Uint16Array;
+  /** The distinct sampled ids, ascending within a position (either width). */
+  sampleIdx?: Uint16Array | Uint32Array;
+  /** Draws per id (sum N per position). */
+  sampleHits?: Uint16Array;
+  /** Their logits as float32, or float16 bit patterns when the value dtype is f16. */
+  sampleVal?: Float32Array | Uint16Array;
 }
 
 /** Options of {@linkcode createShardWriter}: the header's fields (shard j, host, shapes, dtypes), plus its range. */
@@ -52,6 +60,7 @@ export function shardWriterOptions(run: RunJson, shard: number, host: number): S
     indexDtype: run.indexDtype,
     valueDtype: run.valueDtype,
     lseTemperatures: run.lseTemperatures,
+    ...(run.sample ? { sample: { ...run.sample } } : {}),
     range: shardRange(shard, run.sequencesPerShard, run.sequences),
   };
 }
@@ -65,7 +74,7 @@ export function shardWriterOptions(run: RunJson, shard: number, host: number): S
  * ```
  */
 export function shardHeader(o: ShardWriterOptions): ShardHeader {
-  return {
+  const h: ShardHeader = {
     format: SHARD_FORMAT,
     version: FORMAT_VERSION,
     shard: o.shard,
@@ -77,10 +86,13 @@ export function shardHeader(o: ShardWriterOptions): ShardHeader {
     valueDtype: o.valueDtype,
     lseTemperatures: o.lseTemperatures,
   };
+  if (o.sample) h.sample = { n: o.sample.n, temperature: o.sample.temperature, seed: o.sample.seed };
+  return h;
 }
 
 /**
- * Encodes a shard header (lseTemperatures always as float64, integers in their smallest form).
+ * Encodes a shard header (lseTemperatures and the sample temperature always as float64, integers in their
+ * smallest form; `sample` last and only when the run has it).
  *
  * @example
  * ```ts
@@ -89,7 +101,7 @@ export function shardHeader(o: ShardWriterOptions): ShardHeader {
  */
 export function encodeShardHeader(h: ShardHeader): Uint8Array {
   const w = new PackWriter();
-  w.mapHeader(10);
+  w.mapHeader(h.sample ? 11 : 10);
   w.str("format").str(h.format);
   w.str("version").int(h.version);
   w.str("shard").int(h.shard);
@@ -101,6 +113,12 @@ export function encodeShardHeader(h: ShardHeader): Uint8Array {
   w.str("valueDtype").str(h.valueDtype);
   w.str("lseTemperatures").arrayHeader(h.lseTemperatures.length);
   for (const t of h.lseTemperatures) w.value(new Float64(t));
+  if (h.sample) {
+    w.str("sample").mapHeader(3);
+    w.str("n").int(h.sample.n);
+    w.str("temperature").float64(h.sample.temperature);
+    w.str("seed").int(h.sample.seed);
+  }
   return w.take();
 }
 
@@ -151,16 +169,85 @@ export function encodeShardRecord(o: ShardWriterOptions, r: ShardRecordInput): U
   if (o.valueDtype === "f32" && !(val instanceof Float32Array)) {
     fail(o, `${at}: val must be a Float32Array for f32`);
   }
+  const sample = o.sample ? sampleFields(o, r, at) : null;
   const w = new PackWriter(
-    64 + r.tokens.byteLength + idx.byteLength + val.byteLength + r.lse.byteLength,
+    128 + r.tokens.byteLength + idx.byteLength + val.byteLength + r.lse.byteLength +
+      (sample ? sample.reduce((n, b) => n + b.byteLength, 0) : 0),
   );
-  w.mapHeader(5);
+  w.mapHeader(sample ? 9 : 5);
   w.str("seq").int(r.seq);
   w.str("tokens").bin(leBytes(r.tokens));
   w.str("idx").bin(leBytes(idx));
   w.str("val").bin(leBytes(val));
   w.str("lse").bin(leBytes(r.lse));
+  if (sample) {
+    const [len, sIdx, hits, sVal] = sample;
+    w.str("sampleLen").bin(leBytes(len));
+    w.str("sampleIdx").bin(leBytes(sIdx));
+    w.str("sampleHits").bin(leBytes(hits));
+    w.str("sampleVal").bin(leBytes(sVal));
+  } else if (r.sampleLen || r.sampleIdx || r.sampleHits || r.sampleVal) {
+    fail(o, `${at}: holds sampled targets but the run has no sample settings`);
+  }
   return w.take();
+}
+
+/**
+ * Checks a record's sampled targets against the run (per position: 1..N distinct ids, ascending, below V,
+ * hits ≥ 1 summing to N) and returns them in the stored dtypes.
+ */
+function sampleFields(
+  o: ShardWriterOptions,
+  r: ShardRecordInput,
+  at: string,
+): [Uint16Array, Uint16Array | Uint32Array, Uint16Array, Float32Array | Uint16Array] {
+  const L = o.seqLen, N = o.sample!.n;
+  const { sampleLen: len, sampleIdx, sampleHits: hits, sampleVal } = r;
+  if (!len || !sampleIdx || !hits || !sampleVal) {
+    fail(o, `${at}: lacks its sampled targets (sampleLen, sampleIdx, sampleHits, sampleVal)`);
+  }
+  if (!(len instanceof Uint16Array) || !(hits instanceof Uint16Array)) {
+    fail(o, `${at}: sampleLen and sampleHits must be Uint16Arrays`);
+  }
+  if (len.length !== L) fail(o, `${at}: sampleLen has ${len.length} entries, expected ${L}`);
+  let total = 0;
+  for (let t = 0; t < L; t++) {
+    if (len[t] < 1 || len[t] > N) fail(o, `${at}: sampleLen[${t}] = ${len[t]} is not between 1 and N = ${N}`);
+    total += len[t];
+  }
+  for (
+    const [name, a] of [["sampleIdx", sampleIdx], ["sampleHits", hits], ["sampleVal", sampleVal]] as const
+  ) {
+    if (a.length !== total) {
+      fail(
+        o,
+        `${at}: ${name} has ${a.length} entries, expected Σ sampleLen = ${total}`,
+      );
+    }
+  }
+  for (let t = 0, i = 0; t < L; t++) {
+    let sum = 0;
+    for (let e = 0; e < len[t]; e++, i++) {
+      if (sampleIdx[i] >= o.vocabSize) {
+        fail(o, `${at}: sampleIdx[${i}] = ${sampleIdx[i]} is not below vocabSize ${o.vocabSize}`);
+      }
+      if (e > 0 && sampleIdx[i] <= sampleIdx[i - 1]) {
+        fail(o, `${at}: sampleIdx of position ${t} is not ascending`);
+      }
+      if (hits[i] < 1) fail(o, `${at}: sampleHits[${i}] is 0`);
+      sum += hits[i];
+    }
+    if (sum !== N) fail(o, `${at}: the hits of position ${t} sum to ${sum}, expected N = ${N}`);
+  }
+  let sIdx: Uint16Array | Uint32Array = sampleIdx;
+  if (o.indexDtype === "u16" && !(sIdx instanceof Uint16Array)) sIdx = new Uint16Array(sIdx);
+  if (o.indexDtype === "u32" && !(sIdx instanceof Uint32Array)) sIdx = new Uint32Array(sIdx);
+  let sVal: Float32Array | Uint16Array = sampleVal;
+  if (o.valueDtype === "f16" && sVal instanceof Float32Array) sVal = f32ToF16(sVal);
+  if (o.valueDtype === "f32" && !(sVal instanceof Float32Array)) {
+    fail(o, `${at}: sampleVal must be a Float32Array for f32`);
+  }
+  return [len, sIdx, hits, sVal];
 }
 
 /**

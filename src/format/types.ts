@@ -68,6 +68,9 @@ export interface RunJson {
   sample?: SampleSpec;
 }
 
+/** The most draws per position a run may store (`sample.n`; hit counts are Uint16). */
+export const MAX_SAMPLE_N = 1024;
+
 /** How a run's sampled targets were drawn (run.json `sample`, repeated in every shard header). */
 export interface SampleSpec {
   /** Draws per position N, with replacement. */

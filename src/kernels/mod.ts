@@ -1,5 +1,6 @@
 /**
- * The kernels: top-k with logsumexp ({@linkcode topK}) and the sparse-KD loss ({@linkcode sparseKdLoss}) in
+ * The kernels: top-k with logsumexp ({@linkcode topK}), sampled targets ({@linkcode sampleTokens}) and the
+ * sparse-KD loss ({@linkcode sparseKdLoss}) in
  * WGSL, with the CPU reference implementations they are tested against.
  *
  * @example The kernel on a CPU runtime agrees with the reference
@@ -25,3 +26,6 @@ export type {
   SparseKdResult,
   SparseKdTeacher,
 } from "./sparse_kd_reference.ts";
+export { sampleTokens, sampleTokensFromBuffer } from "./sample.ts";
+export { MAX_SAMPLE, sampleReference } from "./sample_reference.ts";
+export type { SampleOptions, SampleResult } from "./sample_reference.ts";

@@ -39,7 +39,7 @@ export interface SparseKdGpuArgs {
   logits: GPUBuffer;
   /** rows*k uint32 teacher ids (STORAGE). */
   ids: GPUBuffer;
-  /** rows*k float32 raw teacher logits (STORAGE). */
+  /** rows*k float32 raw teacher logits; mode `sampled`: the coefficients `CheckedSparseKd.coef` (STORAGE). */
   values: GPUBuffer;
   /** rows*ROW_INFO_BYTES bytes made by {@linkcode packRowInfo} (STORAGE). */
   rowInfo: GPUBuffer;
@@ -66,7 +66,8 @@ export const ROW_INFO_BYTES = 20;
 /**
  * Packs the per-row side inputs into the 20-byte records the kernel reads: the label, T·Lz(T) as the
  * float32 pair hi + lo (so that the kernel can form z/T − Lz = ((z − hi) − lo)/T without the large-number
- * cancellation of z/T − Lz in float32), the scale and the mask bit.
+ * cancellation of z/T − Lz in float32), the scale and the mask bit. In mode `sampled` the pair holds the
+ * row's Σ c_i·log p_T(i) instead (see `sampledCoefficients` in `sparse_kd_reference.ts`).
  *
  * @example
  * ```ts
@@ -82,7 +83,7 @@ export function packRowInfo(c: CheckedSparseKd): ArrayBuffer {
   const f32 = new Float32Array(buf);
   const u32 = new Uint32Array(buf);
   for (let r = 0; r < rows; r++) {
-    const tl = c.temperature * c.logsumexp[r]; // float64
+    const tl = c.teacherTerm ? c.teacherTerm[r] : c.temperature * c.logsumexp[r]; // float64
     const hi = Math.fround(tl);
     i32[r * w] = c.labels[r];
     f32[r * w + 1] = Number.isFinite(tl) ? hi : 0;
@@ -97,7 +98,7 @@ export function packRowInfo(c: CheckedSparseKd): ArrayBuffer {
 export type SparseKdPipelines = Record<`${SparseKdMode}:${"vec4" | "scalar"}`, GPUComputePipeline>;
 
 /**
- * Compiles (once per runtime, cached) the kernel for the three modes, in its two row layouts (vec4 when the
+ * Compiles (once per runtime, cached) the kernel for every mode, in its two row layouts (vec4 when the
  * vocabulary is a multiple of 4, scalar otherwise).
  *
  * @example
@@ -333,7 +334,8 @@ export async function sparseKdLoss(
       const logitsView = studentLogits as Float32Array<ArrayBuffer>;
       device.queue.writeBuffer(bufs.logits, 0, logitsView, r0 * vocab, n * vocab);
       device.queue.writeBuffer(bufs.ids, 0, teacher.indices as Uint32Array<ArrayBuffer>, r0 * k, n * k);
-      device.queue.writeBuffer(bufs.values, 0, teacher.values as Float32Array<ArrayBuffer>, r0 * k, n * k);
+      const values = (c.coef ?? teacher.values) as Float32Array<ArrayBuffer>; // sampled: the coefficients
+      device.queue.writeBuffer(bufs.values, 0, values, r0 * k, n * k);
       device.queue.writeBuffer(bufs.rowInfo, 0, rowInfo, r0 * ROW_INFO_BYTES, n * ROW_INFO_BYTES);
       const enc = device.createCommandEncoder({ label: "sparse_kd" });
       const release = encodeSparseKdSync(device, pipelines, enc, {

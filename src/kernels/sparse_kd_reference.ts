@@ -6,7 +6,7 @@
 import { SparsekdError } from "../errors.ts";
 
 /** Which KD term: see `docs/losses.md`. */
-export type SparseKdMode = "topk" | "renorm" | "tail";
+export type SparseKdMode = "topk" | "renorm" | "tail" | "sampled";
 
 /** The teacher's side of a batch of rows: top-K ids and raw logits, and optionally Lz(T) per row. */
 export interface SparseKdTeacher {
@@ -18,6 +18,15 @@ export interface SparseKdTeacher {
   k: number;
   /** One value per row: the teacher's logsumexp over the full vocabulary of z/T, at this temperature. */
   logsumexp?: Float32Array;
+  /**
+   * Mode `sampled`: rows*k draw counts, one per slot (the ids are the distinct ids drawn for the row, padded
+   * with unused ids of count 0). A row's draws N are the sum of its counts.
+   */
+  hits?: Uint16Array | Uint32Array | Float32Array;
+  /** Mode `sampled`: the temperature t the draws came from, softmax(z/t) (default: the training T). */
+  sampleTemperature?: number;
+  /** Mode `sampled`, t ≠ T: the teacher's logsumexp of z/t over the full vocabulary, one per row. */
+  sampleLogsumexp?: Float32Array;
 }
 
 /** Options of the sparse-KD loss. */
@@ -58,6 +67,13 @@ export interface CheckedSparseKd {
   labels: Int32Array;
   /** Per-row Lz(T) (0 where absent). */
   logsumexp: Float32Array;
+  /**
+   * Mode `sampled`: rows*k per-slot coefficients c_i = hits_i·w_i/N (what the kernel reads in place of the
+   * teacher's logits), formed in float64 by {@linkcode sampledCoefficients}.
+   */
+  coef?: Float32Array;
+  /** Mode `sampled`: per row, Σ c_i·log p_T(i) (float64; the teacher's part of the KL estimate). */
+  teacherTerm?: Float64Array;
 }
 
 /**
@@ -85,8 +101,8 @@ export function checkSparseKd(
   if (!Number.isInteger(rows) || rows < 0) fail(`rows must be a non-negative integer (got ${rows})`);
   if (!Number.isInteger(vocab) || vocab < 1) fail(`vocab must be a positive integer (got ${vocab})`);
   const mode = options.mode;
-  if (mode !== "topk" && mode !== "renorm" && mode !== "tail") {
-    fail(`mode must be topk, renorm or tail (got ${String(mode)})`);
+  if (mode !== "topk" && mode !== "renorm" && mode !== "tail" && mode !== "sampled") {
+    fail(`mode must be topk, renorm, tail or sampled (got ${String(mode)})`);
   }
   const T = options.temperature;
   if (!(typeof T === "number" && Number.isFinite(T) && T > 0)) fail(`temperature must be > 0 (got ${T})`);
@@ -112,6 +128,7 @@ export function checkSparseKd(
       "mode tail needs the teacher's logsumexp at this temperature in the shards (save with --lse-temperatures)",
     );
   }
+  if (mode === "sampled") checkSampled(teacher, rows, k, T, options.mask, fail);
   if (teacher.logsumexp && teacher.logsumexp.length !== rows) {
     fail(`teacher logsumexp has ${teacher.logsumexp.length} values, expected one per row (${rows})`);
   }
@@ -149,7 +166,101 @@ export function checkSparseKd(
     }
   }
   const logsumexp = teacher.logsumexp ? Float32Array.from(teacher.logsumexp) : new Float32Array(rows);
-  return { mode, temperature: T, alpha, k, scale, active, labels, logsumexp };
+  const out: CheckedSparseKd = { mode, temperature: T, alpha, k, scale, active, labels, logsumexp };
+  if (mode === "sampled") {
+    const s = sampledCoefficients(teacher, rows, T, active);
+    for (let r = 0; r < rows; r++) {
+      if (active[r] && !Number.isFinite(s.teacherTerm[r])) {
+        fail(`row ${r}: the importance weights are not finite (teacher logits or logsumexps out of range)`);
+      }
+    }
+    out.coef = Float32Array.from(s.coef);
+    out.teacherTerm = s.teacherTerm;
+  }
+  return out;
+}
+
+function checkSampled(
+  teacher: SparseKdTeacher,
+  rows: number,
+  k: number,
+  T: number,
+  mask: Uint8Array | undefined,
+  fail: (m: string) => never,
+) {
+  const t = teacher.sampleTemperature ?? T;
+  if (!(typeof t === "number" && Number.isFinite(t) && t > 0)) {
+    fail(`the sampling temperature must be > 0 (got ${t})`);
+  }
+  if (!teacher.hits) fail("mode sampled needs the draw counts of the sampled ids (hits)");
+  if (teacher.hits!.length !== rows * k) {
+    fail(`teacher hits have ${teacher.hits!.length} values, expected rows*k = ${rows * k} (k mismatch?)`);
+  }
+  if (!teacher.logsumexp) {
+    fail(`mode sampled needs the teacher's logsumexp at the training temperature ${T} in the shards`);
+  }
+  if (t !== T && !teacher.sampleLogsumexp) {
+    fail(`mode sampled needs the teacher's logsumexp at the sampling temperature ${t} in the shards`);
+  }
+  if (teacher.sampleLogsumexp && teacher.sampleLogsumexp.length !== rows) {
+    fail(
+      `teacher sampleLogsumexp has ${teacher.sampleLogsumexp.length} values, expected one per row (${rows})`,
+    );
+  }
+  for (let r = 0; r < rows; r++) {
+    let n = 0;
+    for (let i = r * k; i < (r + 1) * k; i++) {
+      const h = teacher.hits![i];
+      if (!(Number.isInteger(h) && h >= 0)) {
+        fail(`row ${r}: a draw count is not a non-negative integer (${h})`);
+      }
+      n += h;
+    }
+    if (n === 0 && !(mask && mask[r] === 0)) fail(`row ${r} has no draws (its counts sum to 0)`);
+  }
+}
+
+/**
+ * The importance-sampling coefficients of mode `sampled`, in float64: for slot i of row r with draw count
+ * h_i out of N = Σ h, `coef = h_i·w_i/N` with w_i = p_T(i)/p_t(i) = exp((z_i/T − Lz(T)) − (z_i/t − Lz(t)))
+ * (exactly 1 when t = T), and per row `teacherTerm = Σ coef·log p_T(i)`. Rows where `active` is 0 get 0.
+ * The inputs are assumed checked (see {@linkcode checkSparseKd}). `docs/losses.md` derives the estimator.
+ *
+ * @example
+ * ```ts
+ * const { coef, teacherTerm } = sampledCoefficients(
+ *   { indices: new Uint32Array([3, 1]), values: new Float32Array([2, 1]), k: 2,
+ *     hits: new Uint16Array([3, 1]), logsumexp: new Float32Array([2.5]) }, 1, 1);
+ * // coef = [0.75, 0.25]
+ * ```
+ */
+export function sampledCoefficients(
+  teacher: SparseKdTeacher,
+  rows: number,
+  temperature: number,
+  active?: Uint8Array,
+): { coef: Float64Array; teacherTerm: Float64Array } {
+  const T = temperature, t = teacher.sampleTemperature ?? T, k = teacher.k;
+  const coef = new Float64Array(rows * k);
+  const teacherTerm = new Float64Array(rows);
+  const hits = teacher.hits!, lzT = teacher.logsumexp!;
+  for (let r = 0; r < rows; r++) {
+    if (active && !active[r]) continue;
+    let n = 0;
+    for (let i = r * k; i < (r + 1) * k; i++) n += hits[i];
+    const lzt = t === T ? lzT[r] : teacher.sampleLogsumexp![r];
+    let term = 0;
+    for (let i = r * k; i < (r + 1) * k; i++) {
+      if (hits[i] === 0) continue;
+      const z = teacher.values[i];
+      const lpT = z / T - lzT[r];
+      const w = t === T ? 1 : Math.exp(lpT - (z / t - lzt));
+      coef[i] = (hits[i] * w) / n;
+      term += coef[i] * lpT;
+    }
+    teacherTerm[r] = term;
+  }
+  return { coef, teacherTerm };
 }
 
 function logSumExp(xs: ArrayLike<number>): number {
@@ -203,6 +314,9 @@ export function sparseKdLossReference64(
 ): { loss: Float64Array; grad: Float64Array } {
   const c = checkSparseKd(studentLogits, rows, vocab, teacher, options);
   const { mode, temperature: T, alpha, k } = c;
+  const { coef, teacherTerm } = mode === "sampled"
+    ? sampledCoefficients(teacher, rows, T, c.active)
+    : { coef: null, teacherTerm: null };
   const loss = new Float64Array(rows);
   const grad = new Float64Array(rows * vocab);
   const u = new Float64Array(vocab); // s / T
@@ -240,6 +354,18 @@ export function sparseKdLossReference64(
         kd += p * (lp - lq);
         g[ids[i]] = Math.exp(lq) - p;
       }
+    } else if (mode === "sampled") {
+      // Unbiased importance-sampling estimate of KL(p_T ‖ q): Σ c_i (log p_T(i) − log q_i), c_i = h_i w_i / N.
+      // Gradient in u: Σ c_i (q − e_i) = C·q − c, C = Σ c_i.
+      let C = 0;
+      for (let i = 0; i < k; i++) {
+        const ci = coef![r * k + i];
+        C += ci;
+        kd -= ci * (uS[i] - lseAll);
+      }
+      kd += teacherTerm![r];
+      for (let j = 0; j < vocab; j++) g[j] = C * Math.exp(u[j] - lseAll);
+      for (let i = 0; i < k; i++) g[ids[i]] -= coef![r * k + i];
     } else {
       // KL between the (K+1)-bucket coarsenings: p_i = exp(z_i/T - Lz) on S, tail r = 1 - Σ_S p_i.
       const lz = c.logsumexp[r];

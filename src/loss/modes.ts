@@ -6,19 +6,19 @@
  * @module
  */
 import { SparsekdError } from "../errors.ts";
-import { sparseKdLossReference64, type SparseKdMode } from "../kernels/sparse_kd_reference.ts";
+import {
+  sparseKdLossReference64,
+  type SparseKdMode,
+  type SparseKdTeacher,
+} from "../kernels/sparse_kd_reference.ts";
+import type { SampleSpec } from "../format/types.ts";
 
 /** The float64 reference of a mode: per-row loss and gradient with respect to the student's logits. */
 export type LossReference = (
   student: Float32Array | Float64Array,
   rows: number,
   vocab: number,
-  teacher: {
-    indices: Uint32Array;
-    values: Float32Array;
-    k: number;
-    logsumexp?: Float32Array;
-  },
+  teacher: SparseKdTeacher,
   options: { temperature: number; alpha?: number; labels?: Int32Array; mask?: Uint8Array },
 ) => { loss: Float64Array; grad: Float64Array };
 
@@ -32,6 +32,8 @@ export interface LossMode {
   readonly kernelId: number | null;
   /** Whether the mode needs the teacher's stored logsumexp at the training temperature. */
   readonly needsLse: boolean;
+  /** Whether the mode trains from the shards' sampled targets (`save-topk --sample`) instead of the top-k. */
+  readonly needsSamples?: boolean;
   /** The float64 reference (the test oracle; for `full`, the teacher's full logits are its top-V). */
   readonly reference: LossReference;
   /** One line for `--help`. */
@@ -42,7 +44,7 @@ const sparse = (mode: SparseKdMode): LossReference => (student, rows, vocab, tea
   sparseKdLossReference64(student, rows, vocab, teacher, { ...options, mode });
 
 /** The name of a registered mode (add a new one here and in {@linkcode LOSS_MODES}). */
-export type LossModeName = "topk" | "renorm" | "tail" | "full";
+export type LossModeName = "topk" | "renorm" | "tail" | "sampled" | "full";
 
 /** The modes, in the order the help lists them. */
 export const LOSS_MODES: Readonly<Record<LossModeName, LossMode>> = {
@@ -69,6 +71,15 @@ export const LOSS_MODES: Readonly<Record<LossModeName, LossMode>> = {
     needsLse: true,
     reference: sparse("tail"),
     help: "top-k plus one tail bucket with the exact mass (needs the stored logsumexp at T)",
+  },
+  sampled: {
+    name: "sampled",
+    source: "shards",
+    kernelId: 3,
+    needsLse: true,
+    needsSamples: true,
+    reference: sparse("sampled"),
+    help: "importance-weighted KL estimate from the teacher's sampled tokens (save-topk --sample)",
   },
   full: {
     name: "full",
@@ -109,7 +120,7 @@ export function shardMode(name: string): LossMode {
  *
  * @example
  * ```ts
- * const ids = kernelModeIds(); // { topk: 0, renorm: 1, tail: 2 }
+ * const ids = kernelModeIds(); // { topk: 0, renorm: 1, tail: 2, sampled: 3 }
  * ```
  */
 export function kernelModeIds(): Record<SparseKdMode, number> {
@@ -134,6 +145,40 @@ export function lseIndexFor(mode: LossMode, temperature: number, stored: number[
     throw new SparsekdError(
       `kdMode ${mode.name} needs the teacher's logsumexp at temperature ${temperature}; ${where} has it at ` +
         `${stored.join(",")} only: re-run save-topk with --lse-temperatures ${want}`,
+      { option: "kdMode" },
+    );
+  }
+  return i;
+}
+
+/**
+ * Checks that shards with sampled targets `sample` (run.json's, absent when the run stores none) serve mode
+ * `mode`: they must hold samples, and the logsumexp at their sampling temperature t (the importance weights
+ * need it). Returns the index of t in the stored temperatures (−1 when the mode uses no samples).
+ *
+ * @example
+ * ```ts
+ * sampleLseIndexFor(LOSS_MODES.sampled, { n: 16, temperature: 1, seed: 0 }, [1, 2], "runs/demo/topk"); // 0
+ * ```
+ */
+export function sampleLseIndexFor(
+  mode: LossMode,
+  sample: SampleSpec | undefined,
+  stored: number[],
+  where: string,
+): number {
+  if (!mode.needsSamples) return -1;
+  if (!sample) {
+    throw new SparsekdError(
+      `kdMode ${mode.name} needs sampled targets; ${where} has none: re-run save-topk with --sample N`,
+      { option: "kdMode" },
+    );
+  }
+  const i = stored.indexOf(sample.temperature);
+  if (i < 0) {
+    throw new SparsekdError(
+      `kdMode ${mode.name} needs the teacher's logsumexp at the sampling temperature ${sample.temperature}; ` +
+        `${where} has it at ${stored.join(",")} only`,
       { option: "kdMode" },
     );
   }

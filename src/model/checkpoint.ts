@@ -10,6 +10,7 @@ import { SparsekdError } from "../errors.ts";
 import { f16ToF32, f32ToF16 } from "../format/f16.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { createGpt, type Gpt, type GptConfig } from "./gpt.ts";
+import { GRAPH_EXPORT_FORMAT } from "./graph_export.ts";
 
 /** `format` of our model.json. */
 export const MODEL_FORMAT = "sparsekd.gpt";
@@ -20,8 +21,8 @@ export interface WeightEntry {
   name: string;
   /** Shape of the weight. */
   shape: number[];
-  /** Element type in memory (always float32). */
-  dtype: "float32";
+  /** Element type in memory (float32; int32 only for the graph's own constants in a graph export). */
+  dtype: "float32" | "int32";
   /** Present when the bytes are stored as float16 (tfjs's quantization entry). */
   quantization?: { dtype: "float16" };
 }
@@ -114,8 +115,10 @@ export function decodeTensors(
         `${where} is truncated: weight ${w.name} needs bytes ${o}–${o + size}, file has ${bytes.length}`,
       );
     }
-    const chunk = bytes.slice(o, o + size);
-    out.set(w.name, half ? f16ToF32(new Uint16Array(chunk.buffer)) : new Float32Array(chunk.buffer));
+    if (w.dtype === "float32") {
+      const chunk = bytes.slice(o, o + size);
+      out.set(w.name, half ? f16ToF32(new Uint16Array(chunk.buffer)) : new Float32Array(chunk.buffer));
+    } // int32 entries (a graph export's own constants) are skipped
     o += size;
   }
   if (o !== bytes.length) {
@@ -153,7 +156,9 @@ export async function saveModel(
 }
 
 /**
- * Reads a `model.json` and its weights from `dir/` of a store and builds the model.
+ * Reads a `model.json` and its weights from `dir/` of a store and builds the model: a checkpoint's or the
+ * demo teacher's `sparsekd.gpt` layout, or a `train --export` GraphModel (its config from
+ * `userDefinedMetadata.sparsekd.model`, its weights by name; the graph's own constants are skipped).
  *
  * @example
  * ```ts
@@ -162,12 +167,18 @@ export async function saveModel(
  */
 export async function loadModel(store: ObjectStore, dir: string): Promise<Gpt> {
   const json = await readJson<ModelJson>(store, join(dir, "model.json"));
-  if (json.format !== MODEL_FORMAT) {
-    throw new SparsekdError(
-      `${store.uri}/${join(dir, "model.json")} is not a sparsekd model (format ${json.format})`,
-    );
+  const where = `${store.uri}/${join(dir, "model.json")}`;
+  let config = json.modelTopology;
+  if (json.format === "graph-model") {
+    const meta = json.userDefinedMetadata?.sparsekd as { format?: unknown; model?: GptConfig } | undefined;
+    if (meta?.format !== GRAPH_EXPORT_FORMAT || typeof meta.model !== "object" || meta.model === null) {
+      throw new SparsekdError(`${where} is a tfjs GraphModel but not a sparsekd export`);
+    }
+    config = { ...meta.model };
+  } else if (json.format !== MODEL_FORMAT) {
+    throw new SparsekdError(`${where} is not a sparsekd model (format ${json.format})`);
   }
-  const model = createGpt(json.modelTopology, 0, false);
+  const model = createGpt(config, 0, false);
   try {
     await loadInto(store, dir, json, model.weights);
   } catch (err) {
@@ -185,6 +196,7 @@ async function loadInto(store: ObjectStore, dir: string, json: ModelJson, vars: 
     const arrays = decodeTensors(bytes, group.weights, where);
     for (const w of group.weights) {
       const v = vars.get(w.name);
+      if (!v && json.format === "graph-model" && w.name.startsWith("const/")) continue; // the graph's own
       if (!v) throw new SparsekdError(`${where}: unexpected weight ${w.name}`);
       if (v.shape.join(",") !== w.shape.join(",")) {
         throw new SparsekdError(`${where}: weight ${w.name} has shape [${w.shape}], expected [${v.shape}]`);

@@ -1,5 +1,6 @@
 /**
- * The student model: a small GPT in tfjs, its checkpoints, and the seeded random numbers it uses.
+ * The student model: a small GPT in tfjs, its checkpoints, its export as a tfjs GraphModel, and the seeded
+ * random numbers it uses.
  *
  * @example One seed gives one sequence of random numbers
  * ```ts
@@ -14,5 +15,18 @@ export { createGpt, gptWeightShapes, tuneTfjsForAdapter, validateGptConfig } fro
 export type { Gpt, GptConfig } from "./gpt.ts";
 export { checkpointDir, latestCheckpoint, loadModel, saveModel } from "./checkpoint.ts";
 export type { ModelJson, TrainState, WeightEntry } from "./checkpoint.ts";
+export {
+  exportGraphModel,
+  gptGraph,
+  GRAPH_EXPORT_FORMAT,
+  GRAPH_INPUT,
+  GRAPH_OUTPUT,
+  GRAPH_WEIGHTS_FILE,
+  graphModelArtifacts,
+  maxSeqLenOf,
+} from "./graph_export.ts";
+export type { ExportGraphOptions, GptGraph, GraphConst, GraphNode } from "./graph_export.ts";
+export { readTokenizerFile, TOKENIZER_NOTE, writeTokenizerNote } from "./export_tokenizer.ts";
+export type { TokenizerFile } from "./export_tokenizer.ts";
 export { createRng, hashSeed } from "./rng.ts";
 export type { Rng } from "./rng.ts";

@@ -41,7 +41,7 @@ export interface TopKFolder {
 }
 
 /**
- * The K of the mass table: the powers of two below `k`, and `k`.
+ * The K of the mass table: the powers of two below `k`, and `k` (none for a samples-only run, k = 0).
  *
  * @example
  * ```ts
@@ -50,6 +50,7 @@ export interface TopKFolder {
  */
 export function massKs(k: number): number[] {
   const ks: number[] = [];
+  if (k === 0) return ks;
   for (let x = 1; x < k; x *= 2) ks.push(x);
   ks.push(k);
   return ks;

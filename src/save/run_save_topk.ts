@@ -25,8 +25,14 @@ export interface RunSaveTopKOptions {
   data: string;
   /** A folder, `file://…` or `gs://bucket/prefix`. */
   out: string;
-  /** Top-k entries kept per position (default 64). */
+  /** Top-k entries kept per position (default 64; 0 with `sample`: samples only). */
   k?: number;
+  /** Sampled targets: N draws per position from the teacher's softmax(z/t) (default: none). */
+  sample?: number;
+  /** The temperature t of the draws (default 1; only with `sample`). */
+  sampleTemperature?: number;
+  /** The seed of the draws (default 0; only with `sample`). */
+  seed?: number;
   /** Tokens per sequence (default: the teacher's, else the data's, else 64 for builtin data). */
   seqLen?: number;
   /** Sequences per teacher pass (default 8). */
@@ -101,6 +107,16 @@ export async function runSaveTopK(o: RunSaveTopKOptions): Promise<SaveSummary> {
   if (o.seqLen !== undefined && !(Number.isSafeInteger(o.seqLen) && o.seqLen >= 1)) {
     throw new SparsekdError(`seqLen must be an integer ≥ 1 (got ${o.seqLen})`, { option: "seqLen" });
   }
+  if (o.sample === undefined) {
+    for (const option of ["sampleTemperature", "seed"] as const) {
+      if (o[option] !== undefined) {
+        throw new SparsekdError(`${option} needs sample N (the draws it configures)`, { option });
+      }
+    }
+  }
+  const sample = o.sample === undefined
+    ? undefined
+    : { n: o.sample, temperature: o.sampleTemperature ?? 1, seed: o.seed ?? 0 };
   if (o.summary !== undefined) await checkWritable(o.summary);
 
   const rt = o.rt ?? await createRuntime({ cpu: o.cpu });
@@ -112,13 +128,25 @@ export async function runSaveTopK(o: RunSaveTopKOptions): Promise<SaveSummary> {
       maxSequences,
       vocabSize: teacher.vocabSize,
     });
-    const options = { teacher, source, k, batchSize, sequencesPerShard, valueDtype, lseTemperatures, host };
+    const options = {
+      teacher,
+      source,
+      k,
+      sample,
+      batchSize,
+      sequencesPerShard,
+      valueDtype,
+      lseTemperatures,
+      host,
+    };
     checkSaveOptions(options);
     const store = await openStore(o.out, { endpoint: o.gcsEndpoint, create: true });
     if (print) {
       console.error(
         `save-topk: ${teacher.description} over ${source.description}: ${source.sequences} sequences × ` +
-          `${source.seqLen} tokens, k=${k}, host ${host.index}/${host.count} → ${store.uri}`,
+          `${source.seqLen} tokens, k=${k}${
+            sample ? `, ${sample.n} draws per position at t=${sample.temperature} (seed ${sample.seed})` : ""
+          }, host ${host.index}/${host.count} → ${store.uri}`,
       );
     }
     let progress: ReturnType<typeof createProgress> | null = null;
@@ -145,6 +173,7 @@ export async function runSaveTopK(o: RunSaveTopKOptions): Promise<SaveSummary> {
       console.log(
         `save-topk: ${s.shardsWritten} shards written, ${s.shardsSkipped} already there; ${s.tokens} tokens, ` +
           `${(s.bytes / 1e6).toFixed(2)} MB, ${s.bytesPerToken.toFixed(1)} bytes/token ` +
+          (sample ? `(with ${s.sampleDistinctPerToken.toFixed(1)} distinct sampled ids per token) ` : "") +
           `(full float32 logits: ${s.fullLogitsBytesPerToken} bytes/token); ${
             s.wallSeconds.toFixed(1)
           } s wall, ` +

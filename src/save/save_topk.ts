@@ -10,11 +10,19 @@ import { SparsekdError } from "../errors.ts";
 import type { Runtime } from "../gpu/runtime.ts";
 import { NonFiniteLogitsError, topK, topKFromBuffer } from "../kernels/topk.ts";
 import { MAX_K, MAX_TEMPERATURES, MAX_VOCAB } from "../kernels/topk_reference.ts";
+import { sampleTokens, sampleTokensFromBuffer } from "../kernels/sample.ts";
+import type { SampleResult } from "../kernels/sample_reference.ts";
 import type { TokenSource } from "../data/source.ts";
 import { shardsForHost } from "../data/hosts.ts";
 import type { Teacher } from "../teacher/teacher.ts";
 import type { ObjectStore } from "../store/store.ts";
-import type { ManifestEntry, RunJson, ValueDtype } from "../format/types.ts";
+import {
+  type ManifestEntry,
+  MAX_SAMPLE_N,
+  type RunJson,
+  type SampleSpec,
+  type ValueDtype,
+} from "../format/types.ts";
 import { shardCount, shardPath, shardRange } from "../format/layout.ts";
 import {
   checkRunCompatible,
@@ -38,8 +46,14 @@ export interface SaveTopKOptions {
   source: TokenSource;
   /** Where to write; `null` encodes everything but writes nothing (the benchmark's "writing off"). */
   store: ObjectStore | null;
-  /** Top-k entries kept per position. */
+  /** Top-k entries kept per position (0 with `sample`: samples only). */
   k: number;
+  /**
+   * Sampled targets: N draws per position from softmax(z/t), keyed by (seed, global position). Its
+   * temperature is added to `lseTemperatures` when missing there (with a note), so that training can weight
+   * the draws.
+   */
+  sample?: SampleSpec;
   /** Sequences per teacher forward pass. */
   batchSize: number;
   /** Sequences per shard (N). */
@@ -84,6 +98,8 @@ export interface SaveSummary {
   bytes: number;
   /** bytes / tokens (0 when nothing was written). */
   bytesPerToken: number;
+  /** Mean distinct sampled ids per position written by this process (runs with `sample`; else 0). */
+  sampleDistinctPerToken: number;
   /** What the same positions cost as full-vocabulary float32 logits, per token (4·V). */
   fullLogitsBytesPerToken: number;
   /** Wall time of the save, in seconds. */
@@ -119,8 +135,18 @@ export function checkSaveOptions(o: Omit<SaveTopKOptions, "rt" | "store">): void
       `the teacher's vocabulary size ${V} is outside the 2 to ${MAX_VOCAB} that the top-k kernel supports`,
     );
   }
-  if (!int(o.k, 1) || o.k > V) {
-    bad("k", `must be between 1 and the teacher's vocabulary size ${V} (got ${o.k})`);
+  if (o.sample !== undefined) checkSampleSpec(o.sample);
+  if (o.sample !== undefined && (o.teacher as { kind?: string }).kind === "sparse") {
+    bad(
+      "sample",
+      "needs a teacher that returns full logits: a sparse teacher's top-k cannot be sampled from",
+    );
+  }
+  if (o.k === 0 && o.sample === undefined) {
+    bad("k", "0 stores no top-k: give sample N as well to store sampled targets only (got k 0)");
+  }
+  if (!int(o.k, o.sample ? 0 : 1) || o.k > V) {
+    bad("k", `must be between ${o.sample ? 0 : 1} and the teacher's vocabulary size ${V} (got ${o.k})`);
   }
   if (o.k > MAX_K) bad("k", `must be at most ${MAX_K} (got ${o.k})`);
   if (!int(o.batchSize, 1)) bad("batchSize", `must be an integer ≥ 1 (got ${o.batchSize})`);
@@ -130,11 +156,13 @@ export function checkSaveOptions(o: Omit<SaveTopKOptions, "rt" | "store">): void
   if (o.valueDtype !== "f32" && o.valueDtype !== "f16") {
     bad("valueDtype", `must be f32 or f16 (got ${JSON.stringify(o.valueDtype)})`);
   }
-  const temps = o.lseTemperatures;
+  const temps = Array.isArray(o.lseTemperatures)
+    ? lseTemperaturesWithSample(o.lseTemperatures, o.sample)
+    : undefined;
   if (!Array.isArray(temps) || temps.length < 1 || temps.length > MAX_TEMPERATURES) {
     bad("lseTemperatures", `must hold 1 to ${MAX_TEMPERATURES} temperatures (got ${temps?.length})`);
   }
-  for (const t of temps) {
+  for (const t of temps!) {
     if (typeof t !== "number" || !Number.isFinite(t) || t <= 0) {
       bad("lseTemperatures", `must be finite numbers > 0 (got ${t})`);
     }
@@ -154,6 +182,47 @@ export function checkSaveOptions(o: Omit<SaveTopKOptions, "rt" | "store">): void
       `the teacher (${o.teacher.description}) works on sequences of ${o.teacher.seqLen} tokens, the data has ${L}`,
     );
   }
+}
+
+/**
+ * Checks sampling settings (one-line {@linkcode SparsekdError}s naming `sample`, `sampleTemperature` or
+ * `seed`): 1 to {@linkcode MAX_SAMPLE_N} draws, a finite temperature > 0, a seed from 0 to 2^53 − 1.
+ *
+ * @example
+ * ```ts
+ * checkSampleSpec({ n: 16, temperature: 1, seed: 0 });
+ * ```
+ */
+export function checkSampleSpec(s: SampleSpec): void {
+  const bad = (option: string, what: string): never => {
+    throw new SparsekdError(`${option} ${what}`, { option });
+  };
+  if (!Number.isSafeInteger(s.n) || s.n < 1 || s.n > MAX_SAMPLE_N) {
+    bad(
+      "sample",
+      `must be an integer from 1 to ${MAX_SAMPLE_N} draws per position (hit counts are 16-bit; got ${s.n})`,
+    );
+  }
+  if (typeof s.temperature !== "number" || !Number.isFinite(s.temperature) || !(s.temperature > 0)) {
+    bad("sampleTemperature", `must be a finite number > 0 (got ${s.temperature})`);
+  }
+  if (!Number.isSafeInteger(s.seed) || s.seed < 0) {
+    bad("seed", `must be an integer from 0 to 2^53 - 1 (got ${s.seed})`);
+  }
+}
+
+/**
+ * The logsumexp temperatures a run stores: `temps`, plus the sample temperature t when sampling and t is
+ * not among them (training weighs the draws by p_T / p_t, which needs the logsumexp at t).
+ *
+ * @example
+ * ```ts
+ * lseTemperaturesWithSample([1], { n: 16, temperature: 2, seed: 0 }); // [1, 2]
+ * ```
+ */
+export function lseTemperaturesWithSample(temps: number[], sample: SampleSpec | undefined): number[] {
+  if (!sample || temps.includes(sample.temperature)) return temps;
+  return [...temps, sample.temperature];
 }
 
 /**
@@ -177,17 +246,25 @@ export async function saveTopK(o: SaveTopKOptions): Promise<SaveSummary> {
   const { teacher, source, rt, store } = o;
   checkSaveOptions(o);
   const V = teacher.vocabSize, L = source.seqLen;
+  const lseTemperatures = lseTemperaturesWithSample(o.lseTemperatures, o.sample);
+  if (lseTemperatures !== o.lseTemperatures) {
+    o.onNote?.(
+      `note: the sample temperature ${o.sample!.temperature} is added to the logsumexp temperatures ` +
+        `(now ${lseTemperatures.join(",")}), so that training can weight the draws`,
+    );
+  }
   const run = makeRunJson({
     vocabSize: V,
     k: o.k,
     seqLen: L,
     valueDtype: o.valueDtype,
-    lseTemperatures: o.lseTemperatures,
+    lseTemperatures,
     sequences: source.sequences,
     sequencesPerShard: o.sequencesPerShard,
     teacher: { fingerprint: teacher.fingerprint, description: teacher.description },
     data: { fingerprint: source.fingerprint, description: source.description },
     backend: backendOf(rt),
+    sample: o.sample,
   });
   if (store && (await store.exists(RUN_JSON_PATH))) {
     const existing = await readRunJson(store);
@@ -256,7 +333,7 @@ export async function saveTopK(o: SaveTopKOptions): Promise<SaveSummary> {
   // The writer stage: one shard sink open at a time, records streamed into it.
   const reader = batches.getReader();
   let open: ShardSink | null = null;
-  let shardsWritten = 0, shardsSkipped = mine.length - todo.length, tokens = 0;
+  let shardsWritten = 0, shardsSkipped = mine.length - todo.length, tokens = 0, distinct = 0;
   const finish = async (sink: ShardSink) => {
     const { entry, existed } = await sink.close();
     if (entry) entries.set(sink.shard, entry);
@@ -277,7 +354,10 @@ export async function saveTopK(o: SaveTopKOptions): Promise<SaveSummary> {
         onBytes: (n) => (progress.bytesWritten += n),
         recordCheck: () => tokensOf(source, run, value.shard),
       });
-      for (const rec of value.records) await open.write(rec);
+      for (const rec of value.records) {
+        await open.write(rec);
+        for (const n of rec.sampleLen ?? []) distinct += n;
+      }
       progress.sequencesDone += value.records.length;
       progress.sequencesComputed += value.records.length;
       tokens += value.records.length * L;
@@ -307,6 +387,7 @@ export async function saveTopK(o: SaveTopKOptions): Promise<SaveSummary> {
     tokens,
     bytes: progress.bytesWritten,
     bytesPerToken: tokens ? progress.bytesWritten / tokens : 0,
+    sampleDistinctPerToken: tokens && run.sample ? distinct / tokens : 0,
     fullLogitsBytesPerToken: 4 * V,
     wallSeconds,
     gpuWaitSeconds: gpuWait / 1000,
@@ -351,11 +432,20 @@ async function computeBatch(
   const logits = await teacher.forward(tokens, start, count, L);
   const rows = count * L;
   let top;
+  let sampled: SampleResult | null = null;
   try {
     const opts = { temperatures: run.lseTemperatures };
+    // k = 0 (samples only) still needs the logsumexps and the non-finite check: a top-1 pass gives both
+    const kk = Math.max(K, 1);
     top = logits.kind === "gpu"
-      ? await topKFromBuffer(rt, logits.buffer, rows, V, K, opts)
-      : await topK(rt, logits.array, rows, V, K, opts);
+      ? await topKFromBuffer(rt, logits.buffer, rows, V, kk, opts)
+      : await topK(rt, logits.array, rows, V, kk, opts);
+    if (run.sample) {
+      const so = { ...run.sample, position0: start * L };
+      sampled = logits.kind === "gpu"
+        ? await sampleTokensFromBuffer(rt, logits.buffer, rows, V, so)
+        : await sampleTokens(rt, logits.array, rows, V, so);
+    }
   } catch (err) {
     if (err instanceof NonFiniteLogitsError) {
       const seq = start + Math.floor(err.row / L), pos = err.row % L;
@@ -368,14 +458,34 @@ async function computeBatch(
     if (logits.kind === "gpu") logits.release();
   }
   const records: ShardRecordInput[] = [];
+  const kk = Math.max(K, 1);
+  let so = 0; // offset of the current sequence's sampled entries
   for (let i = 0; i < count; i++) {
-    records.push({
+    const rec: ShardRecordInput = {
       seq: start + i,
       tokens: tokens.slice(i * L, (i + 1) * L),
-      idx: top.indices.slice(i * L * K, (i + 1) * L * K),
-      val: top.values.slice(i * L * K, (i + 1) * L * K),
+      idx: topRows(top.indices, i, L, K, kk),
+      val: topRows(top.values, i, L, K, kk),
       lse: top.logsumexp.slice(i * L * T, (i + 1) * L * T),
-    });
+    };
+    if (sampled) {
+      const len = sampled.len.slice(i * L, (i + 1) * L);
+      const n = len.reduce((a, b) => a + b, 0);
+      Object.assign(rec, {
+        sampleLen: len,
+        sampleIdx: sampled.idx.slice(so, so + n),
+        sampleHits: sampled.hits.slice(so, so + n),
+        sampleVal: sampled.val.slice(so, so + n),
+      });
+      so += n;
+    }
+    records.push(rec);
   }
   return { shard, records };
+}
+
+/** Sequence i's L×K block of a top-kk result (K ≤ kk; K = 0 gives an empty array). */
+function topRows<A extends Uint32Array | Float32Array>(a: A, i: number, L: number, K: number, kk: number): A {
+  if (K === kk) return a.slice(i * L * K, (i + 1) * L * K) as A;
+  return a.slice(0, 0) as A; // K = 0: the top-1 pass only gave the logsumexps
 }

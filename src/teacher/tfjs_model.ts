@@ -14,6 +14,7 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { openStore, type OpenStoreOptions, readUriBytes, storeScheme } from "../store/open_store.ts";
 import type { ObjectStore } from "../store/store.ts";
+import { maxSeqLenOf } from "../model/graph_export.ts";
 
 /** What {@linkcode loadTfjsArtifacts} returns. */
 export interface LoadedArtifacts {
@@ -25,6 +26,8 @@ export interface LoadedArtifacts {
   fingerprint: string;
   /** The URL model.json was read from. */
   url: URL;
+  /** The longest sequence the model declares it takes (a sparsekd export's `maxSeqLen`), else undefined. */
+  maxSeqLen?: number;
 }
 
 /** Turns a path or URI into a URL: a plain path becomes a `file:` URL; any other scheme is kept (`gs:`, …). */
@@ -122,7 +125,7 @@ export async function loadTfjsArtifacts(
     }
     return [specs, data.buffer];
   });
-  return { artifacts, kind, fingerprint: hash.digest("hex"), url };
+  return { artifacts, kind, fingerprint: hash.digest("hex"), url, maxSeqLen: maxSeqLenOf(json) };
 }
 
 /** The common face of a LayersModel and a GraphModel, as the teacher uses them. */
@@ -244,7 +247,7 @@ export async function tfjsTeacher(
     return y;
   };
 
-  const probeLen = model.fixedSeqLen ?? 8;
+  const probeLen = model.fixedSeqLen ?? Math.min(8, loaded.maxSeqLen ?? 8);
   let vocabSize: number;
   {
     const probe = await run(new Uint32Array(probeLen), 1, probeLen);
@@ -254,13 +257,19 @@ export async function tfjsTeacher(
   return tensorTeacher(rt, {
     name: "tfjs teacher",
     vocabSize,
-    seqLen: model.fixedSeqLen,
+    // A sparsekd export takes any L up to its context; like builtin:demo, it offers its context as the run's.
+    seqLen: model.fixedSeqLen ?? loaded.maxSeqLen,
     fingerprint: loaded.fingerprint,
     description: `tfjs:${uri}`,
     checkSeqLen(L) {
       if (model.fixedSeqLen !== undefined && L !== model.fixedSeqLen) {
         throw new SparsekdError(
           `${where}: the model takes sequences of ${model.fixedSeqLen} tokens, not ${L}`,
+        );
+      }
+      if (loaded.maxSeqLen !== undefined && L > loaded.maxSeqLen) {
+        throw new SparsekdError(
+          `${where}: the model takes sequences of at most ${loaded.maxSeqLen} tokens (its context), not ${L}`,
         );
       }
     },

@@ -31,8 +31,14 @@ export interface KdOpTeacher {
   values: Float32Array | tf.Tensor;
   /** Ids per row. */
   k: number;
-  /** Lz(T) per row (needed by mode `tail`). */
+  /** Lz(T) per row (needed by modes `tail` and `sampled`). */
   logsumexp?: Float32Array;
+  /** Mode `sampled` (ids and values then typed arrays): the draw count of each slot (0 in padding). */
+  hits?: Uint16Array | Uint32Array | Float32Array;
+  /** Mode `sampled`: the temperature t the draws came from (default T). */
+  sampleTemperature?: number;
+  /** Mode `sampled`, t ≠ T: Lz(t) per row. */
+  sampleLogsumexp?: Float32Array;
 }
 
 /** Options of {@linkcode SparseKdLossOp}. */
@@ -101,11 +107,19 @@ export async function createSparseKdLossOp(rt: Runtime): Promise<SparseKdLossOp>
     // Checks everything it can see. Teacher ids given as a tensor stay on the GPU: the kernel checks them
     // (range and distinctness) and a row with a bad id gets a NaN loss and gradient, which the trainer
     // refuses; their count is checked above.
+    if (options.mode === "sampled" && (!idArray || !valArray)) {
+      throw new SparsekdError(
+        "sparse-KD loss: mode sampled takes the teacher's ids and logits as typed arrays",
+      );
+    }
     const checkTeacher: SparseKdTeacher = {
       indices: idArray ?? new Uint32Array(rows * teacher.k),
       values: valArray ?? new Float32Array(rows * teacher.k),
       k: teacher.k,
       logsumexp: teacher.logsumexp,
+      hits: teacher.hits,
+      sampleTemperature: teacher.sampleTemperature,
+      sampleLogsumexp: teacher.sampleLogsumexp,
     };
     let active = rows;
     if (options.mask) active = options.mask.reduce((a, m) => a + (m ? 1 : 0), 0);
@@ -131,7 +145,7 @@ export async function createSparseKdLossOp(rt: Runtime): Promise<SparseKdLossOp>
           return made;
         };
         const ids = onGpu(teacher.indices, "int32");
-        const vals = onGpu(teacher.values, "float32");
+        const vals = onGpu(c.coef ?? teacher.values, "float32"); // sampled: the importance coefficients
         const info = tf.tensor1d(new Int32Array(packRowInfo(c)), "int32");
         own.push(info);
         const g = emptyGpuTensor(backend, [rows, vocab], "float32");

@@ -21,6 +21,14 @@ export interface ShardRow {
   val: Float32Array;
   /** L×T logsumexp values, one per stored temperature. */
   lse: Float32Array;
+  /** Sampled targets (run.json has `sample`): distinct ids per position (see `ShardRecord`). */
+  sampleLen?: Uint16Array;
+  /** The distinct sampled ids, ascending within a position. */
+  sampleIdx?: Uint16Array | Uint32Array;
+  /** Their draw counts. */
+  sampleHits?: Uint16Array;
+  /** Their raw teacher logits. */
+  sampleVal?: Float32Array;
 }
 
 /**
@@ -53,7 +61,9 @@ export async function* shardStream(
  * A shard record as a training record: the first `k` of the stored entries per position (the top-k, since
  * they are stored in decreasing order of logit), teacher ids checked against the student's vocabulary
  * (`pad`: `error` refuses ids ≥ `vocab`, `drop` drops them), and the logsumexp at stored temperature number
- * `tempIndex` (none when −1).
+ * `tempIndex` (none when −1). With `sampleTempIndex` ≥ 0 (mode `sampled`) it also carries the sampled targets
+ * (ids ≥ `vocab` refused or dropped, with their draws, by the same rule) and the logsumexp at stored
+ * temperature number `sampleTempIndex`. Shards without top-k (`k` = 0 in run.json) give no `idx`/`val`.
  *
  * @example
  * ```ts
@@ -68,6 +78,7 @@ export function shardRecord(
   tempIndex: number,
   seqLen: number,
   pad: "error" | "drop",
+  sampleTempIndex = -1,
 ): TrainRecord {
   if (k < run.k) r = { ...r, ...firstOfEachRow(r.idx, r.val, run.k, k) };
   let idx: Uint16Array | Uint32Array = r.idx;
@@ -108,7 +119,59 @@ export function shardRecord(
     lse = new Float32Array(seqLen);
     for (let t = 0; t < seqLen; t++) lse[t] = r.lse[t * T + tempIndex];
   }
-  return { tokens: r.tokens, idx, val, lse };
+  const out: TrainRecord = run.k > 0 ? { tokens: r.tokens, idx, val, lse } : { tokens: r.tokens, lse };
+  if (sampleTempIndex >= 0) {
+    Object.assign(out, sampledTargets(r, vocab, seqLen, pad));
+    const lseSample = new Float32Array(seqLen);
+    for (let t = 0; t < seqLen; t++) lseSample[t] = r.lse[t * T + sampleTempIndex];
+    out.lseSample = lseSample;
+  }
+  return out;
+}
+
+/** The sampled targets of a shard row, checked for consistency, with ids ≥ `vocab` refused or dropped. */
+function sampledTargets(r: ShardRow, vocab: number, seqLen: number, pad: "error" | "drop") {
+  const { sampleLen, sampleIdx, sampleHits, sampleVal } = r;
+  if (!sampleLen || !sampleIdx || !sampleHits || !sampleVal) {
+    throw new SparsekdError("kdMode sampled: a shard record has no sampled targets", { option: "kdMode" });
+  }
+  let total = 0;
+  for (const n of sampleLen) total += n;
+  if (
+    sampleLen.length !== seqLen || sampleIdx.length !== total || sampleHits.length !== total ||
+    sampleVal.length !== total
+  ) {
+    throw new SparsekdError(
+      `kdMode sampled: a shard record's sampled targets are inconsistent (${sampleLen.length} positions, ` +
+        `${total} ids by sampleLen; ${sampleIdx.length} ids, ${sampleHits.length} counts, ${sampleVal.length} logits)`,
+      { option: "kdMode" },
+    );
+  }
+  let keep = 0;
+  for (const id of sampleIdx) if (id < vocab) keep++;
+  if (keep === total) return { sampleLen, sampleIdx, sampleHits, sampleVal };
+  if (pad === "error") {
+    const id = sampleIdx.find((id) => id >= vocab);
+    throw new SparsekdError(
+      `vocabPad: sampled teacher id ${id} is outside the student's vocabulary (${vocab}); drop such ids`,
+      { option: "vocabPad" },
+    );
+  }
+  const len = new Uint16Array(seqLen), idx = new Uint32Array(keep);
+  const hits = new Uint16Array(keep), val = new Float32Array(keep);
+  let o = 0, n = 0;
+  for (let t = 0; t < seqLen; t++) {
+    for (let j = o; j < o + sampleLen[t]; j++) {
+      if (sampleIdx[j] >= vocab) continue;
+      idx[n] = sampleIdx[j];
+      hits[n] = sampleHits[j];
+      val[n] = sampleVal[j];
+      n++;
+      len[t]++;
+    }
+    o += sampleLen[t];
+  }
+  return { sampleLen: len, sampleIdx: idx, sampleHits: hits, sampleVal: val };
 }
 
 /** The first `k` of every row of `K` entries. */

@@ -9,7 +9,8 @@ import { SparsekdError } from "../errors.ts";
 import { joinUri } from "../format/uri.ts";
 import { createRuntime, type Runtime } from "../gpu/runtime.ts";
 import { useTfjsOnRuntime } from "../gpu/tfjs_backend.ts";
-import { saveModel } from "../model/checkpoint.ts";
+import { exportGraphModel } from "../model/graph_export.ts";
+import { readTokenizerFile, TOKENIZER_NOTE, writeTokenizerNote } from "../model/export_tokenizer.ts";
 import type { GptConfig } from "../model/gpt.ts";
 import { openStore, parseStoreUri } from "../store/open_store.ts";
 import { openTeacher } from "../teacher/open_teacher.ts";
@@ -121,6 +122,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const out = await openStore(outUri, { endpoint, create: true });
   const metricsPath = parsed.kind === "local" ? `${parsed.path}/metrics.jsonl` : null;
   let exportStore = null, exportDone = false;
+  const exportTokenizer = o.exportTokenizer === undefined
+    ? undefined
+    : await readTokenizerFile(o.exportTokenizer, d.vocab);
   if (o.export !== undefined) {
     const pe = parseStoreUri(o.export);
     if (pe.kind === "local") await probeWritable(pe.path, "export");
@@ -157,7 +161,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     : mode === "full"
     ? `online KD from ${teacher!.description}'s full logits α=${alpha} T=${temperature}`
     : `KD ${mode} α=${alpha} T=${temperature}${
-      d.k < d.storedK ? ` (top-${d.k} of the stored top-${d.storedK})` : ""
+      d.sampleTemperature !== undefined
+        ? ` (samples drawn at t=${d.sampleTemperature})`
+        : d.k < d.storedK
+        ? ` (top-${d.k} of the stored top-${d.storedK})`
+        : ""
     }`;
   console.error(
     `train: ${what}; student ${model.layers}×${model.width}×${model.heads} (vocab ${d.vocab}, context ${d.seqLen}); ` +
@@ -180,6 +188,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       alpha,
       temperature,
       k: d.k,
+      sampleTemperature: d.sampleTemperature,
       data: d.data,
       heldout: d.heldout,
       shuffleWindow: o.shuffleWindow ?? 1024,
@@ -205,11 +214,18 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     if (exportStore && (r.status === "finished" || r.status === "nothing-to-do")) {
       if (exportDone) log(`train: ${joinUri(exportStore.uri, "model.json")} exists: not exported again`);
       else {
-        await saveModel(exportStore, "", r.model, {
+        // The tokenizer note first: model.json, written last, marks a complete export.
+        await writeTokenizerNote(exportStore, "", { identity: d.identity, tokenizer: exportTokenizer });
+        const path = await exportGraphModel(exportStore, "", r.model, {
           storage: o.exportDtype === "f16" ? "float16" : "float32",
-          metadata: { trainedWith: o.command ?? "train()", steps: r.step, eval: final },
+          metadata: {
+            trainedWith: o.command ?? "train()",
+            steps: r.step,
+            eval: final,
+            tokenizer: TOKENIZER_NOTE,
+          },
         });
-        exported = joinUri(exportStore.uri, "model.json");
+        exported = joinUri(exportStore.uri, path);
       }
     }
     return {

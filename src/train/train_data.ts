@@ -7,7 +7,7 @@
 import { SparsekdError } from "../errors.ts";
 import { openSource } from "../data/open_source.ts";
 import { readRunJson } from "../format/run_json.ts";
-import { lseIndexFor, shardMode } from "../loss/modes.ts";
+import { lseIndexFor, sampleLseIndexFor, shardMode } from "../loss/modes.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { type RecordSource, tokenRecords } from "./batches.ts";
 import type { TrainMode, TrainRecord } from "./records.ts";
@@ -50,6 +50,8 @@ export interface TrainData {
   storedK: number;
   /** Facts recorded in each checkpoint and checked on resume. */
   identity: Record<string, unknown>;
+  /** Mode `sampled`: the temperature t the shards' samples were drawn at. */
+  sampleTemperature?: number;
 }
 
 /** Resolves the held-out count against `total` sequences: the rule of {@linkcode TrainDataOptions}. */
@@ -133,6 +135,20 @@ export async function openShardData(store: ObjectStore, o: TrainDataOptions): Pr
   const uri = store.uri;
   const run = await readRunJson(store);
   const seqLen = run.seqLen;
+  const sparse = o.mode !== "ce" && o.mode !== "full";
+  const mode = sparse ? shardMode(o.mode) : null;
+  const sampleIndex = mode ? sampleLseIndexFor(mode, run.sample, run.lseTemperatures, uri) : -1;
+  if (mode?.needsSamples && o.k !== undefined) {
+    throw new SparsekdError(`k selects top-k entries: kdMode ${mode.name} trains from the sampled targets`, {
+      option: "k",
+    });
+  }
+  if (mode && !mode.needsSamples && run.k === 0) {
+    throw new SparsekdError(
+      `kdMode ${mode.name} needs top-k targets; ${uri} holds sampled targets only (k = 0): use kdMode sampled`,
+      { option: "kdMode" },
+    );
+  }
   const k = o.k ?? run.k;
   if (k > run.k) {
     throw new SparsekdError(
@@ -162,12 +178,11 @@ export async function openShardData(store: ObjectStore, o: TrainDataOptions): Pr
       { option: "vocabPad" },
     );
   }
-  const sparse = o.mode !== "ce" && o.mode !== "full";
-  const tempIndex = sparse ? lseIndexFor(shardMode(o.mode), o.temperature, run.lseTemperatures, uri) : -1;
+  const tempIndex = mode ? lseIndexFor(mode, o.temperature, run.lseTemperatures, uri) : -1;
   const held = heldoutCount(o.heldoutSequences, run.sequences, uri);
   const trainCount = run.sequences - held;
   const toRecord = (kept: number) => (r: ShardRow) =>
-    shardRecord(r, run, kept, vocab, tempIndex, seqLen, o.vocabPad);
+    shardRecord(r, run, kept, vocab, tempIndex, seqLen, o.vocabPad, sampleIndex);
   const data: RecordSource<TrainRecord> = {
     sequences: trainCount,
     stream: (from) =>
@@ -178,7 +193,17 @@ export async function openShardData(store: ObjectStore, o: TrainDataOptions): Pr
   checkHeldout(heldout, vocab);
   const identity: Record<string, unknown> = { shards: uri, teacher: run.teacher, data: run.data, k: run.k };
   if (k < run.k) identity.kUsed = k;
-  return { data, heldout, seqLen, vocab, k, storedK: run.k, identity };
+  if (sampleIndex >= 0) identity.sample = run.sample;
+  return {
+    data,
+    heldout,
+    seqLen,
+    vocab,
+    k,
+    storedK: run.k,
+    identity,
+    sampleTemperature: sampleIndex >= 0 ? run.sample!.temperature : undefined,
+  };
 }
 
 function checkHeldout(heldout: TrainRecord[], vocab: number): void {

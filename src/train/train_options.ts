@@ -84,6 +84,11 @@ export interface TrainOptions {
   export?: string;
   /** Weights of the export (default f32). */
   exportDtype?: "f32" | "f16";
+  /**
+   * A tokenizer file (a Hugging Face `tokenizer.json` or a sparsekd BPE JSON file) copied beside the export as
+   * `tokenizer.json`; its ids must fit the student's vocabulary. Needs `export`.
+   */
+  exportTokenizer?: string;
   /** GCS endpoint (default STORAGE_EMULATOR_HOST, else Google's). */
   gcsEndpoint?: string;
   /** Run on tfjs-backend-cpu. */
@@ -176,6 +181,11 @@ export function validateTrainOptions(o: TrainOptions): TrainMode {
   if (o.exportDtype !== undefined && o.exportDtype !== "f32" && o.exportDtype !== "f16") {
     throw new SparsekdError(`exportDtype must be f32 or f16 (got "${o.exportDtype}")`, {
       option: "exportDtype",
+    });
+  }
+  if (o.exportTokenizer !== undefined && o.export === undefined) {
+    throw new SparsekdError("exportTokenizer is copied beside the export: give export too", {
+      option: "exportTokenizer",
     });
   }
   if (o.data !== undefined) {

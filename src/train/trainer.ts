@@ -21,7 +21,7 @@ import { fullKdLoss } from "./full_kd_loss.ts";
 import { type EvalResult, evaluate } from "./evaluate.ts";
 import type { SparseKdMode } from "../kernels/sparse_kd_reference.ts";
 import type { SparseKdLossOp } from "./kd_loss_op.ts";
-import { kdBatch, type TrainMode, type TrainRecord } from "./records.ts";
+import { kdBatch, sampledBatch, type TrainMode, type TrainRecord } from "./records.ts";
 import { alignMetrics, checkSettings, openCheckpoints } from "./resume.ts";
 import { learningRate, parseValueSchedule, scheduleLabel, scheduleValue } from "./schedule.ts";
 
@@ -60,6 +60,8 @@ export interface TrainLoopOptions {
   temperature?: number | string;
   /** Top-k entries per position (KD modes). */
   k?: number;
+  /** Mode `sampled`: the temperature t the records' samples were drawn at. */
+  sampleTemperature?: number;
   /** The training records. */
   data: RecordSource<TrainRecord>;
   /** The held-out records (bounded: they are kept in memory). */
@@ -137,6 +139,9 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
   const sparse = kd && o.mode !== "full";
   if (sparse && !o.kdLoss) throw new Error("train: sparse KD modes need the kdLoss op");
   if (o.mode === "full" && !o.teacher) throw new Error("train: mode full needs the teacher");
+  if (o.mode === "sampled" && !(o.sampleTemperature! > 0)) {
+    throw new Error("train: mode sampled needs the samples' temperature (sampleTemperature)");
+  }
   const alphaSchedule = parseValueSchedule("alpha", o.alpha ?? 1, (x) => x >= 0 && x <= 1, "in [0, 1]");
   const tSchedule = parseValueSchedule("temperature", o.temperature ?? 1, (x) => x > 0, "> 0");
   let warmup = o.warmup ?? Math.max(1, Math.round(o.steps / 20));
@@ -341,7 +346,9 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
         own.push(z, t, m);
         lossFn = () => fullKdLoss(model.logits(inputs), z, { temperature, alpha, targets: t, mask: m });
       } else {
-        const teacher = kdBatch(batch, o.k!, L, o.mode === "tail");
+        const teacher = o.mode === "sampled"
+          ? sampledBatch(batch, L, o.sampleTemperature!)
+          : kdBatch(batch, o.k!, L, o.mode === "tail");
         const maskBytes = new Uint8Array(mask.length);
         for (let i = 0; i < mask.length; i++) maskBytes[i] = mask[i];
         lossFn = () =>
