@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { openSource } from "../src/data/open_source.ts";
+import { openTokenData } from "../src/train/train_data.ts";
 import { tslibSource, tslibTokenizer, tslibTokenStream } from "../src/data/tslib.ts";
 import {
   isTslibFile,
@@ -128,4 +129,20 @@ Deno.test("builtin:tslib bad input: no sequence length, bad split, bad limit, a 
   await assert.rejects(tslibSource({ seqLen: 0 }), oneLine(/seqLen must be ≥ 1/));
   await assert.rejects(tslibSource({ seqLen: 64, maxSequences: 0 }), oneLine(/maxSequences must be ≥ 1/));
   await assert.rejects(tslibSource({ seqLen: 10_000_000, split: "heldout" }), oneLine(/longer than/));
+});
+
+Deno.test("train --data builtin:tslib evaluates on the corpus's held-out split, not on train sequences", async () => {
+  const d = await openTokenData("builtin:tslib", {
+    mode: "ce",
+    temperature: 1,
+    vocabPad: "error",
+    heldoutSequences: 3,
+  });
+  const train = await tslibSource({ split: "train", seqLen: 64 });
+  const held = await tslibSource({ split: "heldout", seqLen: 64, maxSequences: 3 });
+  assert.equal(d.vocab, 2048);
+  assert.equal(d.seqLen, 64);
+  assert.equal(d.data.sequences, train.sequences);
+  assert.deepEqual(d.heldout.map((r) => Array.from(r.tokens)).flat(), Array.from(await held.read(0, 3)));
+  assert.equal(d.identity.fingerprint, train.fingerprint);
 });
