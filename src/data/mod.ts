@@ -1,6 +1,6 @@
 /**
- * Token data: sources of fixed-length token sequences (`builtin:demo`, `builtin:tslib`, `.npy` files, sparsekd token files),
- * the demo tokenizer, and the assignment of shards to hosts.
+ * Token data: sources of fixed-length token sequences (`builtin:demo`, `builtin:tslib`, `.npy` files, sparsekd
+ * token files), the built-in tokenizers, and the assignment of shards to hosts.
  *
  * @example Read the first sequences of the built-in demo corpus
  * ```ts

@@ -1,6 +1,6 @@
 /**
- * Teachers: models whose logits are distilled — `builtin:demo`, `builtin:tslib`, `tfjs:<model.json>`, `npy:<logits.npy>` —
- * opened by spec through the registry ({@linkcode TEACHERS}).
+ * Teachers: models whose logits are distilled — `builtin:demo`, `builtin:tslib`, `tfjs:<model.json>`,
+ * `npy:<logits.npy>` — opened by spec through the registry ({@linkcode TEACHERS}).
  *
  * @example The registered teacher kinds
  * ```ts
