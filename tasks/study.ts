@@ -16,6 +16,8 @@ ${
 }  --ks K1,K2,…         the K of the offline students (default 8,64); the shards hold the largest
   --alpha A            weight of the KD term of every KD student (default 1)
   --seeds S1,S2,…      train every student with each seed; the table gives means (default 1)
+  --teacher SPEC       builtin:demo (default; flat distributions) or builtin:tslib (peaked, like a large
+                       LM's); the data are its corpus (docs/data.md)
 `;
 
 await runMain(async () => {
@@ -24,6 +26,7 @@ await runMain(async () => {
     ks: { type: "string" },
     alpha: { type: "string" },
     seeds: { type: "string" },
+    teacher: { type: "string" },
   });
   if (f.help) return void console.log(HELP);
   const run = readRunFlags(f);
@@ -34,7 +37,8 @@ await runMain(async () => {
     ks: (f.ks ?? "8,64").split(",").map((k) => intFlag("ks", k.trim(), 0, { min: 1 })),
     alpha: numberFlag("alpha", f.alpha, 1, { min: 0, max: 1 }),
     seeds: (f.seeds ?? "1").split(",").map((x) => intFlag("seeds", x.trim(), 0, { min: 0 })),
+    teacher: f.teacher,
   }).finally(() => stop.dispose());
   console.log(markdown);
   console.log(`study: table in ${run.dir ?? "runs/study"}/study.md, report in ${report}`);
-}, { ...RUN_FLAGS, ks: "--ks", alpha: "--alpha", seeds: "--seeds" });
+}, { ...RUN_FLAGS, ks: "--ks", alpha: "--alpha", seeds: "--seeds", teacher: "--teacher" });

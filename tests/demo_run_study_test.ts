@@ -70,13 +70,18 @@ Deno.test("the study says so plainly when online KD does not beat CE-only", () =
   assert.match(md, /\| tail-k64 \| offline tail \| 64 \| 620\.0 .* \| n\/a \|/);
 });
 
-Deno.test("deno task study rejects a bad --ks or --alpha with one line and a non-zero exit", async () => {
+Deno.test("deno task study rejects a bad --ks, --alpha, --seeds or --teacher with one line and a non-zero exit", async () => {
   for (
     const [args, pattern] of [
       [["--ks", "8,zero"], /--ks must be an integer/],
       [["--ks", "0"], /--ks must be ≥ 1/],
       [["--alpha", "2"], /--alpha must be ≤ 1/],
       [["--seeds", "1,x"], /--seeds must be an integer/],
+      [
+        ["--teacher", "builtin:gpt2"],
+        /--teacher must be a built-in teacher \(builtin:demo or builtin:tslib\)/,
+      ],
+      [["--teacher", "tfjs:m.json"], /--teacher must be a built-in teacher/],
     ] as const
   ) {
     const out = await new Deno.Command(Deno.execPath(), {

@@ -15,7 +15,7 @@ import { openLocalStore } from "../store/local.ts";
 import { SparsekdError } from "../errors.ts";
 import type { ReportInput } from "../report/types.ts";
 import { createRuntime } from "../gpu/runtime.ts";
-import { checkRunOptions, evaluateOnHeldout, saveDemoShards, stage } from "./stages.ts";
+import { builtinTeacherName, checkRunOptions, evaluateOnHeldout, saveDemoShards, stage } from "./stages.ts";
 import { stopped, type StudentSpec, trainStudents } from "./students.ts";
 
 /** Options of {@linkcode runStudy}. */
@@ -43,6 +43,11 @@ export interface StudyOptions {
   seeds?: number[];
   /** Run on the CPU. */
   cpu?: boolean;
+  /**
+   * The built-in teacher, `builtin:demo` (default: flat distributions) or `builtin:tslib` (peaked); the data
+   * are its corpus (`builtin:<name>`: shards from its train split, scores on its held-out split).
+   */
+  teacher?: string;
 }
 
 /** One row of the study's table. */
@@ -116,6 +121,7 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
   const alpha = options.alpha ?? 1;
   const seeds = [...new Set(options.seeds ?? [1])];
   const maxK = ks[ks.length - 1];
+  const teacher = builtinTeacherName(options.teacher);
   checkRunOptions({ sequences: S, steps, batchSize: batch, heldoutSequences: options.heldoutSequences });
   if (ks.length === 0) throw new SparsekdError("ks needs at least one K", { option: "ks" });
   for (const k of ks) checkRunOptions({ ks: k });
@@ -140,7 +146,7 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
       description: `online KD from the teacher's full logits, α=${alpha}`,
       method: "online full KD",
       k: null,
-      options: { onlineTeacher: "builtin:demo", alpha },
+      options: { onlineTeacher: `builtin:${teacher}`, alpha },
     },
   ];
   for (const k of ks) {
@@ -161,9 +167,9 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
 
   stage(
     "study",
-    `1/${total} save-topk: demo teacher over ${S} sequences of the demo corpus, K=${maxK} → ${dir}/topk`,
+    `1/${total} save-topk: ${teacher} teacher over ${S} sequences of builtin:${teacher}, K=${maxK} → ${dir}/topk`,
   );
-  const saved = await saveDemoShards(dir, { sequences: S, k: maxK, rt });
+  const saved = await saveDemoShards(dir, { sequences: S, k: maxK, rt, teacher });
 
   const folder = (name: string, seed: number) => (seed === 1 ? name : `${name}-s${seed}`);
   for (const [j, seed] of seeds.entries()) {
@@ -187,6 +193,7 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
     dir,
     saved,
     batchSize: batch,
+    teacher,
     students: students.flatMap((s) =>
       seeds.map((seed) => {
         const name = folder(s.name, seed);
@@ -218,6 +225,7 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
   const gap = rows[0].ppl - rows[1].ppl;
   for (const r of rows) r.gapClosed = gap > 0 ? (rows[0].ppl - r.ppl) / gap : null;
   const settings = {
+    teacher: `builtin:${teacher}`,
     sequences: S,
     trainSequences: run.sequences - Math.min(64, Math.floor(run.sequences / 2)),
     steps,
