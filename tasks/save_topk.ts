@@ -11,10 +11,17 @@ import { runSaveTopK } from "../src/save/run_save_topk.ts";
 
 const HELP = `deno task save-topk [flags]
 
+<<<<<<< HEAD
   --teacher SPEC            builtin:demo (default) | builtin:tslib | tfjs:<model.json path or URI> |
                             npy:<logits.npy>
   --data SPEC               builtin:demo (default) | builtin:tslib | npy:<ids.npy> | tokens:<file>
                             (docs/data.md)
+=======
+  --teacher SPEC            builtin:demo (default) | tfjs:<model.json path or URI> | npy:<logits.npy>
+                            | openai:<base URL> (vLLM /v1/completions) | sglang:<base URL> (/generate)
+                            (docs/teachers.md)
+  --data SPEC               builtin:demo (default) | npy:<ids.npy> | tokens:<file> (docs/data.md)
+>>>>>>> main
   --out OUT                 a folder, file://… or gs://bucket/prefix (default runs/demo/topk)
   --k K                     top-k entries kept per position (default 64; 0 with --sample: samples only)
   --sample N                also store N draws per position (with replacement, 1 to 1024) from the
@@ -22,7 +29,7 @@ const HELP = `deno task save-topk [flags]
   --sample-temperature t    the temperature t of the draws (default 1; added to --lse-temperatures)
   --seed S                  seed of the draws, keyed by (S, global position) (default 0)
   --seq-len L               tokens per sequence (default: the teacher's, else the data's, else 64)
-  --batch-size B            sequences per teacher pass (default 8)
+  --batch-size B            sequences per teacher pass (default 8, or --teacher-concurrency if larger)
   --sequences-per-shard N   (default 64)
   --value-dtype f32|f16     stored logits (default f32)
   --lse-temperatures T,…    logsumexp temperatures (default 1)
@@ -33,6 +40,14 @@ const HELP = `deno task save-topk [flags]
   --gcs-endpoint URL        GCS endpoint (default: STORAGE_EMULATOR_HOST, else Google's)
   --summary FILE            also write the end-of-run summary as JSON to FILE
   --cpu                     run on the CPU, without WebGPU
+
+ served teachers (openai:, sglang:):
+  --teacher-model NAME      the served model (default: the only one GET /v1/models lists)
+  --vocab-size V            the teacher's vocabulary size (default: the server's vocab_size, if it says)
+  --teacher-api-key-env VAR environment variable holding the API key (default OPENAI_API_KEY; never printed)
+  --teacher-concurrency N   requests in flight (default 4)
+  --teacher-timeout S       seconds per request before it is tried again (default 300)
+  --teacher-tries N         tries per request before the run fails (default 8)
 `;
 
 /** Library option → command-line flag, for the one-line errors. */
@@ -55,6 +70,12 @@ const FLAGS = {
   gcsEndpoint: "--gcs-endpoint",
   summary: "--summary",
   cpu: "--cpu",
+  teacherModel: "--teacher-model",
+  vocabSize: "--vocab-size",
+  teacherApiKeyEnv: "--teacher-api-key-env",
+  teacherConcurrency: "--teacher-concurrency",
+  teacherTimeout: "--teacher-timeout",
+  teacherTries: "--teacher-tries",
 };
 
 await runMain(async () => {
@@ -77,6 +98,12 @@ await runMain(async () => {
     "gcs-endpoint": { type: "string" },
     summary: { type: "string" },
     cpu: { type: "boolean", default: false },
+    "teacher-model": { type: "string" },
+    "vocab-size": { type: "string" },
+    "teacher-api-key-env": { type: "string" },
+    "teacher-concurrency": { type: "string" },
+    "teacher-timeout": { type: "string" },
+    "teacher-tries": { type: "string" },
     help: { type: "boolean", default: false },
   });
   if (f.help) {
@@ -98,7 +125,7 @@ await runMain(async () => {
       : numberFlag("sample-temperature", f["sample-temperature"], 1),
     seed: f.seed === undefined ? undefined : intFlag("seed", f.seed, 0),
     seqLen: f["seq-len"] === undefined ? undefined : intFlag("seq-len", f["seq-len"], 64),
-    batchSize: intFlag("batch-size", f["batch-size"], 8),
+    batchSize: f["batch-size"] === undefined ? undefined : intFlag("batch-size", f["batch-size"], 8),
     sequencesPerShard: intFlag("sequences-per-shard", f["sequences-per-shard"], 64),
     valueDtype,
     lseTemperatures: f["lse-temperatures"]!.split(",").map((t) => numberFlag("lse-temperatures", t, 1)),
@@ -109,5 +136,21 @@ await runMain(async () => {
     gcsEndpoint: f["gcs-endpoint"] ?? Deno.env.get("STORAGE_EMULATOR_HOST") ?? undefined,
     summary: f.summary,
     cpu: f.cpu,
+    remote: {
+      model: f["teacher-model"],
+      vocabSize: f["vocab-size"] === undefined
+        ? undefined
+        : intFlag("vocab-size", f["vocab-size"], 0, { min: 2 }),
+      apiKeyEnv: f["teacher-api-key-env"],
+      concurrency: f["teacher-concurrency"] === undefined
+        ? undefined
+        : intFlag("teacher-concurrency", f["teacher-concurrency"], 4, { min: 1 }),
+      timeoutMs: f["teacher-timeout"] === undefined
+        ? undefined
+        : 1000 * numberFlag("teacher-timeout", f["teacher-timeout"], 300, { min: 0, minExclusive: true }),
+      tries: f["teacher-tries"] === undefined
+        ? undefined
+        : intFlag("teacher-tries", f["teacher-tries"], 8, { min: 1 }),
+    },
   });
 }, FLAGS);

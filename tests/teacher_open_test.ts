@@ -22,7 +22,9 @@ Deno.test("--teacher specs: npy opens, unknown kinds and empty arguments are one
       assert.equal(t.seqLen, 4);
       await assert.rejects(
         openTeacher("onnx:model.onnx", rt),
-        oneLine(/expected builtin:demo\|tslib, tfjs:<model.json> or npy:<path>/),
+        oneLine(
+          /expected builtin:demo\|tslib, tfjs:<model.json>, npy:<path>, openai:<base URL> or sglang:<base URL>/,
+        ),
       );
       await assert.rejects(
         openTeacher("builtin:gpt2", rt),

@@ -9,7 +9,8 @@ import { SparsekdError } from "../errors.ts";
 import { createProgress } from "../cli/progress.ts";
 import { createRuntime, type Runtime } from "../gpu/runtime.ts";
 import { openSource } from "../data/open_source.ts";
-import { openTeacher } from "../teacher/open_teacher.ts";
+import { openAnyTeacher } from "../teacher/open_teacher.ts";
+import type { RemoteTeacherOptions } from "../teacher/teacher.ts";
 import { openStore } from "../store/open_store.ts";
 import type { ValueDtype } from "../format/types.ts";
 import { checkSaveOptions, type SaveSummary, saveTopK } from "./save_topk.ts";
@@ -19,8 +20,10 @@ export const DEMO_DEFAULT_SEQUENCES = 512;
 
 /** Options of {@linkcode runSaveTopK}: what the command's flags say, typed. */
 export interface RunSaveTopKOptions {
-  /** `builtin:demo` | `tfjs:<model.json>` | `npy:<logits.npy>`. */
+  /** `builtin:demo` | `tfjs:<model.json>` | `npy:<logits.npy>` | `openai:<base URL>` | `sglang:<base URL>`. */
   teacher: string;
+  /** Settings of a served teacher (`openai:`, `sglang:`): model, API key variable, concurrency, …. */
+  remote?: RemoteTeacherOptions;
   /** `builtin:demo` | `npy:<ids.npy>` | `tokens:<file>`. */
   data: string;
   /** A folder, `file://…` or `gs://bucket/prefix`. */
@@ -35,7 +38,7 @@ export interface RunSaveTopKOptions {
   seed?: number;
   /** Tokens per sequence (default: the teacher's, else the data's, else 64 for builtin data). */
   seqLen?: number;
-  /** Sequences per teacher pass (default 8). */
+  /** Sequences per teacher pass (default 8; for a served teacher at least its concurrency). */
   batchSize?: number;
   /** Sequences per shard (default 64). */
   sequencesPerShard?: number;
@@ -93,7 +96,7 @@ async function checkWritable(path: string): Promise<void> {
  */
 export async function runSaveTopK(o: RunSaveTopKOptions): Promise<SaveSummary> {
   const print = o.print ?? true;
-  const k = o.k ?? 64, batchSize = o.batchSize ?? 8, sequencesPerShard = o.sequencesPerShard ?? 64;
+  const k = o.k ?? 64, sequencesPerShard = o.sequencesPerShard ?? 64;
   const valueDtype = o.valueDtype ?? "f32", lseTemperatures = o.lseTemperatures ?? [1];
   const host = o.host ?? { index: 0, count: 1 };
   const maxSequences = o.maxSequences === "all"
@@ -120,8 +123,13 @@ export async function runSaveTopK(o: RunSaveTopKOptions): Promise<SaveSummary> {
   if (o.summary !== undefined) await checkWritable(o.summary);
 
   const rt = o.rt ?? await createRuntime({ cpu: o.cpu });
-  const teacher = await openTeacher(o.teacher, rt);
+  const teacher = await openAnyTeacher(o.teacher, rt, {
+    k,
+    lseTemperatures,
+    remote: o.remote,
+  });
   try {
+    const batchSize = o.batchSize ?? Math.max(8, teacher.kind === "sparse" ? teacher.concurrency ?? 1 : 1);
     const seqLen = o.seqLen ?? teacher.seqLen;
     const source = await openSource(o.data, {
       seqLen: seqLen ?? (o.data.startsWith("builtin:") ? 64 : undefined),

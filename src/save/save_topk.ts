@@ -1,5 +1,6 @@
 /**
- * The save-topk pipeline: data → teacher → select (WGSL top-k) → encode (format v1) → store.
+ * The save-topk pipeline: data → teacher → select (WGSL top-k) → encode (format v1) → store. A sparse
+ * teacher (one that returns top-k ids, values and logsumexps itself) skips the select stage.
  *
  * Batches flow through a web `ReadableStream` whose `highWaterMark` bounds how far the GPU runs ahead:
  * while the consumer encodes and uploads batch n, the stream's `pull` already runs the teacher and the
@@ -14,7 +15,7 @@ import { sampleTokens, sampleTokensFromBuffer } from "../kernels/sample.ts";
 import type { SampleResult } from "../kernels/sample_reference.ts";
 import type { TokenSource } from "../data/source.ts";
 import { shardsForHost } from "../data/hosts.ts";
-import type { Teacher } from "../teacher/teacher.ts";
+import type { AnyTeacher, SparseTeacher, Teacher } from "../teacher/teacher.ts";
 import type { ObjectStore } from "../store/store.ts";
 import {
   type ManifestEntry,
@@ -40,8 +41,8 @@ import { backendOf, checkSameBackend } from "./backend.ts";
 export interface SaveTopKOptions {
   /** The runtime whose device runs the kernel (and the teacher, when it runs on the GPU). */
   rt: Runtime;
-  /** The teacher. */
-  teacher: Teacher;
+  /** The teacher: dense (full logits, reduced by the top-k kernel) or sparse (stored as it returns them). */
+  teacher: AnyTeacher;
   /** The token sequences; its `seqLen` is the run's. */
   source: TokenSource;
   /** Where to write; `null` encodes everything but writes nothing (the benchmark's "writing off"). */
@@ -113,6 +114,8 @@ export interface SaveSummary {
 interface Batch {
   shard: number;
   records: ShardRecordInput[];
+  /** Set on the last item when the teacher failed: the writer finishes what is complete, then throws it. */
+  error?: unknown;
 }
 
 /**
@@ -130,7 +133,11 @@ export function checkSaveOptions(o: Omit<SaveTopKOptions, "rt" | "store">): void
     throw new SparsekdError(`${option} ${what}`, { option });
   };
   const int = (x: number, min: number) => Number.isSafeInteger(x) && x >= min;
-  if (!int(V, 2) || V > MAX_VOCAB) {
+  const sparse = o.teacher.kind === "sparse";
+  if (sparse && (!int(V, 2) || V > 2 ** 32)) {
+    throw new SparsekdError(`the teacher's vocabulary size ${V} is outside 2 to 2^32`);
+  }
+  if (!sparse && (!int(V, 2) || V > MAX_VOCAB)) {
     throw new SparsekdError(
       `the teacher's vocabulary size ${V} is outside the 2 to ${MAX_VOCAB} that the top-k kernel supports`,
     );
@@ -149,6 +156,12 @@ export function checkSaveOptions(o: Omit<SaveTopKOptions, "rt" | "store">): void
     bad("k", `must be between ${o.sample ? 0 : 1} and the teacher's vocabulary size ${V} (got ${o.k})`);
   }
   if (o.k > MAX_K) bad("k", `must be at most ${MAX_K} (got ${o.k})`);
+  if (o.teacher.kind === "sparse" && o.teacher.k !== o.k) {
+    bad(
+      "k",
+      `is ${o.k}, but the teacher (${o.teacher.description}) returns ${o.teacher.k} entries per position`,
+    );
+  }
   if (!int(o.batchSize, 1)) bad("batchSize", `must be an integer ≥ 1 (got ${o.batchSize})`);
   if (!int(o.sequencesPerShard, 1)) {
     bad("sequencesPerShard", `must be an integer ≥ 1 (got ${o.sequencesPerShard})`);
@@ -166,6 +179,16 @@ export function checkSaveOptions(o: Omit<SaveTopKOptions, "rt" | "store">): void
     if (typeof t !== "number" || !Number.isFinite(t) || t <= 0) {
       bad("lseTemperatures", `must be finite numbers > 0 (got ${t})`);
     }
+  }
+  if (
+    o.teacher.kind === "sparse" &&
+    JSON.stringify(o.teacher.lseTemperatures) !== JSON.stringify(temps)
+  ) {
+    bad(
+      "lseTemperatures",
+      `are ${temps!.join(",")}, but the teacher (${o.teacher.description}) returns logsumexps at ` +
+        `${o.teacher.lseTemperatures.join(",")}`,
+    );
   }
   if (!int(o.host.count, 1)) bad("hostCount", `must be an integer ≥ 1 (got ${o.host.count})`);
   if (!int(o.host.index, 0) || o.host.index >= o.host.count) {
@@ -233,7 +256,9 @@ export function lseTemperaturesWithSample(temps: number[], sample: SampleSpec | 
  * once its first shard exists, so a run that fails on its first shard leaves OUT as it found it. A shard
  * that exists is read back and verified (structure, the manifest's CRC32C where one lists it, its tokens
  * against the data) before it is skipped; a damaged one is a one-line error that names it. A shard that
- * another process writes meanwhile (the same host index twice) is verified and kept.
+ * another process writes meanwhile (the same host index twice) is verified and kept. When the teacher fails
+ * (a served teacher's persistent error, non-finite logits), the shard whose records are all computed is
+ * still written before the error ends the run, so that a rerun resumes after it.
  *
  * @example
  * ```ts
@@ -263,13 +288,14 @@ export async function saveTopK(o: SaveTopKOptions): Promise<SaveSummary> {
     sequencesPerShard: o.sequencesPerShard,
     teacher: { fingerprint: teacher.fingerprint, description: teacher.description },
     data: { fingerprint: source.fingerprint, description: source.description },
-    backend: backendOf(rt),
+    // A sparse teacher's targets do not depend on where save-topk runs: no backend to keep.
+    backend: teacher.kind === "sparse" ? undefined : backendOf(rt),
     sample: o.sample,
   });
   if (store && (await store.exists(RUN_JSON_PATH))) {
     const existing = await readRunJson(store);
     checkRunCompatible(existing, { ...run, backend: existing.backend }, store.uri);
-    checkSameBackend(existing, run.backend!, store.uri, o.onNote);
+    if (run.backend !== undefined) checkSameBackend(existing, run.backend, store.uri, o.onNote);
   }
   let claimed = false;
   const claim = async () => {
@@ -325,7 +351,16 @@ export async function saveTopK(o: SaveTopKOptions): Promise<SaveSummary> {
       if (idleSince >= 0) gpuWait += performance.now() - idleSince;
       if (next >= batchStarts.length) return controller.close();
       const b = batchStarts[next++];
-      controller.enqueue(await computeBatch(rt, teacher, source, run, b.shard, b.start, b.count));
+      let batch: Batch;
+      try {
+        batch = await computeBatch(rt, teacher, source, run, b.shard, b.start, b.count);
+      } catch (error) {
+        // Not controller.error: that would drop the batches queued before this one.
+        next = batchStarts.length;
+        controller.enqueue({ shard: b.shard, records: [], error });
+        return controller.close();
+      }
+      controller.enqueue(batch);
       idleSince = performance.now();
     },
   }, { highWaterMark: o.queueDepth ?? 2 });
@@ -333,6 +368,7 @@ export async function saveTopK(o: SaveTopKOptions): Promise<SaveSummary> {
   // The writer stage: one shard sink open at a time, records streamed into it.
   const reader = batches.getReader();
   let open: ShardSink | null = null;
+  let openRecords = 0;
   let shardsWritten = 0, shardsSkipped = mine.length - todo.length, tokens = 0, distinct = 0;
   const finish = async (sink: ShardSink) => {
     const { entry, existed } = await sink.close();
@@ -345,11 +381,22 @@ export async function saveTopK(o: SaveTopKOptions): Promise<SaveSummary> {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
+      if (value.error !== undefined) {
+        // The teacher failed: a shard whose records are all written is closed and kept, then the error ends
+        // the run (a rerun resumes after it).
+        if (open && openRecords === sizeOf(open.shard)) {
+          const closing: ShardSink = open;
+          open = null;
+          await finish(closing);
+        }
+        throw value.error;
+      }
       if (open && open.shard !== value.shard) {
         const closing: ShardSink = open;
         open = null;
         await finish(closing);
       }
+      if (open === null) openRecords = 0;
       open ??= await openShardSink(store, run, value.shard, o.host.index, {
         onBytes: (n) => (progress.bytesWritten += n),
         recordCheck: () => tokensOf(source, run, value.shard),
@@ -358,6 +405,7 @@ export async function saveTopK(o: SaveTopKOptions): Promise<SaveSummary> {
         await open.write(rec);
         for (const n of rec.sampleLen ?? []) distinct += n;
       }
+      openRecords += value.records.length;
       progress.sequencesDone += value.records.length;
       progress.sequencesComputed += value.records.length;
       tokens += value.records.length * L;
@@ -417,18 +465,99 @@ async function tokensOf(source: TokenSource, run: RunJson, shard: number) {
   };
 }
 
-/** Teacher forward and top-k of one batch, split into per-sequence records. */
+/**
+ * A sparse teacher's targets of one batch, checked against the run (sizes, ids below V, the top-k order,
+ * finite logsumexps) so that what is stored is a valid shard.
+ */
+async function sparseBatch(
+  teacher: SparseTeacher,
+  tokens: Uint32Array,
+  start: number,
+  count: number,
+  run: RunJson,
+) {
+  const L = run.seqLen, K = run.k, V = run.vocabSize, T = run.lseTemperatures.length, rows = count * L;
+  const top = await teacher.forwardSparse(tokens, start, count, L);
+  if (top.ids.length !== rows * K || top.values.length !== rows * K || top.logsumexp.length !== rows * T) {
+    throw new Error(`sparse teacher ${teacher.description} returned arrays of the wrong size`);
+  }
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < K; i++) {
+      const id = top.ids[r * K + i], v = top.values[r * K + i];
+      const prev = i > 0 ? top.values[r * K + i - 1] : Infinity;
+      if (id >= V || Number.isNaN(v) || v > prev) {
+        throw new SparsekdError(
+          `the teacher (${teacher.description}) returned an invalid top-k at sequence ${
+            start + Math.floor(r / L)
+          }, ` +
+            `position ${r % L} (an id ≥ ${V}, a NaN or values out of order)`,
+        );
+      }
+    }
+    for (let m = 0; m < T; m++) {
+      if (!Number.isFinite(top.logsumexp[r * T + m])) {
+        throw new SparsekdError(
+          `the teacher (${teacher.description}) returned a non-finite logsumexp at sequence ` +
+            `${start + Math.floor(r / L)}, position ${r % L}`,
+        );
+      }
+    }
+  }
+  return { indices: top.ids, values: top.values, logsumexp: top.logsumexp };
+}
+
+/** Teacher forward and top-k of one batch (a sparse teacher's own top-k), split into per-sequence records. */
 async function computeBatch(
   rt: Runtime,
-  teacher: Teacher,
+  teacher: AnyTeacher,
   source: TokenSource,
   run: RunJson,
   shard: number,
   start: number,
   count: number,
 ): Promise<Batch> {
-  const L = run.seqLen, K = run.k, V = run.vocabSize, T = run.lseTemperatures.length;
+  const L = run.seqLen, K = run.k, T = run.lseTemperatures.length;
   const tokens = await source.read(start, count);
+  const top = teacher.kind === "sparse"
+    ? { ...await sparseBatch(teacher, tokens, start, count, run), kk: K, sampled: null }
+    : await denseTopK(rt, teacher, tokens, start, count, run);
+  const { kk, sampled } = top;
+  const records: ShardRecordInput[] = [];
+  let so = 0; // offset of the current sequence's sampled entries
+  for (let i = 0; i < count; i++) {
+    const rec: ShardRecordInput = {
+      seq: start + i,
+      tokens: tokens.slice(i * L, (i + 1) * L),
+      idx: topRows(top.indices, i, L, K, kk),
+      val: topRows(top.values, i, L, K, kk),
+      lse: top.logsumexp.slice(i * L * T, (i + 1) * L * T),
+    };
+    if (sampled) {
+      const len = sampled.len.slice(i * L, (i + 1) * L);
+      const n = len.reduce((a, b) => a + b, 0);
+      Object.assign(rec, {
+        sampleLen: len,
+        sampleIdx: sampled.idx.slice(so, so + n),
+        sampleHits: sampled.hits.slice(so, so + n),
+        sampleVal: sampled.val.slice(so, so + n),
+      });
+      so += n;
+    }
+    records.push(rec);
+  }
+  return { shard, records };
+}
+
+/** A dense teacher's logits of one batch reduced by the top-k kernel. */
+async function denseTopK(
+  rt: Runtime,
+  teacher: Teacher,
+  tokens: Uint32Array,
+  start: number,
+  count: number,
+  run: RunJson,
+) {
+  const L = run.seqLen, K = run.k, V = run.vocabSize;
   const logits = await teacher.forward(tokens, start, count, L);
   const rows = count * L;
   let top;
@@ -457,31 +586,7 @@ async function computeBatch(
   } finally {
     if (logits.kind === "gpu") logits.release();
   }
-  const records: ShardRecordInput[] = [];
-  const kk = Math.max(K, 1);
-  let so = 0; // offset of the current sequence's sampled entries
-  for (let i = 0; i < count; i++) {
-    const rec: ShardRecordInput = {
-      seq: start + i,
-      tokens: tokens.slice(i * L, (i + 1) * L),
-      idx: topRows(top.indices, i, L, K, kk),
-      val: topRows(top.values, i, L, K, kk),
-      lse: top.logsumexp.slice(i * L * T, (i + 1) * L * T),
-    };
-    if (sampled) {
-      const len = sampled.len.slice(i * L, (i + 1) * L);
-      const n = len.reduce((a, b) => a + b, 0);
-      Object.assign(rec, {
-        sampleLen: len,
-        sampleIdx: sampled.idx.slice(so, so + n),
-        sampleHits: sampled.hits.slice(so, so + n),
-        sampleVal: sampled.val.slice(so, so + n),
-      });
-      so += n;
-    }
-    records.push(rec);
-  }
-  return { shard, records };
+  return { ...top, kk: Math.max(K, 1), sampled };
 }
 
 /** Sequence i's L×K block of a top-kk result (K ≤ kk; K = 0 gives an empty array). */

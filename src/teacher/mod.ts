@@ -1,6 +1,12 @@
 /**
+<<<<<<< HEAD
  * Teachers: models whose logits are distilled — `builtin:demo`, `builtin:tslib`, `tfjs:<model.json>`,
  * `npy:<logits.npy>` — opened by spec through the registry ({@linkcode TEACHERS}).
+=======
+ * Teachers: models whose logits are distilled — `builtin:demo`, `tfjs:<model.json>`, `npy:<logits.npy>`, and
+ * served teachers `openai:<base URL>` / `sglang:<base URL>` (sparse: top-k log-probabilities) — opened by spec
+ * through the registry ({@linkcode TEACHERS}).
+>>>>>>> main
  *
  * @example The registered teacher kinds
  * ```ts
@@ -19,4 +25,7 @@ export { BUILTIN_TEACHERS, createBuiltinTeacher, createDemoTeacher } from "./bui
 export { denseTeacher, openAnyTeacher } from "./open_teacher.ts";
 export type { AnyTeacher, SparseTargets, SparseTeacher } from "./teacher.ts";
 export { teacherHelp, TEACHERS, teacherUsage } from "./registry.ts";
-export type { TeacherEntry, TeacherOpener, TeacherOpenOptions } from "./registry.ts";
+export type { RemoteTeacherOptions, TeacherEntry, TeacherOpener, TeacherOpenOptions } from "./registry.ts";
+export { openaiTeacher } from "./openai.ts";
+export type { OpenAITeacherOptions } from "./openai.ts";
+export type { TeacherProtocol } from "./openai_response.ts";

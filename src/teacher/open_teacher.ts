@@ -49,7 +49,7 @@ export async function openTeacher(
   rt: Runtime,
   options: TeacherOpenOptions = {},
 ): Promise<Teacher> {
-  return denseTeacher(await openAnyTeacher(spec, rt, options), spec);
+  return denseTeacher(await openAnyTeacher(spec, rt, { ...options, dense: true }), spec);
 }
 
 /**

@@ -9,7 +9,7 @@
  */
 import type { TeacherOpener } from "./teacher.ts";
 
-export type { TeacherOpener, TeacherOpenOptions } from "./teacher.ts";
+export type { RemoteTeacherOptions, TeacherOpener, TeacherOpenOptions } from "./teacher.ts";
 
 /** One registered teacher kind. */
 export interface TeacherEntry {
@@ -38,6 +38,16 @@ export const TEACHERS: Readonly<Record<string, TeacherEntry>> = {
     usage: "npy:<path>",
     help: "precomputed float32 logits [sequences, seqLen, vocab] in a .npy file",
     load: async () => (await import("./npy.ts")).teacherOpener,
+  },
+  openai: {
+    usage: "openai:<base URL>",
+    help: "an OpenAI-compatible completions server that returns prompt log-probabilities (vLLM, SGLang)",
+    load: async () => (await import("./openai.ts")).teacherOpener,
+  },
+  sglang: {
+    usage: "sglang:<base URL>",
+    help: "an SGLang server's native /generate endpoint, asked for input top-k log-probabilities",
+    load: async () => (await import("./openai.ts")).sglangTeacherOpener,
   },
 };
 

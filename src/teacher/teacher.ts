@@ -67,8 +67,9 @@ export interface SparseTargets {
 
 /**
  * A teacher that returns sparse targets (top-k ids, their logits and the logsumexp) instead of full logits:
- * for teachers served elsewhere that never hand out a whole vocabulary row. Defined for a later issue; no
- * command runs one yet (`openTeacher` refuses it where dense logits are needed).
+ * for teachers served elsewhere that never hand out a whole vocabulary row (`openai:<base URL>`). save-topk
+ * stores its targets as they come, without the top-k kernel; `openTeacher` refuses it where dense logits are
+ * needed (online distillation).
  */
 export interface SparseTeacher {
   /** `"sparse"`: this teacher returns {@linkcode SparseTargets}. */
@@ -85,6 +86,11 @@ export interface SparseTeacher {
   readonly k: number;
   /** The temperatures (> 0) of its logsumexp values, in order. */
   readonly lseTemperatures: readonly number[];
+  /**
+   * Requests it runs at once, when it calls a server: save-topk's default batch size is at least this, so
+   * that a batch keeps them all busy.
+   */
+  readonly concurrency?: number;
   /** Computes the sparse targets of `count` sequences of `seqLen` tokens that start at sequence `start`. */
   forwardSparse(tokens: Uint32Array, start: number, count: number, seqLen: number): Promise<SparseTargets>;
   /** Frees what the teacher holds. */
@@ -98,6 +104,38 @@ export type AnyTeacher = Teacher | SparseTeacher;
 export interface TeacherOpenOptions {
   /** Endpoints of remote stores that model files are read from (as in `openStore`), e.g. `{ gs: url }`. */
   endpoint?: OpenStoreOptions["endpoint"];
+  /**
+   * Top-k entries per position the command stores: a sparse teacher returns exactly this many (save-topk
+   * passes its `k`).
+   */
+  k?: number;
+  /** Temperatures of the logsumexps the command stores (save-topk passes its `lseTemperatures`). */
+  lseTemperatures?: readonly number[];
+  /**
+   * True when the command needs full logits (online distillation): a teacher that can only return sparse
+   * targets refuses in one line before it contacts anything.
+   */
+  dense?: boolean;
+  /** Settings of teachers served over HTTP (`openai:`): model name, API key variable, concurrency, …. */
+  remote?: RemoteTeacherOptions;
+}
+
+/** Settings of a teacher served over HTTP (`openai:<base URL>`); every field has a default. */
+export interface RemoteTeacherOptions {
+  /** The served model's name (default: the only model `GET /v1/models` lists). */
+  model?: string;
+  /** Environment variable holding the API key sent as `Authorization: Bearer …` (default OPENAI_API_KEY). */
+  apiKeyEnv?: string;
+  /** Requests in flight at once (default 4). */
+  concurrency?: number;
+  /** The teacher's vocabulary size V (default: what `GET /v1/models` reports as `vocab_size`). */
+  vocabSize?: number;
+  /** Time limit of one request, in milliseconds, body included (default 300000). */
+  timeoutMs?: number;
+  /** Tries of one request before the run fails (default 8). */
+  tries?: number;
+  /** First backoff between tries, in milliseconds; it doubles up to 30 s, with jitter (default 500). */
+  backoffMs?: number;
 }
 
 /**
