@@ -10,6 +10,9 @@
 // (formed on the host in float64), and in place of T·Lz(T) the row's Σ c_i·log p_T(i): its KD is the
 // estimate Σ c_i (log p_T(i) - log q_i) and its gradient in u is C·q - c, C = Σ c_i.
 //
+// The divergence (params.divergence: 0 forward KL, 1 reverse KL, 2 generalized JSD with params.beta) is a
+// uniform, not a compiled variant; reverse and JSD run in modes renorm and tail only (the host checks).
+//
 // The host prepends: const WG: u32 (a power of two), const MODE: u32 (0 topk, 1 renorm, 2 tail, 3 sampled), and one of
 // sparse_kd_vec4.wgsl (vocab % 4 == 0: rows move as vec4) or sparse_kd_scalar.wgsl, which define the
 // element type LT of `logits` and `grad`, its width VW, and the helpers hmax, hsum, ld, ld_grad, st_grad,
@@ -19,6 +22,8 @@ const NBITS: u32 = 16384u; // tail mode: membership bitmap of S, hashed by id % 
 const NWORDS: u32 = 512u;
 const KCACHE: u32 = 256u; // ids of S kept in workgroup memory for the exact membership check
 const BIG_NEG: f32 = -3.0e38;
+const TAIL_FLOOR: f32 = 9.536743e-7; // 2^-20: reverse KL floors the teacher's tail mass here (docs/losses.md)
+const LOG_TAIL_FLOOR: f32 = -13.862944; // log(2^-20)
 
 // The host packs this struct from the one field list in src/kernels/sparse_kd.ts (tests check they match).
 // A dispatch covers rows [0, rows) of a chunk; the *_off fields are where the chunk's row 0 starts inside
@@ -37,6 +42,9 @@ struct Params {
   r_off: u32, // records, in rowinfo
   o_off: u32, // elements, in loss
   check_ids: u32, // 1: check each row's teacher ids (range, distinct); a bad row gets a NaN loss and gradient
+  divergence: u32, // 0 forward KL(P‖Q), 1 reverse KL(Q‖P), 2 JSD_β (modes renorm and tail only)
+  beta: f32, // JSD: the teacher's weight in the mixture M = βP + (1 - β)Q, in (0, 1)
+  beta_c: f32, // 1 - β, computed by the host in float64 (both keep float32's relative precision near 0 and 1)
 }
 
 struct RowInfo {
@@ -162,6 +170,70 @@ fn expm1(x: f32) -> f32 {
       x * (1.0 / 5040.0 + x * (1.0 / 40320.0))))))));
   }
   return exp(x) - 1.0;
+}
+
+// log((1 - a) + a·exp(x)) for a in (0, 1), given la = log(a) and l1a = log(1 - a): log1p(a·expm1(x)) near
+// x = 0 (no cancellation when the two distributions are close), else a logaddexp (no overflow for large |x|).
+fn log_mix(x: f32, a: f32, la: f32, l1a: f32) -> f32 {
+  if (abs(x) < 1.0) {
+    let y = a * expm1(x);
+    if (abs(y) < 0.5) {
+      return log1p_acc(y);
+    }
+  }
+  let q = la + x;
+  return max(l1a, q) + log1p_acc(exp(-abs(l1a - q)));
+}
+
+// log(1 + e) for e > -1/2, without forming 1 + e when |e| is small.
+fn log1p_acc(e: f32) -> f32 {
+  if (abs(e) < 0.5) {
+    return log_series(e / (2.0 + e));
+  }
+  return log_acc(1.0 + e);
+}
+
+// One bucket b of reverse KL or JSD from lq = log Q_b and d = log(Q_b/P_b) (docs/losses.md): returns (the
+// bucket's term of the divergence, λ_b), where the gradient in u of an id j of bucket b is
+// c·q_j·(λ_b - Σ_b' Q_b' λ_b'). lb = log β, l1b = log(1 - β).
+fn div_bucket(lq: f32, d: f32, lb: f32, l1b: f32) -> vec2<f32> {
+  let lp = lq - d;
+  if (params.divergence == 1u) {
+    // Reverse: Q log(Q/P) - Q + P = P·φ(d) (the -Q + P sum to 0 over the buckets), φ(d) = d·e^d - expm1(d)
+    // by its series near d = 0, so that close distributions lose no digits.
+    if (abs(d) < 0.5) {
+      return vec2<f32>(exp(lp) * phi_series(d), d);
+    }
+    return vec2<f32>(exp(lq) * (d - 1.0) + exp(lp), d);
+  }
+  // JSD: β P log(P/M) + (1 - β) Q log(Q/M), with log(P/M) = -log(β + (1 - β)e^d) and
+  // log(Q/M) = -log((1 - β) + β e^-d).
+  let b = params.beta;
+  let bc = params.beta_c; // 1 - β
+  let lqm = -log_mix(-d, b, lb, l1b);
+  if (abs(d) < 0.1) {
+    // = P·((1 - β)·φ(d) - h((1 - β)·expm1(d))) = Q·(β·φ(-d) - h(β·expm1(-d))), h(m) = (1 + m)·log1p(m) - m:
+    // two O(d²) terms where the direct form subtracts two O(d) ones. Of the two, the one whose weight (1 - β
+    // or β) is the larger: their difference is then at least half of either.
+    if (b < 0.5) {
+      return vec2<f32>(exp(lq) * (b * phi_series(-d) - h_series(b * expm1(-d))), lqm);
+    }
+    return vec2<f32>(exp(lp) * (bc * phi_series(d) - h_series(bc * expm1(d))), lqm);
+  }
+  let lpm = -log_mix(d, bc, l1b, lb);
+  return vec2<f32>(b * exp(lp) * lpm + bc * exp(lq) * lqm, lqm);
+}
+
+// h(m) = (1 + m)·log1p(m) - m = m²/2 - m³/6 + m⁴/12 - …, for |m| < 0.11 (error below 1e-8 relative).
+fn h_series(m: f32) -> f32 {
+  return m * m * (0.5 + m * (-1.0 / 6.0 + m * (1.0 / 12.0 + m * (-1.0 / 20.0 + m * (1.0 / 30.0 +
+    m * (-1.0 / 42.0 + m * (1.0 / 56.0)))))));
+}
+
+// φ(d) = d·e^d - expm1(d) = d²/2 + d³/3 + d⁴/8 + … (n-1)dⁿ/n!, for |d| < 1/2 (error below 1e-8 relative).
+fn phi_series(d: f32) -> f32 {
+  return d * d * (0.5 + d * (1.0 / 3.0 + d * (0.125 + d * (1.0 / 30.0 + d * (1.0 / 144.0 + d * (1.0 / 840.0 +
+    d * (1.0 / 5760.0 + d * (1.0 / 45360.0))))))));
 }
 
 fn in_s(j: u32, kb: u32, k: u32) -> bool {
@@ -338,6 +410,73 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   let lpz_shift = log_acc(tzr.y); // log Σ_S exp((z - mz)/T)
 
+  // Reverse KL and JSD (modes renorm and tail): the buckets are the ids of S and, in mode tail, the tail
+  // bucket. The divergence is Σ_b term_b; the gradient in u is c·q_j·(λ_b(j) - lam_mean) with
+  // lam_mean = Σ_b Q_b λ_b and c = 1 (reverse) or 1 - β (JSD): docs/losses.md.
+  let div = params.divergence;
+  // log β and log(1 - β), each as log1p(-x) of the other when that is small (log 1.0 would lose it).
+  var lb = 0.0; // (β is 0 unless JSD)
+  if (div == 2u) {
+    lb = select(log_acc(params.beta), log_series(-params.beta_c / (2.0 - params.beta_c)), params.beta_c < 0.5);
+  }
+  let l1b = select(log_acc(params.beta_c), log_series(-params.beta / (2.0 - params.beta)), params.beta < 0.5);
+  let c_div = select(params.beta_c, 1.0, div == 1u);
+  var kd_div = 0.0;
+  var lam_mean = 0.0;
+  var tail_factor_div = 0.0; // c·(λ_tail - lam_mean): the gradient of an id outside S is this times q_j
+  // On S, d = log(Q_i/P_i) = (s_i - z_i)/T + d_row: s_i - z_i is exact when the two are close, so that
+  // close distributions keep the digits of d that float32 has (not those of log Q_i and log P_i, ~log K).
+  var d_row = ((info.tlz_hi - m_ref) + info.tlz_lo) * it - sh_all; // tail: log q_i - (z_i/T - Lz) - (s_i - z_i)/T
+  if (MODE == 1u) {
+    d_row = (tzr.x - m_ref) * it + lpz_shift - sh_s; // renorm: log q̂_i - log p̂_i - (s_i - z_i)/T
+  }
+  if ((MODE == 1u || MODE == 2u) && div != 0u) {
+    var t_part = 0.0;
+    var l_part = 0.0;
+    for (var i = tid; i < K; i = i + WG) {
+      let z = tvals[kb + i];
+      let du = (ld(base + ids[kb + i]) - m_ref) * it;
+      let lq = select(du - sh_all, du - sh_s, MODE == 1u);
+      let tl = div_bucket(lq, (ld(base + ids[kb + i]) - z) * it + d_row, lb, l1b);
+      t_part = t_part + tl.x;
+      l_part = l_part + exp(lq) * tl.y;
+    }
+    kd_div = reduce_sum(tid, t_part);
+    lam_mean = reduce_sum(tid, l_part);
+    if (MODE == 2u && K < V) {
+      // The tail bucket: Q_t = 1 - Q_S (from log_1mq, in log space), P_t = r. A Q_t below float32's
+      // smallest normal number counts as 0 (its ids' gradient underflows anyway).
+      let q_on = log_1mq > -87.0;
+      let qt = select(0.0, exp(log_1mq), q_on);
+      var t_t = 0.0;
+      var lam_t = 0.0;
+      if (div == 1u) {
+        let lp = select(LOG_TAIL_FLOOR, log_r, r_tail > TAIL_FLOOR); // log max(r, 2^-20)
+        if (q_on) {
+          let tl = div_bucket(log_1mq, log_1mq - lp, lb, l1b);
+          t_t = tl.x;
+          lam_t = tl.y;
+        } else {
+          t_t = exp(lp); // Q log(Q/P) - Q + P at Q = 0
+        }
+      } else if (r_tail > 0.0 && q_on) {
+        let tl = div_bucket(log_1mq, log_1mq - log_r, lb, l1b);
+        t_t = tl.x;
+        lam_t = tl.y;
+      } else if (q_on) {
+        lam_t = -l1b; // P_t = 0: M = (1 - β)Q
+        t_t = params.beta_c * qt * lam_t;
+      } else if (r_tail > 0.0) {
+        t_t = -params.beta * r_tail * lb; // Q_t = 0: M = βP
+      }
+      kd_div = kd_div + t_t;
+      lam_mean = lam_mean + qt * lam_t;
+      if (q_on) {
+        tail_factor_div = c_div * (lam_t - lam_mean);
+      }
+    }
+  }
+
   // KD over S.
   var kd_part = 0.0;
   for (var i = tid; i < K; i = i + WG) {
@@ -397,6 +536,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (MODE == 3u) {
       kd = (info.tlz_hi + kd) + info.tlz_lo; // Σ c log p_T + Σ c (-log q)
     }
+    if ((MODE == 1u || MODE == 2u) && div != 0u) {
+      kd = kd_div;
+    }
     var l = alpha * T * T * kd;
     if (need_ce) {
       l = l + (1.0 - alpha) * (sh1_all - (ld(base + u32(info.label)) - m_ref));
@@ -406,7 +548,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
   // Pass 2: the gradient over the whole row; the entries of S are rewritten below. In mode tail, off S:
   // q_j - r·q_j/(1 - Q_S) = q_j·(1 - r·exp(lse_all - lse_not)).
-  let tail_factor = select(1.0, 1.0 - r_tail * exp(sh_all - sh_str), r_tail > 0.0);
+  var tail_factor = select(1.0, 1.0 - r_tail * exp(sh_all - sh_str), r_tail > 0.0);
+  if (MODE == 2u && div != 0u) {
+    tail_factor = tail_factor_div; // reverse, JSD: c·(λ_tail - lam_mean)
+  }
   for (var e = tid; e < ne; e = e + WG) {
     var g = LT(0.0);
     if (MODE != 1u || need_ce) {
@@ -440,6 +585,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       g = ckd * (csum * exp(du - sh_all) - z); // z holds c_i here
     } else {
       g = ckd * (exp(du - sh_all) - exp(((z - info.tlz_hi) - info.tlz_lo) * it));
+    }
+    if ((MODE == 1u || MODE == 2u) && div != 0u) {
+      let lq = select(du - sh_all, du - sh_s, MODE == 1u);
+      g = (ckd * c_div) * exp(lq) * (div_bucket(lq, (x - z) * it + d_row, lb, l1b).y - lam_mean);
     }
     if (need_ce) {
       g = g + cce * exp((x - m_ref) - sh1_all);

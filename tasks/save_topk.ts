@@ -11,17 +11,15 @@ import { runSaveTopK } from "../src/save/run_save_topk.ts";
 
 const HELP = `deno task save-topk [flags]
 
-<<<<<<< HEAD
   --teacher SPEC            builtin:demo (default) | builtin:tslib | tfjs:<model.json path or URI> |
-                            npy:<logits.npy>
-  --data SPEC               builtin:demo (default) | builtin:tslib | npy:<ids.npy> | tokens:<file>
-                            (docs/data.md)
-=======
-  --teacher SPEC            builtin:demo (default) | tfjs:<model.json path or URI> | npy:<logits.npy>
-                            | openai:<base URL> (vLLM /v1/completions) | sglang:<base URL> (/generate)
-                            (docs/teachers.md)
-  --data SPEC               builtin:demo (default) | npy:<ids.npy> | tokens:<file> (docs/data.md)
->>>>>>> main
+                            npy:<logits.npy> | openai:<base URL> (vLLM /v1/completions) |
+                            sglang:<base URL> (/generate) (docs/teachers.md)
+  --data SPEC               builtin:demo (default) | builtin:tslib | npy:<ids.npy> | tokens:<file> |
+                            text:<file or folder> (.txt, .jsonl with a "text" field, .gz too; docs/data.md)
+  --tokenizer FILE          a Hugging Face tokenizer.json, for text: data
+  --eot-token TEXT          the end-of-text token put between documents (default <|endoftext|>)
+  --cross-documents         let targets cross documents (default: run.json records the end-of-text token
+                            and training masks the positions whose target starts the next document)
   --out OUT                 a folder, file://… or gs://bucket/prefix (default runs/demo/topk)
   --k K                     top-k entries kept per position (default 64; 0 with --sample: samples only)
   --sample N                also store N draws per position (with replacement, 1 to 1024) from the
@@ -54,6 +52,9 @@ const HELP = `deno task save-topk [flags]
 const FLAGS = {
   teacher: "--teacher",
   data: "--data",
+  tokenizer: "--tokenizer",
+  eotToken: "--eot-token",
+  crossDocuments: "--cross-documents",
   out: "--out",
   k: "--k",
   sample: "--sample",
@@ -82,6 +83,9 @@ await runMain(async () => {
   const { values: f } = parseFlags(Deno.args, {
     teacher: { type: "string", default: "builtin:demo" },
     data: { type: "string", default: "builtin:demo" },
+    tokenizer: { type: "string" },
+    "eot-token": { type: "string" },
+    "cross-documents": { type: "boolean", default: false },
     out: { type: "string", default: "runs/demo/topk" },
     k: { type: "string" },
     sample: { type: "string" },
@@ -117,6 +121,9 @@ await runMain(async () => {
   await runSaveTopK({
     teacher: f.teacher!,
     data: f.data!,
+    tokenizer: f.tokenizer,
+    eotToken: f["eot-token"],
+    crossDocuments: f["cross-documents"],
     out: f.out!,
     k: intFlag("k", f.k, 64),
     sample: f.sample === undefined ? undefined : intFlag("sample", f.sample, 0),

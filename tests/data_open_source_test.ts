@@ -21,7 +21,7 @@ Deno.test("--data specs open the demo, npy and token sources; bad specs are one-
     );
     await assert.rejects(
       openSource("csv:x.csv"),
-      oneLine(/expected builtin:demo, builtin:tslib, npy:<path> or tokens:<path>/),
+      oneLine(/expected builtin:demo, builtin:tslib, npy:<path>, tokens:<path> or text:<path>/),
     );
     await assert.rejects(openSource("npy:"), oneLine(/needs a path/));
 

@@ -13,7 +13,7 @@ import { parseFlags } from "./flags.ts";
 export const TRAIN_HELP = `deno task train [flags]
   --shards OUT            top-k shards from save-topk: a folder, file://… or gs://… (default runs/demo/topk)
   --data SPEC             train on a token source instead, with --ce-only (builtin:demo | builtin:tslib |
-                          npy:… | tokens:…)
+                          npy:… | tokens:… | text:<file or folder> with --tokenizer)
   --out DIR               checkpoints and metrics.jsonl (default runs/demo/train/<mode>-<time>)
   --steps N               optimizer steps (default 200)
   --batch-size B          sequences per step (default 16)
@@ -21,6 +21,11 @@ export const TRAIN_HELP = `deno task train [flags]
   --weight-decay WD       AdamW decoupled weight decay (default 0.1); --clip C global-norm clipping (default 1)
   --kd-mode MODE          the sparse-KD loss (default topk):
 ${kdModeHelp("                            ")}
+  --divergence D          forward (default: KL(teacher‖student)), reverse (KL(student‖teacher)) or jsd
+                          (generalized Jensen–Shannon, as TRL's GKD); reverse and jsd need --kd-mode
+                          renorm or tail
+  --beta B                jsd only: the teacher's weight in [0, 1] of the mixture (default 0.5; 0 is
+                          forward KL, 1 reverse KL)
   --k N                   use only the first N of the stored top-k per position (their top-N; default all)
   --online-teacher SPEC   online KD instead: run this teacher (builtin:demo | builtin:tslib | tfjs:…) in the
                           process and distil from its full logits (the upper reference of docs/study.md)
@@ -33,6 +38,10 @@ ${kdModeHelp("                            ")}
   --vocab V               the student's vocabulary (default: the shards' or the data's)
   --layers N --width C --heads H --untied   the student (default ${DEFAULT_STUDENT.layers} × ${DEFAULT_STUDENT.width} × ${DEFAULT_STUDENT.heads}, tied)
   --seq-len L             tokens per sequence of --data (must match the shards' when given with --shards)
+  --tokenizer FILE        a Hugging Face tokenizer.json for --data text:… (docs/data.md)
+  --eot-token TEXT        the end-of-text token between documents (default <|endoftext|>)
+  --cross-documents       let targets cross document boundaries (default: positions holding the
+                          end-of-text token of text data, or of the shards' run.json, are masked)
   --seed S                weights and shuffling (default 1); --shuffle-window N (default 1024)
   --heldout-sequences M   held out for evaluation: the last M of the shards or --data file, or the
                           builtin corpus's held-out split (default 64, at most half the data; more than half is an error)
@@ -66,6 +75,8 @@ const OPTION_KINDS: Record<string, "number" | "schedule" | "string" | "boolean">
   weightDecay: "number",
   clip: "number",
   kdMode: "string",
+  divergence: "string",
+  beta: "number",
   k: "number",
   onlineTeacher: "string",
   alpha: "schedule",
@@ -78,6 +89,9 @@ const OPTION_KINDS: Record<string, "number" | "schedule" | "string" | "boolean">
   heads: "number",
   untied: "boolean",
   seqLen: "number",
+  tokenizer: "string",
+  eotToken: "string",
+  crossDocuments: "boolean",
   seed: "number",
   shuffleWindow: "number",
   heldoutSequences: "number",

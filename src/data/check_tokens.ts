@@ -48,6 +48,8 @@ export function withVocabCheck(source: TokenSource, vocabSize: number): TokenSou
     seqLen: source.seqLen,
     fingerprint: source.fingerprint,
     description: source.description,
+    boundaryToken: source.boundaryToken,
+    vocabSize: source.vocabSize,
     async read(start: number, count: number): Promise<Uint32Array> {
       const ids = await source.read(start, count);
       checkTokenIds(ids, vocabSize, start, source.seqLen, source.description);

@@ -1,6 +1,7 @@
 /**
- * Token data: sources of fixed-length token sequences (`builtin:demo`, `builtin:tslib`, `.npy` files, sparsekd
- * token files), the built-in tokenizers, and the assignment of shards to hosts.
+ * Token data: sources of fixed-length token sequences (`builtin:demo`, `builtin:tslib`, `.npy` files,
+ * sparsekd token files, text with a Hugging Face tokenizer), the built-in tokenizers, and the assignment of
+ * shards to hosts.
  *
  * @example Read the first sequences of the built-in demo corpus
  * ```ts
@@ -36,3 +37,9 @@ export { openSource } from "./open_source.ts";
 export type { OpenSourceOptions } from "./open_source.ts";
 export { sha256File, sha256Hex } from "./sha256.ts";
 export type { TokenSource } from "./source.ts";
+export { DEFAULT_EOT_TOKEN, MAX_TOKENIZER_BYTES, openHfTokenizer } from "./hf_tokenizer.ts";
+export type { HfTokenizer, OpenHfTokenizerOptions } from "./hf_tokenizer.ts";
+export { listTextFiles, MAX_LINE_CHARS, TEXT_PIECE_CHARS, textPieces } from "./text_files.ts";
+export type { TextFile, TextPiece } from "./text_files.ts";
+export { textSource } from "./text_source.ts";
+export type { TextSource, TextSourceOptions } from "./text_source.ts";

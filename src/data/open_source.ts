@@ -1,7 +1,7 @@
 /**
  * Parses a `--data` spec and opens the token source: `builtin:demo` (the default) | `builtin:tslib` |
- * `npy:<path>` |
- * `tokens:<path>` (the binary token file of docs/data.md).
+ * `npy:<path>` | `tokens:<path>` (the binary token file of docs/data.md) | `text:<file or folder>` (with a
+ * Hugging Face `tokenizer`).
  * @module
  */
 import { SparsekdError } from "../errors.ts";
@@ -26,6 +26,14 @@ export interface OpenSourceOptions {
   vocabSize?: number;
   /** Split of `builtin:*` (default `train`; files have no split). */
   split?: DemoSplit;
+  /** `text:` data: the Hugging Face tokenizer.json (required there, refused elsewhere). */
+  tokenizer?: string;
+  /** `text:` data: the end-of-text token put between documents (default `<|endoftext|>`). */
+  eotToken?: string;
+  /** `text:` data: let targets cross document boundaries (training masks no position). */
+  crossDocuments?: boolean;
+  /** Whose vocabulary `vocabSize` is, for the errors (default `the teacher's`). */
+  vocabOwner?: string;
 }
 
 /**
@@ -36,6 +44,7 @@ export interface OpenSourceOptions {
  * ```ts
  * const src = await openSource("builtin:demo", { seqLen: 64, vocabSize: 2048 });
  * const other = await openSource("npy:./ids.npy", { vocabSize: 50257 });
+ * const text = await openSource("text:corpus/", { tokenizer: "tokenizer.json", seqLen: 1024 });
  * ```
  */
 export async function openSource(spec: string, options: OpenSourceOptions = {}): Promise<TokenSource> {
@@ -43,7 +52,41 @@ export async function openSource(spec: string, options: OpenSourceOptions = {}):
   const kind = colon < 0 ? spec : spec.slice(0, colon);
   const arg = colon < 0 ? "" : spec.slice(colon + 1);
   let source: TokenSource;
-  if (kind === "builtin") {
+  if (kind !== "text") {
+    for (const [option, v] of [["tokenizer", options.tokenizer], ["eotToken", options.eotToken]] as const) {
+      if (v !== undefined) {
+        throw new SparsekdError(`${option} is only for text: data (the data is ${spec})`, { option });
+      }
+    }
+  }
+  if (kind === "text") {
+    if (arg === "") {
+      throw new SparsekdError("data text: needs a path (text:<file or folder>)", { option: "data" });
+    }
+    if (options.tokenizer === undefined) {
+      throw new SparsekdError(`tokenizer must be given for ${spec} (a Hugging Face tokenizer.json)`, {
+        option: "tokenizer",
+      });
+    }
+    if (options.split !== undefined && options.split !== "train") {
+      throw new SparsekdError(`data ${spec}: text has no ${options.split} split`, { option: "data" });
+    }
+    if (options.seqLen === undefined) {
+      throw new SparsekdError(`data ${spec} needs a sequence length (--seq-len)`, { option: "data" });
+    }
+    const { textSource } = await import("./text_source.ts");
+    source = await textSource(arg, {
+      tokenizer: options.tokenizer,
+      eotToken: options.eotToken,
+      seqLen: options.seqLen,
+      crossDocuments: options.crossDocuments,
+      vocabSize: options.vocabSize,
+      vocabOwner: options.vocabOwner,
+    });
+    if (options.maxSequences !== undefined && options.maxSequences < source.sequences) {
+      source = limit(source, options.maxSequences);
+    }
+  } else if (kind === "builtin") {
     if (!BUILTIN_DATA.includes(arg)) {
       throw new SparsekdError(
         `data builtin:${arg}: the built-in data are ${BUILTIN_DATA.map((n) => `builtin:${n}`).join(" and ")}`,
@@ -79,7 +122,7 @@ export async function openSource(spec: string, options: OpenSourceOptions = {}):
     }
   } else {
     throw new SparsekdError(
-      `data "${spec}": expected builtin:demo, builtin:tslib, npy:<path> or tokens:<path>`,
+      `data "${spec}": expected builtin:demo, builtin:tslib, npy:<path>, tokens:<path> or text:<path>`,
       {
         option: "data",
       },
@@ -98,6 +141,8 @@ function limit(source: TokenSource, maxSequences: number): TokenSource {
     // Another limit is other data: it must not resume a run made with a different one.
     fingerprint: sha256Hex(new TextEncoder().encode(`${source.fingerprint}:first${maxSequences}`)),
     description: `${source.description} (first ${maxSequences} sequences)`,
+    boundaryToken: source.boundaryToken,
+    vocabSize: source.vocabSize,
     read(start: number, count: number): Promise<Uint32Array> {
       if (start + count > maxSequences) {
         return Promise.reject(new RangeError(`read(${start}, ${count}) past the ${maxSequences} sequences`));

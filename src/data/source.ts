@@ -14,6 +14,14 @@ export interface TokenSource {
   readonly fingerprint: string;
   /** A short human description (for run.json's `data` entry), e.g. `builtin:demo (brown, train split)`. */
   readonly description: string;
+  /**
+   * A document separator: a position whose input token is this id has the first token of another document
+   * as its target, and training masks it. Absent: no position is masked (sources without documents, or
+   * text read with `crossDocuments`).
+   */
+  readonly boundaryToken?: number;
+  /** The vocabulary of the tokenizer that made the ids, when the source knows it (text sources). */
+  readonly vocabSize?: number;
   /** Reads sequences [start, start+count) as count*seqLen token ids, row-major. */
   read(start: number, count: number): Promise<Uint32Array>;
 }

@@ -21,6 +21,7 @@ export type { TopKOptions, TopKResult } from "./topk.ts";
 export { sparseKdLoss } from "./sparse_kd.ts";
 export { sparseKdLossReference, sparseKdLossReference64 } from "./sparse_kd_reference.ts";
 export type {
+  Divergence,
   SparseKdMode,
   SparseKdOptions,
   SparseKdResult,

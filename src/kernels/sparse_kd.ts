@@ -14,6 +14,8 @@ import { bindingBudget, kernelHooks } from "./test_hooks.ts";
 import {
   type CheckedSparseKd,
   checkSparseKd,
+  type Divergence,
+  DIVERGENCES,
   sparseKdLossReference,
   type SparseKdMode,
   type SparseKdOptions,
@@ -28,7 +30,8 @@ const WG = 256;
 export const SPARSE_KD_PARAMS = uniformLayout([
   ...fieldsOf("u32", "rows", "vocab", "k", "nx"),
   ...fieldsOf("f32", "inv_t", "t", "alpha"),
-  ...fieldsOf("u32", "need_ce", "l_off", "k_off", "r_off", "o_off", "check_ids"),
+  ...fieldsOf("u32", "need_ce", "l_off", "k_off", "r_off", "o_off", "check_ids", "divergence"),
+  ...fieldsOf("f32", "beta", "beta_c"),
 ]);
 
 const MODES: Record<SparseKdMode, number> = kernelModeIds(); // src/loss/modes.ts
@@ -53,6 +56,10 @@ export interface SparseKdGpuArgs {
   mode: SparseKdMode;
   temperature: number;
   alpha: number;
+  /** The divergence (default `forward`; others in modes renorm and tail only, as checked by `checkSparseKd`). */
+  divergence?: Divergence;
+  /** β of divergence `jsd`, in (0, 1) (the checked value: `checkSparseKd` maps β = 0 and 1 to forward and reverse). */
+  beta?: number;
   /**
    * Check the teacher ids on the GPU (for ids that were not checked on the host because they live on the
    * GPU): a row with an id ≥ vocab or a repeated id gets a NaN loss and a NaN gradient row.
@@ -228,6 +235,9 @@ export function encodeSparseKdSync(
         r_off: ri.skip,
         o_off: lo.skip,
         check_ids: a.checkIds ? 1 : 0,
+        divergence: DIVERGENCES.indexOf(a.divergence ?? "forward"),
+        beta: a.divergence === "jsd" ? a.beta ?? 0.5 : 0,
+        beta_c: a.divergence === "jsd" ? 1 - (a.beta ?? 0.5) : 1, // 1 − β in float64, then rounded
       },
       bytes,
       c * 256,
@@ -346,6 +356,8 @@ export async function sparseKdLoss(
         mode: c.mode,
         temperature: c.temperature,
         alpha: c.alpha,
+        divergence: c.divergence,
+        beta: c.beta,
       });
       device.queue.submit([enc.finish()]);
       release();

@@ -8,6 +8,31 @@ import { SparsekdError } from "../errors.ts";
 /** Which KD term: see `docs/losses.md`. */
 export type SparseKdMode = "topk" | "renorm" | "tail" | "sampled";
 
+/**
+ * The divergence between the teacher's distribution P and the student's Q on a mode's support:
+ * `forward` KL(P‖Q) (every mode), `reverse` KL(Q‖P) and `jsd` (the generalized Jensen–Shannon divergence
+ * of TRL's GKD, weight `beta` on P) on the supports where the student is restricted like the teacher
+ * (`renorm`, `tail`). See `docs/losses.md`.
+ */
+export type Divergence = "forward" | "reverse" | "jsd";
+
+/** The divergences, in the order of their kernel ids (`params.divergence` of `shaders/sparse_kd.wgsl`). */
+export const DIVERGENCES: readonly Divergence[] = ["forward", "reverse", "jsd"];
+
+/** The modes on which a divergence other than `forward` is defined exactly. */
+export const DIVERGENCE_MODES: readonly SparseKdMode[] = ["renorm", "tail"];
+
+/** The default `beta` of `jsd` (TRL's GKD default): the symmetric Jensen–Shannon divergence. */
+export const DEFAULT_JSD_BETA = 0.5;
+
+/**
+ * Reverse KL on the `tail` support floors the teacher's tail mass r at this value (2^−20 ≈ 9.5e−7): r is
+ * known to about 1e−7 only (rounding of the stored float32 logsumexp and of the sums over S), and its log
+ * enters the loss with weight Q_t, so smaller values are noise, and 0 would make the loss +∞
+ * (docs/losses.md).
+ */
+export const REVERSE_TAIL_FLOOR = 2 ** -20;
+
 /** The teacher's side of a batch of rows: top-K ids and raw logits, and optionally Lz(T) per row. */
 export interface SparseKdTeacher {
   /** rows*k teacher token ids, row-major, distinct within a row. */
@@ -37,6 +62,13 @@ export interface SparseKdOptions {
   temperature: number;
   /** Weight of the KD term in [0, 1] (default 1: pure KD). */
   alpha?: number;
+  /** The divergence (default `forward`); others need mode `renorm` or `tail`. */
+  divergence?: Divergence;
+  /**
+   * `jsd` only: the weight β in [0, 1] of the teacher in the mixture M = βP + (1−β)Q (default 0.5);
+   * β = 0 is exactly forward KL and β = 1 reverse KL (TRL's convention).
+   */
+  beta?: number;
   /** The hard label (next token) per row; needed when alpha < 1. Ignored on masked rows. */
   labels?: Int32Array;
   /** One byte per row: 0 means masked (no loss, zero gradient). Default: no row masked. */
@@ -58,6 +90,10 @@ export interface CheckedSparseKd {
   mode: SparseKdMode;
   temperature: number;
   alpha: number;
+  /** The divergence computed: `jsd` with β = 0 or 1 is `forward` or `reverse` here. */
+  divergence: Divergence;
+  /** β of `jsd`, in (0, 1); 0 for the other divergences. */
+  beta: number;
   k: number;
   /** Per-row multiplier, 0 on masked rows. */
   scale: Float32Array;
@@ -110,6 +146,27 @@ export function checkSparseKd(
   if (!(typeof alpha === "number" && alpha >= 0 && alpha <= 1)) {
     fail(`alpha must be in [0, 1] (got ${alpha})`);
   }
+  const asked = options.divergence ?? "forward";
+  if (!DIVERGENCES.includes(asked)) {
+    fail(`divergence must be ${DIVERGENCES.join(", ")} (got ${String(asked)})`);
+  }
+  if (asked !== "forward" && !DIVERGENCE_MODES.includes(mode)) {
+    fail(
+      `divergence ${asked} is defined on the ${DIVERGENCE_MODES.join(" and ")} supports only (mode ${mode} ` +
+        `takes forward)`,
+    );
+  }
+  if (options.beta !== undefined && asked !== "jsd") fail(`beta is for divergence jsd (got ${asked})`);
+  const b = options.beta ?? DEFAULT_JSD_BETA;
+  if (asked === "jsd" && !(typeof b === "number" && b >= 0 && b <= 1)) {
+    fail(`beta must be in [0, 1] (got ${b})`);
+  }
+  if (asked === "jsd" && b > 0 && b < 1e-30) {
+    fail(`beta must be 0 or at least 1e-30 (got ${b}: below float32's normal range on the GPU)`);
+  }
+  // TRL's convention: β = 0 is forward KL and β = 1 reverse KL exactly (the formula itself tends to 0 there).
+  const divergence: Divergence = asked !== "jsd" ? asked : b === 0 ? "forward" : b === 1 ? "reverse" : "jsd";
+  const beta = divergence === "jsd" ? b : 0;
   const k = teacher.k;
   if (!Number.isInteger(k) || k < 1 || k > vocab) fail(`k must be between 1 and vocab=${vocab} (got ${k})`);
   if (studentLogits && studentLogits.length !== rows * vocab) {
@@ -166,7 +223,18 @@ export function checkSparseKd(
     }
   }
   const logsumexp = teacher.logsumexp ? Float32Array.from(teacher.logsumexp) : new Float32Array(rows);
-  const out: CheckedSparseKd = { mode, temperature: T, alpha, k, scale, active, labels, logsumexp };
+  const out: CheckedSparseKd = {
+    mode,
+    temperature: T,
+    alpha,
+    divergence,
+    beta,
+    k,
+    scale,
+    active,
+    labels,
+    logsumexp,
+  };
   if (mode === "sampled") {
     const s = sampledCoefficients(teacher, rows, T, active);
     for (let r = 0; r < rows; r++) {
@@ -263,6 +331,79 @@ export function sampledCoefficients(
   return { coef, teacherTerm };
 }
 
+/** log((1 − a) + a·e^x) for a in (0, 1) and x in [−∞, ∞]. */
+function logMix(x: number, a: number): number {
+  const y = a * Math.expm1(x);
+  if (Number.isFinite(y)) return Math.log1p(y);
+  const p = Math.log1p(-a), q = Math.log(a) + x; // x → +∞: a logaddexp
+  return Math.max(p, q) + Math.log1p(Math.exp(-Math.abs(p - q)));
+}
+
+/**
+ * Reverse KL or JSD of one row on the `renorm` or `tail` support (docs/losses.md): returns the divergence
+ * and writes its gradient with respect to u = s/T into `g`. Buckets: each id of S, plus in mode `tail` the
+ * tail bucket (when k < vocab).
+ */
+function divergenceRow(
+  c: CheckedSparseKd,
+  r: number,
+  k: number,
+  vocab: number,
+  ids: Uint32Array,
+  zT: number[],
+  u: Float64Array,
+  uS: number[],
+  inS: Uint8Array,
+  lseAll: number,
+  lseS: number,
+  lseZS: number,
+  g: Float64Array,
+): number {
+  const tail = c.mode === "tail";
+  const lp: number[] = [], lq: number[] = [];
+  for (let i = 0; i < k; i++) {
+    lp.push(tail ? zT[i] - c.logsumexp[r] : zT[i] - lseZS);
+    lq.push(tail ? uS[i] - lseAll : uS[i] - lseS);
+  }
+  let lseNot = -Infinity;
+  if (tail && k < vocab) {
+    const uNot: number[] = [];
+    for (let j = 0; j < vocab; j++) if (!inS[j]) uNot.push(u[j]);
+    lseNot = logSumExp(uNot);
+    let rTail = Math.max(0, -Math.expm1(lseZS - c.logsumexp[r]));
+    if (c.divergence === "reverse") rTail = Math.max(rTail, REVERSE_TAIL_FLOOR);
+    lp.push(Math.log(rTail)); // −∞ when r = 0 (jsd only)
+    lq.push(lseNot - lseAll);
+  }
+  const beta = c.beta;
+  const lam = new Float64Array(lp.length);
+  let kd = 0, kl = 0; // the divergence, and Σ_b Q_b λ_b
+  for (let b = 0; b < lp.length; b++) {
+    const P = Math.exp(lp[b]), Q = Math.exp(lq[b]);
+    if (c.divergence === "reverse") {
+      // Σ_b [Q log(Q/P) − Q + P]: KL(Q‖P) when both sum to 1 (P differs from 1 only by the tail floor).
+      kd += (Q > 0 ? Q * (lq[b] - lp[b]) - Q : 0) + P;
+      lam[b] = Q > 0 ? lq[b] - lp[b] : 0;
+    } else {
+      // log(P/M) = −log(β + (1 − β)e^d) and log(Q/M) = −log((1 − β) + βe^−d), d = log(Q/P): formed without
+      // subtracting log M from log P or log Q, so that they keep their digits when β is near 0 or 1.
+      const d = lq[b] - lp[b];
+      if (P > 0) kd += beta * P * -logMix(d, 1 - beta);
+      lam[b] = Q > 0 ? -logMix(-d, beta) : 0;
+      if (Q > 0) kd += (1 - beta) * Q * lam[b];
+    }
+    kl += Q * lam[b];
+  }
+  // ∂D/∂u_j = c·Q̃_j·(λ_b(j) − Σ_b Q_b λ_b), c = 1 (reverse) or 1 − β (jsd).
+  const cf = c.divergence === "reverse" ? 1 : 1 - beta;
+  if (tail) {
+    const lamT = k < vocab && Math.exp(lq[k]) > 0 ? lam[k] - kl : 0;
+    for (let j = 0; j < vocab; j++) if (!inS[j]) g[j] = cf * Math.exp(u[j] - lseAll) * lamT;
+  }
+  for (let i = 0; i < k; i++) g[ids[i]] = cf * Math.exp(lq[i]) * (lam[i] - kl);
+  return kd;
+}
+
 function logSumExp(xs: ArrayLike<number>): number {
   let m = -Infinity;
   for (let i = 0; i < xs.length; i++) if (xs[i] > m) m = xs[i];
@@ -336,7 +477,9 @@ export function sparseKdLossReference64(
     const lseZS = logSumExp(zT);
     g.fill(0);
     let kd = 0;
-    if (mode === "topk") {
+    if (c.divergence !== "forward") {
+      kd = divergenceRow(c, r, k, vocab, ids, zT, u, uS, inS, lseAll, lseS, lseZS, g);
+    } else if (mode === "topk") {
       // KL(p̂ ‖ q): p̂ = softmax_S(z/T), q = softmax_V(s/T).
       for (let j = 0; j < vocab; j++) g[j] = Math.exp(u[j] - lseAll);
       for (let i = 0; i < k; i++) {

@@ -11,5 +11,5 @@
  * ```
  * @module
  */
-export { kdModeHelp, LOSS_MODES, lseIndexFor, shardMode } from "./modes.ts";
+export { checkDivergence, kdModeHelp, LOSS_MODES, lseIndexFor, shardMode } from "./modes.ts";
 export type { LossMode, LossModeName, LossReference } from "./modes.ts";

@@ -7,6 +7,9 @@
  */
 import { SparsekdError } from "../errors.ts";
 import {
+  DEFAULT_JSD_BETA,
+  type Divergence,
+  DIVERGENCES,
   sparseKdLossReference64,
   type SparseKdMode,
   type SparseKdTeacher,
@@ -19,7 +22,14 @@ export type LossReference = (
   rows: number,
   vocab: number,
   teacher: SparseKdTeacher,
-  options: { temperature: number; alpha?: number; labels?: Int32Array; mask?: Uint8Array },
+  options: {
+    temperature: number;
+    alpha?: number;
+    labels?: Int32Array;
+    mask?: Uint8Array;
+    divergence?: Divergence;
+    beta?: number;
+  },
 ) => { loss: Float64Array; grad: Float64Array };
 
 /** One loss mode. */
@@ -36,6 +46,11 @@ export interface LossMode {
   readonly needsSamples?: boolean;
   /** The float64 reference (the test oracle; for `full`, the teacher's full logits are its top-V). */
   readonly reference: LossReference;
+  /**
+   * The divergences defined on the mode's support (`--divergence`); absent means `forward` only. Reverse
+   * KL and JSD need a support on which the student is restricted like the teacher (docs/losses.md).
+   */
+  readonly divergences?: readonly Divergence[];
   /** One line for `--help`. */
   readonly help: string;
 }
@@ -62,6 +77,7 @@ export const LOSS_MODES: Readonly<Record<LossModeName, LossMode>> = {
     kernelId: 1,
     needsLse: false,
     reference: sparse("renorm"),
+    divergences: DIVERGENCES,
     help: "KL between teacher and student both renormalized over the teacher's top-k",
   },
   tail: {
@@ -70,6 +86,7 @@ export const LOSS_MODES: Readonly<Record<LossModeName, LossMode>> = {
     kernelId: 2,
     needsLse: true,
     reference: sparse("tail"),
+    divergences: DIVERGENCES,
     help: "top-k plus one tail bucket with the exact mass (needs the stored logsumexp at T)",
   },
   sampled: {
@@ -183,6 +200,65 @@ export function sampleLseIndexFor(
     );
   }
   return i;
+}
+
+/**
+ * Checks the divergence options of a run whose loss mode is `mode` (a registered mode, or `ce` for hard
+ * labels alone) and returns the divergence and β to train with: `divergence` must be one the mode lists
+ * (default `forward`), `beta` is for `jsd` only and lies in [0, 1] (default 0.5). Errors name the option.
+ *
+ * @example
+ * ```ts
+ * checkDivergence("tail", "jsd", 0.3); // { divergence: "jsd", beta: 0.3 }
+ * checkDivergence("topk", "reverse"); // throws: reverse is defined on renorm and tail only
+ * ```
+ */
+export function checkDivergence(
+  mode: string,
+  divergence: string | undefined,
+  beta: number | undefined,
+): { divergence: Divergence; beta?: number } {
+  const d = divergence ?? "forward";
+  if (!(DIVERGENCES as readonly string[]).includes(d)) {
+    throw new SparsekdError(`divergence must be ${listOr([...DIVERGENCES])} (got "${d}")`, {
+      option: "divergence",
+    });
+  }
+  if (d !== "forward") {
+    const m = (LOSS_MODES as Record<string, LossMode>)[mode];
+    if (!(m?.divergences ?? ["forward"]).includes(d as Divergence)) {
+      const on = (Object.values(LOSS_MODES) as LossMode[]).filter((x) =>
+        x.divergences?.includes(d as Divergence)
+      );
+      throw new SparsekdError(
+        `divergence ${d} is defined on the ${listOr(on.map((x) => x.name))} supports only ` +
+          `(the loss here is ${
+            mode === "ce"
+              ? "ceOnly"
+              : LOSS_MODES[mode as LossModeName]?.source === "online"
+              ? "onlineTeacher's full KD"
+              : `kdMode ${mode}`
+          })`,
+        { option: "divergence" },
+      );
+    }
+  }
+  if (beta !== undefined) {
+    if (d !== "jsd") {
+      throw new SparsekdError(`beta is only for divergence jsd (the divergence here is ${d})`, {
+        option: "beta",
+      });
+    }
+    if (!(Number.isFinite(beta) && beta >= 0 && beta <= 1)) {
+      throw new SparsekdError(`beta must be in [0, 1] (got ${beta})`, { option: "beta" });
+    }
+    if (beta > 0 && beta < 1e-30) {
+      throw new SparsekdError(`beta must be 0 or at least 1e-30 (got ${beta}: below float32's range)`, {
+        option: "beta",
+      });
+    }
+  }
+  return d === "jsd" ? { divergence: d, beta: beta ?? DEFAULT_JSD_BETA } : { divergence: d as Divergence };
 }
 
 /**

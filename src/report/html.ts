@@ -331,7 +331,10 @@ function gapSection(points: GapPoint[]): string {
         label: p.label,
       })),
     })),
-    referenceLines: [{ y: 0, label: "CE-only" }, { y: 1, label: "online full KD" }, { y: 0.8, label: "goal 80 %" }],
+    referenceLines: [{ y: 0, label: "CE-only" }, { y: 1, label: "online full KD" }, {
+      y: 0.8,
+      label: "goal 80 %",
+    }],
   });
   return `<section id="gap"><h2>What each method buys</h2>
 ${

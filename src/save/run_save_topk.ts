@@ -24,8 +24,14 @@ export interface RunSaveTopKOptions {
   teacher: string;
   /** Settings of a served teacher (`openai:`, `sglang:`): model, API key variable, concurrency, …. */
   remote?: RemoteTeacherOptions;
-  /** `builtin:demo` | `npy:<ids.npy>` | `tokens:<file>`. */
+  /** `builtin:demo` | `npy:<ids.npy>` | `tokens:<file>` | `text:<file or folder>` (with `tokenizer`). */
   data: string;
+  /** `text:` data: the Hugging Face tokenizer.json. */
+  tokenizer?: string;
+  /** `text:` data: the end-of-text token between documents (default `<|endoftext|>`). */
+  eotToken?: string;
+  /** `text:` data: let targets cross document boundaries (run.json then records no `data.boundaryToken`). */
+  crossDocuments?: boolean;
   /** A folder, `file://…` or `gs://bucket/prefix`. */
   out: string;
   /** Top-k entries kept per position (default 64; 0 with `sample`: samples only). */
@@ -135,6 +141,9 @@ export async function runSaveTopK(o: RunSaveTopKOptions): Promise<SaveSummary> {
       seqLen: seqLen ?? (o.data.startsWith("builtin:") ? 64 : undefined),
       maxSequences,
       vocabSize: teacher.vocabSize,
+      tokenizer: o.tokenizer,
+      eotToken: o.eotToken,
+      crossDocuments: o.crossDocuments,
     });
     const options = {
       teacher,

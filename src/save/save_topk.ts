@@ -287,7 +287,12 @@ export async function saveTopK(o: SaveTopKOptions): Promise<SaveSummary> {
     sequences: source.sequences,
     sequencesPerShard: o.sequencesPerShard,
     teacher: { fingerprint: teacher.fingerprint, description: teacher.description },
-    data: { fingerprint: source.fingerprint, description: source.description },
+    data: {
+      fingerprint: source.fingerprint,
+      description: source.description,
+      // Training masks the positions holding this id: their targets are in the next document.
+      ...(source.boundaryToken !== undefined ? { boundaryToken: source.boundaryToken } : {}),
+    },
     // A sparse teacher's targets do not depend on where save-topk runs: no backend to keep.
     backend: teacher.kind === "sparse" ? undefined : backendOf(rt),
     sample: o.sample,

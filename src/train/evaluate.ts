@@ -34,7 +34,7 @@ export interface EvalResult {
 export async function evaluate(
   model: Gpt,
   records: TrainRecord[],
-  options: { batchSize: number; temperature?: number },
+  options: { batchSize: number; temperature?: number; boundaryToken?: number },
 ): Promise<EvalResult> {
   const L = model.config.seqLen;
   const T = options.temperature ?? 1;
@@ -47,9 +47,12 @@ export async function evaluate(
     const B = batch.length;
     const tokens = new Uint32Array(B * L);
     batch.forEach((r, i) => tokens.set(r.tokens, i * L));
-    const { targets, mask } = nextTokenTargets(tokens, B, L);
-    tokensScored += B * (L - 1);
-    positions += B * L;
+    const { targets, mask } = nextTokenTargets(tokens, B, L, options.boundaryToken);
+    // KL and top-1 score every position but those whose target is in the next document.
+    const docMask = new Float32Array(B * L).fill(1);
+    for (let i = 0; i < tokens.length; i++) if (tokens[i] === options.boundaryToken) docMask[i] = 0;
+    for (let i = 0; i < mask.length; i++) tokensScored += mask[i];
+    for (let i = 0; i < docMask.length; i++) positions += docMask[i];
     sums.push(tf.tidy(() => {
       const logits = model.logits(tf.tensor2d(new Int32Array(tokens.buffer), [B, L], "int32"));
       const lse = tf.logSumExp(logits, 1);
@@ -67,11 +70,18 @@ export async function evaluate(
       const logP = tf.logSoftmax(tf.div(tf.tensor2d(val, [B * L, k]), T));
       const sLogits = tf.div(logits, T);
       const logQ = tf.sub(tf.gather(sLogits, tIdx, 1, 1), tf.logSumExp(sLogits, 1, true));
-      const kl = tf.sum(tf.mul(tf.exp(logP), tf.sub(logP, logQ)));
+      // Without document boundaries every position counts: the sums are those of the unmasked formula.
+      const masked = (perRow: tf.Tensor) =>
+        options.boundaryToken === undefined ? perRow : tf.mul(perRow, tf.tensor1d(docMask));
+      const kl = options.boundaryToken === undefined
+        ? tf.sum(tf.mul(tf.exp(logP), tf.sub(logP, logQ)))
+        : tf.sum(masked(tf.sum(tf.mul(tf.exp(logP), tf.sub(logP, logQ)), 1)));
       const agree = tf.sum(
-        tf.cast(
-          tf.equal(tf.argMax(logits, 1), tf.squeeze(tf.slice(tIdx, [0, 0], [B * L, 1]), [1])),
-          "float32",
+        masked(
+          tf.cast(
+            tf.equal(tf.argMax(logits, 1), tf.squeeze(tf.slice(tIdx, [0, 0], [B * L, 1]), [1])),
+            "float32",
+          ),
         ),
       );
       return tf.stack([ce, kl, agree]);

@@ -13,6 +13,7 @@ import { encodeSparseKdSync, packRowInfo, prepareSparseKd } from "../kernels/spa
 import { bindingBudget } from "../kernels/test_hooks.ts";
 import {
   checkSparseKd,
+  type Divergence,
   sparseKdLossReference,
   type SparseKdMode,
   type SparseKdTeacher,
@@ -47,6 +48,10 @@ export interface KdOpOptions {
   temperature: number;
   /** Weight of the KD term in [0, 1] (default 1). */
   alpha?: number;
+  /** The divergence (default `forward`; `reverse` and `jsd` need mode renorm or tail). */
+  divergence?: Divergence;
+  /** `jsd` only: the teacher's weight β in [0, 1] of the mixture (default 0.5). */
+  beta?: number;
   /** Hard labels per row (needed when alpha < 1). */
   labels?: Int32Array;
   /** One byte per row, 0 = masked. */
@@ -169,6 +174,8 @@ export async function createSparseKdLossOp(rt: Runtime): Promise<SparseKdLossOp>
           mode: c.mode,
           temperature: c.temperature,
           alpha: c.alpha,
+          divergence: c.divergence,
+          beta: c.beta,
           checkIds: idArray === null,
         });
         device.queue.submit([enc.finish()]);

@@ -21,6 +21,7 @@ import { openShardData, openTokenData } from "./train_data.ts";
 import { trainLoop, type TrainLoopResult } from "./trainer.ts";
 import { DEFAULT_STUDENT, type TrainOptions, validateTrainOptions } from "./train_options.ts";
 import { parseValueSchedule } from "./schedule.ts";
+import { checkDivergence } from "../loss/modes.ts";
 
 export { DEFAULT_STUDENT, type TrainOptions, validateTrainOptions } from "./train_options.ts";
 
@@ -75,6 +76,7 @@ async function probeWritable(path: string, option: string): Promise<void> {
  */
 export async function train(o: TrainOptions): Promise<TrainResult> {
   const mode = validateTrainOptions(o);
+  const { divergence, beta } = checkDivergence(mode, o.divergence, o.beta);
   const log = o.log ?? ((line: string) => console.log(line));
   const steps = o.steps ?? 200;
   const alpha = o.alpha ?? 1;
@@ -89,6 +91,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     vocabPad: o.vocabPad ?? "error",
     k: o.k,
     seqLen: o.seqLen,
+    tokenizer: o.tokenizer,
+    eotToken: o.eotToken,
+    crossDocuments: o.crossDocuments,
   };
   let d;
   if (o.data !== undefined) d = await openTokenData(o.data, dataOptions);
@@ -122,9 +127,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const out = await openStore(outUri, { endpoint, create: true });
   const metricsPath = parsed.kind === "local" ? `${parsed.path}/metrics.jsonl` : null;
   let exportStore = null, exportDone = false;
-  const exportTokenizer = o.exportTokenizer === undefined
+  // The export records the tokenizer: the one asked for, else the one text: data was read with.
+  const tokenizerFile = o.exportTokenizer ?? (o.export !== undefined ? o.tokenizer : undefined);
+  const exportTokenizer = tokenizerFile === undefined
     ? undefined
-    : await readTokenizerFile(o.exportTokenizer, d.vocab);
+    : await readTokenizerFile(tokenizerFile, d.vocab);
   if (o.export !== undefined) {
     const pe = parseStoreUri(o.export);
     if (pe.kind === "local") await probeWritable(pe.path, "export");
@@ -160,7 +167,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     ? "cross-entropy"
     : mode === "full"
     ? `online KD from ${teacher!.description}'s full logits α=${alpha} T=${temperature}`
-    : `KD ${mode} α=${alpha} T=${temperature}${
+    : `KD ${mode}${
+      divergence === "forward" ? "" : ` ${divergence}${beta === undefined ? "" : ` β=${beta}`}`
+    } α=${alpha} T=${temperature}${
       d.sampleTemperature !== undefined
         ? ` (samples drawn at t=${d.sampleTemperature})`
         : d.k < d.storedK
@@ -187,10 +196,13 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       mode,
       alpha,
       temperature,
+      divergence,
+      beta,
       k: d.k,
       sampleTemperature: d.sampleTemperature,
       data: d.data,
       heldout: d.heldout,
+      boundaryToken: d.boundaryToken,
       shuffleWindow: o.shuffleWindow ?? 1024,
       out,
       metricsPath,

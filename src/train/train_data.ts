@@ -32,6 +32,12 @@ export interface TrainDataOptions {
   k?: number;
   /** Tokens per sequence (must match the shards when given). */
   seqLen?: number;
+  /** `text:` data: the Hugging Face tokenizer.json. */
+  tokenizer?: string;
+  /** `text:` data: the end-of-text token (default `<|endoftext|>`). */
+  eotToken?: string;
+  /** Let targets cross document boundaries: mask no end-of-text position (text data or its shards). */
+  crossDocuments?: boolean;
 }
 
 /** The opened data. */
@@ -52,6 +58,8 @@ export interface TrainData {
   identity: Record<string, unknown>;
   /** Mode `sampled`: the temperature t the shards' samples were drawn at. */
   sampleTemperature?: number;
+  /** Positions holding this id are masked in training (document boundaries of text data). */
+  boundaryToken?: number;
 }
 
 /** Resolves the held-out count against `total` sequences: the rule of {@linkcode TrainDataOptions}. */
@@ -81,9 +89,15 @@ export async function openTokenData(spec: string, o: TrainDataOptions): Promise<
   const demo = spec === "builtin:demo" || spec === "builtin:tslib";
   const source = await openSource(spec, {
     seqLen: o.seqLen ?? (spec.startsWith("builtin:") ? 64 : undefined),
+    tokenizer: o.tokenizer,
+    eotToken: o.eotToken,
+    crossDocuments: o.crossDocuments,
+    ...(spec.startsWith("text:") && o.vocab !== undefined
+      ? { vocabSize: o.vocab, vocabOwner: "the student's" }
+      : {}),
   });
   const seqLen = source.seqLen;
-  const vocab = o.vocab ?? (demo ? 2048 : 0);
+  const vocab = o.vocab ?? source.vocabSize ?? (demo ? 2048 : 0);
   if (!(vocab >= 1)) {
     throw new SparsekdError(`vocab must be given for ${spec} (the student's vocabulary)`, {
       option: "vocab",
@@ -120,6 +134,7 @@ export async function openTokenData(spec: string, o: TrainDataOptions): Promise<
     k: 0,
     storedK: 0,
     identity: { data: source.description, fingerprint: source.fingerprint },
+    boundaryToken: source.boundaryToken,
   };
 }
 
@@ -195,6 +210,14 @@ export async function openShardData(store: ObjectStore, o: TrainDataOptions): Pr
   const identity: Record<string, unknown> = { shards: uri, teacher: run.teacher, data: run.data, k: run.k };
   if (k < run.k) identity.kUsed = k;
   if (sampleIndex >= 0) identity.sample = run.sample;
+  const boundary = run.data.boundaryToken;
+  if (boundary !== undefined && !(Number.isSafeInteger(boundary) && (boundary as number) >= 0)) {
+    throw new SparsekdError(
+      `${uri}/run.json: data.boundaryToken must be a token id (got ${JSON.stringify(boundary)})`,
+    );
+  }
+  if (boundary !== undefined && o.crossDocuments) identity.crossDocuments = true;
+  const boundaryToken = o.crossDocuments ? undefined : boundary as number | undefined;
   return {
     data,
     heldout,
@@ -204,6 +227,7 @@ export async function openShardData(store: ObjectStore, o: TrainDataOptions): Pr
     storedK: run.k,
     identity,
     sampleTemperature: sampleIndex >= 0 ? run.sample!.temperature : undefined,
+    boundaryToken,
   };
 }
 

@@ -5,7 +5,7 @@
  */
 import { SparsekdError } from "../errors.ts";
 import type { Runtime } from "../gpu/runtime.ts";
-import { shardMode } from "../loss/modes.ts";
+import { checkDivergence, shardMode } from "../loss/modes.ts";
 import type { TrainMode } from "./records.ts";
 import { parseValueSchedule } from "./schedule.ts";
 
@@ -50,6 +50,14 @@ export interface TrainOptions {
    * that needs the stored logsumexp, which exists only at the saved temperatures).
    */
   temperature?: number | string;
+  /**
+   * The divergence between teacher and student (default `forward` KL): `reverse` KL or `jsd` (the
+   * generalized Jensen–Shannon divergence, weight `beta`) on the supports where they are defined exactly,
+   * kdMode `renorm` and `tail`.
+   */
+  divergence?: string;
+  /** `jsd` only: the teacher's weight β in [0, 1] of the mixture (default 0.5; 0 is forward KL, 1 reverse). */
+  beta?: number;
   /** Hard labels alone (no teacher). */
   ceOnly?: boolean;
   /** Teacher ids ≥ the student's vocabulary: fail (`error`, default) or drop them. */
@@ -66,6 +74,15 @@ export interface TrainOptions {
   untied?: boolean;
   /** Tokens per sequence (token sources; must match shards). */
   seqLen?: number;
+  /** `text:` data: the Hugging Face tokenizer.json. */
+  tokenizer?: string;
+  /** `text:` data: the end-of-text token between documents (default `<|endoftext|>`). */
+  eotToken?: string;
+  /**
+   * Let targets cross document boundaries: no end-of-text position is masked (text data, or shards whose
+   * run.json records `data.boundaryToken`).
+   */
+  crossDocuments?: boolean;
   /** Weights and shuffling seed (default 1). */
   seed?: number;
   /** Shuffle window in sequences (default 1024). */
@@ -86,7 +103,8 @@ export interface TrainOptions {
   exportDtype?: "f32" | "f16";
   /**
    * A tokenizer file (a Hugging Face `tokenizer.json` or a sparsekd BPE JSON file) copied beside the export as
-   * `tokenizer.json`; its ids must fit the student's vocabulary. Needs `export`.
+   * `tokenizer.json`; its ids must fit the student's vocabulary. Needs `export`. Default: `tokenizer`, the
+   * tokenizer of `text:` data, when there is one.
    */
   exportTokenizer?: string;
   /** GCS endpoint (default STORAGE_EMULATOR_HOST, else Google's). */
@@ -141,6 +159,7 @@ export function validateTrainOptions(o: TrainOptions): TrainMode {
     );
   }
   const mode: TrainMode = o.ceOnly ? "ce" : online ? "full" : shardMode(o.kdMode ?? "topk").name as TrainMode;
+  checkDivergence(mode, o.divergence, o.beta);
   if (o.alpha !== undefined) parseValueSchedule("alpha", o.alpha, (x) => x >= 0 && x <= 1, "in [0, 1]");
   if (o.temperature !== undefined) {
     const t = parseValueSchedule("temperature", o.temperature, (x) => x > 0, "> 0");

@@ -19,7 +19,7 @@ import { prefetchBatches, type RecordSource, shuffledRecords } from "./batches.t
 import { crossEntropy, nextTokenTargets } from "./ce_loss.ts";
 import { fullKdLoss } from "./full_kd_loss.ts";
 import { type EvalResult, evaluate } from "./evaluate.ts";
-import type { SparseKdMode } from "../kernels/sparse_kd_reference.ts";
+import type { Divergence, SparseKdMode } from "../kernels/sparse_kd_reference.ts";
 import type { SparseKdLossOp } from "./kd_loss_op.ts";
 import { kdBatch, sampledBatch, type TrainMode, type TrainRecord } from "./records.ts";
 import { alignMetrics, checkSettings, openCheckpoints } from "./resume.ts";
@@ -58,6 +58,10 @@ export interface TrainLoopOptions {
   alpha?: number | string;
   /** KD temperature T > 0: a number or a schedule, as `alpha`. */
   temperature?: number | string;
+  /** The divergence of the sparse-KD loss (default `forward`; see `checkDivergence` of `src/loss/modes.ts`). */
+  divergence?: Divergence;
+  /** β of divergence `jsd` (default 0.5). */
+  beta?: number;
   /** Top-k entries per position (KD modes). */
   k?: number;
   /** Mode `sampled`: the temperature t the records' samples were drawn at. */
@@ -66,6 +70,11 @@ export interface TrainLoopOptions {
   data: RecordSource<TrainRecord>;
   /** The held-out records (bounded: they are kept in memory). */
   heldout?: TrainRecord[];
+  /**
+   * Positions whose token is this id are masked (loss and gradient 0), in training and evaluation: their
+   * target is the first token of the next document (text data). Undefined: only each sequence's last.
+   */
+  boundaryToken?: number;
   /** Shuffle window in records (default 1024). */
   shuffleWindow?: number;
   /** Where checkpoints and metrics.jsonl go (null: nowhere). */
@@ -175,6 +184,9 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
     mode: o.mode,
     alpha: kd ? scheduleLabel(alphaSchedule) : null,
     temperature: kd ? scheduleLabel(tSchedule) : null,
+    // Recorded only when not forward KL, so that checkpoints made before divergences existed still resume.
+    ...(o.divergence && o.divergence !== "forward" ? { divergence: o.divergence } : {}),
+    ...(o.divergence === "jsd" ? { beta: o.beta ?? 0.5 } : {}),
     shuffleWindow: o.shuffleWindow ?? 1024,
     weightDecay: o.weightDecay ?? 0.1,
     clipNorm: o.clipNorm ?? 1,
@@ -276,7 +288,11 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
   const runEval = async () => {
     if (!o.heldout || o.heldout.length === 0) return;
     const te = performance.now();
-    const r = await evaluate(model, o.heldout, { batchSize: B, temperature: 1 });
+    const r = await evaluate(model, o.heldout, {
+      batchSize: B,
+      temperature: 1,
+      boundaryToken: o.boundaryToken,
+    });
     evals.push({ ...r, step: opt.step });
     await writeMetric({ kind: "eval", step: opt.step, ...r });
     const kdPart = r.kl !== null ? `  KL ${r.kl.toFixed(4)}  top-1 ${(100 * r.top1!).toFixed(1)}%` : "";
@@ -332,7 +348,7 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
           );
         }
       }
-      const { targets, mask } = nextTokenTargets(tokens, B, L);
+      const { targets, mask } = nextTokenTargets(tokens, B, L, o.boundaryToken);
       const inputs = tf.tensor2d(new Int32Array(tokens.buffer), [B, L], "int32");
       let lossFn: () => tf.Scalar;
       const own: tf.Tensor[] = [inputs];
@@ -356,6 +372,8 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
             mode: o.mode as SparseKdMode,
             temperature,
             alpha,
+            divergence: o.divergence,
+            beta: o.divergence === "jsd" ? o.beta : undefined,
             labels: targets,
             mask: maskBytes,
           });
