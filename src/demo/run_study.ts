@@ -32,6 +32,7 @@ import {
   evaluateStudent,
   openDemoEvaluation,
   saveDemoShards,
+  type SaveNumbers,
   stage,
 } from "./stages.ts";
 import { stopped, trainStudent } from "./students.ts";
@@ -461,9 +462,26 @@ async function scoreStudent(
 async function describeShards(d: string, rt: Runtime, heldoutSequences: number, t: string) {
   const { teacher, heldout } = await openDemoEvaluation({ rt, heldoutSequences, teacher: t });
   try {
-    return await describeTeacherAndShards(d, teacher, heldout, null, `builtin:${t}`);
+    return await describeTeacherAndShards(d, teacher, heldout, await readSaveSummary(d), `builtin:${t}`);
   } finally {
     teacher.dispose();
+  }
+}
+
+/** The save-topk numbers `saveDemoShards` kept in `<d>/save_summary.json`, or zeros when it measured none. */
+async function readSaveSummary(d: string): Promise<SaveNumbers> {
+  const none = { tokens: 0, wallSeconds: 0, tokensPerSecond: 0, gpuWaitSeconds: 0 };
+  try {
+    const n = JSON.parse(await Deno.readTextFile(`${d}/save_summary.json`));
+    const num = (x: unknown) => (typeof x === "number" && x >= 0 ? x : 0);
+    return {
+      tokens: num(n.tokens),
+      wallSeconds: num(n.wallSeconds),
+      tokensPerSecond: num(n.tokensPerSecond),
+      gpuWaitSeconds: num(n.gpuWaitSeconds),
+    };
+  } catch {
+    return none;
   }
 }
 
