@@ -7,9 +7,11 @@
  * held-out split against the teacher over the full vocabulary; the tables give mean ± standard error over
  * the seeds and the share of the CE-only → online gap each method closes, with its uncertainty.
  *
- * Everything resumes student by student: shards and students are skipped when finished, each student's
- * held-out scores are kept beside it (`heldout.json`), and `tableOnly` writes the tables from whatever is
- * finished, so the study can be completed over several sessions. Writes `<dir>/study.md`, `<dir>/study.json`
+ * Everything resumes student by student: shards and students are skipped when finished, and each student is
+ * scored on the held-out split as soon as it is trained, the scores kept beside it (`heldout.json`, keyed by
+ * the settings that shape students). A student with kept scores counts as finished even when its checkpoints
+ * are gone, so committing the `heldout.json` files carries a study from one session to the next; `tableOnly`
+ * writes the tables from whatever is finished. Writes `<dir>/study.md`, `<dir>/study.json`
  * and one HTML report per teacher with the gap chart.
  * @module
  */
@@ -156,8 +158,7 @@ export interface StudyResult {
 
 /** The finished student's held-out scores, kept beside it in `heldout.json`. */
 interface HeldoutScores {
-  step: number;
-  heldoutSequences: number;
+  key: ScoreKey;
   student: ReportStudent;
 }
 
@@ -221,6 +222,7 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
   const wanted = (m: StudyMethod) => !options.methods || options.methods.includes(m.id);
   const maxK = ks[ks.length - 1];
 
+  const key: ScoreKey = { steps, heldoutSequences, sequences: S, batchSize: batch };
   await Deno.mkdir(dir, { recursive: true });
   const rt = await createRuntime({ cpu: options.cpu });
   const tdir = (t: string) => `${dir}/${t}`;
@@ -259,20 +261,36 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
       if (s.sub === "topk") await saveDemoShards(tdir(s.t), { sequences: S, k: maxK, rt, teacher: s.t });
       else await saveSampleShards(tdir(s.t), s.sub, { sequences: S, n: s.sample!, rt, teacher: s.t });
     }
-    for (const p of todo) {
-      if (options.signal?.aborted) throw stopped("study", `before ${p.out}`);
-      stage("study", `${++i}/${total} train ${p.out}`);
-      const status = await trainStudent("study", {
-        shards: `${tdir(p.t)}/${p.m.targets === "none" ? "topk" : p.m.targets}`,
-        out: p.out,
-        steps,
-        batchSize: batch,
-        options: p.m.options(p.alpha),
-        seed: p.seed,
-        rt,
-        signal: options.signal,
-      });
-      if (status !== "skipped") trained++;
+    // Each student is scored as soon as it is trained: its held-out scores (heldout.json) are what the tables
+    // need, so a study spread over several sessions keeps them even when the checkpoints are gone.
+    const evaluations = new Map<string, Awaited<ReturnType<typeof openDemoEvaluation>>>();
+    try {
+      for (const p of todo) {
+        if (options.signal?.aborted) throw stopped("study", `before ${p.out}`);
+        stage("study", `${++i}/${total} train ${p.out}`);
+        if (await keptScores(p.out, key)) {
+          console.error(`study: ${p.out} is finished and scored (heldout.json): skipped`);
+          continue;
+        }
+        const status = await trainStudent("study", {
+          shards: `${tdir(p.t)}/${p.m.targets === "none" ? "topk" : p.m.targets}`,
+          out: p.out,
+          steps,
+          batchSize: batch,
+          options: p.m.options(p.alpha),
+          seed: p.seed,
+          rt,
+          signal: options.signal,
+        });
+        if (status !== "skipped") trained++;
+        if (!evaluations.has(p.t)) {
+          evaluations.set(p.t, await openDemoEvaluation({ rt, heldoutSequences, teacher: p.t }));
+        }
+        const { teacher, heldout } = evaluations.get(p.t)!;
+        await scoreStudent(p, key, () => evaluateStudent(describeStudent(p), teacher, heldout, batch));
+      }
+    } finally {
+      for (const e of evaluations.values()) e.teacher.dispose();
     }
   }
 
@@ -283,10 +301,11 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
   let missing = 0;
   for (const t of teachers) {
     if (options.signal?.aborted) throw stopped("study", "before the final evaluation");
-    const finished = [];
+    const finished: { p: (typeof plan)[number]; kept: ReportStudent | null }[] = [];
     for (const p of plan.filter((p) => p.t === t)) {
-      const last = await latestCheckpoint(await openLocalStore(p.out, { create: true }));
-      if (last !== null && last >= steps) finished.push(p);
+      const kept = await keptScores(p.out, key);
+      const last = kept ? null : await latestCheckpoint(await openLocalStore(p.out, { create: true }));
+      if (kept || (last !== null && last >= steps)) finished.push({ p, kept });
       else missing++;
     }
     if (!(await exists(`${tdir(t)}/topk/run.json`))) continue;
@@ -295,20 +314,11 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
     const scores = new Map<string, ReportStudent>();
     let described;
     try {
-      for (const p of finished) {
+      for (const { p, kept } of finished) {
         scores.set(
           p.out,
-          await scoreStudent(p.out, steps, heldoutSequences, () =>
-            evaluateStudent(
-              {
-                name: p.out.split("/").pop()!,
-                description: `${p.m.method}${p.m.usesAlpha ? `, α=${p.alpha}` : ""}, seed ${p.seed}`,
-                out: p.out,
-              },
-              teacher,
-              heldout,
-              batch,
-            )),
+          kept ??
+            await scoreStudent(p, key, () => evaluateStudent(describeStudent(p), teacher, heldout, batch)),
         );
       }
       described = await describeTeacherAndShards(tdir(t), teacher, heldout, null, `builtin:${t}`);
@@ -436,26 +446,43 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
   return { rows, teachers: studyTeachers, trained, missing, markdown, reports };
 }
 
-/** The held-out scores of a finished student, from `heldout.json` when it matches, else computed and kept. */
+/** What a student's kept scores must match to stand for it: the settings that shape every student. */
+interface ScoreKey {
+  steps: number;
+  heldoutSequences: number;
+  sequences: number;
+  batchSize: number;
+}
+
+/** A student's kept held-out scores (`heldout.json`), when they were made with the same settings; else null. */
+async function keptScores(out: string, key: ScoreKey): Promise<ReportStudent | null> {
+  try {
+    const kept = JSON.parse(await Deno.readTextFile(`${out}/heldout.json`)) as HeldoutScores;
+    const same = (Object.keys(key) as (keyof ScoreKey)[]).every((k) => kept.key?.[k] === key[k]);
+    return same && kept.student?.final ? kept.student : null;
+  } catch {
+    return null; // absent or unreadable: the student is scored again
+  }
+}
+
+/** Scores a finished student and keeps the scores beside it. */
 async function scoreStudent(
-  out: string,
-  steps: number,
-  heldoutSequences: number,
+  p: { out: string },
+  key: ScoreKey,
   evaluate: () => Promise<ReportStudent>,
 ): Promise<ReportStudent> {
-  const path = `${out}/heldout.json`;
-  try {
-    const kept = JSON.parse(await Deno.readTextFile(path)) as HeldoutScores;
-    if (kept.step === steps && kept.heldoutSequences === heldoutSequences) return kept.student;
-  } catch {
-    // absent or unreadable: evaluate again
-  }
   const student = await evaluate();
-  await writeAtomic(
-    path,
-    JSON.stringify({ step: steps, heldoutSequences, student } satisfies HeldoutScores) + "\n",
-  );
+  await writeAtomic(`${p.out}/heldout.json`, JSON.stringify({ key, student } satisfies HeldoutScores) + "\n");
   return student;
+}
+
+/** The report's name and description of a planned student. */
+function describeStudent(p: { out: string; m: StudyMethod; alpha: number; seed: number }) {
+  return {
+    name: p.out.split("/").pop()!,
+    description: `${p.m.method}${p.m.usesAlpha ? `, α=${p.alpha}` : ""}, seed ${p.seed}`,
+    out: p.out,
+  };
 }
 
 /** The teacher and storage sections of a teacher's report (the teacher evaluated once more, then disposed). */
