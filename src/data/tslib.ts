@@ -1,18 +1,19 @@
 /**
  * The built-in low-entropy data (`--data builtin:tslib`): the TypeScript standard-library declarations
- * (`src/data/tslib_corpus.ts`), tokenized with their own byte-level BPE (`assets/tslib_tokenizer.json`,
- * vocabulary 2,048 like the demo's, so the same student shapes work; trained on the train split only),
- * documents separated by the end-of-text token, cut into non-overlapping windows of `seqLen` tokens.
+ * (`src/data/tslib_corpus.ts`), tokenized with the demo's byte-level BPE (`assets/demo_tokenizer.json`,
+ * vocabulary 2,048, trained on Brown prose: code falls into short pieces, about 1.7 characters per token, many
+ * of them easy continuations), documents separated by the end-of-text token, cut into non-overlapping windows
+ * of `seqLen` tokens. The same tokenizer and vocabulary as `builtin:demo`, so the same student shapes work.
  *
  * Every 10th document is held out (`split: "heldout"`). The tokenized stream of each split is cached as raw
  * little-endian u16 under `runs/.cache/` (relative to the working directory); a cache that cannot be written
  * is silently skipped.
  * @module
  */
-import tokenizerJson from "./assets/tslib_tokenizer.json" with { type: "json" };
+import tokenizerJson from "./assets/demo_tokenizer.json" with { type: "json" };
 import { join } from "node:path";
-import { type BpeJson, BpeTokenizer, END_OF_TEXT } from "./bpe.ts";
-import type { DemoSplit, DemoTokenizer } from "./demo.ts";
+import { END_OF_TEXT } from "./bpe.ts";
+import { type DemoSplit, type DemoTokenizer, demoTokenizer } from "./demo.ts";
 import type { TokenSource } from "./source.ts";
 import { sha256Hex } from "./sha256.ts";
 import { TSLIB_DOC_LINES, TSLIB_VERSION, tslibDocuments } from "./tslib_corpus.ts";
@@ -21,11 +22,8 @@ import { SparsekdError } from "../errors.ts";
 /** Bumped whenever normalization, the document cut or the stream layout changes (stale caches). */
 const STREAM_VERSION = 1;
 
-let tokenizer: BpeTokenizer | undefined;
-
 /**
- * The committed tslib tokenizer (a byte-level BPE with a vocabulary of 2,048 trained on the train split of
- * the TypeScript library declarations).
+ * The tokenizer of `builtin:tslib`: the demo's byte-level BPE ({@linkcode demoTokenizer}, vocabulary 2,048).
  *
  * @example
  * ```ts
@@ -35,14 +33,13 @@ let tokenizer: BpeTokenizer | undefined;
  * ```
  */
 export function tslibTokenizer(): DemoTokenizer {
-  tokenizer ??= BpeTokenizer.fromJSON(tokenizerJson as unknown as BpeJson);
-  return tokenizer;
+  return demoTokenizer();
 }
 
 const streams = new Map<DemoSplit, Promise<Uint16Array>>();
 
 function streamKey(split: DemoSplit): string {
-  const key = JSON.stringify([STREAM_VERSION, TSLIB_VERSION, TSLIB_DOC_LINES, split, tokenizerJson]);
+  const key = JSON.stringify([STREAM_VERSION, TSLIB_VERSION, TSLIB_DOC_LINES, split, "demo", tokenizerJson]);
   return sha256Hex(new TextEncoder().encode(key)).slice(0, 16);
 }
 
@@ -153,7 +150,7 @@ export async function tslibSource(options: TslibSourceOptions): Promise<TokenSou
     seqLen,
     fingerprint,
     description:
-      `builtin:tslib (${TSLIB_VERSION} lib.*.d.ts, ${split} split, byte-BPE ${tslibTokenizer().vocabSize})`,
+      `builtin:tslib (${TSLIB_VERSION} lib.*.d.ts, ${split} split, demo byte-BPE ${tslibTokenizer().vocabSize})`,
     read(start: number, count: number): Promise<Uint32Array> {
       if (!(Number.isInteger(start) && Number.isInteger(count) && start >= 0 && count >= 0)) {
         return Promise.reject(new RangeError(`read(${start}, ${count}): bad range`));
