@@ -11,10 +11,10 @@ import { runSaveTopK } from "../src/save/run_save_topk.ts";
 
 const HELP = `deno task save-topk [flags]
 
-  --teacher SPEC            builtin:demo (default) | tfjs:<model.json path or URI> | npy:<logits.npy>
-                            | openai:<base URL> (vLLM /v1/completions) | sglang:<base URL> (/generate)
-                            (docs/teachers.md)
-  --data SPEC               builtin:demo (default) | npy:<ids.npy> | tokens:<file> |
+  --teacher SPEC            builtin:demo (default) | builtin:tslib | tfjs:<model.json path or URI> |
+                            npy:<logits.npy> | openai:<base URL> (vLLM /v1/completions) |
+                            sglang:<base URL> (/generate) (docs/teachers.md)
+  --data SPEC               builtin:demo (default) | builtin:tslib | npy:<ids.npy> | tokens:<file> |
                             text:<file or folder> (.txt, .jsonl with a "text" field, .gz too; docs/data.md)
   --tokenizer FILE          a Hugging Face tokenizer.json, for text: data
   --eot-token TEXT          the end-of-text token put between documents (default <|endoftext|>)
@@ -31,7 +31,7 @@ const HELP = `deno task save-topk [flags]
   --sequences-per-shard N   (default 64)
   --value-dtype f32|f16     stored logits (default f32)
   --lse-temperatures T,…    logsumexp temperatures (default 1)
-  --max-sequences S|all     use only the first S sequences (default: all; 512 for builtin:demo data,
+  --max-sequences S|all     use only the first S sequences (default: all; 512 for builtin:* data,
                             which keeps the demo to minutes on a CPU-only machine)
   --host-index H            this host (default: JOB_COMPLETION_INDEX, BATCH_TASK_INDEX, else 0)
   --host-count C            hosts in all (default: BATCH_TASK_COUNT, else 1)

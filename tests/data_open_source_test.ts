@@ -15,10 +15,13 @@ Deno.test("--data specs open the demo, npy and token sources; bad specs are one-
     const held = await openSource("builtin:demo", { seqLen, split: "heldout" });
     assert.match(held.description, /heldout/);
     await assert.rejects(openSource("builtin:demo"), oneLine(/sequence length/));
-    await assert.rejects(openSource("builtin:wiki", { seqLen }), oneLine(/builtin:demo/));
+    await assert.rejects(
+      openSource("builtin:wiki", { seqLen }),
+      oneLine(/built-in data are builtin:demo and builtin:tslib/),
+    );
     await assert.rejects(
       openSource("csv:x.csv"),
-      oneLine(/expected builtin:demo, npy:<path>, tokens:<path> or text:<path>/),
+      oneLine(/expected builtin:demo, builtin:tslib, npy:<path>, tokens:<path> or text:<path>/),
     );
     await assert.rejects(openSource("npy:"), oneLine(/needs a path/));
 

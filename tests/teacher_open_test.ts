@@ -23,10 +23,13 @@ Deno.test("--teacher specs: npy opens, unknown kinds and empty arguments are one
       await assert.rejects(
         openTeacher("onnx:model.onnx", rt),
         oneLine(
-          /expected builtin:demo, tfjs:<model.json>, npy:<path>, openai:<base URL> or sglang:<base URL>/,
+          /expected builtin:demo\|tslib, tfjs:<model.json>, npy:<path>, openai:<base URL> or sglang:<base URL>/,
         ),
       );
-      await assert.rejects(openTeacher("builtin:gpt2", rt), oneLine(/only built-in teacher is builtin:demo/));
+      await assert.rejects(
+        openTeacher("builtin:gpt2", rt),
+        oneLine(/built-in teachers are builtin:demo and builtin:tslib/),
+      );
       await assert.rejects(openTeacher("npy:", rt), oneLine(/needs the path/));
       await assert.rejects(openTeacher("tfjs:", rt), oneLine(/needs the path or URI/));
       await assert.rejects(

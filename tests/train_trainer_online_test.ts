@@ -129,7 +129,7 @@ Deno.test("--online-teacher refuses precomputed logits, a vocabulary mismatch an
     );
     await trainRejects(
       [...shards, "--online-teacher", "builtin:nope"],
-      /the only built-in teacher is builtin:demo/,
+      /the built-in teachers are builtin:demo and builtin:tslib/,
     );
   });
 });

@@ -12,8 +12,8 @@ import { parseFlags } from "./flags.ts";
 /** Help text of `deno task train`. */
 export const TRAIN_HELP = `deno task train [flags]
   --shards OUT            top-k shards from save-topk: a folder, file://… or gs://… (default runs/demo/topk)
-  --data SPEC             train on a token source instead, with --ce-only (builtin:demo | npy:… | tokens:… |
-                          text:<file or folder> with --tokenizer)
+  --data SPEC             train on a token source instead, with --ce-only (builtin:demo | builtin:tslib |
+                          npy:… | tokens:… | text:<file or folder> with --tokenizer)
   --out DIR               checkpoints and metrics.jsonl (default runs/demo/train/<mode>-<time>)
   --steps N               optimizer steps (default 200)
   --batch-size B          sequences per step (default 16)
@@ -27,8 +27,8 @@ ${kdModeHelp("                            ")}
   --beta B                jsd only: the teacher's weight in [0, 1] of the mixture (default 0.5; 0 is
                           forward KL, 1 reverse KL)
   --k N                   use only the first N of the stored top-k per position (their top-N; default all)
-  --online-teacher SPEC   online KD instead: run this teacher (builtin:demo | tfjs:…) in the process and
-                          distil from its full logits (the upper reference of docs/study.md)
+  --online-teacher SPEC   online KD instead: run this teacher (builtin:demo | builtin:tslib | tfjs:…) in the
+                          process and distil from its full logits (the upper reference of docs/study.md)
   --alpha A               weight of the KD term in [0, 1] (default 1); 1−A weights the hard-label CE;
                           or a schedule START:END[:linear|cosine] over the steps, e.g. 0.7:0.3:cosine
   --temperature T         KD temperature > 0 (default 1), or a schedule as --alpha (not with --kd-mode
@@ -43,8 +43,8 @@ ${kdModeHelp("                            ")}
   --cross-documents       let targets cross document boundaries (default: positions holding the
                           end-of-text token of text data, or of the shards' run.json, are masked)
   --seed S                weights and shuffling (default 1); --shuffle-window N (default 1024)
-  --heldout-sequences M   held out for evaluation: the last M of the shards or --data file, or the demo's
-                          held-out split (default 64, at most half the data; more than half is an error)
+  --heldout-sequences M   held out for evaluation: the last M of the shards or --data file, or the
+                          builtin corpus's held-out split (default 64, at most half the data; more than half is an error)
   --eval-every N          held-out evaluation every N steps (default 50, and at the end)
   --checkpoint-every N    checkpoint every N steps (default 50, and at the end)
   --log-every N           read losses back every N steps (default 10)

@@ -1,6 +1,7 @@
 /**
- * Token data: sources of fixed-length token sequences (`builtin:demo`, `.npy` files, sparsekd token files,
- * text with a Hugging Face tokenizer), the demo tokenizer, and the assignment of shards to hosts.
+ * Token data: sources of fixed-length token sequences (`builtin:demo`, `builtin:tslib`, `.npy` files,
+ * sparsekd token files, text with a Hugging Face tokenizer), the built-in tokenizers, and the assignment of
+ * shards to hosts.
  *
  * @example Read the first sequences of the built-in demo corpus
  * ```ts
@@ -14,6 +15,8 @@
  */
 export { demoSource, demoTokenizer, demoTokenStream } from "./demo.ts";
 export type { DemoSourceOptions, DemoSplit, DemoTokenizer } from "./demo.ts";
+export { tslibSource, tslibTokenizer, tslibTokenStream } from "./tslib.ts";
+export type { TslibSourceOptions } from "./tslib.ts";
 export { END_OF_TEXT } from "./bpe.ts";
 export { npyBytes, NpyFile, parseNpyHeader } from "./npy.ts";
 export type { NpyExpect, NpyHeader } from "./npy.ts";

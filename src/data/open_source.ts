@@ -1,7 +1,7 @@
 /**
- * Parses a `--data` spec and opens the token source: `builtin:demo` (the default) | `npy:<path>` |
- * `tokens:<path>` (the binary token file of docs/data.md) | `text:<file or folder>` (with a Hugging Face
- * `tokenizer`).
+ * Parses a `--data` spec and opens the token source: `builtin:demo` (the default) | `builtin:tslib` |
+ * `npy:<path>` | `tokens:<path>` (the binary token file of docs/data.md) | `text:<file or folder>` (with a
+ * Hugging Face `tokenizer`).
  * @module
  */
 import { SparsekdError } from "../errors.ts";
@@ -10,15 +10,21 @@ import type { DemoSplit } from "./brown.ts";
 import type { TokenSource } from "./source.ts";
 import { sha256Hex } from "./sha256.ts";
 
+/**
+ * The names of the built-in data sources (`builtin:<name>`): `demo` (the Brown corpus) and `tslib` (the
+ * TypeScript library declarations, a low-entropy corpus).
+ */
+export const BUILTIN_DATA: readonly string[] = ["demo", "tslib"];
+
 /** Options of {@linkcode openSource}. */
 export interface OpenSourceOptions {
-  /** Tokens per sequence: required for `builtin:demo`; for files it must match the file when given. */
+  /** Tokens per sequence: required for `builtin:*`; for files it must match the file when given. */
   seqLen?: number;
   /** Use at most this many sequences (the first ones). */
   maxSequences?: number;
   /** When given, every read is checked: an id ≥ vocabSize is a one-line error naming sequence and position. */
   vocabSize?: number;
-  /** Split of `builtin:demo` (default `train`; files have no split). */
+  /** Split of `builtin:*` (default `train`; files have no split). */
   split?: DemoSplit;
   /** `text:` data: the Hugging Face tokenizer.json (required there, refused elsewhere). */
   tokenizer?: string;
@@ -81,20 +87,19 @@ export async function openSource(spec: string, options: OpenSourceOptions = {}):
       source = limit(source, options.maxSequences);
     }
   } else if (kind === "builtin") {
-    if (arg !== "demo") {
-      throw new SparsekdError(`data builtin:${arg}: the only built-in data is builtin:demo`, {
-        option: "data",
-      });
+    if (!BUILTIN_DATA.includes(arg)) {
+      throw new SparsekdError(
+        `data builtin:${arg}: the built-in data are ${BUILTIN_DATA.map((n) => `builtin:${n}`).join(" and ")}`,
+        { option: "data" },
+      );
     }
     if (options.seqLen === undefined) {
-      throw new SparsekdError("data builtin:demo needs a sequence length", { option: "data" });
+      throw new SparsekdError(`data builtin:${arg} needs a sequence length`, { option: "data" });
     }
-    const { demoSource } = await import("./demo.ts");
-    source = await demoSource({
-      split: options.split,
-      seqLen: options.seqLen,
-      maxSequences: options.maxSequences,
-    });
+    const opts = { split: options.split, seqLen: options.seqLen, maxSequences: options.maxSequences };
+    source = arg === "demo"
+      ? await (await import("./demo.ts")).demoSource(opts)
+      : await (await import("./tslib.ts")).tslibSource(opts);
   } else if (kind === "npy" || kind === "tokens") {
     if (arg === "") {
       throw new SparsekdError(`data ${kind}: needs a path (${kind}:<path>)`, { option: "data" });
@@ -117,7 +122,7 @@ export async function openSource(spec: string, options: OpenSourceOptions = {}):
     }
   } else {
     throw new SparsekdError(
-      `data "${spec}": expected builtin:demo, npy:<path>, tokens:<path> or text:<path>`,
+      `data "${spec}": expected builtin:demo, builtin:tslib, npy:<path>, tokens:<path> or text:<path>`,
       {
         option: "data",
       },

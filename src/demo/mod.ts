@@ -7,18 +7,13 @@
  * import { runDemo, studyMarkdown } from "./mod.ts";
  *
  * const _demo = () => runDemo({ dir: "runs/demo", steps: 100 }); // what `deno task demo` runs
+ * const se = { mean: 400, se: 5, n: 3 };
  * const md = studyMarkdown([{
- *   name: "ce-only",
- *   method: "ce-only",
- *   k: null,
- *   ppl: 400,
- *   kl: 1.2,
- *   top1: 0.3,
- *   ece: 0.05,
- *   pplPerSeed: [400],
- *   gapClosed: null,
- *   msPerStep: 20,
- * }], 300, { steps: 100, batchSize: 16, ks: [8], alpha: 1 });
+ *   teacher: "builtin:demo", alpha: 1, id: "ce-only", method: "ce-only", k: null, n: null,
+ *   bytesPerPosition: null, distinctPerPosition: null, seeds: [1, 2, 3],
+ *   ppl: se, kl: se, top1: se, ece: se, gapClosed: null, msPerStep: 20,
+ * }], [{ spec: "builtin:demo", heldoutPpl: 300, ks: [1, 64], topKMass: [0.08, 0.5] }],
+ *   { steps: 100, batchSize: 16, seeds: [1, 2, 3], ks: [64] });
  * if (!md.includes("ce-only")) throw new Error("one row per student");
  * ```
  * @module
@@ -28,7 +23,13 @@ export type { DemoOptions } from "./run_demo.ts";
 export { finalEvaluation } from "./final_eval.ts";
 export type { FinalEvalOptions } from "./final_eval.ts";
 export { runStudy, studyMarkdown } from "./run_study.ts";
-export type { StudyOptions, StudyResult, StudyRow } from "./run_study.ts";
+export type { StudyOptions, StudyResult, StudyRow, StudyTeacher } from "./run_study.ts";
+export { goalVerdicts } from "./study_markdown.ts";
+export type { StudyMarkdownSettings } from "./study_markdown.ts";
+export { gapClosed, meanSe } from "./study_stats.ts";
+export type { MeanSe } from "./study_stats.ts";
+export { studentFolder, studyMethods, topKBytesPerPosition } from "./study_methods.ts";
+export type { StudyMethod, StudyMethodSettings } from "./study_methods.ts";
 export { describeTeacherAndShards, evaluateStudent, readMetrics, saveDemoShards, stage } from "./stages.ts";
 export { trainStudent, trainStudents } from "./students.ts";
 export type { SaveNumbers } from "./stages.ts";

@@ -16,10 +16,10 @@ import { readRunJson } from "../format/run_json.ts";
 import type { EvalPoint, ReportInput, ReportStudent, TrainPoint } from "../report/types.ts";
 import { openLocalStore } from "../store/local.ts";
 import { finalEvaluation } from "./final_eval.ts";
-import { demoSource } from "../data/demo.ts";
+import { openSource } from "../data/open_source.ts";
 import type { Runtime } from "../gpu/runtime.ts";
 import { useTfjsOnRuntime } from "../gpu/tfjs_backend.ts";
-import { DEMO_TEACHER_URL } from "../teacher/builtin.ts";
+import { BUILTIN_TEACHERS } from "../teacher/builtin.ts";
 import { runSaveTopK } from "../save/run_save_topk.ts";
 
 /**
@@ -67,8 +67,31 @@ export interface SaveNumbers {
 }
 
 /**
- * save-topk (in this process, on `rt`) with the demo teacher over the first `sequences` of the demo corpus
- * into `<dir>/topk`. It resumes by itself; the summary of the run that computed the shards is kept in
+ * The built-in teacher a demo or study runs with (`demo` by default, or `tslib`), checked: a name that is not
+ * a key of {@linkcode BUILTIN_TEACHERS} is a one-line error about the option `teacher`. Each built-in teacher
+ * goes with the built-in corpus of the same name (`builtin:<name>` data).
+ *
+ * @example
+ * ```ts
+ * builtinTeacherName("builtin:tslib"); // "tslib"
+ * ```
+ */
+export function builtinTeacherName(spec: string | undefined): string {
+  const name = (spec ?? "demo").replace(/^builtin:/, "");
+  if (!Object.hasOwn(BUILTIN_TEACHERS, name)) {
+    throw new SparsekdError(
+      `teacher must be a built-in teacher (${
+        Object.keys(BUILTIN_TEACHERS).map((n) => `builtin:${n}`).join(" or ")
+      }), got "${spec}"`,
+      { option: "teacher" },
+    );
+  }
+  return name;
+}
+
+/**
+ * save-topk (in this process, on `rt`) with a built-in teacher (`options.teacher`, default `demo`) over the
+ * first `sequences` of its corpus's train split into `<dir>/topk`. It resumes by itself; the summary of the run that computed the shards is kept in
  * `<dir>/save_summary.json` (a resumed run that skipped everything measured nothing) and returned.
  *
  * @example
@@ -79,12 +102,13 @@ export interface SaveNumbers {
  */
 export async function saveDemoShards(
   dir: string,
-  options: { sequences: number; k: number; rt: Runtime },
+  options: { sequences: number; k: number; rt: Runtime; teacher?: string },
 ): Promise<SaveNumbers | null> {
   const savedPath = `${dir}/save_summary.json`;
+  const name = builtinTeacherName(options.teacher);
   const s = await runSaveTopK({
-    teacher: "builtin:demo",
-    data: "builtin:demo",
+    teacher: `builtin:${name}`,
+    data: `builtin:${name}`,
     out: `${dir}/topk`,
     k: options.k,
     maxSequences: options.sequences,
@@ -121,8 +145,9 @@ export async function saveDemoShards(
 }
 
 /**
- * What the final evaluation needs: tfjs on `rt`, the demo teacher as a model (the caller disposes it) and
- * the first `heldoutSequences` (default 64) sequences of the demo corpus's held-out split.
+ * What the final evaluation needs: tfjs on `rt`, a built-in teacher (`o.teacher`, default `demo`) as a model
+ * (the caller disposes it) and the first `heldoutSequences` (default 64) sequences of its corpus's held-out
+ * split.
  *
  * @example
  * ```ts
@@ -130,11 +155,12 @@ export async function saveDemoShards(
  * ```
  */
 export async function openDemoEvaluation(
-  o: { rt: Runtime; heldoutSequences?: number },
+  o: { rt: Runtime; heldoutSequences?: number; teacher?: string },
 ): Promise<{ teacher: Gpt; heldout: TokenSource }> {
+  const name = builtinTeacherName(o.teacher);
   await useTfjsOnRuntime(o.rt);
-  const teacher = await loadModel(await openLocalStore(fileURLToPath(DEMO_TEACHER_URL)), "");
-  const heldout = await demoSource({
+  const teacher = await loadModel(await openLocalStore(fileURLToPath(BUILTIN_TEACHERS[name])), "");
+  const heldout = await openSource(`builtin:${name}`, {
     split: "heldout",
     seqLen: teacher.config.seqLen,
     maxSequences: o.heldoutSequences ?? 64,
@@ -234,6 +260,7 @@ export async function describeTeacherAndShards(
   teacher: Gpt,
   heldout: TokenSource,
   saved: SaveNumbers | null,
+  spec = "builtin:demo",
 ): Promise<{ teacher: ReportInput["teacher"]; save: ReportInput["save"]; run: RunJson }> {
   const teacherEval = await finalEvaluation(teacher, teacher, heldout);
   const topkStore = await openLocalStore(`${dir}/topk`);
@@ -247,8 +274,7 @@ export async function describeTeacherAndShards(
   const c = teacher.config;
   return {
     teacher: {
-      description:
-        `builtin:demo (${c.layers} layers × width ${c.width}, ${c.heads} heads, context ${c.seqLen}, ` +
+      description: `${spec} (${c.layers} layers × width ${c.width}, ${c.heads} heads, context ${c.seqLen}, ` +
         `vocabulary ${c.vocabSize})`,
       params: teacher.parameterCount(),
       heldoutPpl: teacherEval.ppl,
@@ -295,12 +321,19 @@ export async function evaluateOnHeldout(o: {
   batchSize: number;
   students: StudentToEvaluate[];
   onStudent?: (student: ReportStudent) => void;
+  /** The built-in teacher (default `demo`). */
+  teacher?: string;
 }): Promise<{
   students: ReportStudent[];
   described: Awaited<ReturnType<typeof describeTeacherAndShards>>;
   heldoutSequences: number;
 }> {
-  const { teacher, heldout } = await openDemoEvaluation({ rt: o.rt, heldoutSequences: o.heldoutSequences });
+  const name = builtinTeacherName(o.teacher);
+  const { teacher, heldout } = await openDemoEvaluation({
+    rt: o.rt,
+    heldoutSequences: o.heldoutSequences,
+    teacher: name,
+  });
   try {
     const students: ReportStudent[] = [];
     for (const s of o.students) {
@@ -308,7 +341,7 @@ export async function evaluateOnHeldout(o: {
       students.push(student);
       o.onStudent?.(student);
     }
-    const described = await describeTeacherAndShards(o.dir, teacher, heldout, o.saved);
+    const described = await describeTeacherAndShards(o.dir, teacher, heldout, o.saved, `builtin:${name}`);
     return { students, described, heldoutSequences: heldout.sequences };
   } finally {
     teacher.dispose();

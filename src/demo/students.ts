@@ -105,10 +105,12 @@ export interface StudentSpec {
   description: string;
   /** The options of {@linkcode train} that make it. */
   options: StudentOptions;
+  /** The shards folder under `<dir>` it trains from (default `topk`; e.g. `sample64` for sampled targets). */
+  shards?: string;
 }
 
 /**
- * Trains `students` one after the other from `<dir>/topk` into `<dir>/students/<name>` (see
+ * Trains `students` one after the other from `<dir>/<shards>` (default `<dir>/topk`) into `<dir>/students/<name>` (see
  * {@linkcode trainStudent}) with seed `o.seed` (default 1), each announced as stage `first + i` of `total`.
  * Returns what happened to each.
  *
@@ -138,7 +140,7 @@ export async function trainStudents(
     stage(who, `${o.first + i}/${o.total} train ${s.name}: ${s.description}`);
     done.push(
       await trainStudent(who, {
-        shards: `${dir}/topk`,
+        shards: `${dir}/${s.shards ?? "topk"}`,
         out: `${dir}/students/${s.name}`,
         steps: o.steps,
         batchSize: o.batchSize,

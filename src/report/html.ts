@@ -11,9 +11,10 @@
  */
 import { escapeHtml } from "./escape.ts";
 import { chartFigure, htmlPage, numCell, trainLossFigure } from "./page.ts";
+import { scatterChart } from "./scatter_chart.ts";
 import { formatBytes, formatDuration, formatInteger, formatNumber, formatPercent } from "./number_format.ts";
 import { barChart, lineChart, SERIES_COLORS } from "./svg_chart.ts";
-import type { ReportInput, ReportStudent } from "./types.ts";
+import type { GapPoint, ReportInput, ReportStudent } from "./types.ts";
 
 /** The metrics of the per-student tables: which way is better, and how each is shown. */
 const STUDENT_METRICS: Array<{
@@ -282,6 +283,7 @@ export function renderReport(input: ReportInput): string {
     teacherBits.length ? ` (${escapeHtml(teacherBits.join(", "))})` : ""
   }</p>`;
   const created = escapeHtml(input.createdAt);
+  const gap = input.gapPoints?.length ? gapSection(input.gapPoints) : "";
   const notes = input.notes?.length
     ? `<section id="notes"><h2>Notes</h2><ul class="notes">${
       input.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join("")
@@ -298,7 +300,7 @@ export function renderReport(input: ReportInput): string {
     }</p>
 ${teacherLine}
 </header>
-<section id="students"><h2>Students</h2>
+${gap}<section id="students"><h2>Students</h2>
 <p class="meta">Final held-out metrics. ★ marks the best student on each metric.</p>
 <div class="tables">${students.map((s, i) => studentTable(input, s, i)).join("\n")}</div>
 </section>
@@ -310,4 +312,38 @@ ${throughputSection(input)}
 ${notes}
 `,
   );
+}
+
+/** The study's chart: gap closed (y) against stored bytes per position (x, log scale), a series per teacher. */
+function gapSection(points: GapPoint[]): string {
+  const teachers = [...new Set(points.map((p) => p.teacher))];
+  const svg = scatterChart({
+    id: "chart-gap-closed",
+    title: "Gap closed against stored bytes per position",
+    xLabel: "stored bytes per position",
+    yLabel: "gap closed (CE-only 0, online KD 1)",
+    series: teachers.map((t) => ({
+      name: t,
+      points: points.filter((p) => p.teacher === t).map((p) => ({
+        x: p.bytesPerPosition,
+        y: p.gapClosed,
+        err: p.gapClosedSe,
+        label: p.label,
+      })),
+    })),
+    referenceLines: [{ y: 0, label: "CE-only" }, { y: 1, label: "online full KD" }, {
+      y: 0.8,
+      label: "goal 80 %",
+    }],
+  });
+  return `<section id="gap"><h2>What each method buys</h2>
+${
+    chartFigure(
+      "chart-gap-closed",
+      "Share of the CE-only → online-KD perplexity gap closed, against the bytes stored per position",
+      "Higher is better, further left is cheaper; bars are ± one standard error over the seeds.",
+      svg,
+    )
+  }
+</section>`;
 }

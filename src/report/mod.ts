@@ -18,6 +18,8 @@ export { parseReportInput } from "./validate.ts";
 export { REPORT_FILE, REPORT_INPUT_FILE, runFolderKind, writeReport } from "./write_report.ts";
 export type { RunFolderKind, WriteReportOptions } from "./write_report.ts";
 export { topKMass } from "./topk_mass.ts";
+export { measureTeacherMass, teacherMass } from "./teacher_mass.ts";
+export type { MeasureTeacherMassOptions, TeacherMass, TeacherMassOptions } from "./teacher_mass.ts";
 // The report input's types: ReportInput, ReportTeacher, ReportSave, ReportStudent, TrainPoint, EvalPoint,
 // ReliabilityBin, FinalMetrics.
 export type * from "./types.ts";

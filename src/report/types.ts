@@ -147,4 +147,23 @@ export interface ReportInput {
   students: ReportStudent[];
   /** Free-form remarks shown at the end (one paragraph each). */
   notes?: string[];
+  /**
+   * The study's methods as points of the "gap closed against stored bytes per position" chart (one series
+   * per teacher); absent outside the study.
+   */
+  gapPoints?: GapPoint[];
+}
+
+/** One method of the study in the gap chart: its teacher, label, stored bytes and gap closed ± its SE. */
+export interface GapPoint {
+  /** The series (the teacher, e.g. `builtin:demo (flat)`). */
+  teacher: string;
+  /** The method, e.g. `tail K=64` or `sampled N=16`. */
+  label: string;
+  /** Stored bytes per token position (> 0). */
+  bytesPerPosition: number;
+  /** Share of the CE-only → online-KD perplexity gap closed (mean over seeds). */
+  gapClosed: number;
+  /** Its standard error (NaN: one seed). */
+  gapClosedSe: number;
 }

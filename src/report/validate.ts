@@ -189,6 +189,18 @@ export function parseReportInput(value: unknown, source = "report input"): Repor
     students: c.arr(o.students, "students").map((s, i) => student(c, s, `students[${i}]`)),
   };
   if (o.notes !== undefined) input.notes = c.arr(o.notes, "notes").map((n, i) => c.str(n, `notes[${i}]`));
+  if (o.gapPoints !== undefined) {
+    input.gapPoints = c.arr(o.gapPoints, "gapPoints").map((v, i) => {
+      const p = `gapPoints[${i}]`, g = c.obj(v, p);
+      return {
+        teacher: c.str(g.teacher, `${p}.teacher`),
+        label: c.str(g.label, `${p}.label`),
+        bytesPerPosition: c.count(g.bytesPerPosition, `${p}.bytesPerPosition`),
+        gapClosed: c.measure(g.gapClosed, `${p}.gapClosed`),
+        gapClosedSe: c.measure(g.gapClosedSe, `${p}.gapClosedSe`),
+      };
+    });
+  }
   const seen = new Set<string>();
   input.students.forEach((s, i) => {
     if (seen.has(s.name)) c.fail(`students[${i}].name`, "unique", s.name);

@@ -107,7 +107,7 @@ export async function runSaveTopK(o: RunSaveTopKOptions): Promise<SaveSummary> {
   const host = o.host ?? { index: 0, count: 1 };
   const maxSequences = o.maxSequences === "all"
     ? undefined
-    : o.maxSequences ?? (o.data === "builtin:demo" ? DEMO_DEFAULT_SEQUENCES : undefined);
+    : o.maxSequences ?? (o.data.startsWith("builtin:") ? DEMO_DEFAULT_SEQUENCES : undefined);
   if (maxSequences !== undefined && !(Number.isSafeInteger(maxSequences) && maxSequences >= 1)) {
     throw new SparsekdError(`maxSequences must be an integer ≥ 1 (got ${maxSequences})`, {
       option: "maxSequences",

@@ -1,7 +1,12 @@
 /**
- * The built-in demo teacher (`builtin:demo`): the GPT-style model of `src/model/gpt.ts`, trained with
- * `deno task train --ce-only` on the demo corpus, its weights committed under `models/demo_teacher/` (see the
- * README there for the exact command and its held-out perplexity).
+ * The built-in teachers: GPT-style models of `src/model/gpt.ts` trained with `deno task train --ce-only`,
+ * their weights committed under `models/` (see the README of each for the exact command and its held-out
+ * figures):
+ *
+ * - `builtin:demo` (`models/demo_teacher/`): on the demo corpus (Brown, `--data builtin:demo`); weak, with
+ *   flat distributions (the hard case for top-K distillation);
+ * - `builtin:tslib` (`models/tslib_teacher/`): on the TypeScript library declarations
+ *   (`--data builtin:tslib`); its probability mass is concentrated in a few tokens, like a large LM's.
  * @module
  */
 import * as tf from "../deps/tfjs_core.ts";
@@ -16,8 +21,17 @@ import type { ObjectStore } from "../store/store.ts";
 import type { Teacher, TeacherOpener } from "./teacher.ts";
 import { tensorTeacher } from "./tensor_logits.ts";
 
-/** Where the committed weights live, relative to this module. */
+/** Where the committed weights of the demo teacher live, relative to this module. */
 export const DEMO_TEACHER_URL: URL = new URL("../../models/demo_teacher/", import.meta.url);
+
+/** Where the committed weights of the tslib teacher live, relative to this module. */
+export const TSLIB_TEACHER_URL: URL = new URL("../../models/tslib_teacher/", import.meta.url);
+
+/** The built-in teachers: name (`builtin:<name>`) → the folder of their committed weights. */
+export const BUILTIN_TEACHERS: Readonly<Record<string, URL>> = {
+  demo: DEMO_TEACHER_URL,
+  tslib: TSLIB_TEACHER_URL,
+};
 
 /**
  * Loads the demo teacher onto the runtime (tfjs on its GPUDevice, or tfjs-backend-cpu on a CPU runtime).
@@ -30,27 +44,52 @@ export const DEMO_TEACHER_URL: URL = new URL("../../models/demo_teacher/", impor
  * const logits = await teacher.forward(tokens, 0, 2, 64); // 2 sequences of 64 tokens
  * ```
  */
-export async function createDemoTeacher(rt: Runtime, dir: URL = DEMO_TEACHER_URL): Promise<Teacher> {
+export function createDemoTeacher(rt: Runtime, dir: URL = DEMO_TEACHER_URL): Promise<Teacher> {
+  return createBuiltinTeacher(rt, "demo", dir);
+}
+
+/**
+ * Loads the built-in teacher `name` (a key of {@linkcode BUILTIN_TEACHERS}) onto the runtime, from `dir`
+ * (default: its committed folder), as {@linkcode createDemoTeacher} does for the demo teacher.
+ *
+ * @example
+ * ```ts
+ * const rt = await createRuntime();
+ * const teacher = await createBuiltinTeacher(rt, "tslib");
+ * const logits = await teacher.forward(tokens, 0, 2, 64); // 2 sequences of 64 tokens
+ * ```
+ */
+export async function createBuiltinTeacher(
+  rt: Runtime,
+  name: string,
+  dir?: URL,
+): Promise<Teacher> {
+  dir ??= Object.hasOwn(BUILTIN_TEACHERS, name) ? BUILTIN_TEACHERS[name] : undefined;
+  if (dir === undefined) {
+    throw new SparsekdError(`teacher builtin:${name}: ${builtinTeachersPhrase()}`, { option: "teacher" });
+  }
   await useTfjsOnRuntime(rt);
   tuneTfjsForAdapter(rt);
   const hash = createHash("sha256");
   // Read through the store registry: a file: URL from a local checkout, http(s): when imported from a server.
   const store = hashingStore(await openStore(dir.href), (bytes) => hash.update(bytes));
   if (!(await store.exists("model.json"))) {
-    throw new SparsekdError(`the demo teacher's weights are missing (${new URL("model.json", dir).href})`);
+    throw new SparsekdError(
+      `the ${name} teacher's weights are missing (${new URL("model.json", dir).href})`,
+    );
   }
   const model = await loadModel(store, "");
   const fingerprint = hash.digest("hex");
   const { vocabSize, seqLen } = model.config;
   return tensorTeacher(rt, {
-    name: "demo teacher",
+    name: `${name} teacher`,
     vocabSize,
     seqLen,
     fingerprint,
-    description: "builtin:demo",
+    description: `builtin:${name}`,
     checkSeqLen(L) {
       if (L > seqLen) {
-        throw new SparsekdError(`the demo teacher takes at most ${seqLen} tokens per sequence, not ${L}`);
+        throw new SparsekdError(`the ${name} teacher takes at most ${seqLen} tokens per sequence, not ${L}`);
       }
     },
     logits(tokens, count, L) {
@@ -87,19 +126,24 @@ function hashingStore(store: ObjectStore, onBytes: (b: Uint8Array) => void): Obj
   };
 }
 
+/** "the built-in teachers are builtin:demo and builtin:tslib". */
+function builtinTeachersPhrase(): string {
+  return `the built-in teachers are ${
+    Object.keys(BUILTIN_TEACHERS).map((n) => `builtin:${n}`).join(" and ")
+  }`;
+}
+
 /**
- * The registry's opener of `builtin:<name>` specs (see `registry.ts`): only `builtin:demo`.
+ * The registry's opener of `builtin:<name>` specs (see `registry.ts`): `builtin:demo` and `builtin:tslib`.
  *
  * @example
  * ```ts
- * const teacher = await teacherOpener("demo", rt, {});
+ * const teacher = await teacherOpener("tslib", rt, {});
  * ```
  */
 export const teacherOpener: TeacherOpener = (arg, rt) => {
-  if (arg !== "demo") {
-    throw new SparsekdError(`teacher builtin:${arg}: the only built-in teacher is builtin:demo`, {
-      option: "teacher",
-    });
+  if (!Object.hasOwn(BUILTIN_TEACHERS, arg)) {
+    throw new SparsekdError(`teacher builtin:${arg}: ${builtinTeachersPhrase()}`, { option: "teacher" });
   }
-  return createDemoTeacher(rt);
+  return createBuiltinTeacher(rt, arg);
 };

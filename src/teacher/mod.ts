@@ -1,7 +1,12 @@
 /**
+<<<<<<< HEAD
+ * Teachers: models whose logits are distilled — `builtin:demo`, `builtin:tslib`, `tfjs:<model.json>`,
+ * `npy:<logits.npy>` — opened by spec through the registry ({@linkcode TEACHERS}).
+=======
  * Teachers: models whose logits are distilled — `builtin:demo`, `tfjs:<model.json>`, `npy:<logits.npy>`, and
  * served teachers `openai:<base URL>` / `sglang:<base URL>` (sparse: top-k log-probabilities) — opened by spec
  * through the registry ({@linkcode TEACHERS}).
+>>>>>>> main
  *
  * @example The registered teacher kinds
  * ```ts
@@ -16,7 +21,7 @@ export { npyTeacher } from "./npy.ts";
 export { tfjsTeacher } from "./tfjs_model.ts";
 export { openTeacher } from "./open_teacher.ts";
 export type { Teacher, TeacherLogits } from "./teacher.ts";
-export { createDemoTeacher } from "./builtin.ts";
+export { BUILTIN_TEACHERS, createBuiltinTeacher, createDemoTeacher } from "./builtin.ts";
 export { denseTeacher, openAnyTeacher } from "./open_teacher.ts";
 export type { AnyTeacher, SparseTargets, SparseTeacher } from "./teacher.ts";
 export { teacherHelp, TEACHERS, teacherUsage } from "./registry.ts";

@@ -24,8 +24,9 @@ export interface TeacherEntry {
 /** The registered teachers, by spec prefix (the part before the first `:`). */
 export const TEACHERS: Readonly<Record<string, TeacherEntry>> = {
   builtin: {
-    usage: "builtin:demo",
-    help: "the demo teacher whose weights ship with sparsekd (models/demo_teacher/)",
+    usage: "builtin:demo|tslib",
+    help: "a teacher whose weights ship with sparsekd: demo (models/demo_teacher/, flat) or tslib " +
+      "(models/tslib_teacher/, peaked)",
     load: async () => (await import("./builtin.ts")).teacherOpener,
   },
   tfjs: {

@@ -76,8 +76,8 @@ function heldoutCount(given: number | undefined, total: number, where: string): 
 }
 
 /**
- * Opens a token source (`builtin:demo`, `npy:…`, `tokens:…`) for training without shards. The held-out
- * sequences are the demo corpus's held-out split for `builtin:demo`, else the last ones of the data.
+ * Opens a token source (`builtin:demo`, `builtin:tslib`, `npy:…`, `tokens:…`) for training without shards.
+ * The held-out sequences are the corpus's held-out split for `builtin:*`, else the last ones of the data.
  *
  * @example
  * ```ts
@@ -85,7 +85,8 @@ function heldoutCount(given: number | undefined, total: number, where: string): 
  * ```
  */
 export async function openTokenData(spec: string, o: TrainDataOptions): Promise<TrainData> {
-  const demo = spec === "builtin:demo";
+  // The built-in corpora have a held-out split of their own and the vocabulary of their tokenizer (2,048).
+  const demo = spec === "builtin:demo" || spec === "builtin:tslib";
   const source = await openSource(spec, {
     seqLen: o.seqLen ?? (spec.startsWith("builtin:") ? 64 : undefined),
     tokenizer: o.tokenizer,
@@ -114,7 +115,7 @@ export async function openTokenData(spec: string, o: TrainDataOptions): Promise<
   if (demo) {
     const n = o.heldoutSequences ?? DEFAULT_HELDOUT;
     if (n > 0) {
-      const h = await openSource("builtin:demo", { seqLen, split: "heldout", maxSequences: n });
+      const h = await openSource(spec, { seqLen, split: "heldout", maxSequences: n });
       toRecords(await h.read(0, h.sequences), h.sequences);
     }
   } else {
