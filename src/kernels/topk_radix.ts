@@ -7,11 +7,11 @@
  * rows holding +Infinity or only -Infinity are refused like rows holding NaN.
  * The options, the tuning plan and the refusal of non-finite rows are in `./topk_radix_plan.ts`.
  *
- * EXPERIMENTAL: nothing selects this kernel yet (save-topk uses `topK`). One known case is wrong on lavapipe:
- * a row that needs hundreds of candidate-buffer compactions (e.g. 262,144 rising values, k = 1,024, a
- * 1,768-entry buffer) returns wrong ids; `SPARSEKD_TEST_KNOWN_FAILURES=1` runs that test. A CPU model of the
- * same steps is exact, so it is a driver miscompile or a bug not found yet: run that test on a real GPU before
- * selecting this kernel (docs/performance.md, "A top-k for real GPUs").
+ * Selected on real GPUs by `./topk_select.ts` (today's kernel, `./topk.ts`, stays on software adapters).
+ * On llvmpipe (lavapipe and GL) every loop iteration of a workgroup's 8-lane group counts against one budget
+ * of 65,535 (gallivm's LP_MAX_TGSI_LOOP_ITERATIONS), after which loops end silently: the compaction's digit
+ * search is a parallel scan, so that rows needing hundreds of compactions stay exact there
+ * (docs/performance.md, "A top-k for real GPUs").
  * @module
  */
 import type { Runtime } from "../gpu/runtime.ts";
@@ -38,7 +38,7 @@ function pipelineOf(rt: Runtime, p: Plan, entryPoint: "main" | "merge"): Promise
   const prelude =
     `const WG: u32 = ${p.wg}u;\nconst U: u32 = ${p.loads}u;\nconst E: u32 = ${4 * p.loads}u;\n` +
     `const NT: u32 = ${p.ntBucket}u;\nconst NT4: u32 = ${nt4}u;\nconst CAP: u32 = ${p.cap}u;\n` +
-    `const PER: u32 = ${per}u;\n`;
+    `const PER: u32 = ${per}u;\nconst BPT: u32 = ${256 / p.wg}u;\n`;
   const key = `topk_radix/${entryPoint}/wg${p.wg}/u${p.loads}/nt${p.ntBucket}/cap${p.cap}`;
   return rt.pipeline(key, "topk_radix.wgsl", { prelude, entryPoint });
 }
