@@ -8,6 +8,7 @@ import { SparsekdError } from "../src/errors.ts";
 import { intFlag, numberFlag, parseFlags } from "../src/cli/flags.ts";
 import { hostFromEnv } from "../src/data/hosts.ts";
 import { runSaveTopK } from "../src/save/run_save_topk.ts";
+import type { TopKKernelChoice } from "../src/kernels/topk_select.ts";
 
 const HELP = `deno task save-topk [flags]
 
@@ -26,6 +27,8 @@ const HELP = `deno task save-topk [flags]
   --host-count C            hosts in all (default: BATCH_TASK_COUNT, else 1)
   --gcs-endpoint URL        GCS endpoint (default: STORAGE_EMULATOR_HOST, else Google's)
   --summary FILE            also write the end-of-run summary as JSON to FILE
+  --topk-kernel KERNEL      auto (default: wg on software adapters, radix on real GPUs; the environment
+                            variable SPARSEKD_TOPK_KERNEL overrides auto) | wg | radix
   --cpu                     run on the CPU, without WebGPU
 `;
 
@@ -46,6 +49,7 @@ const FLAGS = {
   gcsEndpoint: "--gcs-endpoint",
   summary: "--summary",
   cpu: "--cpu",
+  topkKernel: "--topk-kernel",
 };
 
 await runMain(async () => {
@@ -65,6 +69,7 @@ await runMain(async () => {
     "gcs-endpoint": { type: "string" },
     summary: { type: "string" },
     cpu: { type: "boolean", default: false },
+    "topk-kernel": { type: "string" },
     help: { type: "boolean", default: false },
   });
   if (f.help) {
@@ -92,5 +97,6 @@ await runMain(async () => {
     gcsEndpoint: f["gcs-endpoint"] ?? Deno.env.get("STORAGE_EMULATOR_HOST") ?? undefined,
     summary: f.summary,
     cpu: f.cpu,
+    topkKernel: f["topk-kernel"] as TopKKernelChoice | undefined,
   });
 }, FLAGS);

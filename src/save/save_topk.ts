@@ -8,7 +8,15 @@
  */
 import { SparsekdError } from "../errors.ts";
 import type { Runtime } from "../gpu/runtime.ts";
-import { NonFiniteLogitsError, topK, topKFromBuffer } from "../kernels/topk.ts";
+import { NonFiniteLogitsError } from "../kernels/topk.ts";
+import {
+  chooseTopKKernel,
+  parseTopKKernel,
+  type TopKKernel,
+  type TopKKernelChoice,
+  topKSelected,
+  topKSelectedFromBuffer,
+} from "../kernels/topk_select.ts";
 import { MAX_K, MAX_TEMPERATURES, MAX_VOCAB } from "../kernels/topk_reference.ts";
 import type { TokenSource } from "../data/source.ts";
 import { shardsForHost } from "../data/hosts.ts";
@@ -52,6 +60,11 @@ export interface SaveTopKOptions {
   host: { index: number; count: number };
   /** Batches the GPU may run ahead of the writer (default 2). */
   queueDepth?: number;
+  /**
+   * The top-k kernel: `auto` (default; `wg` on software adapters, `radix` on real GPUs, or the
+   * `SPARSEKD_TOPK_KERNEL` environment variable), `wg` or `radix` (docs/performance.md).
+   */
+  topkKernel?: TopKKernelChoice;
   /** Called after every batch written and every shard skipped. */
   onProgress?: (p: SaveProgress) => void;
   /** Told one-line notes (OUT's run.json records no backend). */
@@ -146,6 +159,7 @@ export function checkSaveOptions(o: Omit<SaveTopKOptions, "rt" | "store">): void
       `must be an integer from 0 to hostCount - 1 = ${o.host.count - 1} (got ${o.host.index})`,
     );
   }
+  if (o.topkKernel !== undefined) parseTopKKernel(o.topkKernel);
   if (o.queueDepth !== undefined && !int(o.queueDepth, 1)) {
     bad("queueDepth", `must be an integer ≥ 1 (got ${o.queueDepth})`);
   }
@@ -176,6 +190,7 @@ export async function saveTopK(o: SaveTopKOptions): Promise<SaveSummary> {
   const t0 = performance.now();
   const { teacher, source, rt, store } = o;
   checkSaveOptions(o);
+  const kernel = chooseTopKKernel(rt.adapter, o.topkKernel);
   const V = teacher.vocabSize, L = source.seqLen;
   const run = makeRunJson({
     vocabSize: V,
@@ -248,7 +263,7 @@ export async function saveTopK(o: SaveTopKOptions): Promise<SaveSummary> {
       if (idleSince >= 0) gpuWait += performance.now() - idleSince;
       if (next >= batchStarts.length) return controller.close();
       const b = batchStarts[next++];
-      controller.enqueue(await computeBatch(rt, teacher, source, run, b.shard, b.start, b.count));
+      controller.enqueue(await computeBatch(rt, kernel, teacher, source, run, b.shard, b.start, b.count));
       idleSince = performance.now();
     },
   }, { highWaterMark: o.queueDepth ?? 2 });
@@ -339,6 +354,7 @@ async function tokensOf(source: TokenSource, run: RunJson, shard: number) {
 /** Teacher forward and top-k of one batch, split into per-sequence records. */
 async function computeBatch(
   rt: Runtime,
+  kernel: TopKKernel,
   teacher: Teacher,
   source: TokenSource,
   run: RunJson,
@@ -352,10 +368,10 @@ async function computeBatch(
   const rows = count * L;
   let top;
   try {
-    const opts = { temperatures: run.lseTemperatures };
+    const opts = { temperatures: run.lseTemperatures, kernel };
     top = logits.kind === "gpu"
-      ? await topKFromBuffer(rt, logits.buffer, rows, V, K, opts)
-      : await topK(rt, logits.array, rows, V, K, opts);
+      ? await topKSelectedFromBuffer(rt, logits.buffer, rows, V, K, opts)
+      : await topKSelected(rt, logits.array, rows, V, K, opts);
   } catch (err) {
     if (err instanceof NonFiniteLogitsError) {
       const seq = start + Math.floor(err.row / L), pos = err.row % L;
