@@ -2,7 +2,8 @@
 //
 // The prelude defines: WG (threads per workgroup, 64, 128 or 256), U (vec4 loads each thread has in flight
 // per step), E = 4 * U, NT (temperatures), NT4 = ceil(NT / 4), CAP (candidate buffer entries, > k),
-// PER = ceil(CAP / WG), BPT = 256 / WG (histogram buckets per thread). NT is a bucket (the arrays' size): params.nt <= NT temperatures are used.
+// PER = ceil(CAP / WG), BPT = 256 / WG (histogram buckets per thread). NT is a bucket (the arrays' size):
+// params.nt <= NT temperatures are used.
 //
 // Entry point `main`: workgroup g of a 2D grid (g = wg.y * nx + wg.x) reads split `g % split` of row
 // `g / split` (a contiguous range of its vec4s; the first split also takes the unaligned head, the last the
