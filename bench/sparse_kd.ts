@@ -11,7 +11,9 @@ import {
   packRowInfo,
   prepareSparseKd,
   ROW_INFO_BYTES,
+  SPARSE_KD_ONE_READ_VOCAB,
 } from "../src/kernels/sparse_kd.ts";
+import { kernelHooks } from "../src/kernels/test_hooks.ts";
 import { checkSparseKd, type SparseKdMode } from "../src/kernels/sparse_kd_reference.ts";
 import { SparsekdError } from "../src/errors.ts";
 import { fmt, formatTable, writeResults } from "./harness.ts";
@@ -59,12 +61,21 @@ export interface SparseKdBenchRow {
   timing: KernelTiming;
   /** Median seconds per fused forward+backward over the batch. */
   seconds: number;
-  /** The bytes that must move: two reads and one write of the logits (3·rows·vocab·4). */
+  /** Reads of the logits: 1 for rows of up to 32,768 logits (kept in registers), else 2. */
+  reads: 1 | 2;
+  /** The bytes that must move: `reads` reads and one write of the logits ((reads + 1)·rows·vocab·4). */
   bytes: number;
   /** bytes / seconds. */
   gbPerSecond: number;
-  /** The roofline of the same traffic: one streaming read plus one copy of the logits (seconds). */
+  /** The roofline of the same traffic: one copy of the logits, plus one streaming read when reads = 2 (s). */
   rooflineSeconds: number;
+  /**
+   * Rows read once only: the same kernel compiled to read every row twice (the kernel before the one-read
+   * path), timed the same way (seconds), and its time over the one-read kernel's; null otherwise.
+   */
+  twoReadSeconds: number | null;
+  /** twoReadSeconds / seconds (null with twoReadSeconds). */
+  oneReadSpeedup: number | null;
   /** The streaming read's time at the shape's size and at twice it (ms): the roofline's validity check. */
   rooflineReadMs: [number, number];
   /** rooflineSeconds / seconds, or null when the roofline's time did not grow with size. */
@@ -106,6 +117,8 @@ export async function runSparseKdBench(
   await useTfjsOnRuntime(rt);
   const backend = tfjsGpuBackend(device)!;
   const pipelines = await prepareSparseKd(rt);
+  kernelHooks.sparseKdTwoReads = true; // the same kernel reading every row twice (before/after)
+  const twoReads = await prepareSparseKd(rt).finally(() => kernelHooks.sparseKdTwoReads = false);
   const out: SparseKdBenchRow[] = [];
   for (const [rows, vocab] of shapes) {
     const n = rows * vocab;
@@ -139,7 +152,9 @@ export async function runSparseKdBench(
     const roofSmall = await rooflineAt(rt, randomData(n), timingOptions);
     const roofLarge = await rooflineAt(rt, randomData(2 * n), timingOptions);
     const roofValid = rooflineValid(roofSmall, roofLarge);
-    const roofSeconds = (roofSmall.read.ms + roofSmall.copy.ms) / 1e3; // 2 reads + 1 write, like the loss
+    const reads = vocab <= SPARSE_KD_ONE_READ_VOCAB ? 1 : 2;
+    // The loss's traffic: one copy (1 read + 1 write), plus one read when the kernel reads the row twice.
+    const roofSeconds = (roofSmall.copy.ms + (reads === 2 ? roofSmall.read.ms : 0)) / 1e3;
     progress(
       `${tag}: stream read ${fmt(roofSmall.read.ms)} ms (${fmt(roofLarge.read.ms)} ms at twice the size), ` +
         `copy ${fmt(roofSmall.copy.ms)} ms (${roofSmall.read.method})` +
@@ -150,28 +165,34 @@ export async function runSparseKdBench(
       const c = checkSparseKd(null, rows, vocab, teacher, { mode, temperature: T, alpha, labels });
       const rowInfo = device.createBuffer({ size: rows * ROW_INFO_BYTES, usage });
       device.queue.writeBuffer(rowInfo, 0, packRowInfo(c));
-      const timing = await timeKernel(rt, () => {
-        const enc = device.createCommandEncoder();
-        const release = encodeSparseKdSync(device, pipelines, enc, {
-          logits,
-          ids,
-          values: vals,
-          rowInfo,
-          grad,
-          loss: lossBuf,
-          rows,
-          vocab,
-          k,
-          mode,
-          temperature: T,
-          alpha,
-        });
-        device.queue.submit([enc.finish()]);
-        release();
-      }, timingOptions);
+      const time = (p: typeof pipelines) =>
+        timeKernel(rt, () => {
+          const enc = device.createCommandEncoder();
+          const release = encodeSparseKdSync(device, p, enc, {
+            logits,
+            ids,
+            values: vals,
+            rowInfo,
+            grad,
+            loss: lossBuf,
+            rows,
+            vocab,
+            k,
+            mode,
+            temperature: T,
+            alpha,
+          });
+          device.queue.submit([enc.finish()]);
+          release();
+        }, timingOptions);
+      const timing = await time(pipelines);
       const seconds = timing.ms / 1e3;
+      const twoReadSeconds = reads === 1 ? (await time(twoReads)).ms / 1e3 : null;
       rowInfo.destroy();
-      progress(`${tag} ${mode}: kernel ${fmt(seconds * 1e3)} ms`);
+      progress(
+        `${tag} ${mode}: kernel ${fmt(seconds * 1e3)} ms` +
+          (twoReadSeconds === null ? "" : ` (read once; read twice: ${fmt(twoReadSeconds * 1e3)} ms)`),
+      );
       if (tfjsIterations > 0) progress(`${tag} ${mode}: tfjs ...`);
       const tfjsSeconds = tfjsIterations > 0
         ? await timeTfjs(
@@ -190,7 +211,7 @@ export async function runSparseKdBench(
         )
         : null;
       if (tfjsSeconds !== null) progress(`${tag} ${mode}: tfjs ${fmt(tfjsSeconds * 1e3)} ms`);
-      const bytes = 3 * n * 4;
+      const bytes = (reads + 1) * n * 4;
       const gbPerSecond = bytes / seconds / 1e9;
       out.push({
         mode,
@@ -199,6 +220,7 @@ export async function runSparseKdBench(
         k,
         timing,
         seconds,
+        reads,
         bytes,
         gbPerSecond,
         rooflineSeconds: roofSeconds,
@@ -206,6 +228,8 @@ export async function runSparseKdBench(
         rooflineFraction: roofValid ? roofSeconds / seconds : null,
         tfjsSeconds,
         speedupVsTfjs: tfjsSeconds === null ? null : tfjsSeconds / seconds,
+        twoReadSeconds,
+        oneReadSpeedup: twoReadSeconds === null ? null : twoReadSeconds / seconds,
       });
     }
     for (const b of [logits, grad, lossBuf, ids, vals]) b.destroy();
@@ -351,8 +375,10 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
       "k",
       "timing",
       "kernel ms",
-      "GB/s (2R+1W)",
-      "roofline ms (read+copy)",
+      "reads",
+      "2-read ms (x)",
+      "GB/s (reads+1W)",
+      "roofline ms",
       "read ms (1x / 2x size)",
       "% of roofline",
       "tfjs ms",
@@ -364,6 +390,8 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
       r.k,
       r.timing.method,
       fmt(r.seconds * 1e3),
+      r.reads,
+      r.twoReadSeconds === null ? "-" : `${fmt(r.twoReadSeconds * 1e3)} (${fmt(r.oneReadSpeedup!)})`,
       fmt(r.gbPerSecond),
       fmt(r.rooflineSeconds * 1e3),
       `${fmt(r.rooflineReadMs[0])} / ${fmt(r.rooflineReadMs[1])}`,
@@ -380,9 +408,11 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
     fitNs: options.fitNs ?? [10, 50, 200],
     note: "ms/seconds per fused forward+backward over the batch (logits already on the GPU, no read-back): " +
       "GPU timestamps around N dispatches in one pass (timing.method = timestamps), else the slope b of " +
-      "wall time = a + b*N over N = fitNs dispatches per submission (wall-fit). bytes = 2 reads + 1 write of " +
-      "the logits; roofline = one streaming read (sum checked against the CPU's) plus one copy of the same " +
-      "bytes (shaders/stream_read.wgsl), timed the same way; % of roofline only when the read's time grows " +
+      "wall time = a + b*N over N = fitNs dispatches per submission (wall-fit). bytes = `reads` reads + 1 " +
+      "write of the logits (reads = 1 for vocab <= 32768: the row stays in registers, else 2); roofline = one " +
+      "copy of the same bytes, plus one streaming read (sum checked against the CPU's) when reads = 2 " +
+      "(shaders/stream_read.wgsl), timed the same way; twoReadSeconds = the same kernel compiled to read " +
+      "every row twice (the kernel before the one-read path), timed the same way; % of roofline only when the read's time grows " +
       "with size (measured at 1x and 2x). tfjs = the same loss and gradient from tfjs ops " +
       "(tf.valueAndGrad) on tfjs-backend-webgpu on the same device, slope of a wall-time fit over fitNs runs",
     rows,

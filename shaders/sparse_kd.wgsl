@@ -3,8 +3,10 @@
 // One workgroup per row. Pass 1 streams the student row once with an online max/sum (logsumexp of s/T
 // and, when the CE term is on, of s); in mode `tail` it skips the teacher's ids S so that it yields the
 // logsumexp over the complement directly (no cancellation when Q_S is close to 1). The K ids of S are
-// then handled by indexing. Pass 2 reads the row a second time and writes the gradient; the K entries of
-// S (and the label) are then fixed up in place. Masked rows write zeros and read nothing.
+// then handled by indexing. Pass 2 writes the gradient; the K entries of S (and the label) are then fixed
+// up in place. A row of at most CN·WG elements (32,768 floats as vec4, 32,768 as f32) is read once: pass 1
+// keeps each thread's CN elements in registers (a fully unrolled loop) and pass 2 takes them from there.
+// A longer row is read a second time by pass 2. Masked rows write zeros and read nothing.
 //
 // Mode 3 (sampled) reads, in place of the teacher's logits, one importance coefficient c_i = h_i·w_i/N per slot
 // (formed on the host in float64), and in place of T·Lz(T) the row's Σ c_i·log p_T(i): its KD is the
@@ -13,7 +15,9 @@
 // The divergence (params.divergence: 0 forward KL, 1 reverse KL, 2 generalized JSD with params.beta) is a
 // uniform, not a compiled variant; reverse and JSD run in modes renorm and tail only (the host checks).
 //
-// The host prepends: const WG: u32 (a power of two), const MODE: u32 (0 topk, 1 renorm, 2 tail, 3 sampled), and one of
+// The host prepends: const WG: u32 (a power of two), const MODE: u32 (0 topk, 1 renorm, 2 tail, 3 sampled),
+// const CN: u32 (elements of a row each thread keeps for the one-read path: 128 floats, as 32 vec4 or 128 f32),
+// and one of
 // sparse_kd_vec4.wgsl (vocab % 4 == 0: rows move as vec4) or sparse_kd_scalar.wgsl, which define the
 // element type LT of `logits` and `grad`, its width VW, and the helpers hmax, hsum, ld, ld_grad, st_grad,
 // drop_s.
@@ -236,6 +240,52 @@ fn phi_series(d: f32) -> f32 {
     d * (1.0 / 5760.0 + d * (1.0 / 45360.0))))))));
 }
 
+// Pass 1's step: element x of the row (already without S in mode tail) into the online state (m, a, b).
+fn push_elem(st: vec3<f32>, x: LT, need_ce: bool) -> vec3<f32> {
+  let it = params.inv_t;
+  var o = st;
+  let xm = hmax(x);
+  if (xm > BIG_NEG) { // (an element entirely in S adds nothing)
+    if (xm > o.x) {
+      o.y = o.y * exp((o.x - xm) * it);
+      if (need_ce) {
+        o.z = o.z * exp(o.x - xm);
+      }
+      o.x = xm;
+    }
+    o.y = o.y + hsum(exp((x - o.x) * it));
+    if (need_ce) {
+      o.z = o.z + hsum(exp(x - o.x));
+    }
+  }
+  return o;
+}
+
+// What pass 2 needs besides the element: the gradient's scales and the row's log-normalizers.
+struct GradConst {
+  ckd: f32,
+  cce: f32,
+  m_ref: f32,
+  sh_all: f32,
+  sh1_all: f32,
+  tail_factor: f32,
+}
+
+// Pass 2's gradient of element x off S (the entries of S and the label are rewritten afterwards).
+fn grad_elem(x: LT, g: GradConst, need_ce: bool) -> LT {
+  let du = (x - g.m_ref) * params.inv_t;
+  var o = LT(0.0);
+  if (MODE == 0u || MODE == 3u) { // (mode sampled: ckd already holds ckd·C)
+    o = g.ckd * exp(du - g.sh_all);
+  } else if (MODE == 2u) {
+    o = (g.ckd * g.tail_factor) * exp(du - g.sh_all);
+  }
+  if (need_ce) {
+    o = o + g.cce * exp((x - g.m_ref) - g.sh1_all);
+  }
+  return o;
+}
+
 fn in_s(j: u32, kb: u32, k: u32) -> bool {
   let h = j & (NBITS - 1u);
   if ((bitmap[h >> 5u] & (1u << (h & 31u))) == 0u) {
@@ -338,26 +388,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var st = vec3<f32>(BIG_NEG, 0.0, 0.0);
   let ne = V / VW;
   let be = base / VW;
-  if (MODE != 1u || need_ce) {
+  let streams = MODE != 1u || need_ce; // (renorm without CE reads only the K entries of S)
+  let cached = ne <= CN * WG; // one read of the row: pass 2 takes the elements from `mine`
+  var mine: array<LT, CN>; // this thread's elements of a row read once
+  if (streams && cached) {
+    for (var c = 0u; c < CN; c = c + 1u) { // constant trip count: unrolled, `mine` stays in registers
+      let e = tid + c * WG;
+      if (e < ne) {
+        let x = logits[be + e];
+        mine[c] = x;
+        if (MODE == 2u) {
+          st = push_elem(st, drop_s(x, e, kb, K), need_ce); // the complement of S only
+        } else {
+          st = push_elem(st, x, need_ce);
+        }
+      }
+    }
+  } else if (streams) {
     for (var e = tid; e < ne; e = e + WG) {
       var x = logits[be + e];
       if (MODE == 2u) {
         x = drop_s(x, e, kb, K); // the complement of S only
       }
-      let xm = hmax(x);
-      if (xm > BIG_NEG) { // (an element entirely in S adds nothing)
-        if (xm > st.x) {
-          st.y = st.y * exp((st.x - xm) * it);
-          if (need_ce) {
-            st.z = st.z * exp(st.x - xm);
-          }
-          st.x = xm;
-        }
-        st.y = st.y + hsum(exp((x - st.x) * it));
-        if (need_ce) {
-          st.z = st.z + hsum(exp(x - st.x));
-        }
-      }
+      st = push_elem(st, x, need_ce);
     }
   }
   let stream = reduce_lse(tid, st);
@@ -552,23 +605,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (MODE == 2u && div != 0u) {
     tail_factor = tail_factor_div; // reverse, JSD: c·(λ_tail - lam_mean)
   }
-  for (var e = tid; e < ne; e = e + WG) {
-    var g = LT(0.0);
-    if (MODE != 1u || need_ce) {
-      let x = logits[be + e];
-      let du = (x - m_ref) * it;
-      if (MODE == 0u) {
-        g = ckd * exp(du - sh_all);
-      } else if (MODE == 3u) {
-        g = (ckd * csum) * exp(du - sh_all);
-      } else if (MODE == 2u) {
-        g = (ckd * tail_factor) * exp(du - sh_all);
-      }
-      if (need_ce) {
-        g = g + cce * exp((x - m_ref) - sh1_all);
+  let gc = GradConst(select(ckd, ckd * csum, MODE == 3u), cce, m_ref, sh_all, sh1_all, tail_factor);
+  if (streams && cached) {
+    for (var c = 0u; c < CN; c = c + 1u) {
+      let e = tid + c * WG;
+      if (e < ne) {
+        grad[be + e] = grad_elem(mine[c], gc, need_ce);
       }
     }
-    grad[be + e] = g;
+  } else {
+    for (var e = tid; e < ne; e = e + WG) {
+      var g = LT(0.0);
+      if (streams) {
+        g = grad_elem(logits[be + e], gc, need_ce); // the row's second read (rows longer than CN·WG)
+      }
+      grad[be + e] = g;
+    }
   }
   storageBarrier();
   for (var i = tid; i < K; i = i + WG) {

@@ -2,7 +2,8 @@
 //
 // The prelude defines: WG (threads per workgroup, 64, 128 or 256), U (vec4 loads each thread has in flight
 // per step), E = 4 * U, NT (temperatures), NT4 = ceil(NT / 4), CAP (candidate buffer entries, > k),
-// PER = ceil(CAP / WG). NT is a bucket (the arrays' size): params.nt <= NT temperatures are used.
+// PER = ceil(CAP / WG), BPT = 256 / WG (histogram buckets per thread). NT is a bucket (the arrays' size):
+// params.nt <= NT temperatures are used.
 //
 // Entry point `main`: workgroup g of a 2D grid (g = wg.y * nx + wg.x) reads split `g % split` of row
 // `g / split` (a contiguous range of its vec4s; the first split also takes the unaligned head, the last the
@@ -61,6 +62,7 @@ var<workgroup> hist: array<atomic<u32>, 256>;
 var<workgroup> count: atomic<u32>;
 var<workgroup> wflags: atomic<u32>;
 var<workgroup> red: array<f32, WG>;
+var<workgroup> scan: array<u32, WG>;
 var<workgroup> red16: array<f32, 16>;
 var<workgroup> sh_u: array<u32, 4>;
 var<workgroup> sel: array<u32, 5>;
@@ -125,8 +127,8 @@ fn wg_reduce(v: f32, is_max: bool) -> f32 {
 // the shortest digit prefix that exactly k entries reach; they are kept (in any order), the rest dropped,
 // and the threshold becomes that prefix. Ends with count = k.
 fn compact(n: u32) {
-  // The selection state lives in workgroup memory, kept by thread 0: sel = [key prefix, ~id prefix,
-  // key mask, ~id mask, entries still needed within the prefix].
+  // The selection state lives in workgroup memory: sel = [key prefix, ~id prefix, key mask, ~id mask,
+  // entries still needed within the prefix], set by thread 0 and then by the thread that finds the digit.
   if (lid == 0u) {
     sel = array<u32, 5>(0u, 0u, 0u, 0u, params.k);
   }
@@ -148,29 +150,39 @@ fn compact(n: u32) {
         atomicAdd(&hist[(select(rid, key, on_key) >> shift) & 255u], 1u);
       }
     }
+    // The digit: the highest bucket b whose count, with the counts of the buckets above it, reaches the
+    // entries still needed. A parallel suffix scan (no thread walks the 256 buckets alone: on llvmpipe
+    // every loop iteration of a workgroup's 8-lane group counts against one budget of 65,535).
+    let remaining = sel[4];
     workgroupBarrier();
-    if (lid == 0u) {
-      let remaining = sel[4];
-      var above = 0u;
-      var dg = 255u;
-      var c = 0u;
-      loop {
-        c = atomicLoad(&hist[dg]);
-        if (above + c >= remaining || dg == 0u) {
-          break;
+    var local = 0u;
+    for (var i = 0u; i < BPT; i++) {
+      local += atomicLoad(&hist[lid * BPT + i]);
+    }
+    scan[lid] = local;
+    workgroupBarrier();
+    for (var o = 1u; o < WG; o <<= 1u) {
+      let v = select(0u, scan[lid + o], lid + o < WG);
+      workgroupBarrier();
+      scan[lid] += v;
+      workgroupBarrier();
+    }
+    var above = scan[lid] - local; // entries in the buckets of the threads above this one
+    for (var i = 0u; i < BPT; i++) {
+      let b = lid * BPT + BPT - 1u - i;
+      let c = atomicLoad(&hist[b]);
+      if (above < remaining && above + c >= remaining) {
+        if (on_key) {
+          sel[0] = pfx_k | (b << shift);
+          sel[2] = msk_k | (255u << shift);
+        } else {
+          sel[1] = pfx_r | (b << shift);
+          sel[3] = msk_r | (255u << shift);
         }
-        above += c;
-        dg -= 1u;
+        sel[4] = remaining - above;
+        sh_u[0] = select(0u, 1u, c == remaining - above);
       }
-      if (on_key) {
-        sel[0] = pfx_k | (dg << shift);
-        sel[2] = msk_k | (255u << shift);
-      } else {
-        sel[1] = pfx_r | (dg << shift);
-        sel[3] = msk_r | (255u << shift);
-      }
-      sel[4] = remaining - above;
-      sh_u[0] = select(0u, 1u, c == remaining - above);
+      above += c;
     }
     if (workgroupUniformLoad(&sh_u[0]) != 0u) {
       break;

@@ -8,6 +8,7 @@ import { SparsekdError } from "../src/errors.ts";
 import { intFlag, numberFlag, parseFlags } from "../src/cli/flags.ts";
 import { hostFromEnv } from "../src/data/hosts.ts";
 import { runSaveTopK } from "../src/save/run_save_topk.ts";
+import type { TopKKernelChoice } from "../src/kernels/topk_select.ts";
 
 const HELP = `deno task save-topk [flags]
 
@@ -37,6 +38,8 @@ const HELP = `deno task save-topk [flags]
   --host-count C            hosts in all (default: BATCH_TASK_COUNT, else 1)
   --gcs-endpoint URL        GCS endpoint (default: STORAGE_EMULATOR_HOST, else Google's)
   --summary FILE            also write the end-of-run summary as JSON to FILE
+  --topk-kernel KERNEL      auto (default: wg on software adapters, radix on real GPUs; the environment
+                            variable SPARSEKD_TOPK_KERNEL overrides auto) | wg | radix
   --cpu                     run on the CPU, without WebGPU
 
  served teachers (openai:, sglang:):
@@ -77,6 +80,7 @@ const FLAGS = {
   teacherConcurrency: "--teacher-concurrency",
   teacherTimeout: "--teacher-timeout",
   teacherTries: "--teacher-tries",
+  topkKernel: "--topk-kernel",
 };
 
 await runMain(async () => {
@@ -108,6 +112,7 @@ await runMain(async () => {
     "teacher-concurrency": { type: "string" },
     "teacher-timeout": { type: "string" },
     "teacher-tries": { type: "string" },
+    "topk-kernel": { type: "string" },
     help: { type: "boolean", default: false },
   });
   if (f.help) {
@@ -159,5 +164,6 @@ await runMain(async () => {
         ? undefined
         : intFlag("teacher-tries", f["teacher-tries"], 8, { min: 1 }),
     },
+    topkKernel: f["topk-kernel"] as TopKKernelChoice | undefined,
   });
 }, FLAGS);

@@ -134,6 +134,30 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "sparse-KD kernel: rows up to 32,768 logits (read once, kept in registers) and longer ones (read twice) match",
+  ignore: noGpu,
+  fn: () =>
+    withSeed("one read", async ({ uniform: rand }) => {
+      // Each side of the one-read limit (128 floats per thread × 256 threads), as vec4 rows and as f32 rows;
+      // K up to 300 (the tail mode's membership checks beyond its 256 cached ids), with the label in S.
+      for (const vocab of [32768, 32767, 32772, 32769, 4 * (1 + Math.floor(rand() * 8191))]) {
+        for (const mode of MODES) {
+          const k = 1 + Math.floor(rand() * 300), rows = 2, T = 0.5 + rand() * 3;
+          const c = randomCase(rand, rows, vocab, k, T);
+          const opts = { ...randomOptions(rand, c, mode, T), mask: undefined };
+          opts.labels![1] = c.teacher.indices[k];
+          const got = await sparseKdLoss(rt, c.s, rows, vocab, c.teacher, opts);
+          const want = sparseKdLossReference(c.s, rows, vocab, c.teacher, opts);
+          const what = `${mode} V=${vocab} k=${k} T=${T.toFixed(3)} alpha=${opts.alpha}`;
+          assertLossClose(got.loss, want.loss, what);
+          assertClose(got.grad, want.grad, rows, vocab, what);
+        }
+      }
+    }),
+});
+
+Deno.test({
   name: "sparse-KD kernel handles k = vocab and vocab sizes that are not multiples of the workgroup",
   ignore: noGpu,
   fn: () =>

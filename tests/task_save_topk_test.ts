@@ -81,12 +81,16 @@ Deno.test("save-topk: two hosts in parallel (--host-index and BATCH_TASK_INDEX) 
   await checkAgainstReference(f, out, 8);
 });
 
-Deno.test("save-topk bad input: unknown flag, k out of range, bad npy, token id ≥ vocab", async () => {
+Deno.test("save-topk bad input: unknown flag, k out of range, bad kernel name, bad npy, token id ≥ vocab", async () => {
   const f = await fixture(4, 4, 50);
   const out = `${f.dir}/out`;
   await expectOneLineError(save(f, out, ["--bogus"]), /bogus/);
   await expectOneLineError(save(f, out, ["--k", "0"]), /--k/);
   await expectOneLineError(save(f, out, ["--k", "51"]), /--k .*50/);
+  await expectOneLineError(
+    save(f, out, ["--topk-kernel", "fast"]),
+    /--topk-kernel must be auto, wg or radix/,
+  );
   await Deno.writeTextFile(`${f.dir}/bad.npy`, "not an npy file at all");
   await expectOneLineError(
     save(f, out, ["--teacher", `npy:${f.dir}/bad.npy`]),

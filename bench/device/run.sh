@@ -6,8 +6,10 @@
 # overall deadline, going on after a failure:
 #   (0) the adapter: description, features and limits ($OUT/adapter.json);
 #   (a) the streaming roofline (read with its sum checked against the CPU's, and copy) at 0.5, 1 and 2 GiB;
-#   (b) the GPU kernel tests (tests/kernels_topk_test.ts, kernels_sparse_kd_test.ts, train_kd_loss_op_test.ts, gpu_runtime_test.ts);
-#   (c) old vs new top-k (bench/topk_compare.ts; skipped when src/kernels/topk_radix.ts does not exist);
+#   (b) the GPU kernel tests (tests/kernels_topk_test.ts, kernels_topk_radix_test.ts, kernels_topk_select_test.ts,
+#       kernels_sparse_kd_test.ts, train_kd_loss_op_test.ts, gpu_runtime_test.ts);
+#   (c) old vs new top-k (bench/topk_compare.ts): today's kernel (wg) against the radix kernel, timed the same
+#       way as (d), results compared bit for bit, and the kernel `auto` picks on this adapter;
 #   (d) `bench topk` and `bench sparse-kd` (four shapes): kernel times from GPU timestamps (timestamp-query,
 #       compute-pass timestampWrites) where the adapter has them, else a wall-time fit a + b*N over
 #       N = 10/50/200 dispatches per submission (b reported); "% of roofline" only where the roofline's time
@@ -41,18 +43,21 @@ if [ "${SMALL:-0}" = 1 ]; then # a software adapter: sizes and reps that finish 
   D_ROOF_MIB="8,16,32"
   D_TOPK_SHAPES="32x32000x64"
   D_TOPK_FLAGS="--reps 2 --tfjs-reps 1 --tfjs-cpu-reps 0 --fit-ns 2,5,10"
+  D_CMP_FLAGS="--reps 2 --fit-ns 2,5,10"
   D_KD_SHAPES="16x32000 8x50257"
   D_KD_FLAGS="--reps 2 --tfjs-reps 0 --modes topk,tail --fit-ns 2,5,10"
 else # tf-cpu skipped: a CPU baseline on a GPU box
   D_ROOF_MIB="512,1024,2048"
   D_TOPK_SHAPES="256x32000x64 4096x32000x64 1024x131072x256 4096x50257x64"
   D_TOPK_FLAGS="--reps 5 --tfjs-reps 2 --tfjs-cpu-reps 0"
+  D_CMP_FLAGS="--reps 3"
   D_KD_SHAPES="1024x32000 4096x32000 1024x131072 4096x50257"
   D_KD_FLAGS="--reps 5 --tfjs-reps 2"
 fi
 ROOF_MIB=${ROOF_MIB:-$D_ROOF_MIB}
 TOPK_SHAPES=${TOPK_SHAPES:-$D_TOPK_SHAPES}
 TOPK_FLAGS=${TOPK_FLAGS:-$D_TOPK_FLAGS}
+CMP_FLAGS=${CMP_FLAGS:-$D_CMP_FLAGS}
 KD_SHAPES=${KD_SHAPES:-$D_KD_SHAPES}
 KD_FLAGS=${KD_FLAGS:-$D_KD_FLAGS}
 
@@ -128,11 +133,12 @@ main() {
   if [ "${SKIP_TESTS:-0}" = 1 ]; then
     SUMMARY+="tests: skipped (SKIP_TESTS=1)"$'\n'
   else
-    step tests 120 deno test -A --cached-only tests/kernels_topk_test.ts tests/kernels_sparse_kd_test.ts tests/train_kd_loss_op_test.ts \
-      tests/gpu_runtime_test.ts
+    step tests 150 deno test -A --cached-only tests/kernels_topk_test.ts tests/kernels_topk_radix_test.ts \
+      tests/kernels_topk_select_test.ts tests/kernels_sparse_kd_test.ts tests/train_kd_loss_op_test.ts tests/gpu_runtime_test.ts
   fi
+  # shellcheck disable=SC2086 # the flags are meant to split
   step "topk old vs new" "$STEP_CAP_S" deno run -A --cached-only bench/topk_compare.ts --shapes \
-    "$(echo "$TOPK_SHAPES" | tr ' ' ',')"
+    "$(echo "$TOPK_SHAPES" | tr ' ' ',')" $CMP_FLAGS
   local s
   for s in $TOPK_SHAPES; do
     # shellcheck disable=SC2086 # the flags are meant to split
@@ -159,7 +165,8 @@ prepare() { # on the CPU machine: the loader debs and the Deno bundle this scrip
   local dir
   dir=$(mktemp -d)
   DENO_DIR=$dir npx -y deno@2.9.6 cache tasks/bench.ts bench/roofline.ts bench/topk_compare.ts \
-    bench/device/summarize.ts tests/kernels_topk_test.ts tests/kernels_sparse_kd_test.ts tests/train_kd_loss_op_test.ts tests/gpu_runtime_test.ts
+    bench/device/summarize.ts tests/kernels_topk_test.ts tests/kernels_topk_radix_test.ts tests/kernels_topk_select_test.ts \
+    tests/kernels_sparse_kd_test.ts tests/train_kd_loss_op_test.ts tests/gpu_runtime_test.ts
   find "$dir/npm" -name '*.map' -delete
   tar -C "$dir" -cf - npm | xz -6 -T0 >.devbundle/deno_dir.tar.xz
   rm -rf "$dir"

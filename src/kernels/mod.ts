@@ -18,6 +18,8 @@
  */
 export { NonFiniteLogitsError, topK, topKFromBuffer, topKReference } from "./topk.ts";
 export type { TopKOptions, TopKResult } from "./topk.ts";
+export { chooseTopKKernel, topKSelected, topKSelectedFromBuffer } from "./topk_select.ts";
+export type { TopKKernel, TopKKernelChoice, TopKSelectedOptions } from "./topk_select.ts";
 export { sparseKdLoss } from "./sparse_kd.ts";
 export { sparseKdLossReference, sparseKdLossReference64 } from "./sparse_kd_reference.ts";
 export type {

@@ -123,14 +123,28 @@ export async function prepareSparseKd(rt: Runtime): Promise<SparseKdPipelines> {
   return out;
 }
 
+/**
+ * Floats of a row each thread keeps in registers: rows of up to CACHED_FLOATS·WG = 32,768 logits are read
+ * once (the gradient pass takes them from registers), longer rows twice.
+ */
+const CACHED_FLOATS = 128;
+
+/** The longest row (logits) the kernel reads once; longer rows are read a second time by the gradient pass. */
+export const SPARSE_KD_ONE_READ_VOCAB = CACHED_FLOATS * WG;
+
 async function pipelineFor(
   rt: Runtime,
   mode: SparseKdMode,
   layout: "vec4" | "scalar",
 ): Promise<GPUComputePipeline> {
   const helpers = await loadShader(`sparse_kd_${layout}.wgsl`);
-  return await rt.pipeline(`sparse_kd:${mode}:${layout}`, "sparse_kd.wgsl", {
-    prelude: `const WG: u32 = ${WG}u;\nconst MODE: u32 = ${MODES[mode]}u;\n${helpers}\n`,
+  // kernelHooks.sparseKdTwoReads (benches): one element per thread, so that rows longer than WG elements
+  // take the two-read path (the kernel before the one-read path existed), for a before/after comparison.
+  const cn = kernelHooks.sparseKdTwoReads ? 1 : CACHED_FLOATS / (layout === "vec4" ? 4 : 1);
+  return await rt.pipeline(`sparse_kd:${mode}:${layout}:cn${cn}`, "sparse_kd.wgsl", {
+    prelude: `const WG: u32 = ${WG}u;\nconst MODE: u32 = ${
+      MODES[mode]
+    }u;\nconst CN: u32 = ${cn}u;\n${helpers}\n`,
   });
 }
 

@@ -17,6 +17,11 @@ export interface KernelHooks {
   repeat: number;
   /** Compute-pass timestamp writes for the benches (GPU timing); null in production. */
   timestampWrites: GPUComputePassTimestampWrites | null;
+  /**
+   * Sparse-KD pipelines compiled while this is set read every row twice (the kernel before its one-read
+   * path), for the benches' before/after comparison.
+   */
+  sparseKdTwoReads: boolean;
 }
 
 /** The current knobs (mutable; see {@linkcode resetKernelHooks}). */
@@ -25,6 +30,7 @@ export const kernelHooks: KernelHooks = {
   ignoreBindingLimit: false,
   repeat: 1,
   timestampWrites: null,
+  sparseKdTwoReads: false,
 };
 
 /**
@@ -41,6 +47,7 @@ export function resetKernelHooks(): void {
   kernelHooks.ignoreBindingLimit = false;
   kernelHooks.repeat = 1;
   kernelHooks.timestampWrites = null;
+  kernelHooks.sparseKdTwoReads = false;
 }
 
 /**

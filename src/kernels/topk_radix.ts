@@ -7,15 +7,17 @@
  * rows holding +Infinity or only -Infinity are refused like rows holding NaN.
  * The options, the tuning plan and the refusal of non-finite rows are in `./topk_radix_plan.ts`.
  *
- * EXPERIMENTAL: nothing selects this kernel yet (save-topk uses `topK`). One known case is wrong on lavapipe:
- * a row that needs hundreds of candidate-buffer compactions (e.g. 262,144 rising values, k = 1,024, a
- * 1,768-entry buffer) returns wrong ids; `SPARSEKD_TEST_KNOWN_FAILURES=1` runs that test. A CPU model of the
- * same steps is exact, so it is a driver miscompile or a bug not found yet: run that test on a real GPU before
- * selecting this kernel (docs/performance.md, "A top-k for real GPUs").
+ * Selected on real GPUs by `./topk_select.ts` (today's kernel, `./topk.ts`, stays on software adapters).
+ * On llvmpipe (lavapipe and GL) every loop iteration of a workgroup's 8-lane group counts against one budget
+ * of 65,535 (gallivm's LP_MAX_TGSI_LOOP_ITERATIONS), after which loops end silently: the compaction's digit
+ * search is a parallel scan, so that rows needing hundreds of compactions stay exact there
+ * (docs/performance.md, "A top-k for real GPUs").
  * @module
  */
 import type { Runtime } from "../gpu/runtime.ts";
 import { readBack, type ReadRegion } from "../gpu/readback.ts";
+import { submitScoped, throwIfGpuFailed } from "../gpu/gpu_errors.ts";
+import { bindingBudget, kernelHooks, registerScratch } from "./test_hooks.ts";
 import { checkTopKArgs, topKReference, type TopKResult } from "./topk_reference.ts";
 import { assembleTopK, checkFromBufferArgs, dummy16, emptyTopKResult, uploadRows } from "./topk_host.ts";
 import {
@@ -38,7 +40,7 @@ function pipelineOf(rt: Runtime, p: Plan, entryPoint: "main" | "merge"): Promise
   const prelude =
     `const WG: u32 = ${p.wg}u;\nconst U: u32 = ${p.loads}u;\nconst E: u32 = ${4 * p.loads}u;\n` +
     `const NT: u32 = ${p.ntBucket}u;\nconst NT4: u32 = ${nt4}u;\nconst CAP: u32 = ${p.cap}u;\n` +
-    `const PER: u32 = ${per}u;\n`;
+    `const PER: u32 = ${per}u;\nconst BPT: u32 = ${256 / p.wg}u;\n`;
   const key = `topk_radix/${entryPoint}/wg${p.wg}/u${p.loads}/nt${p.ntBucket}/cap${p.cap}`;
   return rt.pipeline(key, "topk_radix.wgsl", { prelude, entryPoint });
 }
@@ -52,7 +54,11 @@ const scratch = new WeakMap<GPUDevice, Scratch>();
 
 function scratchOf(device: GPUDevice): Scratch {
   let s = scratch.get(device);
-  if (!s) scratch.set(device, s = { input: null, outputs: [], parts: [] });
+  if (!s) {
+    const made: Scratch = { input: null, outputs: [], parts: [] };
+    scratch.set(device, s = made);
+    registerScratch(device, () => [...made.outputs, ...made.parts, ...(made.input ? [made.input] : [])]);
+  }
   return s;
 }
 
@@ -104,7 +110,7 @@ function submitRows(
   const outWords = 2 * k + nt + 1;
   const partWords = split * (2 + nt + 2 * k);
   const maxDim = limits.maxComputeWorkgroupsPerDimension;
-  const maxBind = limits.maxStorageBufferBindingSize;
+  const maxBind = bindingBudget(device, 16); // the vec4 binding is rounded up to 16 bytes
   const rowsPerChunk = Math.max(
     1,
     Math.min(
@@ -127,7 +133,11 @@ function submitRows(
   const nb = Math.floor(vocab / 4); // vec4s per row, at most (the head may take one less)
   const seg4 = Math.ceil(nb / split);
   const enc = device.createCommandEncoder({ label: "topk_radix" });
-  const pass = enc.beginComputePass({ label: "topk_radix" });
+  const pass = enc.beginComputePass({
+    label: "topk_radix",
+    timestampWrites: kernelHooks.timestampWrites ?? undefined,
+  });
+  const dispatches: (() => void)[] = [];
   const chunks: Chunk[] = [];
   for (let c = 0; c < nChunks; c++) {
     const row0 = c * rowsPerChunk;
@@ -150,45 +160,45 @@ function submitRows(
     const parts = split > 1
       ? ensure(device, s.parts, firstOut + c, n * partWords * 4, "topk_radix parts")
       : null;
-    pass.setPipeline(pipes.main);
-    pass.setBindGroup(
-      0,
-      device.createBindGroup({
-        layout: pipes.main.getBindGroupLayout(0),
+    const mainBind = device.createBindGroup({
+      layout: pipes.main.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: paramsRes },
+        { binding: 1, resource: logitsRes },
+        { binding: 2, resource: logits4Res },
+        {
+          binding: 3,
+          resource: parts
+            ? { buffer: parts, size: n * partWords * 4 }
+            : { buffer: out, size: n * outWords * 4 },
+        },
+      ],
+    });
+    // The merge's grid has the main grid's width (params.nx): row = wg.y * nx + wg.x.
+    const mergeBind = parts
+      ? device.createBindGroup({
+        layout: pipes.merge!.getBindGroupLayout(0),
         entries: [
           { binding: 0, resource: paramsRes },
           { binding: 1, resource: logitsRes },
-          { binding: 2, resource: logits4Res },
-          {
-            binding: 3,
-            resource: parts
-              ? { buffer: parts, size: n * partWords * 4 }
-              : { buffer: out, size: n * outWords * 4 },
-          },
+          { binding: 3, resource: { buffer: out, size: n * outWords * 4 } },
+          { binding: 4, resource: { buffer: parts, size: n * partWords * 4 } },
         ],
-      }),
-    );
-    pass.dispatchWorkgroups(mx, my);
-    if (parts) {
-      // The merge's grid has the main grid's width (params.nx): row = wg.y * nx + wg.x.
-      const gx = Math.min(n, mx);
-      pass.setPipeline(pipes.merge!);
-      pass.setBindGroup(
-        0,
-        device.createBindGroup({
-          layout: pipes.merge!.getBindGroupLayout(0),
-          entries: [
-            { binding: 0, resource: paramsRes },
-            { binding: 1, resource: logitsRes },
-            { binding: 3, resource: { buffer: out, size: n * outWords * 4 } },
-            { binding: 4, resource: { buffer: parts, size: n * partWords * 4 } },
-          ],
-        }),
-      );
-      pass.dispatchWorkgroups(gx, Math.ceil(n / mx));
-    }
+      })
+      : null;
+    dispatches.push(() => {
+      pass.setPipeline(pipes.main);
+      pass.setBindGroup(0, mainBind);
+      pass.dispatchWorkgroups(mx, my);
+      if (mergeBind) {
+        pass.setPipeline(pipes.merge!);
+        pass.setBindGroup(0, mergeBind);
+        pass.dispatchWorkgroups(Math.min(n, mx), Math.ceil(n / mx));
+      }
+    });
     chunks.push({ row0: rowBase + row0, rows: n, out });
   }
+  for (let r = 0; r < kernelHooks.repeat; r++) dispatches.forEach((d) => d());
   pass.end();
   device.queue.writeBuffer(params, 0, bytes);
   device.queue.submit([enc.finish()]);
@@ -196,10 +206,29 @@ function submitRows(
   return chunks;
 }
 
-/** Reads every chunk's results back in one map and assembles them; throws on the first refused row. */
-async function collect(device: GPUDevice, chunks: Chunk[], rows: number, k: number, nt: number) {
+/**
+ * Reads every chunk's results back in one map (its copy is submitted before any await), then awaits `close`
+ * (the kernel's error scopes: a failed dispatch throws instead of returning stale output) and assembles the
+ * results; throws on the first refused row.
+ */
+async function collect(
+  device: GPUDevice,
+  chunks: Chunk[],
+  rows: number,
+  k: number,
+  nt: number,
+  close: () => Promise<void>,
+) {
   const regions: ReadRegion[] = chunks.map((c) => ({ buffer: c.out, size: c.rows * (2 * k + nt + 1) * 4 }));
-  const data = await readBack(device, regions);
+  const pending = readBack(device, regions);
+  pending.catch(() => {}); // (observed below; this only keeps an early rejection from being "unhandled")
+  try {
+    await close();
+  } catch (e) {
+    await pending.catch(() => {});
+    throw e;
+  }
+  const data = await pending;
   // Only "a value above -Infinity" (4) is fine.
   return assembleTopK(data, chunks, rows, k, nt, 4, (row, flag) => new NonFiniteRowError(row, kindOf(flag)));
 }
@@ -244,21 +273,24 @@ export async function topKRadix(
     return topKReference(logits, rows, vocab, k, { temperatures: temps });
   }
   const device = rt.device;
+  throwIfGpuFailed(device);
   const plan = planOf(rt, rows, vocab, k, temps.length, options);
   if (rows === 0) return emptyTopKResult();
   const pipes = await pipelinesOf(rt, plan);
   // From here to the read-back's submit there is no await: concurrent calls cannot interleave.
-  const s = scratchOf(device);
-  const chunks = uploadRows(
-    device,
-    s,
-    "topk_radix input",
-    logits,
-    rows,
-    vocab,
-    (input, n, r0, done) => submitRows(rt, pipes, plan, input, 0, n, r0, temps, s, done),
-  );
-  return await collect(device, chunks, rows, k, temps.length);
+  const [chunks, close] = submitScoped(device, "topk_radix", () => {
+    const s = scratchOf(device);
+    return uploadRows(
+      device,
+      s,
+      "topk_radix input",
+      logits,
+      rows,
+      vocab,
+      (input, n, r0, done) => submitRows(rt, pipes, plan, input, 0, n, r0, temps, s, done),
+    );
+  });
+  return await collect(device, chunks, rows, k, temps.length, close);
 }
 
 /**
@@ -281,13 +313,58 @@ export async function topKRadixFromBuffer(
   k: number,
   options: TopKRadixOptions = {},
 ): Promise<TopKResult> {
-  const temps = checkFromBufferArgs("topKRadixFromBuffer", rt, logits, rows, vocab, k, options);
+  const s = await fromBuffer("topKRadixFromBuffer", rt, logits, rows, vocab, k, options);
+  return s ? await collect(rt.device!, s.chunks, rows, k, s.nt, s.close) : emptyTopKResult();
+}
+
+/**
+ * The kernel of {@linkcode topKRadixFromBuffer} without its read-back, for benchmarks (like
+ * `submitTopKFromBuffer`): submits the dispatches (`kernelHooks.repeat` copies in one submission, with
+ * `kernelHooks.timestampWrites` when set), throws if the submission failed validation, and returns a
+ * function that reads the results back. Call that before any other radix top-k call on the same device.
+ *
+ * @example
+ * ```ts
+ * kernelHooks.repeat = 20;
+ * await submitTopKRadixFromBuffer(rt, buf, rows, vocab, 64); // 20 runs of the kernel, one submit
+ * ```
+ */
+export async function submitTopKRadixFromBuffer(
+  rt: Runtime,
+  logits: GPUBuffer,
+  rows: number,
+  vocab: number,
+  k: number,
+  options: TopKRadixOptions = {},
+): Promise<() => Promise<TopKResult>> {
+  const s = await fromBuffer("submitTopKRadixFromBuffer", rt, logits, rows, vocab, k, options);
+  if (!s) return () => Promise.resolve(emptyTopKResult());
+  await s.close();
+  return () => collect(rt.device!, s.chunks, rows, k, s.nt, () => Promise.resolve());
+}
+
+/** The from-buffer entry points' common part: checks, compiles, submits in error scopes; null for 0 rows. */
+async function fromBuffer(
+  name: string,
+  rt: Runtime,
+  logits: GPUBuffer,
+  rows: number,
+  vocab: number,
+  k: number,
+  options: TopKRadixOptions,
+): Promise<{ chunks: Chunk[]; nt: number; close: () => Promise<void> } | null> {
+  const temps = checkFromBufferArgs(name, rt, logits, rows, vocab, k, options);
   const device = rt.device!;
+  throwIfGpuFailed(device);
   const plan = planOf(rt, rows, vocab, k, temps.length, options);
-  if (rows === 0) return emptyTopKResult();
+  if (rows === 0) return null;
   const pipes = await pipelinesOf(rt, plan);
-  const chunks = submitRows(rt, pipes, plan, logits, 0, rows, 0, temps, scratchOf(device), 0);
-  return await collect(device, chunks, rows, k, temps.length);
+  const [chunks, close] = submitScoped(
+    device,
+    "topk_radix",
+    () => submitRows(rt, pipes, plan, logits, 0, rows, 0, temps, scratchOf(device), 0),
+  );
+  return { chunks, nt: temps.length, close };
 }
 
 /**

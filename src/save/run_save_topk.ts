@@ -14,6 +14,7 @@ import type { RemoteTeacherOptions } from "../teacher/teacher.ts";
 import { openStore } from "../store/open_store.ts";
 import type { ValueDtype } from "../format/types.ts";
 import { checkSaveOptions, type SaveSummary, saveTopK } from "./save_topk.ts";
+import { parseTopKKernel, type TopKKernelChoice } from "../kernels/topk_select.ts";
 
 /** Sequences of the demo corpus used when the data is builtin:demo and `maxSequences` is not given. */
 export const DEMO_DEFAULT_SEQUENCES = 512;
@@ -62,6 +63,8 @@ export interface RunSaveTopKOptions {
   summary?: string;
   /** Run on the CPU, without WebGPU. */
   cpu?: boolean;
+  /** The top-k kernel: `auto` (default: by adapter), `wg` or `radix`. */
+  topkKernel?: TopKKernelChoice;
   /** Print progress and the summary lines (default true). */
   print?: boolean;
   /** A runtime to reuse (in-process callers such as the demo; `cpu` is then ignored): default a new one. */
@@ -127,6 +130,7 @@ export async function runSaveTopK(o: RunSaveTopKOptions): Promise<SaveSummary> {
     ? undefined
     : { n: o.sample, temperature: o.sampleTemperature ?? 1, seed: o.seed ?? 0 };
   if (o.summary !== undefined) await checkWritable(o.summary);
+  if (o.topkKernel !== undefined) parseTopKKernel(o.topkKernel);
 
   const rt = o.rt ?? await createRuntime({ cpu: o.cpu });
   const teacher = await openAnyTeacher(o.teacher, rt, {
@@ -172,6 +176,7 @@ export async function runSaveTopK(o: RunSaveTopKOptions): Promise<SaveSummary> {
       ...options,
       rt,
       store,
+      topkKernel: o.topkKernel,
       onNote: print ? (line) => console.error(`save-topk: ${line}`) : undefined,
       onProgress: print
         ? (p) => {

@@ -9,7 +9,15 @@
  */
 import { SparsekdError } from "../errors.ts";
 import type { Runtime } from "../gpu/runtime.ts";
-import { NonFiniteLogitsError, topK, topKFromBuffer } from "../kernels/topk.ts";
+import { NonFiniteLogitsError } from "../kernels/topk.ts";
+import {
+  chooseTopKKernel,
+  parseTopKKernel,
+  type TopKKernel,
+  type TopKKernelChoice,
+  topKSelected,
+  topKSelectedFromBuffer,
+} from "../kernels/topk_select.ts";
 import { MAX_K, MAX_TEMPERATURES, MAX_VOCAB } from "../kernels/topk_reference.ts";
 import { sampleTokens, sampleTokensFromBuffer } from "../kernels/sample.ts";
 import type { SampleResult } from "../kernels/sample_reference.ts";
@@ -67,6 +75,11 @@ export interface SaveTopKOptions {
   host: { index: number; count: number };
   /** Batches the GPU may run ahead of the writer (default 2). */
   queueDepth?: number;
+  /**
+   * The top-k kernel: `auto` (default; `wg` on software adapters, `radix` on real GPUs, or the
+   * `SPARSEKD_TOPK_KERNEL` environment variable), `wg` or `radix` (docs/performance.md).
+   */
+  topkKernel?: TopKKernelChoice;
   /** Called after every batch written and every shard skipped. */
   onProgress?: (p: SaveProgress) => void;
   /** Told one-line notes (OUT's run.json records no backend). */
@@ -197,6 +210,7 @@ export function checkSaveOptions(o: Omit<SaveTopKOptions, "rt" | "store">): void
       `must be an integer from 0 to hostCount - 1 = ${o.host.count - 1} (got ${o.host.index})`,
     );
   }
+  if (o.topkKernel !== undefined) parseTopKKernel(o.topkKernel);
   if (o.queueDepth !== undefined && !int(o.queueDepth, 1)) {
     bad("queueDepth", `must be an integer ≥ 1 (got ${o.queueDepth})`);
   }
@@ -270,6 +284,7 @@ export async function saveTopK(o: SaveTopKOptions): Promise<SaveSummary> {
   const t0 = performance.now();
   const { teacher, source, rt, store } = o;
   checkSaveOptions(o);
+  const kernel = chooseTopKKernel(rt.adapter, o.topkKernel);
   const V = teacher.vocabSize, L = source.seqLen;
   const lseTemperatures = lseTemperaturesWithSample(o.lseTemperatures, o.sample);
   if (lseTemperatures !== o.lseTemperatures) {
@@ -358,7 +373,7 @@ export async function saveTopK(o: SaveTopKOptions): Promise<SaveSummary> {
       const b = batchStarts[next++];
       let batch: Batch;
       try {
-        batch = await computeBatch(rt, teacher, source, run, b.shard, b.start, b.count);
+        batch = await computeBatch(rt, kernel, teacher, source, run, b.shard, b.start, b.count);
       } catch (error) {
         // Not controller.error: that would drop the batches queued before this one.
         next = batchStarts.length;
@@ -514,6 +529,7 @@ async function sparseBatch(
 /** Teacher forward and top-k of one batch (a sparse teacher's own top-k), split into per-sequence records. */
 async function computeBatch(
   rt: Runtime,
+  kernel: TopKKernel,
   teacher: AnyTeacher,
   source: TokenSource,
   run: RunJson,
@@ -525,7 +541,7 @@ async function computeBatch(
   const tokens = await source.read(start, count);
   const top = teacher.kind === "sparse"
     ? { ...await sparseBatch(teacher, tokens, start, count, run), kk: K, sampled: null }
-    : await denseTopK(rt, teacher, tokens, start, count, run);
+    : await denseTopK(rt, kernel, teacher, tokens, start, count, run);
   const { kk, sampled } = top;
   const records: ShardRecordInput[] = [];
   let so = 0; // offset of the current sequence's sampled entries
@@ -556,6 +572,7 @@ async function computeBatch(
 /** A dense teacher's logits of one batch reduced by the top-k kernel. */
 async function denseTopK(
   rt: Runtime,
+  kernel: TopKKernel,
   teacher: Teacher,
   tokens: Uint32Array,
   start: number,
@@ -568,12 +585,12 @@ async function denseTopK(
   let top;
   let sampled: SampleResult | null = null;
   try {
-    const opts = { temperatures: run.lseTemperatures };
+    const opts = { temperatures: run.lseTemperatures, kernel };
     // k = 0 (samples only) still needs the logsumexps and the non-finite check: a top-1 pass gives both
     const kk = Math.max(K, 1);
     top = logits.kind === "gpu"
-      ? await topKFromBuffer(rt, logits.buffer, rows, V, kk, opts)
-      : await topK(rt, logits.array, rows, V, kk, opts);
+      ? await topKSelectedFromBuffer(rt, logits.buffer, rows, V, kk, opts)
+      : await topKSelected(rt, logits.array, rows, V, kk, opts);
     if (run.sample) {
       const so = { ...run.sample, position0: start * L };
       sampled = logits.kind === "gpu"
