@@ -11,12 +11,15 @@
  * @module
  */
 import tokenizerJson from "./assets/demo_tokenizer.json" with { type: "json" };
-import { join } from "node:path";
-import { type BpeJson, BpeTokenizer, END_OF_TEXT } from "./bpe.ts";
+import { type BpeJson, BpeTokenizer } from "./bpe.ts";
 import { BROWN_VERSION, brownDocuments, type DemoSplit } from "./brown.ts";
 import type { TokenSource } from "./source.ts";
-import { sha256Hex } from "./sha256.ts";
-import { SparsekdError } from "../errors.ts";
+import {
+  type BuiltinCorpus,
+  corpusSource,
+  type CorpusSourceOptions,
+  corpusTokenStream,
+} from "./corpus_source.ts";
 
 export type { DemoSplit } from "./brown.ts";
 
@@ -53,55 +56,15 @@ export function demoTokenizer(): DemoTokenizer {
   return tokenizer;
 }
 
-const streams = new Map<DemoSplit, Promise<Uint16Array>>();
-
-function streamKey(split: DemoSplit): string {
-  const key = JSON.stringify([STREAM_VERSION, BROWN_VERSION, split, tokenizerJson]);
-  return sha256Hex(new TextEncoder().encode(key)).slice(0, 16);
-}
-
-async function buildStream(split: DemoSplit): Promise<Uint16Array> {
-  const tok = demoTokenizer();
-  let buf = new Uint16Array(1 << 20);
-  let n = 0;
-  const push = (ids: ArrayLike<number>) => {
-    if (n + ids.length > buf.length) {
-      const bigger = new Uint16Array(Math.max(buf.length * 2, n + ids.length));
-      bigger.set(buf.subarray(0, n));
-      buf = bigger;
-    }
-    buf.set(ids, n);
-    n += ids.length;
-  };
-  for await (const doc of brownDocuments(split)) {
-    push(tok.encode(doc.text));
-    push([END_OF_TEXT]);
-  }
-  return buf.slice(0, n);
-}
-
-async function loadStream(split: DemoSplit): Promise<Uint16Array> {
-  const dir = join(Deno.cwd(), "runs", ".cache");
-  const path = join(dir, `demo_${split}_${streamKey(split)}.u16`);
-  try {
-    const bytes = await Deno.readFile(path);
-    if (bytes.length % 2 === 0 && bytes.length > 0) {
-      return new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2);
-    }
-  } catch {
-    // not cached yet
-  }
-  const stream = await buildStream(split);
-  try {
-    await Deno.mkdir(dir, { recursive: true });
-    const tmp = `${path}.${crypto.randomUUID()}.tmp`;
-    await Deno.writeFile(tmp, new Uint8Array(stream.buffer, stream.byteOffset, stream.byteLength));
-    await Deno.rename(tmp, path);
-  } catch {
-    // a read-only working directory: no cache
-  }
-  return stream;
-}
+/** The Brown corpus with the demo tokenizer, as a {@linkcode BuiltinCorpus}. */
+export const DEMO_CORPUS: BuiltinCorpus = {
+  name: "demo",
+  documents: (split) => brownDocuments(split),
+  encode: (text) => demoTokenizer().encode(text),
+  cacheKey: (split) => [STREAM_VERSION, BROWN_VERSION, split, tokenizerJson],
+  describe: (split) =>
+    `builtin:demo (${BROWN_VERSION}, ${split} split, byte-BPE ${demoTokenizer().vocabSize})`,
+};
 
 /**
  * The whole token stream of one split (documents each followed by end-of-text), as u16 ids.
@@ -112,23 +75,11 @@ async function loadStream(split: DemoSplit): Promise<Uint16Array> {
  * ```
  */
 export function demoTokenStream(split: DemoSplit): Promise<Uint16Array> {
-  let p = streams.get(split);
-  if (!p) {
-    p = loadStream(split);
-    streams.set(split, p);
-  }
-  return p;
+  return corpusTokenStream(DEMO_CORPUS, split);
 }
 
 /** Options of {@linkcode demoSource}. */
-export interface DemoSourceOptions {
-  /** `train` (default; what save-topk reads) or `heldout` (evaluation only). */
-  split?: DemoSplit;
-  /** Tokens per sequence. */
-  seqLen: number;
-  /** At most this many sequences (the first ones). */
-  maxSequences?: number;
-}
+export type DemoSourceOptions = CorpusSourceOptions;
 
 /**
  * The demo corpus as a {@linkcode TokenSource}: non-overlapping windows of `seqLen` tokens of the split's
@@ -141,40 +92,6 @@ export interface DemoSourceOptions {
  * const first = await src.read(0, 2); // 128 token ids
  * ```
  */
-export async function demoSource(options: DemoSourceOptions): Promise<TokenSource> {
-  const split = options.split ?? "train";
-  const { seqLen } = options;
-  if (split !== "train" && split !== "heldout") {
-    throw new SparsekdError(`demo split must be "train" or "heldout" (got "${split}")`);
-  }
-  if (!Number.isInteger(seqLen) || seqLen < 1) throw new SparsekdError(`seqLen must be ≥ 1 (got ${seqLen})`);
-  const max = options.maxSequences;
-  if (max !== undefined && !(Number.isInteger(max) && max >= 1)) {
-    throw new SparsekdError(`maxSequences must be ≥ 1 (got ${max})`);
-  }
-  const stream = await demoTokenStream(split);
-  const available = Math.floor(stream.length / seqLen);
-  if (available === 0) {
-    throw new SparsekdError(
-      `seqLen ${seqLen} is longer than the demo ${split} split (${stream.length} tokens)`,
-    );
-  }
-  const sequences = Math.min(available, max ?? available);
-  const served = Uint32Array.from(stream.subarray(0, sequences * seqLen));
-  const fingerprint = sha256Hex(new Uint8Array(served.buffer));
-  return {
-    sequences,
-    seqLen,
-    fingerprint,
-    description: `builtin:demo (${BROWN_VERSION}, ${split} split, byte-BPE ${demoTokenizer().vocabSize})`,
-    read(start: number, count: number): Promise<Uint32Array> {
-      if (!(Number.isInteger(start) && Number.isInteger(count) && start >= 0 && count >= 0)) {
-        return Promise.reject(new RangeError(`read(${start}, ${count}): bad range`));
-      }
-      if (start + count > sequences) {
-        return Promise.reject(new RangeError(`read(${start}, ${count}) is past the ${sequences} sequences`));
-      }
-      return Promise.resolve(served.slice(start * seqLen, (start + count) * seqLen));
-    },
-  };
+export function demoSource(options: DemoSourceOptions): Promise<TokenSource> {
+  return corpusSource(DEMO_CORPUS, options);
 }

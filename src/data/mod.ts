@@ -13,9 +13,11 @@
  * ```
  * @module
  */
-export { demoSource, demoTokenizer, demoTokenStream } from "./demo.ts";
+export { DEMO_CORPUS, demoSource, demoTokenizer, demoTokenStream } from "./demo.ts";
 export type { DemoSourceOptions, DemoSplit, DemoTokenizer } from "./demo.ts";
-export { tslibSource, tslibTokenizer, tslibTokenStream } from "./tslib.ts";
+export { TSLIB_CORPUS, tslibSource, tslibTokenizer, tslibTokenStream } from "./tslib.ts";
+export { corpusSource, corpusTokenStream } from "./corpus_source.ts";
+export type { BuiltinCorpus, CorpusSourceOptions } from "./corpus_source.ts";
 export type { TslibSourceOptions } from "./tslib.ts";
 export { END_OF_TEXT } from "./bpe.ts";
 export { npyBytes, NpyFile, parseNpyHeader } from "./npy.ts";

@@ -30,7 +30,14 @@ export { gapClosed, meanSe } from "./study_stats.ts";
 export type { MeanSe } from "./study_stats.ts";
 export { studentFolder, studyMethods, topKBytesPerPosition } from "./study_methods.ts";
 export type { StudyMethod, StudyMethodSettings } from "./study_methods.ts";
-export { describeTeacherAndShards, evaluateStudent, readMetrics, saveDemoShards, stage } from "./stages.ts";
+export {
+  describeTeacherAndShards,
+  evaluateStudent,
+  readMetrics,
+  readSaveSummary,
+  saveDemoShards,
+  stage,
+} from "./stages.ts";
 export { trainStudent, trainStudents } from "./students.ts";
 export type { SaveNumbers } from "./stages.ts";
 export type { StudentOptions, StudentRun, StudentSpec, StudentStatus } from "./students.ts";

@@ -33,6 +33,7 @@ import {
   describeTeacherAndShards,
   evaluateStudent,
   openDemoEvaluation,
+  readSaveSummary,
   saveDemoShards,
   type SaveNumbers,
   stage,
@@ -485,30 +486,22 @@ function describeStudent(p: { out: string; m: StudyMethod; alpha: number; seed: 
   };
 }
 
+/** The report's save-topk numbers when the shards were saved by an earlier run that kept no summary. */
+const NOTHING_MEASURED: SaveNumbers = { tokens: 0, wallSeconds: 0, tokensPerSecond: 0, gpuWaitSeconds: 0 };
+
 /** The teacher and storage sections of a teacher's report (the teacher evaluated once more, then disposed). */
 async function describeShards(d: string, rt: Runtime, heldoutSequences: number, t: string) {
   const { teacher, heldout } = await openDemoEvaluation({ rt, heldoutSequences, teacher: t });
   try {
-    return await describeTeacherAndShards(d, teacher, heldout, await readSaveSummary(d), `builtin:${t}`);
+    return await describeTeacherAndShards(
+      d,
+      teacher,
+      heldout,
+      await readSaveSummary(d) ?? NOTHING_MEASURED,
+      `builtin:${t}`,
+    );
   } finally {
     teacher.dispose();
-  }
-}
-
-/** The save-topk numbers `saveDemoShards` kept in `<d>/save_summary.json`, or zeros when it measured none. */
-async function readSaveSummary(d: string): Promise<SaveNumbers> {
-  const none = { tokens: 0, wallSeconds: 0, tokensPerSecond: 0, gpuWaitSeconds: 0 };
-  try {
-    const n = JSON.parse(await Deno.readTextFile(`${d}/save_summary.json`));
-    const num = (x: unknown) => (typeof x === "number" && x >= 0 ? x : 0);
-    return {
-      tokens: num(n.tokens),
-      wallSeconds: num(n.wallSeconds),
-      tokensPerSecond: num(n.tokensPerSecond),
-      gpuWaitSeconds: num(n.gpuWaitSeconds),
-    };
-  } catch {
-    return none;
   }
 }
 

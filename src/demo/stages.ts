@@ -121,6 +121,20 @@ export async function saveDemoShards(
     await Deno.writeTextFile(tmp, JSON.stringify({ out: `${dir}/topk`, ...numbers }, null, 1) + "\n");
     await Deno.rename(tmp, savedPath);
   }
+  return await readSaveSummary(dir);
+}
+
+/**
+ * The save-topk numbers kept in `<dir>/save_summary.json` by {@linkcode saveDemoShards}, or null when there is
+ * none (the run resumed and measured nothing); a summary that is not valid JSON is a one-line error.
+ *
+ * @example
+ * ```ts
+ * const saved = await readSaveSummary("runs/demo"); // { tokens, wallSeconds, tokensPerSecond, … } or null
+ * ```
+ */
+export async function readSaveSummary(dir: string): Promise<SaveNumbers | null> {
+  const savedPath = `${dir}/save_summary.json`;
   let text: string;
   try {
     text = await Deno.readTextFile(savedPath);
