@@ -540,3 +540,22 @@ Deno.test({
       );
     }),
 });
+
+Deno.test("mode tail past llvmpipe's loop budget is refused in one line on a software adapter, not computed wrong", async () => {
+  const { checkSoftwareLoopBudget } = await import("../src/kernels/sparse_kd.ts");
+  const software = { software: true }, gpu = { software: false };
+  assert.throws(() => checkSoftwareLoopBudget(software, "tail", 131_072, 1024), /loop budget/);
+  checkSoftwareLoopBudget(software, "tail", 32_000, 64);
+  checkSoftwareLoopBudget(software, "tail", 262_144, 256);
+  checkSoftwareLoopBudget(software, "topk", 131_072, 1024);
+  checkSoftwareLoopBudget(gpu, "tail", 131_072, 1024);
+  checkSoftwareLoopBudget(null, "tail", 131_072, 1024);
+  if (noGpu || !rt.adapter?.software) return;
+  const V = 131_072, k = 1024;
+  const c = randomCase(Math.random, 1, V, k, 1);
+  await assert.rejects(
+    sparseKdLoss(rt, c.s, 1, V, c.teacher, { mode: "tail", temperature: 1 }),
+    (err: unknown) =>
+      err instanceof SparsekdError && /loop budget/.test(err.message) && !err.message.includes("\n"),
+  );
+});

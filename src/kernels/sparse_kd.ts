@@ -151,6 +151,41 @@ async function pipelineFor(
 const layoutOf = (vocab: number) => (vocab % 4 === 0 ? "vec4" : "scalar");
 
 /**
+ * llvmpipe (lavapipe and GL) gives each group of 8 lanes one budget of 65,535 loop iterations for a whole
+ * dispatch and silently ends every loop once it is spent (`tools/llvmpipe_loop_budget.ts`). Mode `tail`'s
+ * membership test loops over the K teacher ids for each element whose hashed bit is set, in both passes:
+ * about 2·⌈V/WG · K/16384⌉·K iterations per lane. Above this many the result would be silently wrong.
+ */
+const SOFTWARE_LOOP_BUDGET = 40_000;
+
+/**
+ * Refuses, on a software adapter (llvmpipe), a mode-`tail` shape whose membership loops would exceed
+ * llvmpipe's loop budget and silently give a wrong loss and gradient; a one-line {@linkcode SparsekdError}
+ * naming the limit. Real GPUs have no such budget: nothing is refused there.
+ *
+ * @example
+ * ```ts
+ * checkSoftwareLoopBudget({ software: true }, "tail", 32_000, 64); // fine
+ * ```
+ */
+export function checkSoftwareLoopBudget(
+  adapter: { software: boolean } | null,
+  mode: string,
+  vocab: number,
+  k: number,
+): void {
+  if (!adapter?.software || mode !== "tail") return;
+  const iterations = 2 * Math.ceil((vocab / WG) * Math.min(1, k / 16384)) * k + 2 * k;
+  if (iterations > SOFTWARE_LOOP_BUDGET) {
+    throw new SparsekdError(
+      `k: mode tail with k = ${k} over a vocabulary of ${vocab} exceeds the software adapter's loop budget ` +
+        `(llvmpipe ends loops silently past 65,535 iterations): use k ≤ 256, a real GPU, or --cpu`,
+      { option: "k" },
+    );
+  }
+}
+
+/**
  * The most rows of `vocab` logits and `k` teacher entries that one dispatch of the kernel may bind on
  * `device`: every binding, whose start moves down by up to lcm(alignment, 20) bytes to an aligned offset,
  * stays within `maxStorageBufferBindingSize` rounded down to 16 bytes. Throws a {@linkcode SparsekdError}
@@ -334,6 +369,7 @@ export async function sparseKdLoss(
   const device = rt.device;
   if (!device) return sparseKdLossReference(studentLogits, rows, vocab, teacher, options);
   const c = checkSparseKd(studentLogits, rows, vocab, teacher, options);
+  checkSoftwareLoopBudget(rt.adapter, c.mode, vocab, c.k);
   const loss = new Float32Array(rows);
   const grad = new Float32Array(rows * vocab);
   const rowInfo = new Uint8Array(packRowInfo(c));

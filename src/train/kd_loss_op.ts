@@ -9,7 +9,12 @@ import type { Runtime } from "../gpu/runtime.ts";
 import { emptyGpuTensor, flushTfjs, tensorGpuBuffer, tfjsGpuBackend } from "../gpu/tfjs_backend.ts";
 import { scopeWithoutWaiting, throwIfGpuFailed } from "../gpu/gpu_errors.ts";
 import { packUniforms, uniformLayout, uniformSlots } from "../gpu/uniforms.ts";
-import { encodeSparseKdSync, packRowInfo, prepareSparseKd } from "../kernels/sparse_kd.ts";
+import {
+  checkSoftwareLoopBudget,
+  encodeSparseKdSync,
+  packRowInfo,
+  prepareSparseKd,
+} from "../kernels/sparse_kd.ts";
 import { bindingBudget } from "../kernels/test_hooks.ts";
 import {
   checkSparseKd,
@@ -132,6 +137,7 @@ export async function createSparseKdLossOp(rt: Runtime): Promise<SparseKdLossOp>
     const scale = (options.scale ?? 1) / (reduction === "mean" ? Math.max(1, active) : 1);
     const opts = { ...options, scale };
     const c = checkSparseKd(null, rows, vocab, checkTeacher, opts, idArray !== null);
+    if (rt.device) checkSoftwareLoopBudget(rt.adapter, c.mode, vocab, c.k);
     const backend = rt.device ? tfjsGpuBackend(rt.device) : null;
 
     const f = tf.customGrad((x, save) => {
