@@ -112,11 +112,24 @@ Deno.test("the study's tables show mean ± standard error and the seeds, and eac
   assert.match(md, /top-1 50\.0 %, top-64 95\.0 %/);
   assert.match(
     md,
-    /builtin:tslib\), α = 1: .* tail-k64 \(64\), closing 85 ± 5 % of the gap \(goal ≥ 80 %: met\); its KL is 7 % above .*within 10 %: met\)/,
+    /builtin:tslib\), α = 1: .* tail-k64 \(64\), closing 85 ± 5 % of the gap \(goal ≥ 80 %: met\); its KL to the teacher is 6.7 % above .*within 10 %: met\)/,
   );
   assert.match(
     md,
     /sampled N=64 reaches perplexity 645\.0 against CE-only's 605\.0 \(goal: lower; NOT met, by 40\.0\)/,
+  );
+  const worseOnline = studyMarkdown(
+    [
+      row("builtin:tslib", "ce-only", [56, 57]),
+      row("builtin:tslib", "online-full", [70, 71], { kl: meanSe([1.56, 1.56]) }),
+      row("builtin:tslib", "tail-k64", [72, 73], { kl: meanSe([1.56, 1.56]) }),
+    ],
+    [],
+    settings,
+  );
+  assert.match(
+    worseOnline,
+    /online KD \(perplexity 70\.5\) does not beat CE-only \(56\.5\) .* undefined .* tail-k64 \(64\), reaches perplexity 72\.5, and its KL to the teacher is 0\.0 % above .*within 10 %: met\)/,
   );
   const partial = studyMarkdown(rows.slice(3), [], settings);
   assert.match(partial, /Representative teacher, α = 1, .*: not measured yet\./);
