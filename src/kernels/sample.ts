@@ -9,7 +9,7 @@ import { SparsekdError } from "../errors.ts";
 import { readBack, type ReadRegion } from "../gpu/readback.ts";
 import { submitScoped, throwIfGpuFailed } from "../gpu/gpu_errors.ts";
 import { fieldsOf, packUniforms, uniformLayout } from "../gpu/uniforms.ts";
-import { bindingBudget, kernelHooks, registerScratch } from "./test_hooks.ts";
+import { bindingBudget, kernelHooks, scratchCache } from "./test_hooks.ts";
 import { uploadRows } from "./topk_host.ts";
 import {
   checkSampleOptions,
@@ -36,21 +36,7 @@ export const SAMPLE_PARAMS = uniformLayout([
  */
 const WG = 64;
 
-interface Scratch {
-  input: GPUBuffer | null;
-  outputs: GPUBuffer[];
-}
-const scratch = new WeakMap<GPUDevice, Scratch>();
-
-function scratchOf(device: GPUDevice): Scratch {
-  let s = scratch.get(device);
-  if (!s) {
-    const made: Scratch = { input: null, outputs: [] };
-    scratch.set(device, s = made);
-    registerScratch(device, () => [...made.outputs, ...(made.input ? [made.input] : [])]);
-  }
-  return s;
-}
+const scratchOf = scratchCache();
 
 /** A WGSL constant holding exactly the float32 of `bits` (a hexadecimal float literal: no decimal rounding). */
 function f32Const(name: string, bits: number): string {

@@ -96,3 +96,34 @@ export function poisonKernelScratch(device: GPUDevice, word: number): void {
     for (const b of get()) device.queue.writeBuffer(b, 0, new Uint32Array(b.size / 4).fill(word));
   }
 }
+
+/** A kernel's scratch buffers on one device: the input staging buffer and the output buffers it reuses. */
+export interface KernelScratch {
+  /** The reusable input buffer (null until first needed). */
+  input: GPUBuffer | null;
+  /** The reusable output buffers. */
+  outputs: GPUBuffer[];
+}
+
+/**
+ * A per-device cache of one kernel's {@linkcode KernelScratch}, each registered with
+ * {@linkcode registerScratch} when it is made (so the tests' poisoning hook reaches its buffers).
+ *
+ * @example
+ * ```ts
+ * const scratchOf = scratchCache();
+ * const s = scratchOf(device); // the same object for the same device
+ * ```
+ */
+export function scratchCache(): (device: GPUDevice) => KernelScratch {
+  const cache = new WeakMap<GPUDevice, KernelScratch>();
+  return (device) => {
+    let s = cache.get(device);
+    if (!s) {
+      const made: KernelScratch = { input: null, outputs: [] };
+      cache.set(device, s = made);
+      registerScratch(device, () => [...made.outputs, ...(made.input ? [made.input] : [])]);
+    }
+    return s;
+  };
+}

@@ -6,7 +6,7 @@
 import type { Runtime } from "../gpu/runtime.ts";
 import { readBack, type ReadRegion } from "../gpu/readback.ts";
 import { submitScoped, throwIfGpuFailed } from "../gpu/gpu_errors.ts";
-import { bindingBudget, kernelHooks, registerScratch } from "./test_hooks.ts";
+import { bindingBudget, kernelHooks, scratchCache } from "./test_hooks.ts";
 import { fieldsOf, packUniforms, uniformLayout } from "../gpu/uniforms.ts";
 import { assembleTopK, checkFromBufferArgs, dummy16, emptyTopKResult, uploadRows } from "./topk_host.ts";
 import {
@@ -28,21 +28,7 @@ export const TOPK_PARAMS = uniformLayout([
   ...fieldsOf("vec4f[]", "inv_t"),
 ]);
 
-interface Scratch {
-  input: GPUBuffer | null;
-  outputs: GPUBuffer[];
-}
-const scratch = new WeakMap<GPUDevice, Scratch>();
-
-function scratchOf(device: GPUDevice): Scratch {
-  let s = scratch.get(device);
-  if (!s) {
-    const made: Scratch = { input: null, outputs: [] };
-    scratch.set(device, s = made);
-    registerScratch(device, () => [...made.outputs, ...(made.input ? [made.input] : [])]);
-  }
-  return s;
-}
+const scratchOf = scratchCache();
 
 /**
  * Threads per workgroup. Workgroup barriers are very costly on software adapters with large workgroups
