@@ -85,7 +85,11 @@ export interface StudyOptions {
   beta?: number;
   /** The support of the reverse-KL and JSD students, at the largest K (default `tail`). */
   divergenceSupport?: "tail" | "renorm";
-  /** Held-out sequences of the final evaluation (default 64). */
+  /**
+   * Held-out sequences of the final evaluation, spread evenly over the corpus's held-out split (default 512:
+   * the first 64, v1's choice, are one or two documents, and gave the tslib teacher's students a
+   * different ranking from the whole split's).
+   */
   heldoutSequences?: number;
   /** Train only these methods (ids such as `ce-only`, `tail-k64`, `sampled-n16`); default all. */
   methods?: string[];
@@ -186,7 +190,7 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
   const teachers = [...new Set(options.teachers ?? ["builtin:demo", "builtin:tslib"])].map((t) =>
     builtinTeacherName(t)
   );
-  const heldoutSequences = options.heldoutSequences ?? 64;
+  const heldoutSequences = options.heldoutSequences ?? 512;
   checkRunOptions({ sequences: S, steps, batchSize: batch, heldoutSequences });
   if (ks.length === 0) throw new SparsekdError("ks needs at least one K", { option: "ks" });
   for (const k of ks) checkRunOptions({ ks: k });
@@ -223,7 +227,7 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
   const wanted = (m: StudyMethod) => !options.methods || options.methods.includes(m.id);
   const maxK = ks[ks.length - 1];
 
-  const key: ScoreKey = { steps, heldoutSequences, sequences: S, batchSize: batch };
+  const key: ScoreKey = { steps, heldoutSequences, heldout: "spread", sequences: S, batchSize: batch };
   await Deno.mkdir(dir, { recursive: true });
   const rt = await createRuntime({ cpu: options.cpu });
   const tdir = (t: string) => `${dir}/${t}`;
@@ -285,7 +289,10 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
         });
         if (status !== "skipped") trained++;
         if (!evaluations.has(p.t)) {
-          evaluations.set(p.t, await openDemoEvaluation({ rt, heldoutSequences, teacher: p.t }));
+          evaluations.set(
+            p.t,
+            await openDemoEvaluation({ rt, heldoutSequences, spread: true, teacher: p.t }),
+          );
         }
         const { teacher, heldout } = evaluations.get(p.t)!;
         await scoreStudent(p, key, () => evaluateStudent(describeStudent(p), teacher, heldout, batch));
@@ -311,7 +318,7 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
     }
     if (!(await exists(`${tdir(t)}/topk/run.json`))) continue;
     stage("study", `evaluate ${finished.length} students of builtin:${t} on its held-out split`);
-    const { teacher, heldout } = await openDemoEvaluation({ rt, heldoutSequences, teacher: t });
+    const { teacher, heldout } = await openDemoEvaluation({ rt, heldoutSequences, spread: true, teacher: t });
     const scores = new Map<string, ReportStudent>();
     let described;
     try {
@@ -451,6 +458,8 @@ export async function runStudy(options: StudyOptions = {}): Promise<StudyResult>
 interface ScoreKey {
   steps: number;
   heldoutSequences: number;
+  /** How the held-out sequences are chosen: spread evenly over the split (scores kept before had the first). */
+  heldout: "spread";
   sequences: number;
   batchSize: number;
 }
@@ -491,7 +500,7 @@ const NOTHING_MEASURED: SaveNumbers = { tokens: 0, wallSeconds: 0, tokensPerSeco
 
 /** The teacher and storage sections of a teacher's report (the teacher evaluated once more, then disposed). */
 async function describeShards(d: string, rt: Runtime, heldoutSequences: number, t: string) {
-  const { teacher, heldout } = await openDemoEvaluation({ rt, heldoutSequences, teacher: t });
+  const { teacher, heldout } = await openDemoEvaluation({ rt, heldoutSequences, spread: true, teacher: t });
   try {
     return await describeTeacherAndShards(
       d,

@@ -17,6 +17,7 @@ import type { EvalPoint, ReportInput, ReportStudent, TrainPoint } from "../repor
 import { openLocalStore } from "../store/local.ts";
 import { finalEvaluation } from "./final_eval.ts";
 import { openSource } from "../data/open_source.ts";
+import { evenlySpaced } from "../data/spaced_source.ts";
 import type { Runtime } from "../gpu/runtime.ts";
 import { useTfjsOnRuntime } from "../gpu/tfjs_backend.ts";
 import { BUILTIN_TEACHERS } from "../teacher/builtin.ts";
@@ -160,8 +161,8 @@ export async function readSaveSummary(dir: string): Promise<SaveNumbers | null> 
 
 /**
  * What the final evaluation needs: tfjs on `rt`, a built-in teacher (`o.teacher`, default `demo`) as a model
- * (the caller disposes it) and the first `heldoutSequences` (default 64) sequences of its corpus's held-out
- * split.
+ * (the caller disposes it) and `heldoutSequences` (default 64) sequences of its corpus's held-out split: the
+ * first ones, or with `spread` that many spread evenly over the whole split (`evenlySpaced`).
  *
  * @example
  * ```ts
@@ -169,16 +170,17 @@ export async function readSaveSummary(dir: string): Promise<SaveNumbers | null> 
  * ```
  */
 export async function openDemoEvaluation(
-  o: { rt: Runtime; heldoutSequences?: number; teacher?: string },
+  o: { rt: Runtime; heldoutSequences?: number; teacher?: string; spread?: boolean },
 ): Promise<{ teacher: Gpt; heldout: TokenSource }> {
   const name = builtinTeacherName(o.teacher);
   await useTfjsOnRuntime(o.rt);
   const teacher = await loadModel(await openLocalStore(fileURLToPath(BUILTIN_TEACHERS[name])), "");
+  const n = o.heldoutSequences ?? 64;
   const heldout = await openSource(`builtin:${name}`, {
     split: "heldout",
     seqLen: teacher.config.seqLen,
-    maxSequences: o.heldoutSequences ?? 64,
-  }).catch((err) => {
+    maxSequences: o.spread ? undefined : n,
+  }).then((all) => o.spread ? evenlySpaced(all, n) : all).catch((err) => {
     teacher.dispose();
     throw err;
   });
