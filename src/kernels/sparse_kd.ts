@@ -176,7 +176,7 @@ const SOFTWARE_LOOP_BUDGET = 60_000;
  *
  * @example
  * ```ts
- * sparseKdLoopIterations("tail", 131_072, 1024); // 1,907: well under llvmpipe's 65,535
+ * sparseKdLoopIterations("tail", 131_072, 1024); // 1,793: well under llvmpipe's 65,535
  * ```
  */
 export function sparseKdLoopIterations(mode: string, vocab: number, k: number, checkIds = false): number {
