@@ -320,7 +320,7 @@ function parseShapes(v: string): [number, number][] {
 }
 
 /**
- * `deno task bench sparse-kd [--shapes 1024x32000,256x131072] [--modes topk,renorm,tail] [--alpha 0.5]
+ * `deno task bench sparse-kd [--shapes 1024x32000,256x131072] [--modes topk,renorm,tail] [--k 64] [--alpha 0.5]
  * [--reps 5] [--tfjs-reps 2] [--fit-ns 10,50,200] [--wall]`: runs the benchmark on the default adapter, prints the table
  * and writes `bench/results/sparse-kd-*.json`, with a progress line on stderr after each phase of each shape.
  *
@@ -347,6 +347,10 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
         }
         return m;
       });
+    } else if (flag === "--k") {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new SparsekdError(`--k wants a whole number ≥ 1 (got ${v})`);
+      options.k = n;
     } else if (flag === "--alpha") {
       const a = Number(v);
       if (!(a >= 0 && a <= 1)) throw new SparsekdError(`--alpha must be in [0, 1] (got ${v})`);
@@ -359,7 +363,7 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
       if (flag === "--reps") options.iterations = Math.max(1, n);
       else options.tfjsIterations = n;
     } else {throw new SparsekdError(
-        `unknown flag ${flag} (flags: --shapes, --modes, --alpha, --reps, --tfjs-reps, --fit-ns, --wall)`,
+        `unknown flag ${flag} (flags: --shapes, --modes, --k, --alpha, --reps, --tfjs-reps, --fit-ns, --wall)`,
       );}
   }
   const rt = await createRuntime();

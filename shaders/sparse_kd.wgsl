@@ -15,8 +15,15 @@
 // The divergence (params.divergence: 0 forward KL, 1 reverse KL, 2 generalized JSD with params.beta) is a
 // uniform, not a compiled variant; reverse and JSD run in modes renorm and tail only (the host checks).
 //
+// Mode tail's membership test (is id j one of the K teacher ids S?) is bounded: the K ids are sorted in
+// workgroup memory (a bitonic sort over the next power of two n ≥ K, padded with 0xffffffff) and looked up by
+// a binary search of log2(n) steps, behind a 16,384-bit hashed bitmap that skips most ids. Only K > KSORT
+// falls back to a linear scan of the ids in global memory (the host refuses that on software adapters when it
+// would exceed llvmpipe's loop budget: `sparseKdLoopIterations` in src/kernels/sparse_kd.ts counts the loops).
+//
 // The host prepends: const WG: u32 (a power of two), const MODE: u32 (0 topk, 1 renorm, 2 tail, 3 sampled),
 // const CN: u32 (elements of a row each thread keeps for the one-read path: 128 floats, as 32 vec4 or 128 f32),
+// const KSORT: u32 (mode tail: the most ids sorted in workgroup memory, a power of two; 1 in other modes),
 // and one of
 // sparse_kd_vec4.wgsl (vocab % 4 == 0: rows move as vec4) or sparse_kd_scalar.wgsl, which define the
 // element type LT of `logits` and `grad`, its width VW, and the helpers hmax, hsum, ld, ld_grad, st_grad,
@@ -24,7 +31,7 @@
 
 const NBITS: u32 = 16384u; // tail mode: membership bitmap of S, hashed by id % NBITS
 const NWORDS: u32 = 512u;
-const KCACHE: u32 = 256u; // ids of S kept in workgroup memory for the exact membership check
+const NO_ID: u32 = 0xffffffffu; // pads the sorted ids up to a power of two (above every id < vocab)
 const BIG_NEG: f32 = -3.0e38;
 const TAIL_FLOOR: f32 = 9.536743e-7; // 2^-20: reverse KL floors the teacher's tail mass here (docs/losses.md)
 const LOG_TAIL_FLOOR: f32 = -13.862944; // log(2^-20)
@@ -70,8 +77,8 @@ struct RowInfo {
 var<workgroup> red_m: array<f32, WG>;
 var<workgroup> red_a: array<f32, WG>;
 var<workgroup> red_b: array<f32, WG>;
-var<workgroup> bitmap: array<u32, NWORDS>;
-var<workgroup> ids_wg: array<u32, KCACHE>;
+var<workgroup> bitmap: array<atomic<u32>, NWORDS>;
+var<workgroup> ids_sorted: array<u32, KSORT>; // tail mode, K ≤ KSORT: the ids of S, ascending
 var<workgroup> flag: u32;
 var<workgroup> bad_ids: u32;
 
@@ -286,20 +293,56 @@ fn grad_elem(x: LT, g: GradConst, need_ce: bool) -> LT {
   return o;
 }
 
+// The padded size of the sorted ids: the least power of two n ≥ k (k ≥ 1), and log2(n).
+fn sort_log2(k: u32) -> u32 {
+  return 32u - countLeadingZeros(k - 1u);
+}
+
+// Sorts the row's K ≤ KSORT ids into ids_sorted (ascending, padded with NO_ID up to n = 2^sort_log2(K)): a
+// bitonic sort, log2(n)·(log2(n) + 1)/2 stages of n/2 compare-exchanges shared by the WG threads. Called in
+// uniform control flow (it has barriers).
+fn sort_ids(tid: u32, kb: u32, k: u32) {
+  let n = 1u << sort_log2(k);
+  for (var i = tid; i < n; i = i + WG) {
+    ids_sorted[i] = select(NO_ID, ids[kb + min(i, k - 1u)], i < k);
+  }
+  workgroupBarrier();
+  for (var size = 2u; size <= n; size = size << 1u) {
+    for (var stride = size >> 1u; stride > 0u; stride = stride >> 1u) {
+      for (var t = tid; t < n / 2u; t = t + WG) {
+        let lo = 2u * t - (t & (stride - 1u)); // the pair (lo, lo + stride), lo's bit `stride` clear
+        let a = ids_sorted[lo];
+        let b = ids_sorted[lo + stride];
+        if ((a > b) == ((lo & size) == 0u)) { // ascending blocks of `size` where lo's bit `size` is clear
+          ids_sorted[lo] = b;
+          ids_sorted[lo + stride] = a;
+        }
+      }
+      workgroupBarrier();
+    }
+  }
+}
+
+// The index of the last sorted id ≤ j (0 when there is none): log2(n) steps over the padded sorted ids.
+fn search_le(j: u32, k: u32) -> u32 {
+  var p = 0u;
+  for (var step = (1u << sort_log2(k)) >> 1u; step > 0u; step = step >> 1u) {
+    if (ids_sorted[p + step] <= j) {
+      p = p + step;
+    }
+  }
+  return p;
+}
+
 fn in_s(j: u32, kb: u32, k: u32) -> bool {
   let h = j & (NBITS - 1u);
-  if ((bitmap[h >> 5u] & (1u << (h & 31u))) == 0u) {
+  if ((atomicLoad(&bitmap[h >> 5u]) & (1u << (h & 31u))) == 0u) {
     return false;
   }
-  if (k <= KCACHE) {
-    for (var i = 0u; i < k; i = i + 1u) {
-      if (ids_wg[i] == j) {
-        return true;
-      }
-    }
-    return false;
+  if (k <= KSORT) {
+    return ids_sorted[search_le(j, k)] == j;
   }
-  for (var i = 0u; i < k; i = i + 1u) {
+  for (var i = 0u; i < k; i = i + 1u) { // K > KSORT: a linear scan (real GPUs; see the header)
     if (ids[kb + i] == j) {
       return true;
     }
@@ -332,18 +375,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     return;
   }
+  let sorted = MODE == 2u && K <= KSORT; // tail: the ids of S sorted in workgroup memory
+  if (sorted) {
+    sort_ids(tid, kb, K);
+  }
   if (params.check_ids != 0u) {
-    // Ids that were not checked on the host (they live on the GPU): O(K²/WG) comparisons per thread.
+    // Ids that were not checked on the host (they live on the GPU): sorted, a repeat is next to its twin;
+    // otherwise O(K²/WG) comparisons per thread.
     if (tid == 0u) {
       bad_ids = 0u;
     }
     workgroupBarrier();
     var bad = false;
-    for (var p = tid; p < K * K; p = p + WG) {
-      let i = p / K;
-      let j = p % K;
-      let a = ids[kb + i];
-      bad = bad || (j == 0u && a >= V) || (i < j && a == ids[kb + j]);
+    if (sorted) {
+      for (var i = tid; i < K; i = i + WG) {
+        bad = bad || ids_sorted[i] >= V || (i + 1u < K && ids_sorted[i] == ids_sorted[i + 1u]);
+      }
+    } else {
+      for (var p = tid; p < K * K; p = p + WG) {
+        let i = p / K;
+        let j = p % K;
+        let a = ids[kb + i];
+        bad = bad || (j == 0u && a >= V) || (i < j && a == ids[kb + j]);
+      }
     }
     if (bad) {
       bad_ids = 1u;
@@ -369,17 +423,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
   if (MODE == 2u) {
     for (var w = tid; w < NWORDS; w = w + WG) {
-      var bits = 0u;
-      for (var i = 0u; i < K; i = i + 1u) {
-        let h = ids[kb + i] & (NBITS - 1u);
-        if ((h >> 5u) == w) {
-          bits = bits | (1u << (h & 31u));
-        }
-      }
-      bitmap[w] = bits;
+      atomicStore(&bitmap[w], 0u);
     }
-    for (var i = tid; i < min(K, KCACHE); i = i + WG) {
-      ids_wg[i] = ids[kb + i];
+    workgroupBarrier();
+    for (var i = tid; i < K; i = i + WG) {
+      let h = ids[kb + i] & (NBITS - 1u);
+      atomicOr(&bitmap[h >> 5u], 1u << (h & 31u));
     }
     workgroupBarrier();
   }

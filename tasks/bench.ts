@@ -33,6 +33,7 @@ const BENCHMARKS: Record<string, Benchmark> = {
     summary: "the fused sparse-KD loss kernel against the roofline and the same loss from tfjs ops",
     flags: `  --shapes RxV,…       shapes (rows x vocabulary) to time (default 1024x32000,256x131072)
   --modes topk,renorm,tail   loss modes (default all)
+  --k K                teacher ids per row (default 64)
   --alpha A            KD weight in [0, 1] (default 0.5)
   --reps N             timed repetitions of our kernel (default 5)
   --tfjs-reps N        of the same loss from tfjs ops (default 2; 0 skips it)

@@ -37,7 +37,7 @@ function randomOptions(rand: () => number, c: Case, mode: SparseKdMode, T: numbe
  */
 function assertClose(
   got: Float32Array,
-  want: Float32Array,
+  want: ArrayLike<number>,
   rows: number,
   vocab: number,
   what: string,
@@ -59,7 +59,7 @@ function assertClose(
   }
 }
 
-function assertLossClose(got: Float32Array, want: Float32Array, what: string) {
+function assertLossClose(got: Float32Array, want: ArrayLike<number>, what: string) {
   for (let r = 0; r < want.length; r++) {
     const err = Math.abs(got[r] - want[r]);
     if (!(err <= 1e-5 * Math.abs(want[r]) + 1e-7)) {
@@ -541,21 +541,59 @@ Deno.test({
     }),
 });
 
-Deno.test("mode tail past llvmpipe's loop budget is refused in one line on a software adapter, not computed wrong", async () => {
-  const { checkSoftwareLoopBudget } = await import("../src/kernels/sparse_kd.ts");
+Deno.test("llvmpipe's loop budget: mode tail is refused on a software adapter only past its 2,048 sorted ids", async () => {
+  const { checkSoftwareLoopBudget, sparseKdLoopIterations, SPARSE_KD_SORTED_IDS } = await import(
+    "../src/kernels/sparse_kd.ts"
+  );
   const software = { software: true }, gpu = { software: false };
-  assert.throws(() => checkSoftwareLoopBudget(software, "tail", 131_072, 1024), /loop budget/);
+  assert.equal(SPARSE_KD_SORTED_IDS, 2048);
+  // Sorted ids and a binary search: K = 1,024 over 131,072 logits (once silently wrong) is far under the budget.
+  assert.ok(sparseKdLoopIterations("tail", 131_072, 1024) < 2_000);
+  checkSoftwareLoopBudget(software, "tail", 131_072, 1024);
+  checkSoftwareLoopBudget(software, "tail", 262_144, 2048, true);
   checkSoftwareLoopBudget(software, "tail", 32_000, 64);
-  checkSoftwareLoopBudget(software, "tail", 262_144, 256);
-  checkSoftwareLoopBudget(software, "topk", 131_072, 1024);
-  checkSoftwareLoopBudget(gpu, "tail", 131_072, 1024);
-  checkSoftwareLoopBudget(null, "tail", 131_072, 1024);
+  checkSoftwareLoopBudget(software, "tail", 4_100, 2_500); // a linear scan, but over few elements per lane
+  // Past the sorted ids the membership test scans the K ids of every element whose bitmap bit is set.
+  assert.throws(() => checkSoftwareLoopBudget(software, "tail", 131_072, 2049), /loop budget.*k ≤ 2048/);
+  // The GPU id check of other modes compares K²/WG pairs per lane.
+  assert.throws(() => checkSoftwareLoopBudget(software, "topk", 32_000, 4096, true), /loop budget/);
+  checkSoftwareLoopBudget(software, "topk", 32_000, 4096);
+  checkSoftwareLoopBudget(gpu, "tail", 131_072, 4096, true);
+  checkSoftwareLoopBudget(null, "tail", 131_072, 4096, true);
   if (noGpu || !rt.adapter?.software) return;
-  const V = 131_072, k = 1024;
+  const V = 131_072, k = 2049;
   const c = randomCase(Math.random, 1, V, k, 1);
   await assert.rejects(
     sparseKdLoss(rt, c.s, 1, V, c.teacher, { mode: "tail", temperature: 1 }),
     (err: unknown) =>
       err instanceof SparsekdError && /loop budget/.test(err.message) && !err.message.includes("\n"),
   );
+});
+
+Deno.test({
+  name:
+    "mode tail with 1,024–2,048 teacher ids over 131,072 logits (sorted ids, binary search) equals float64",
+  ignore: noGpu,
+  fn: () =>
+    withSeed("tail large k", async ({ uniform: rand }) => {
+      // K = 1,024 over V = 131,072 gave a silently wrong loss on lavapipe (0.019 vs 0.0077) before the ids were
+      // sorted; K = 2,048 fills the sorted ids; an odd vocabulary takes the scalar path; K > 2,048 over a small
+      // vocabulary takes the linear scan (within the loop budget there).
+      const shapes = [[3, 131_072, 1024], [2, 131_072, 2048], [2, 131_071, 1500], [2, 4_100, 2049], [
+        2,
+        4_097,
+        2100,
+      ]];
+      for (const [rows, vocab, k] of shapes) {
+        const T = 0.5 + rand() * 3;
+        const c = randomCase(rand, rows, vocab, k, T);
+        const opts = { ...randomOptions(rand, c, "tail", T), mask: undefined };
+        opts.labels![0] = c.teacher.indices[1]; // the label in S
+        const got = await sparseKdLoss(rt, c.s, rows, vocab, c.teacher, opts);
+        const want = sparseKdLossReference64(c.s, rows, vocab, c.teacher, opts);
+        const what = `tail rows=${rows} V=${vocab} k=${k} T=${T.toFixed(3)} alpha=${opts.alpha}`;
+        assertLossClose(got.loss, want.loss, what);
+        assertClose(got.grad, want.grad, rows, vocab, what);
+      }
+    }),
 });

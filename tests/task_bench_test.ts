@@ -15,7 +15,7 @@ Deno.test("deno task bench --help lists every benchmark and how to get its flags
 Deno.test("deno task bench <name> --help prints that benchmark's flags and runs nothing", async () => {
   const flags: Record<string, string[]> = {
     topk: ["--shapes", "--reps", "--tfjs-reps", "--tfjs-cpu-reps", "--per-submit"],
-    "sparse-kd": ["--shapes", "--modes", "--alpha", "--reps", "--tfjs-reps", "--per-submit"],
+    "sparse-kd": ["--shapes", "--modes", "--k", "--alpha", "--reps", "--tfjs-reps", "--per-submit"],
     "save-topk": ["--sequences", "--seq-len", "--reps"],
     train: ["--steps", "--warmup", "--batch-size", "--vocab", "--seq-len", "--k", "--cpu"],
   };

@@ -260,18 +260,85 @@ Deno.test({
     ]);
     const indices = tf.tensor2d(ids, [rows, k], "int32");
     const values = tf.tensor2d(Float32Array.from({ length: rows * k }, (_, i) => 3 - i % k), [rows, k]);
-    for (const [name, mask] of [["all rows", [1, 1, 1]], ["row 0 only", [1, 0, 0]]] as const) {
-      const loss = kdLoss(logits, { indices, values, k }, {
-        mode: "topk",
-        temperature: 2,
-        mask: Uint8Array.from(mask),
-        reduction: "sum",
-      });
-      const v = (await loss.data())[0];
-      loss.dispose();
-      if (name === "all rows") assert.ok(Number.isNaN(v), `${name}: loss ${v} should be NaN`);
-      else assert.ok(Number.isFinite(v) && v > 0, `${name}: loss ${v}`);
+    const logsumexp = new Float32Array(rows).fill(5); // (mode tail; above the top-k's own lse at T = 2)
+    // Mode tail checks its ids once they are sorted in workgroup memory (a repeat is next to its twin); the
+    // other modes compare every pair.
+    for (const mode of ["topk", "tail"] as SparseKdMode[]) {
+      for (
+        const [name, mask] of [
+          ["all rows", [1, 1, 1]],
+          ["rows 0, 1 (a repeat)", [1, 1, 0]],
+          ["rows 0, 2 (an id ≥ vocab)", [1, 0, 1]],
+          ["row 0 only", [1, 0, 0]],
+        ] as const
+      ) {
+        const loss = kdLoss(logits, { indices, values, k, logsumexp }, {
+          mode,
+          temperature: 2,
+          mask: Uint8Array.from(mask),
+          reduction: "sum",
+        });
+        const v = (await loss.data())[0];
+        loss.dispose();
+        if (name !== "row 0 only") assert.ok(Number.isNaN(v), `${mode} ${name}: loss ${v} should be NaN`);
+        else assert.ok(Number.isFinite(v) && v > 0, `${mode} ${name}: loss ${v}`);
+      }
     }
     tf.dispose([logits, indices, values]);
+  },
+});
+
+Deno.test({
+  name:
+    "the GPU op in mode tail with 1,024 teacher ids (as tensors) over 131,072 logits equals the reference",
+  ignore: gpuRt.device === null,
+  fn: async () => {
+    await withSeed("train_kd_loss_op_test", async (_rng, seed) => {
+      // The shape whose loss was silently wrong on llvmpipe before mode tail sorted its ids (then refused).
+      const rand = makeRng(seed).uniform;
+      await useTfjsOnRuntime(gpuRt);
+      const kdLoss = await createSparseKdLossOp(gpuRt);
+      const rows = 2, vocab = 131_072, k = 1024, T = 0.5 + rand() * 2;
+      const s = Float32Array.from({ length: rows * vocab }, () => (rand() - 0.5) * 8);
+      const indices = new Uint32Array(rows * k), values = new Float32Array(rows * k);
+      const lse = new Float32Array(rows);
+      for (let r = 0; r < rows; r++) {
+        const ids = new Set<number>();
+        while (ids.size < k) ids.add(Math.floor(rand() * vocab));
+        [...ids].forEach((id, i) => {
+          indices[r * k + i] = id;
+          values[r * k + i] = 4 + rand() * 8;
+        });
+        lse[r] = 12 / T + Math.log(vocab) + rand(); // above the top-k's own lse
+      }
+      const labels = Int32Array.from({ length: rows }, () => Math.floor(rand() * vocab));
+      labels[0] = indices[3]; // the label in S
+      const options: KdOpOptions = { mode: "tail", temperature: T, alpha: 0.5, labels, reduction: "sum" };
+      const x = tf.tensor2d(s, [rows, vocab]);
+      const idT = tf.tensor2d(new Int32Array(indices.buffer), [rows, k], "int32");
+      const valT = tf.tensor2d(values, [rows, k]);
+      const { value, grad } = tf.valueAndGrad((l: tf.Tensor) =>
+        kdLoss(l as tf.Tensor2D, { indices: idT, values: valT, k, logsumexp: lse }, options)
+      )(x);
+      try {
+        const got = (await value.data())[0];
+        const g = await grad.data();
+        const ref = sparseKdLossReference64(s, rows, vocab, { indices, values, k, logsumexp: lse }, options);
+        const want = ref.loss.reduce((a, b) => a + b, 0);
+        assert.ok(Math.abs(got - want) <= 1e-5 * Math.abs(want), `loss ${got} vs ${want} (seed ${seed})`);
+        for (let r = 0; r < rows; r++) {
+          let max = 0;
+          for (let j = 0; j < vocab; j++) max = Math.max(max, Math.abs(ref.grad[r * vocab + j]));
+          for (let j = 0; j < vocab; j++) {
+            const i = r * vocab + j;
+            if (!(Math.abs(g[i] - ref.grad[i]) <= 1e-4 * max)) {
+              assert.fail(`row ${r} id ${j}: ${g[i]} vs ${ref.grad[i]} (seed ${seed})`);
+            }
+          }
+        }
+      } finally {
+        tf.dispose([x, idT, valT, value, grad]);
+      }
+    });
   },
 });

@@ -142,30 +142,79 @@ async function pipelineFor(
   // take the two-read path (the kernel before the one-read path existed), for a before/after comparison.
   const cn = kernelHooks.sparseKdTwoReads ? 1 : CACHED_FLOATS / (layout === "vec4" ? 4 : 1);
   return await rt.pipeline(`sparse_kd:${mode}:${layout}:cn${cn}`, "sparse_kd.wgsl", {
-    prelude: `const WG: u32 = ${WG}u;\nconst MODE: u32 = ${
-      MODES[mode]
-    }u;\nconst CN: u32 = ${cn}u;\n${helpers}\n`,
+    prelude: `const WG: u32 = ${WG}u;\nconst MODE: u32 = ${MODES[mode]}u;\nconst CN: u32 = ${cn}u;\n` +
+      `const KSORT: u32 = ${mode === "tail" ? SPARSE_KD_SORTED_IDS : 1}u;\n${helpers}\n`,
   });
 }
 
 const layoutOf = (vocab: number) => (vocab % 4 === 0 ? "vec4" : "scalar");
 
 /**
- * llvmpipe (lavapipe and GL) gives each group of 8 lanes one budget of 65,535 loop iterations for a whole
- * dispatch and silently ends every loop once it is spent (`tools/llvmpipe_loop_budget.ts`). Mode `tail`'s
- * membership test loops over the K teacher ids for each element whose hashed bit is set, in both passes:
- * about 2·⌈V/WG · K/16384⌉·K iterations per lane. Above this many the result would be silently wrong.
+ * Mode `tail`: the most teacher ids per row that the kernel sorts in workgroup memory for its bounded
+ * membership test (a binary search of log2 steps). 2,048 ids take 8 KiB; with the rest of the kernel's
+ * workgroup memory (3 KiB of reductions, the 2 KiB bitmap) 13,320 bytes, under WebGPU's 16,384. Above it the
+ * kernel scans the ids in global memory linearly.
  */
-const SOFTWARE_LOOP_BUDGET = 40_000;
+export const SPARSE_KD_SORTED_IDS = 2048;
 
 /**
- * Refuses, on a software adapter (llvmpipe), a mode-`tail` shape whose membership loops would exceed
- * llvmpipe's loop budget and silently give a wrong loss and gradient; a one-line {@linkcode SparsekdError}
- * naming the limit. Real GPUs have no such budget: nothing is refused there.
+ * llvmpipe (lavapipe and GL) gives each group of 8 lanes one budget of 65,535 loop iterations per workgroup
+ * and silently ends every loop once it is spent (`tools/llvmpipe_loop_budget.ts`). Shapes whose count
+ * ({@linkcode sparseKdLoopIterations}, an upper bound) exceeds this are refused on software adapters; the
+ * margin covers loops the count might miss.
+ */
+const SOFTWARE_LOOP_BUDGET = 60_000;
+
+/**
+ * An upper bound on the loop iterations one lane (one 8-lane group: its lanes run in lockstep) of the
+ * sparse-KD kernel runs for one row, every loop counted (also fully unrollable ones): the row's two passes,
+ * the reductions (log2(WG) steps each), the loops over the K ids, the id check (`checkIds`: over the sorted
+ * ids in mode tail with K ≤ {@linkcode SPARSE_KD_SORTED_IDS}, else K²/WG pairs), and in mode tail the bitmap,
+ * the bitonic sort (log2(n)·(log2(n) + 1)/2 stages, n the next power of two ≥ K) and the membership test of
+ * pass 1, counted as if every element's bitmap bit were set: log2(n) search steps per element, or, for K
+ * above the sorted ids, a linear scan of K per id.
  *
  * @example
  * ```ts
- * checkSoftwareLoopBudget({ software: true }, "tail", 32_000, 64); // fine
+ * sparseKdLoopIterations("tail", 131_072, 1024); // 1,793: well under llvmpipe's 65,535
+ * ```
+ */
+export function sparseKdLoopIterations(mode: string, vocab: number, k: number, checkIds = false): number {
+  const vw = vocab % 4 === 0 ? 4 : 1;
+  const ne = vocab / vw;
+  const cn = CACHED_FLOATS / vw;
+  const elems = Math.ceil(ne / WG); // elements of the row per lane
+  const perRow = ne <= cn * WG ? cn : elems; // iterations of each pass over the row
+  const kw = Math.ceil(k / WG);
+  const logWg = Math.log2(WG);
+  const sorted = mode === "tail" && k <= SPARSE_KD_SORTED_IDS;
+  let n = 2 * perRow + 6 * logWg + 6 * kw; // passes 1 and 2, ≤ 6 reductions, ≤ 6 loops over the K ids
+  if (checkIds) n += sorted ? kw : Math.ceil((k * k) / WG);
+  if (mode === "tail") {
+    n += Math.ceil(512 / WG) + kw; // the bitmap: cleared, then one bit per id
+    if (sorted) {
+      const lg = 32 - Math.clz32(k - 1); // log2(n), n the padded size (as sort_log2 in the shader)
+      const stages = (lg * (lg + 1)) / 2;
+      const size = 2 ** lg;
+      n += Math.ceil(size / WG) + lg + stages + stages * Math.ceil(size / 2 / WG); // load, then the sort's loops
+      n += elems * lg; // one search per element (vec4: one for its 4 ids)
+    } else {
+      n += elems * vw * k; // a linear scan of the K ids for each id
+    }
+  }
+  return n;
+}
+
+/**
+ * Refuses, on a software adapter (llvmpipe), a shape whose loops ({@linkcode sparseKdLoopIterations})
+ * would exceed llvmpipe's loop budget and silently give a wrong loss and gradient; a one-line
+ * {@linkcode SparsekdError} naming the limit. In mode `tail` that is K above
+ * {@linkcode SPARSE_KD_SORTED_IDS} on all but small vocabularies (its membership test is then a linear
+ * scan); below it, only vocabularies of millions. Real GPUs have no such budget: nothing is refused there.
+ *
+ * @example
+ * ```ts
+ * checkSoftwareLoopBudget({ software: true }, "tail", 131_072, 1024); // fine
  * ```
  */
 export function checkSoftwareLoopBudget(
@@ -173,13 +222,16 @@ export function checkSoftwareLoopBudget(
   mode: string,
   vocab: number,
   k: number,
+  checkIds = false,
 ): void {
-  if (!adapter?.software || mode !== "tail") return;
-  const iterations = 2 * Math.ceil((vocab / WG) * Math.min(1, k / 16384)) * k + 2 * k;
+  if (!adapter?.software) return;
+  const iterations = sparseKdLoopIterations(mode, vocab, k, checkIds);
   if (iterations > SOFTWARE_LOOP_BUDGET) {
+    const hint = mode === "tail" && k > SPARSE_KD_SORTED_IDS ? `k ≤ ${SPARSE_KD_SORTED_IDS}, ` : "";
     throw new SparsekdError(
-      `k: mode tail with k = ${k} over a vocabulary of ${vocab} exceeds the software adapter's loop budget ` +
-        `(llvmpipe ends loops silently past 65,535 iterations): use k ≤ 256, a real GPU, or --cpu`,
+      `k: mode ${mode} with k = ${k} over a vocabulary of ${vocab} exceeds the software adapter's loop ` +
+        `budget (about ${iterations} loop iterations per lane; llvmpipe ends loops silently past 65,535): ` +
+        `use ${hint}a real GPU, or --cpu`,
       { option: "k" },
     );
   }

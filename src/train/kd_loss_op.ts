@@ -137,7 +137,7 @@ export async function createSparseKdLossOp(rt: Runtime): Promise<SparseKdLossOp>
     const scale = (options.scale ?? 1) / (reduction === "mean" ? Math.max(1, active) : 1);
     const opts = { ...options, scale };
     const c = checkSparseKd(null, rows, vocab, checkTeacher, opts, idArray !== null);
-    if (rt.device) checkSoftwareLoopBudget(rt.adapter, c.mode, vocab, c.k);
+    if (rt.device) checkSoftwareLoopBudget(rt.adapter, c.mode, vocab, c.k, idArray === null);
     const backend = rt.device ? tfjsGpuBackend(rt.device) : null;
 
     const f = tf.customGrad((x, save) => {
