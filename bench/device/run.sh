@@ -139,7 +139,8 @@ main() {
   # The Vulkan loader (Mesa's WSI) warns on stderr when XDG_RUNTIME_DIR is unset; the runtime sets its own,
   # the probes below run before it.
   [ -n "${XDG_RUNTIME_DIR:-}" ] || { export XDG_RUNTIME_DIR=$tmp/xdg && mkdir -p -m 700 "$XDG_RUNTIME_DIR"; }
-  echo "deno: $(deno --version | head -1); DENO_DIR=${DENO_DIR:-default}; VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"
+  echo "deno: $(deno --version | head -1); DENO_DIR=${DENO_DIR:-default}; VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}" \
+    "(loader and bundle unpacked at +$((SECONDS - START))s)"
   ldconfig -p | grep -m1 libvulkan.so.1 || echo "no libvulkan.so.1 on this machine"
   if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=name,driver_version,memory.used,memory.total,clocks.sm,clocks.max.sm,power.draw \
