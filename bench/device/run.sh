@@ -6,7 +6,7 @@
 # overall deadline, going on after a failure, every output line stamped with the seconds since the start:
 #   (0) the adapter: description, features and limits ($OUT/adapter.json);
 #   (a) the streaming roofline (read with its sum checked against the CPU's, and copy) at 0.5, 1 and 2 GiB
-#       (2 GiB capped to maxBufferSize where that is 2^31 - 1);
+#       (a size above the adapter's maxBufferSize, 2^31 - 1 on some, is measured at that size);
 #   (b) the GPU kernel tests ($TESTS below, --no-check: `deno task check` type-checks them on the CPU);
 #   (c) old vs new top-k (bench/topk_compare.ts) on CMP_SHAPES: today's kernel (wg) against the radix kernel,
 #       timed as in (d), results compared bit for bit, and the kernel `auto` picks on this adapter;
@@ -16,7 +16,8 @@
 #       "% of roofline" only where the roofline's time grows with size; tfjs's times by a short wall fit;
 #   (e) $OUT/results.json (every bench JSON the run wrote, keyed by file name, with the adapter and the
 #       steps), $OUT/summary.md (the steps, the adapter, one markdown table per bench), beside
-#       $OUT/adapter.json and $OUT/log.txt: 4 files (the device tool brings back at most 8).
+#       $OUT/adapter.json, $OUT/steps.tsv and $OUT/log.txt: 5 files (the device tool brings back at most 8).
+# Expected on an H200: about 100-185 s (estimate from the rehearsal: docs/performance.md, "The device script").
 # Everything runs with --cached-only: nothing is fetched.
 #
 # Prepare (once per session, on the CPU machine, in the checkout the device tool sends: the session's own,
@@ -26,7 +27,7 @@
 # libgl1 libglx0 libgles2; 0.4 MB) and .devbundle/ (deno.xz: the deno 2.9.6 binary that `npx -y deno@2.9.6`
 # runs, xz -6, 31 MB; deno_dir.tar.xz: the npm/ folder of a DENO_DIR filled by `deno cache` of the entry
 # points below, source maps removed, 10 MB). With the tracked files (3.5 MB) that is ~45 MB of the 64 MiB
-# that may travel.
+# that may travel (untracked files that git does not ignore travel and count too).
 #
 # Call (device tool):  run  command: "bash bench/device/run.sh"  carry: [".gl", ".devbundle"]  timeout_s: 330
 #   (OUT is set by the tool; DEADLINE_S=290 by default.)
