@@ -309,6 +309,38 @@ export async function rooflineAt(
   }
 }
 
+/** The roofline at a shape's size and at a second size, from {@linkcode rooflineAtTwoSizes}. */
+export interface RooflinePair {
+  /** At the shape's size. */
+  at: RooflinePoint;
+  /** At twice the size, or at half of it where twice does not fit in one buffer (`maxBufferSize`). */
+  other: RooflinePoint;
+  /** {@linkcode rooflineValid} of the two, smaller first. */
+  valid: boolean;
+}
+
+/**
+ * The streaming roofline at `n` float32 values (`data` when given, else {@linkcode randomData}) and at a
+ * second size: twice `n`, or half of it where twice would exceed the device's `maxBufferSize` (a 2.1 GB
+ * shape on an adapter whose buffers stop at 2 GiB), so that a large shape still gets its validity check.
+ *
+ * @example
+ * ```ts
+ * const { at, valid } = await rooflineAtTwoSizes(rt, 1 << 24);
+ * ```
+ */
+export async function rooflineAtTwoSizes(
+  rt: Runtime,
+  n: number,
+  options: TimeKernelOptions = {},
+  data?: Float32Array<ArrayBuffer>,
+): Promise<RooflinePair> {
+  const twice = 2 * n * 4 <= rt.device!.limits.maxBufferSize;
+  const at = await rooflineAt(rt, data ?? randomData(n), options);
+  const other = await rooflineAt(rt, randomData(twice ? 2 * n : Math.max(4, Math.floor(n / 2))), options);
+  return { at, other, valid: twice ? rooflineValid(at, other) : rooflineValid(other, at) };
+}
+
 /**
  * Whether a roofline measured at `small` and `large` (twice the bytes) measures bandwidth: its read time
  * must grow by at least half of the size ratio. Otherwise "% of roofline" figures must not be reported.
@@ -324,7 +356,32 @@ export function rooflineValid(small: RooflinePoint, large: RooflinePoint): boole
 }
 
 /**
- * Random normal-ish float32 data (mean 0, a sum that checks every element).
+ * Length of the random block that {@linkcode tiledRandom} repeats: a prime, so that no power-of-two offset
+ * (a binding chunk, a row of a power-of-two vocabulary) starts the same values again, and longer than any
+ * benchmarked row, so that no row holds one value twice by the tiling.
+ */
+export const RANDOM_BLOCK = 1_048_573;
+
+/**
+ * `n` float32 values: a block of {@linkcode RANDOM_BLOCK} (or fewer) values drawn by `draw`, repeated. A
+ * gigabyte of data then costs a copy, not hundreds of millions of `Math.random()` calls (tens of seconds of
+ * a device's time); sums still differ when a read misses a chunk, and rows still differ from each other.
+ *
+ * @example
+ * ```ts
+ * const x = tiledRandom(1 << 26, (b) => b.forEach((_, i) => b[i] = Math.random()));
+ * ```
+ */
+export function tiledRandom(n: number, draw: (block: Float32Array) => void): Float32Array<ArrayBuffer> {
+  const x = new Float32Array(n);
+  const m = Math.min(n, RANDOM_BLOCK);
+  draw(x.subarray(0, m));
+  for (let len = m; len < n; len *= 2) x.copyWithin(len, 0, Math.min(len, n - len));
+  return x;
+}
+
+/**
+ * Random normal-ish float32 data (mean 0, a sum that checks every chunk), tiled by {@linkcode tiledRandom}.
  *
  * @example
  * ```ts
@@ -332,7 +389,7 @@ export function rooflineValid(small: RooflinePoint, large: RooflinePoint): boole
  * ```
  */
 export function randomData(n: number): Float32Array<ArrayBuffer> {
-  const x = new Float32Array(n);
-  for (let i = 0; i < n; i++) x[i] = (Math.random() + Math.random() + Math.random() - 1.5) * 4;
-  return x;
+  return tiledRandom(n, (b) => {
+    for (let i = 0; i < b.length; i++) b[i] = (Math.random() + Math.random() + Math.random() - 1.5) * 4;
+  });
 }

@@ -12,8 +12,8 @@ import { randomData, rooflineAt, type RooflinePoint } from "./gpu_timing.ts";
 import { parseFitNs } from "./topk.ts";
 
 /**
- * Measures the roofline at each size (MiB) and returns the points; sizes the device cannot hold in one
- * buffer are skipped with a line on stderr.
+ * Measures the roofline at each size (MiB) and returns the points; a size the device cannot hold in one
+ * buffer (2 GiB where `maxBufferSize` is 2³¹ − 1) is measured at the largest it can, with a line on stderr.
  *
  * @example
  * ```ts
@@ -38,10 +38,12 @@ export async function benchRoofline(args: string[] = []): Promise<RooflinePoint[
   if (!device) throw new SparsekdError("the roofline needs a WebGPU adapter (none was found)");
   const points: RooflinePoint[] = [];
   for (const mib of sizes) {
-    const bytes = Math.floor((mib * 2 ** 20) / 16) * 16;
+    let bytes = Math.floor((mib * 2 ** 20) / 16) * 16;
     if (bytes > device.limits.maxBufferSize) {
-      console.error(`roofline: ${mib} MiB exceeds maxBufferSize (${device.limits.maxBufferSize}): skipped`);
-      continue;
+      bytes = Math.floor(device.limits.maxBufferSize / 16) * 16;
+      console.error(
+        `roofline: ${mib} MiB exceeds maxBufferSize (${device.limits.maxBufferSize}): ${bytes} bytes`,
+      );
     }
     const p = await rooflineAt(rt, randomData(bytes / 4), { reps, fitNs });
     console.error(
@@ -66,7 +68,10 @@ export async function benchRoofline(args: string[] = []): Promise<RooflinePoint[
   const path = await writeResults("roofline", {
     date: new Date().toISOString(),
     adapter: rt.adapter,
-    limits: { maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize },
+    limits: {
+      maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
+      maxBufferSize: device.limits.maxBufferSize,
+    },
     note:
       "ms per read (or copy) of `bytes`: GPU timestamps around N dispatches (timestamps) or the slope of a " +
       "wall-time fit over fitNs dispatches per submission (wall-fit); copy GB/s counts read + write",

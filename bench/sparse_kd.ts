@@ -17,14 +17,7 @@ import { kernelHooks } from "../src/kernels/test_hooks.ts";
 import { checkSparseKd, type SparseKdMode } from "../src/kernels/sparse_kd_reference.ts";
 import { SparsekdError } from "../src/errors.ts";
 import { fmt, formatTable, writeResults } from "./harness.ts";
-import {
-  fitLine,
-  type KernelTiming,
-  randomData,
-  rooflineAt,
-  rooflineValid,
-  timeKernel,
-} from "./gpu_timing.ts";
+import { fitLine, type KernelTiming, rooflineAtTwoSizes, timeKernel } from "./gpu_timing.ts";
 import { parseFitNs } from "./topk.ts";
 
 /** Options of {@linkcode benchSparseKd}. */
@@ -43,8 +36,10 @@ export interface SparseKdBenchOptions {
   iterations?: number;
   /** Timed iterations of the tfjs-composed version (default 2; 0 skips it). */
   tfjsIterations?: number;
-  /** Dispatch (and tfjs run) counts of the wall-time fits (default 10, 50, 200). */
+  /** Dispatch counts of the kernel's wall-time fit (default 10, 50, 200). */
   fitNs?: number[];
+  /** Run counts of the tfjs-composed loss's wall-time fit (default: `fitNs`). */
+  tfjsFitNs?: number[];
   /** Time with the wall fit even when the adapter has timestamps (default false). */
   forceWall?: boolean;
   /** Called with one line after each phase of each shape (default: nothing). */
@@ -76,7 +71,7 @@ export interface SparseKdBenchRow {
   twoReadSeconds: number | null;
   /** twoReadSeconds / seconds (null with twoReadSeconds). */
   oneReadSpeedup: number | null;
-  /** The streaming read's time at the shape's size and at twice it (ms): the roofline's validity check. */
+  /** The streaming read's time at the shape's size and at twice it, or half where twice exceeds `maxBufferSize` (ms): the roofline's validity check. */
   rooflineReadMs: [number, number];
   /** rooflineSeconds / seconds, or null when the roofline's time did not grow with size. */
   rooflineFraction: number | null;
@@ -149,14 +144,14 @@ export async function runSparseKdBench(
     device.queue.writeBuffer(ids, 0, indices);
     device.queue.writeBuffer(vals, 0, values);
     const tag = `sparse-kd bench ${rows}x${vocab}`;
-    const roofSmall = await rooflineAt(rt, randomData(n), timingOptions);
-    const roofLarge = await rooflineAt(rt, randomData(2 * n), timingOptions);
-    const roofValid = rooflineValid(roofSmall, roofLarge);
+    const pair = await rooflineAtTwoSizes(rt, n, timingOptions);
+    const [roofSmall, roofLarge, roofValid] = [pair.at, pair.other, pair.valid];
     const reads = vocab <= SPARSE_KD_ONE_READ_VOCAB ? 1 : 2;
     // The loss's traffic: one copy (1 read + 1 write), plus one read when the kernel reads the row twice.
     const roofSeconds = (roofSmall.copy.ms + (reads === 2 ? roofSmall.read.ms : 0)) / 1e3;
     progress(
-      `${tag}: stream read ${fmt(roofSmall.read.ms)} ms (${fmt(roofLarge.read.ms)} ms at twice the size), ` +
+      `${tag}: stream read ${fmt(roofSmall.read.ms)} ms (${fmt(roofLarge.read.ms)} ms at ` +
+        `${fmt(roofLarge.bytes / 1e6)} MB), ` +
         `copy ${fmt(roofSmall.copy.ms)} ms (${roofSmall.read.method})` +
         (roofValid ? "" : "; the read does not grow with size: no % of roofline"),
     );
@@ -207,7 +202,7 @@ export async function runSparseKdBench(
           alpha,
           labels,
           tfjsIterations,
-          timingOptions.fitNs,
+          options.tfjsFitNs ?? timingOptions.fitNs,
         )
         : null;
       if (tfjsSeconds !== null) progress(`${tag} ${mode}: tfjs ${fmt(tfjsSeconds * 1e3)} ms`);
@@ -321,7 +316,7 @@ function parseShapes(v: string): [number, number][] {
 
 /**
  * `deno task bench sparse-kd [--shapes 1024x32000,256x131072] [--modes topk,renorm,tail] [--k 64] [--alpha 0.5]
- * [--reps 5] [--tfjs-reps 2] [--fit-ns 10,50,200] [--wall]`: runs the benchmark on the default adapter, prints the table
+ * [--reps 5] [--tfjs-reps 2] [--fit-ns 10,50,200] [--tfjs-fit-ns 10,50,200] [--wall]`: runs the benchmark on the default adapter, prints the table
  * and writes `bench/results/sparse-kd-*.json`, with a progress line on stderr after each phase of each shape.
  *
  * @example
@@ -357,13 +352,15 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
       options.alpha = a;
     } else if (flag === "--fit-ns") {
       options.fitNs = parseFitNs(v);
+    } else if (flag === "--tfjs-fit-ns") {
+      options.tfjsFitNs = parseFitNs(v);
     } else if (flag === "--reps" || flag === "--tfjs-reps") {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 0) throw new SparsekdError(`${flag} wants a whole number (got ${v})`);
       if (flag === "--reps") options.iterations = Math.max(1, n);
       else options.tfjsIterations = n;
     } else {throw new SparsekdError(
-        `unknown flag ${flag} (flags: --shapes, --modes, --k, --alpha, --reps, --tfjs-reps, --fit-ns, --wall)`,
+        `unknown flag ${flag} (flags: --shapes, --modes, --k, --alpha, --reps, --tfjs-reps, --fit-ns, --tfjs-fit-ns, --wall)`,
       );}
   }
   const rt = await createRuntime();
@@ -383,7 +380,7 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
       "2-read ms (x)",
       "GB/s (reads+1W)",
       "roofline ms",
-      "read ms (1x / 2x size)",
+      "read ms (1x / 2x or ½x)",
       "% of roofline",
       "tfjs ms",
       "x tfjs",
@@ -410,6 +407,7 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
     backend: Deno.env.get("DENO_WEBGPU_BACKEND") ?? null,
     alpha: options.alpha ?? 0.5,
     fitNs: options.fitNs ?? [10, 50, 200],
+    tfjsFitNs: options.tfjsFitNs ?? options.fitNs ?? [10, 50, 200],
     note: "ms/seconds per fused forward+backward over the batch (logits already on the GPU, no read-back): " +
       "GPU timestamps around N dispatches in one pass (timing.method = timestamps), else the slope b of " +
       "wall time = a + b*N over N = fitNs dispatches per submission (wall-fit). bytes = `reads` reads + 1 " +
@@ -417,8 +415,8 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
       "copy of the same bytes, plus one streaming read (sum checked against the CPU's) when reads = 2 " +
       "(shaders/stream_read.wgsl), timed the same way; twoReadSeconds = the same kernel compiled to read " +
       "every row twice (the kernel before the one-read path), timed the same way; % of roofline only when the read's time grows " +
-      "with size (measured at 1x and 2x). tfjs = the same loss and gradient from tfjs ops " +
-      "(tf.valueAndGrad) on tfjs-backend-webgpu on the same device, slope of a wall-time fit over fitNs runs",
+      "with size (measured at 1x and 2x, or ½x where 2x exceeds maxBufferSize). tfjs = the same loss and gradient from tfjs ops " +
+      "(tf.valueAndGrad) on tfjs-backend-webgpu on the same device, slope of a wall-time fit over tfjsFitNs runs",
     rows,
   });
   console.log(`written: ${path}`);

@@ -15,10 +15,9 @@ import { fmt, formatTable, timeAsync, type Timing, writeResults } from "./harnes
 import {
   fitLine,
   type KernelTiming,
-  randomData,
-  rooflineAt,
+  rooflineAtTwoSizes,
   type RooflinePoint,
-  rooflineValid,
+  tiledRandom,
   timeKernel,
 } from "./gpu_timing.ts";
 
@@ -30,15 +29,15 @@ export const TOPK_SHAPES: [number, number, number][] = [
 ];
 
 function randomLogits(n: number): Float32Array<ArrayBuffer> {
-  // Normal(0, 3) logits, Box-Muller on Math.random: a fresh input every run.
-  const x = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const r = Math.sqrt(-2 * Math.log(1 - Math.random())) * 3;
-    const a = 2 * Math.PI * Math.random();
-    x[i] = r * Math.cos(a);
-    if (i + 1 < n) x[i + 1] = r * Math.sin(a);
-  }
-  return x;
+  // Normal(0, 3) logits, Box-Muller on Math.random: a fresh input every run, one random block tiled.
+  return tiledRandom(n, (x) => {
+    for (let i = 0; i < x.length; i += 2) {
+      const r = Math.sqrt(-2 * Math.log(1 - Math.random())) * 3;
+      const a = 2 * Math.PI * Math.random();
+      x[i] = r * Math.cos(a);
+      if (i + 1 < x.length) x[i + 1] = r * Math.sin(a);
+    }
+  });
 }
 
 interface Row {
@@ -50,7 +49,7 @@ interface Row {
   topk: Timing;
   /** The kernel alone, per dispatch: GPU timestamps, or the slope of a wall-time fit. */
   kernel: KernelTiming;
-  /** The streaming roofline at the shape's size and at twice it. */
+  /** The streaming roofline at the shape's size and at twice it (half of it where twice exceeds `maxBufferSize`). */
   roofline: [RooflinePoint, RooflinePoint];
   /** Whether the roofline's time grew with size (else no "% of roofline" is reported). */
   rooflineValid: boolean;
@@ -72,15 +71,17 @@ export interface TopKBenchOptions {
   tfjsReps?: number;
   /** Timed repetitions of tf.topk on tfjs-backend-cpu (default 3; 0 skips it). */
   tfjsCpuReps?: number;
-  /** Dispatch (and tf.topk call) counts of the wall-time fits (default 10, 50, 200). */
+  /** Dispatch counts of the kernel's wall-time fit (default 10, 50, 200). */
   fitNs?: number[];
+  /** tf.topk call counts of tfjs-backend-webgpu's wall-time fit (default: `fitNs`). */
+  tfjsFitNs?: number[];
   /** Time with the wall fit even when the adapter has timestamps (default false). */
   forceWall?: boolean;
 }
 
 /**
  * Parses the flags of `deno task bench topk`: `--shapes ROWSxVOCABxK[,...]`, `--reps N`, `--tfjs-reps N`,
- * `--tfjs-cpu-reps N`, `--fit-ns N,N,N`, `--wall` (no value). Unknown flags and malformed values end with a
+ * `--tfjs-cpu-reps N`, `--fit-ns N,N,N`, `--tfjs-fit-ns N,N,N`, `--wall` (no value). Unknown flags and malformed values end with a
  * {@linkcode SparsekdError}.
  *
  * @example
@@ -111,6 +112,8 @@ export function parseTopKBenchArgs(args: string[]): TopKBenchOptions {
       });
     } else if (flag === "--fit-ns") {
       options.fitNs = parseFitNs(v);
+    } else if (flag === "--tfjs-fit-ns") {
+      options.tfjsFitNs = parseFitNs(v);
     } else if (flag === "--reps" || flag === "--tfjs-reps" || flag === "--tfjs-cpu-reps") {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 0) throw new SparsekdError(`${flag} wants a whole number (got ${v})`);
@@ -119,7 +122,7 @@ export function parseTopKBenchArgs(args: string[]): TopKBenchOptions {
       else options.tfjsCpuReps = n;
     } else {
       throw new SparsekdError(
-        `unknown flag ${flag} (flags: --shapes, --reps, --tfjs-reps, --tfjs-cpu-reps, --fit-ns, --wall)`,
+        `unknown flag ${flag} (flags: --shapes, --reps, --tfjs-reps, --tfjs-cpu-reps, --fit-ns, --tfjs-fit-ns, --wall)`,
       );
     }
   }
@@ -152,7 +155,7 @@ function percentOfRoofline(r: Row): string {
 
 /**
  * `deno task bench topk [--shapes 256x32000x64,...] [--reps 3] [--tfjs-reps 3] [--tfjs-cpu-reps 3]
- * [--fit-ns 10,50,200] [--wall]`: runs the top-k benchmark on the default adapter, prints the table and
+ * [--fit-ns 10,50,200] [--tfjs-fit-ns 10,50,200] [--wall]`: runs the top-k benchmark on the default adapter, prints the table and
  * writes `bench/results/topk-*.json`, with a progress line on stderr after each phase of each shape. Without
  * flags it times {@linkcode TOPK_SHAPES}.
  *
@@ -168,6 +171,7 @@ export async function benchTopK(args: string[] = []): Promise<void> {
   const tfjsReps = options.tfjsReps ?? 3;
   const tfjsCpuReps = options.tfjsCpuReps ?? 3;
   const fitNs = options.fitNs ?? [10, 50, 200];
+  const tfjsFitNs = options.tfjsFitNs ?? fitNs;
   const timing = { reps, fitNs, forceWall: options.forceWall };
   const rt = await createRuntime();
   const device = rt.device;
@@ -189,13 +193,12 @@ export async function benchTopK(args: string[] = []): Promise<void> {
     }, { reps, budgetMs: 10_000 });
     const kernel = await timeKernel(rt, () => submitTopKFromBuffer(rt, buffer, rows, vocab, k), timing);
     say(`kernel ${fmt(kernel.ms)} ms (${kernel.method}), one call with read-back ${fmt(topk.medianMs)} ms`);
-    const roofline: [RooflinePoint, RooflinePoint] = [
-      await rooflineAt(rt, logits, timing),
-      await rooflineAt(rt, randomData(2 * rows * vocab), timing),
-    ];
-    const valid = rooflineValid(roofline[0], roofline[1]);
+    const pair = await rooflineAtTwoSizes(rt, rows * vocab, timing, logits);
+    const roofline: [RooflinePoint, RooflinePoint] = [pair.at, pair.other];
+    const valid = pair.valid;
     say(
-      `stream read ${fmt(roofline[0].read.ms)} ms, at twice the size ${fmt(roofline[1].read.ms)} ms` +
+      `stream read ${fmt(roofline[0].read.ms)} ms, at ${fmt(roofline[1].bytes / 1e6)} MB ` +
+        `${fmt(roofline[1].read.ms)} ms` +
         (valid ? "" : " (does not grow with size: no % of roofline)"),
     );
 
@@ -221,7 +224,7 @@ export async function benchTopK(args: string[] = []): Promise<void> {
       const x = tf.tensor({ buffer, zeroCopy: true }, [rows, vocab], "float32") as Tensor2D;
       say(`tf-webgpu warm-up (1 call, with compilation) ${fmt(await tfTopk(x, 1))} ms; fitting ...`);
       const points = [];
-      for (const n of fitNs) {
+      for (const n of tfjsFitNs) {
         const times: number[] = [];
         for (let r = 0; r < tfjsReps; r++) times.push(await tfTopk(x, n));
         points.push({ n, ms: times.sort((a, b) => a - b)[Math.floor((times.length - 1) / 2)] });
@@ -268,7 +271,7 @@ export async function benchTopK(args: string[] = []): Promise<void> {
       "kernel GB/s",
       "1 call + read-back ms",
       "stream ms",
-      "stream ms (2x size)",
+      "stream ms (2x or ½x)",
       "stream GB/s",
       "% of roofline",
       "tf-webgpu ms/call",
@@ -301,13 +304,14 @@ export async function benchTopK(args: string[] = []): Promise<void> {
     adapter: rt.adapter,
     backend: Deno.env.get("DENO_WEBGPU_BACKEND") ?? null,
     fitNs,
+    tfjsFitNs,
     note: "ms. kernel = the top-k kernel per dispatch: GPU timestamps around N dispatches in one pass " +
       "(method timestamps), else the slope b of wall time = a + b*N over N = fitNs dispatches per submission " +
       "(method wall-fit); topk = one topKFromBuffer call with its read-back (latency, not throughput); " +
       "roofline = shaders/stream_read.wgsl (read: sum checked against the CPU's; copy: read + write) timed " +
-      "the same way at the shape's size and at twice it; % of roofline = stream read / kernel, only when " +
-      "the read time grows with size; tfWebgpu = slope of a wall-time fit of N tf.topk calls then one " +
-      "data() (same GPU buffer, zero copy); x tf-webgpu = tfWebgpu / kernel; tfCpu = tf.topk + data() per " +
+      "the same way at the shape's size and at twice it (half where twice exceeds maxBufferSize); % of roofline = stream read / kernel, only when " +
+      "the read time grows with size; tfWebgpu = slope of a wall-time fit of N = tfjsFitNs tf.topk calls " +
+      "then one data() (same GPU buffer, zero copy); x tf-webgpu = tfWebgpu / kernel; tfCpu = tf.topk + data() per " +
       "call on tfjs-backend-cpu; x tf-cpu = tfCpu / topk",
     results,
   });

@@ -62,6 +62,10 @@ export async function compareTopK(args: string[] = []): Promise<void> {
   const results = [];
   for (const [n, vocab, k] of shapes) {
     const say = (line: string) => console.error(`topk compare ${n}x${vocab}x${k}: ${line}`);
+    if (n * vocab * 4 > device.limits.maxBufferSize) {
+      say(`${n * vocab * 4} bytes of logits exceed maxBufferSize (${device.limits.maxBufferSize}): skipped`);
+      continue;
+    }
     const data = randomData(n * vocab);
     const buffer = device.createBuffer({
       size: Math.ceil(data.byteLength / 16) * 16,

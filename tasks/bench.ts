@@ -23,10 +23,12 @@ const BENCHMARKS: Record<string, Benchmark> = {
     run: benchTopK,
     summary: "the WGSL top-k kernel against a streaming read (roofline) and tf.topk (webgpu, cpu)",
     flags: `  --shapes RxVxK,…     shapes (rows x vocabulary x k) to time (default: the shapes of issue 2)
-  --reps N             timed repetitions of our kernel (default 5)
-  --tfjs-reps N        of tf.topk on tfjs-backend-webgpu (default 3; 0 skips it)
+  --reps N             timed repetitions of our kernel (default 3; medians)
+  --tfjs-reps N        of tf.topk on tfjs-backend-webgpu, per fit point (default 3; 0 skips it)
   --tfjs-cpu-reps N    of tf.topk on tfjs-backend-cpu (default 3; 0 skips it)
-  --per-submit N       kernels per queue submission and read-back (default 1)`,
+  --fit-ns N,N,…       dispatches per submission of the kernel's wall-time fit (default 10,50,200)
+  --tfjs-fit-ns N,N,…  tf.topk calls per read-back of tf-webgpu's wall-time fit (default: --fit-ns)
+  --wall               time our kernel by the wall-time fit even where the adapter has timestamps`,
   },
   "sparse-kd": {
     run: benchSparseKd,
@@ -36,8 +38,10 @@ const BENCHMARKS: Record<string, Benchmark> = {
   --k K                teacher ids per row (default 64)
   --alpha A            KD weight in [0, 1] (default 0.5)
   --reps N             timed repetitions of our kernel (default 5)
-  --tfjs-reps N        of the same loss from tfjs ops (default 2; 0 skips it)
-  --per-submit N       kernels per queue submission and read-back (default 1)`,
+  --tfjs-reps N        of the same loss from tfjs ops, per fit point (default 2; 0 skips it)
+  --fit-ns N,N,…       dispatches per submission of the kernel's wall-time fit (default 10,50,200)
+  --tfjs-fit-ns N,N,…  tfjs runs per wait of the tfjs loss's wall-time fit (default: --fit-ns)
+  --wall               time our kernel by the wall-time fit even where the adapter has timestamps`,
   },
   "save-topk": {
     run: benchSaveTopK,

@@ -14,8 +14,18 @@ Deno.test("deno task bench --help lists every benchmark and how to get its flags
 
 Deno.test("deno task bench <name> --help prints that benchmark's flags and runs nothing", async () => {
   const flags: Record<string, string[]> = {
-    topk: ["--shapes", "--reps", "--tfjs-reps", "--tfjs-cpu-reps", "--per-submit"],
-    "sparse-kd": ["--shapes", "--modes", "--k", "--alpha", "--reps", "--tfjs-reps", "--per-submit"],
+    topk: ["--shapes", "--reps", "--tfjs-reps", "--tfjs-cpu-reps", "--fit-ns", "--tfjs-fit-ns", "--wall"],
+    "sparse-kd": [
+      "--shapes",
+      "--modes",
+      "--k",
+      "--alpha",
+      "--reps",
+      "--tfjs-reps",
+      "--fit-ns",
+      "--tfjs-fit-ns",
+      "--wall",
+    ],
     "save-topk": ["--sequences", "--seq-len", "--reps"],
     train: ["--steps", "--warmup", "--batch-size", "--vocab", "--seq-len", "--k", "--cpu"],
   };
