@@ -10,6 +10,22 @@ import { makeRng, withSeed } from "./_rng.ts";
 import { sparseKdLossReference64, type SparseKdMode } from "../src/kernels/sparse_kd_reference.ts";
 
 const gpuRt = await createRuntime({ quiet: true });
+
+/** `rows` teacher rows of `k` distinct random ids with values in [4, 12) and logsumexps in [lseMin, lseMin + 1). */
+function randomTeacherRows(rand: () => number, rows: number, vocab: number, k: number, lseMin: number) {
+  const indices = new Uint32Array(rows * k), values = new Float32Array(rows * k);
+  const lse = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const ids = new Set<number>();
+    while (ids.size < k) ids.add(Math.floor(rand() * vocab));
+    [...ids].forEach((id, i) => {
+      indices[r * k + i] = id;
+      values[r * k + i] = 4 + rand() * 8;
+    });
+    lse[r] = lseMin + rand();
+  }
+  return { indices, values, lse };
+}
 const cpuRt = await createRuntime({ cpu: true, quiet: true });
 
 /**
@@ -177,17 +193,8 @@ Deno.test({
         Math.floor(rand() * 8);
       const s = new Float32Array(rows * vocab);
       for (let i = 0; i < s.length; i++) s[i] = (rand() - 0.5) * 8;
-      const indices = new Uint32Array(rows * k), values = new Float32Array(rows * k);
-      const lse = new Float32Array(rows);
-      for (let r = 0; r < rows; r++) {
-        const ids = new Set<number>();
-        while (ids.size < k) ids.add(Math.floor(rand() * vocab));
-        [...ids].forEach((id, i) => {
-          indices[r * k + i] = id;
-          values[r * k + i] = 4 + rand() * 8;
-        });
-        lse[r] = 14 + rand(); // above the top-k's own lse (at most 6 + log 16 ≈ 8.8 at T = 2)
-      }
+      // lse above the top-k's own (at most 6 + log 16 ≈ 8.8 at T = 2)
+      const { indices, values, lse } = randomTeacherRows(rand, rows, vocab, k, 14);
       // Only the sampled rows are active (reduction "sum"), so the loss is the sum of their reference losses;
       // they sit in the first chunk, on both sides of the chunk edge and in the last chunk.
       const edge = rowsPerBinding(device, vocab, k);
@@ -300,17 +307,8 @@ Deno.test({
       const kdLoss = await createSparseKdLossOp(gpuRt);
       const rows = 2, vocab = 131_072, k = 1024, T = 0.5 + rand() * 2;
       const s = Float32Array.from({ length: rows * vocab }, () => (rand() - 0.5) * 8);
-      const indices = new Uint32Array(rows * k), values = new Float32Array(rows * k);
-      const lse = new Float32Array(rows);
-      for (let r = 0; r < rows; r++) {
-        const ids = new Set<number>();
-        while (ids.size < k) ids.add(Math.floor(rand() * vocab));
-        [...ids].forEach((id, i) => {
-          indices[r * k + i] = id;
-          values[r * k + i] = 4 + rand() * 8;
-        });
-        lse[r] = 12 / T + Math.log(vocab) + rand(); // above the top-k's own lse
-      }
+      // lse above the top-k's own
+      const { indices, values, lse } = randomTeacherRows(rand, rows, vocab, k, 12 / T + Math.log(vocab));
       const labels = Int32Array.from({ length: rows }, () => Math.floor(rand() * vocab));
       labels[0] = indices[3]; // the label in S
       const options: KdOpOptions = { mode: "tail", temperature: T, alpha: 0.5, labels, reduction: "sum" };
