@@ -56,7 +56,7 @@ export class NonFiniteRowError extends NonFiniteLogitsError {
 /** Most workgroups per row. */
 export const MAX_SPLIT = 64;
 /** Workgroup memory besides the candidate buffer, per thread and fixed (bytes; see the shader). */
-const WG_BYTES_PER_THREAD = 8; // red (f32) and scan (u32)
+const WG_BYTES_PER_THREAD = 4; // xch (the reductions' f32 and the scan's u32)
 const WG_BYTES_FIXED = 1024 + 4 + 4 + 64 + 16 + 20 + 4 + 64; // hist, counters, red16, sh_u, sel, sh_f, slack
 
 /**
