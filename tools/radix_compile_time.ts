@@ -48,7 +48,9 @@ export async function radixCompileTime(args: string[]): Promise<void> {
   const body = typeof flags.source === "string" ? await Deno.readTextFile(flags.source) : await loadShader(
     "topk_radix.wgsl",
   );
-  console.log(`adapter: ${rt.adapter!.description}; backend ${Deno.env.get("DENO_WEBGPU_BACKEND") ?? "default"}`);
+  console.log(
+    `adapter: ${rt.adapter!.description}; backend ${Deno.env.get("DENO_WEBGPU_BACKEND") ?? "default"}`,
+  );
   for (const v of variants) {
     const [entry, wg, loads, nt, cap] = v.split("/");
     if (entry !== "main" && entry !== "merge") throw new SparsekdError(`variant ${v}: entry main or merge`);
@@ -63,7 +65,10 @@ export async function radixCompileTime(args: string[]): Promise<void> {
     const t0 = performance.now();
     device.pushErrorScope("validation");
     const module = device.createShaderModule({ code: prelude + body, label: key });
-    const pipe = await device.createComputePipelineAsync({ layout: "auto", compute: { module, entryPoint: entry } });
+    const pipe = await device.createComputePipelineAsync({
+      layout: "auto",
+      compute: { module, entryPoint: entry },
+    });
     const t1 = performance.now();
     // llvmpipe compiles the machine code at the first dispatch: one workgroup over zero rows.
     const params = device.createBuffer({ size: 48 + 2 * plan.ntBucket * 4, usage: GPUBufferUsage.UNIFORM });
