@@ -2,14 +2,14 @@
 //
 // The prelude defines: WG (threads per workgroup, 64, 128 or 256), WG4 = WG / 4, U (vec4 loads each thread
 // has in flight per step), E = 4 * U, NT (temperatures), NT4 = ceil(NT / 4), CAP (candidate buffer entries,
-// > k), CAPV = ceil(CAP / 2), BPT = 256 / WG (histogram buckets per thread). NT is a bucket (the arrays'
+// > k), CAPQ = ceil(CAP / 4), BPT = 256 / WG (histogram buckets per thread). NT is a bucket (the arrays'
 // size): params.nt <= NT temperatures are used.
 //
 // Compile time on Mesa's OpenGL path (naga -> GLSL -> llvmpipe): naga zero-initializes every workgroup
 // variable there with one store per array element in straight-line code, llvmpipe turns each store into
 // masked per-lane code, and LLVM's coroutine lowering (llvmpipe's compute shaders are coroutines split at
 // barriers) costs about the square of the function's basic blocks. So the workgroup arrays are vec4s (a
-// quarter of the stores: two candidates per vec4), the per-thread exchange array serves the reductions and
+// quarter of the stores: four candidate keys or ids per vec4), the per-thread exchange array serves the reductions and
 // the scan, and each entry point has one call site of `offer` and `compact` (Mesa inlines every call).
 //
 // Entry point `main`: workgroup g of a 2D grid (g = wg.y * nx + wg.x) reads split `g % split` of row
@@ -63,8 +63,10 @@ const NEG_INF_BITS: u32 = 0xff800000u;
 const POS_INF_BITS: u32 = 0x7f800000u;
 const LN2: f32 = 0.6931471805599453;
 
-// The candidate buffer: entry j is (key, id) = cand[j / 2].xy (j even) or .zw (j odd).
-var<workgroup> cand: array<vec4<u32>, CAPV>;
+// The candidate buffer: entry j is (key, id) = (ck4[j / 4][j % 4], ci4[j / 4][j % 4]) (consecutive entries in
+// consecutive words, as in plain arrays).
+var<workgroup> ck4: array<vec4<u32>, CAPQ>;
+var<workgroup> ci4: array<vec4<u32>, CAPQ>;
 var<workgroup> hist: array<atomic<u32>, 256>;
 var<workgroup> count: atomic<u32>;
 var<workgroup> wflags: atomic<u32>;
@@ -89,17 +91,16 @@ var<private> s: array<f32, NT>;
 var<private> fl: u32;
 
 fn cand_key(j: u32) -> u32 {
-  return cand[j >> 1u][(j & 1u) << 1u];
+  return ck4[j >> 2u][j & 3u];
 }
 
 fn cand_id(j: u32) -> u32 {
-  return cand[j >> 1u][((j & 1u) << 1u) + 1u];
+  return ci4[j >> 2u][j & 3u];
 }
 
 fn cand_put(j: u32, key: u32, id: u32) {
-  let c = (j & 1u) << 1u;
-  cand[j >> 1u][c] = key;
-  cand[j >> 1u][c + 1u] = id;
+  ck4[j >> 2u][j & 3u] = key;
+  ci4[j >> 2u][j & 3u] = id;
 }
 
 fn xch_get(i: u32) -> u32 {
@@ -354,6 +355,13 @@ fn init_state() {
   workgroupBarrier();
 }
 
+// 1 where (kj, ij) (if `entry`: a buffer entry) ranks before (ko, io): a larger key, or the same and a lower id.
+fn beats(kj: u32, ij: u32, entry: bool, ko: vec4<u32>, io: vec4<u32>) -> vec4<u32> {
+  let k = vec4<u32>(kj);
+  let b = (k > ko) | ((k == ko) & (vec4<u32>(ij) < io));
+  return select(vec4<u32>(0u), vec4<u32>(1u), vec4<bool>(entry) & b);
+}
+
 // Writes the row's result: the n buffered candidates ranked by (value descending, id ascending), each
 // thread ranking four at a time against all of them; values are read back from the row (keeps -0).
 fn write_sorted(row: u32, n: u32) {
@@ -370,17 +378,14 @@ fn write_sorted(row: u32, n: u32) {
         io[c] = cand_id(c0 + c);
       }
     }
-    // Two entries per vec4 (an odd n's last .zw is not an entry).
+    // Four entries per step (those at n and above are not entries).
     var rank = vec4<u32>(0u);
-    for (var j2 = 0u; 2u * j2 < n; j2++) {
-      let e = cand[j2];
-      let ka = vec4<u32>(e.x);
-      let ia = vec4<u32>(e.y);
-      rank += select(vec4<u32>(0u), vec4<u32>(1u), (ka > ko) | ((ka == ko) & (ia < io)));
-      let kb = vec4<u32>(e.z);
-      let ib = vec4<u32>(e.w);
-      let second = vec4<bool>(2u * j2 + 1u < n);
-      rank += select(vec4<u32>(0u), vec4<u32>(1u), second & ((kb > ko) | ((kb == ko) & (ib < io))));
+    for (var j4 = 0u; 4u * j4 < n; j4++) {
+      let kv = ck4[j4];
+      let iv = ci4[j4];
+      let j = 4u * j4;
+      rank += beats(kv.x, iv.x, j < n, ko, io) + beats(kv.y, iv.y, j + 1u < n, ko, io);
+      rank += beats(kv.z, iv.z, j + 2u < n, ko, io) + beats(kv.w, iv.w, j + 3u < n, ko, io);
     }
     for (var c = 0u; c < 4u; c++) {
       if (valid[c] && rank[c] < k) {

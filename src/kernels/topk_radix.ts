@@ -51,7 +51,7 @@ export function radixVariant(
   const nt4 = p.ntBucket / 4;
   const prelude = `const WG: u32 = ${p.wg}u;\nconst WG4: u32 = ${p.wg / 4}u;\nconst U: u32 = ${p.loads}u;\n` +
     `const E: u32 = ${4 * p.loads}u;\nconst NT: u32 = ${p.ntBucket}u;\nconst NT4: u32 = ${nt4}u;\n` +
-    `const CAP: u32 = ${p.cap}u;\nconst CAPV: u32 = ${Math.ceil(p.cap / 2)}u;\n` +
+    `const CAP: u32 = ${p.cap}u;\nconst CAPQ: u32 = ${Math.ceil(p.cap / 4)}u;\n` +
     `const BPT: u32 = ${256 / p.wg}u;\n`;
   const key = `topk_radix/${entryPoint}/wg${p.wg}/u${p.loads}/nt${p.ntBucket}/cap${p.cap}`;
   return { prelude, key };
