@@ -218,28 +218,32 @@ fn compact(n: u32) {
       break;
     }
   }
-  // The k kept entries move to the front in rounds of WG: round q reads entries [q * WG, (q + 1) * WG)
-  // and then writes its kept ones to slots below the count, which stays below (q + 1) * WG, so only
+  // The k kept entries move to the front in rounds of 4 * WG: round q reads entries [4q * WG, 4(q + 1) * WG)
+  // and then writes its kept ones to slots below the count, which stays below 4(q + 1) * WG, so only
   // entries already read are overwritten.
   t_key = sel[0];
   t_rid = sel[1];
   if (lid == 0u) {
     atomicStore(&count, 0u);
   }
-  let rounds = (n + WG - 1u) / WG;
+  let rounds = (n + 4u * WG - 1u) / (4u * WG);
   for (var q = 0u; q < rounds; q++) {
-    let j = q * WG + lid;
-    var key = 0u;
-    var id = 0u;
-    var kept = false;
-    if (j < n) {
-      key = cand_key(j);
-      id = cand_id(j);
-      kept = keep(key, id);
+    var key = vec4<u32>(0u);
+    var id = vec4<u32>(0u);
+    var kept = vec4<bool>(false);
+    for (var r = 0u; r < 4u; r++) {
+      let j = (4u * q + r) * WG + lid;
+      if (j < n) {
+        key[r] = cand_key(j);
+        id[r] = cand_id(j);
+        kept[r] = keep(key[r], id[r]);
+      }
     }
     workgroupBarrier();
-    if (kept) {
-      cand_put(atomicAdd(&count, 1u), key, id); // slot < k: exactly k entries are kept
+    for (var r = 0u; r < 4u; r++) {
+      if (kept[r]) {
+        cand_put(atomicAdd(&count, 1u), key[r], id[r]); // slot < k: exactly k entries are kept
+      }
     }
     workgroupBarrier();
   }
