@@ -9,8 +9,9 @@
 // variable there with one store per array element in straight-line code, llvmpipe turns each store into
 // masked per-lane code, and LLVM's coroutine lowering (llvmpipe's compute shaders are coroutines split at
 // barriers) costs about the square of the function's basic blocks. So the workgroup arrays are vec4s (a
-// quarter of the stores: four candidate keys or ids per vec4), the per-thread exchange array serves the reductions and
-// the scan, and each entry point has one call site of `offer` and `compact` (Mesa inlines every call).
+// quarter of the stores: four candidate keys or ids per vec4), one per-thread exchange array serves the
+// reductions and the scan, and each entry point has one call site of `offer` and `compact` (Mesa inlines
+// every call). docs/performance.md has the figures; tools/radix_compile_time.ts times each variant.
 //
 // Entry point `main`: workgroup g of a 2D grid (g = wg.y * nx + wg.x) reads split `g % split` of row
 // `g / split` (a contiguous range of its vec4s; the first split also takes the unaligned head, the last the
