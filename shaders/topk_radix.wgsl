@@ -1,9 +1,17 @@
 // Top-k per row with the full-vocabulary logsumexp, for real GPUs: one read of the row, radix select.
 //
-// The prelude defines: WG (threads per workgroup, 64, 128 or 256), U (vec4 loads each thread has in flight
-// per step), E = 4 * U, NT (temperatures), NT4 = ceil(NT / 4), CAP (candidate buffer entries, > k),
-// PER = ceil(CAP / WG), BPT = 256 / WG (histogram buckets per thread). NT is a bucket (the arrays' size):
-// params.nt <= NT temperatures are used.
+// The prelude defines: WG (threads per workgroup, 64, 128 or 256), WG4 = WG / 4, U (vec4 loads each thread
+// has in flight per step), E = 4 * U, NT (temperatures), NT4 = ceil(NT / 4), CAP (candidate buffer entries,
+// > k), CAPQ = ceil(CAP / 4), BPT = 256 / WG (histogram buckets per thread). NT is a bucket (the arrays'
+// size): params.nt <= NT temperatures are used.
+//
+// Compile time on Mesa's OpenGL path (naga -> GLSL -> llvmpipe): naga zero-initializes every workgroup
+// variable there with one store per array element in straight-line code, llvmpipe turns each store into
+// masked per-lane code, and LLVM's coroutine lowering (llvmpipe's compute shaders are coroutines split at
+// barriers) costs about the square of the function's basic blocks. So the workgroup arrays are vec4s (a
+// quarter of the stores: four candidate keys or ids per vec4), one per-thread exchange array serves the
+// reductions and the scan, and each entry point has one call site of `offer` and `compact` (Mesa inlines
+// every call). docs/performance.md has the figures; tools/radix_compile_time.ts times each variant.
 //
 // Entry point `main`: workgroup g of a 2D grid (g = wg.y * nx + wg.x) reads split `g % split` of row
 // `g / split` (a contiguous range of its vec4s; the first split also takes the unaligned head, the last the
@@ -56,13 +64,15 @@ const NEG_INF_BITS: u32 = 0xff800000u;
 const POS_INF_BITS: u32 = 0x7f800000u;
 const LN2: f32 = 0.6931471805599453;
 
-var<workgroup> ck: array<u32, CAP>; // candidate keys
-var<workgroup> ci: array<u32, CAP>; // candidate ids
+// The candidate buffer: entry j is (key, id) = (ck4[j / 4][j % 4], ci4[j / 4][j % 4]) (consecutive entries in
+// consecutive words, as in plain arrays).
+var<workgroup> ck4: array<vec4<u32>, CAPQ>;
+var<workgroup> ci4: array<vec4<u32>, CAPQ>;
 var<workgroup> hist: array<atomic<u32>, 256>;
 var<workgroup> count: atomic<u32>;
 var<workgroup> wflags: atomic<u32>;
-var<workgroup> red: array<f32, WG>;
-var<workgroup> scan: array<u32, WG>;
+// One word per thread (f32 bits in the reductions, u32 in the scan), four to a vec4.
+var<workgroup> xch: array<vec4<u32>, WG4>;
 var<workgroup> red16: array<f32, 16>;
 var<workgroup> sh_u: array<u32, 4>;
 var<workgroup> sel: array<u32, 5>;
@@ -80,6 +90,27 @@ var<private> pending: u32;
 var<private> m: f32;
 var<private> s: array<f32, NT>;
 var<private> fl: u32;
+
+fn cand_key(j: u32) -> u32 {
+  return ck4[j >> 2u][j & 3u];
+}
+
+fn cand_id(j: u32) -> u32 {
+  return ci4[j >> 2u][j & 3u];
+}
+
+fn cand_put(j: u32, key: u32, id: u32) {
+  ck4[j >> 2u][j & 3u] = key;
+  ci4[j >> 2u][j & 3u] = id;
+}
+
+fn xch_get(i: u32) -> u32 {
+  return xch[i >> 2u][i & 3u];
+}
+
+fn xch_put(i: u32, v: u32) {
+  xch[i >> 2u][i & 3u] = v;
+}
 
 // Order-preserving key: a larger float has a larger key; -0 and +0 share one key.
 fn key_of(bits: u32) -> u32 {
@@ -102,12 +133,12 @@ fn keep(key: u32, id: u32) -> bool {
 
 // The max (is_max) or the sum of `v` over the workgroup, the same in every thread.
 fn wg_reduce(v: f32, is_max: bool) -> f32 {
-  red[lid] = v;
+  xch_put(lid, bitcast<u32>(v));
   workgroupBarrier();
   if (lid < 16u) {
-    var a = red[lid * (WG / 16u)];
+    var a = bitcast<f32>(xch_get(lid * (WG / 16u)));
     for (var j = 1u; j < WG / 16u; j++) {
-      let b = red[lid * (WG / 16u) + j];
+      let b = bitcast<f32>(xch_get(lid * (WG / 16u) + j));
       a = select(a + b, max(a, b), is_max);
     }
     red16[lid] = a;
@@ -124,8 +155,8 @@ fn wg_reduce(v: f32, is_max: bool) -> f32 {
 }
 
 // Exact selection over the n > k buffer entries: an 8-bit radix select of the k-th best (key, ~id) finds
-// the shortest digit prefix that exactly k entries reach; they are kept (in any order), the rest dropped,
-// and the threshold becomes that prefix. Ends with count = k.
+// the shortest digit prefix that exactly k entries reach; they are kept (in any order, moved to the front
+// in place), the rest dropped, and the threshold becomes that prefix. Ends with count = k.
 fn compact(n: u32) {
   // The selection state lives in workgroup memory: sel = [key prefix, ~id prefix, key mask, ~id mask,
   // entries still needed within the prefix], set by thread 0 and then by the thread that finds the digit.
@@ -144,8 +175,8 @@ fn compact(n: u32) {
     let msk_k = sel[2];
     let msk_r = sel[3];
     for (var j = lid; j < n; j += WG) {
-      let key = ck[j];
-      let rid = ~ci[j];
+      let key = cand_key(j);
+      let rid = ~cand_id(j);
       if ((key & msk_k) == pfx_k && (rid & msk_r) == pfx_r) {
         atomicAdd(&hist[(select(rid, key, on_key) >> shift) & 255u], 1u);
       }
@@ -159,15 +190,15 @@ fn compact(n: u32) {
     for (var i = 0u; i < BPT; i++) {
       local += atomicLoad(&hist[lid * BPT + i]);
     }
-    scan[lid] = local;
+    xch_put(lid, local);
     workgroupBarrier();
     for (var o = 1u; o < WG; o <<= 1u) {
-      let v = select(0u, scan[lid + o], lid + o < WG);
+      let v = select(0u, xch_get(min(lid + o, WG - 1u)), lid + o < WG);
       workgroupBarrier();
-      scan[lid] += v;
+      xch_put(lid, xch_get(lid) + v);
       workgroupBarrier();
     }
-    var above = scan[lid] - local; // entries in the buckets of the threads above this one
+    var above = xch_get(lid) - local; // entries in the buckets of the threads above this one
     for (var i = 0u; i < BPT; i++) {
       let b = lid * BPT + BPT - 1u - i;
       let c = atomicLoad(&hist[b]);
@@ -188,34 +219,41 @@ fn compact(n: u32) {
       break;
     }
   }
-  var lk: array<u32, PER>;
-  var lv: array<u32, PER>;
-  for (var q = 0u; q < PER; q++) {
-    let j = lid + q * WG;
-    if (j < n) {
-      lk[q] = ck[j];
-      lv[q] = ci[j];
-    }
-  }
+  // The k kept entries move to the front in rounds of 4 * WG: round q reads entries [4q * WG, 4(q + 1) * WG)
+  // and then writes its kept ones to slots below the count, which stays below 4(q + 1) * WG, so only
+  // entries already read are overwritten.
+  t_key = sel[0];
+  t_rid = sel[1];
   if (lid == 0u) {
     atomicStore(&count, 0u);
   }
-  workgroupBarrier();
-  t_key = sel[0];
-  t_rid = sel[1];
-  for (var q = 0u; q < PER; q++) {
-    if (lid + q * WG < n && keep(lk[q], lv[q])) {
-      let slot = atomicAdd(&count, 1u);
-      ck[slot] = lk[q]; // slot < k: exactly k entries are kept
-      ci[slot] = lv[q];
+  let rounds = (n + 4u * WG - 1u) / (4u * WG);
+  for (var q = 0u; q < rounds; q++) {
+    var key = vec4<u32>(0u);
+    var id = vec4<u32>(0u);
+    var kept = vec4<bool>(false);
+    for (var r = 0u; r < 4u; r++) {
+      let j = (4u * q + r) * WG + lid;
+      if (j < n) {
+        key[r] = cand_key(j);
+        id[r] = cand_id(j);
+        kept[r] = keep(key[r], id[r]);
+      }
     }
+    workgroupBarrier();
+    for (var r = 0u; r < 4u; r++) {
+      if (kept[r]) {
+        cand_put(atomicAdd(&count, 1u), key[r], id[r]); // slot < k: exactly k entries are kept
+      }
+    }
+    workgroupBarrier();
   }
-  workgroupBarrier();
 }
 
-// Appends this thread's pending elements that are still at or above the threshold; while the buffer
-// overflows, compacts it and offers the rest again. Returns the number of buffered entries (<= CAP).
-fn offer() -> u32 {
+// Appends this thread's pending elements that are still at or above the threshold; while the buffer holds
+// more than `limit` entries (CAP; k at the end), compacts it to k and offers the rest again. Returns the
+// number of buffered entries (<= limit).
+fn offer(limit: u32) -> u32 {
   var n = 0u;
   loop {
     if (pending != 0u) {
@@ -225,8 +263,7 @@ fn offer() -> u32 {
           if (keep(pk[e], pi[e])) {
             let slot = atomicAdd(&count, 1u);
             if (slot < CAP) {
-              ck[slot] = pk[e];
-              ci[slot] = pi[e];
+              cand_put(slot, pk[e], pi[e]);
               pending &= ~bit;
             }
           } else {
@@ -240,10 +277,10 @@ fn offer() -> u32 {
       sh_u[3] = atomicLoad(&count);
     }
     n = workgroupUniformLoad(&sh_u[3]);
-    if (n <= CAP) {
+    if (n <= limit) {
       break;
     }
-    compact(CAP);
+    compact(min(n, CAP));
   }
   return n;
 }
@@ -323,14 +360,11 @@ fn init_state() {
   workgroupBarrier();
 }
 
-// The buffer's n entries (n <= CAP) reduced to the best min(n, k).
-fn finish_select(n: u32) -> u32 {
-  if (n > params.k) {
-    compact(n);
-    return params.k;
-  }
-  workgroupBarrier();
-  return n;
+// 1 where (kj, ij) (if `entry`: a buffer entry) ranks before (ko, io): a larger key, or the same and a lower id.
+fn beats(kj: u32, ij: u32, entry: bool, ko: vec4<u32>, io: vec4<u32>) -> vec4<u32> {
+  let k = vec4<u32>(kj);
+  let b = (k > ko) | ((k == ko) & (vec4<u32>(ij) < io));
+  return select(vec4<u32>(0u), vec4<u32>(1u), vec4<bool>(entry) & b);
 }
 
 // Writes the row's result: the n buffered candidates ranked by (value descending, id ascending), each
@@ -345,15 +379,18 @@ fn write_sorted(row: u32, n: u32) {
     var io = vec4<u32>(0u);
     for (var c = 0u; c < 4u; c++) {
       if (valid[c]) {
-        ko[c] = ck[c0 + c];
-        io[c] = ci[c0 + c];
+        ko[c] = cand_key(c0 + c);
+        io[c] = cand_id(c0 + c);
       }
     }
+    // Four entries per step (those at n and above are not entries).
     var rank = vec4<u32>(0u);
-    for (var j = 0u; j < n; j++) {
-      let kj = vec4<u32>(ck[j]);
-      let ij = vec4<u32>(ci[j]);
-      rank += select(vec4<u32>(0u), vec4<u32>(1u), (kj > ko) | ((kj == ko) & (ij < io)));
+    for (var j4 = 0u; 4u * j4 < n; j4++) {
+      let kv = ck4[j4];
+      let iv = ci4[j4];
+      let j = 4u * j4;
+      rank += beats(kv.x, iv.x, j < n, ko, io) + beats(kv.y, iv.y, j + 1u < n, ko, io);
+      rank += beats(kv.z, iv.z, j + 2u < n, ko, io) + beats(kv.w, iv.w, j + 3u < n, ko, io);
     }
     for (var c = 0u; c < 4u; c++) {
       if (valid[c] && rank[c] < k) {
@@ -402,32 +439,41 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var u = 0u; u < U; u++) {
     inside[u] = vec4<bool>(false);
   }
-  if (sp == 0u && lid == 0u) {
-    bits[0] = load4(base, 0u, head);
-    id0[0] = 0u;
-    inside[0] = lane < vec4<u32>(head);
-  }
-  if (sp == split - 1u && lid == 1u) {
-    bits[0] = load4(base, tail0, vocab);
-    id0[0] = tail0;
-    inside[0] = vec4<u32>(tail0) + lane < vec4<u32>(vocab);
-  }
-  take(bits, id0, inside);
-  var n = offer();
-
+  // Step 0 offers the row's unaligned head and tail, steps 1..steps its vec4s, and step steps + 1 (nothing
+  // new) brings the buffer down to the best k: one call site of offer (and compact) in the shader.
   let steps = (seg1 - seg0 + WG * U - 1u) / (WG * U);
-  for (var st = 0u; st < steps; st++) {
-    let b0 = seg0 + st * WG * U + lid;
-    for (var u = 0u; u < U; u++) {
-      let j = b0 + u * WG;
-      bits[u] = logits4[body4 + min(j, seg1 - 1u)];
-      id0[u] = head + 4u * j;
-      inside[u] = vec4<bool>(j < seg1);
+  var n = 0u;
+  for (var st = 0u; st <= steps + 1u; st++) {
+    var limit = CAP;
+    if (st == 0u) {
+      if (sp == 0u && lid == 0u) {
+        bits[0] = load4(base, 0u, head);
+        id0[0] = 0u;
+        inside[0] = lane < vec4<u32>(head);
+      }
+      if (sp == split - 1u && lid == 1u) {
+        bits[0] = load4(base, tail0, vocab);
+        id0[0] = tail0;
+        inside[0] = vec4<u32>(tail0) + lane < vec4<u32>(vocab);
+      }
+    } else if (st <= steps) {
+      let b0 = seg0 + (st - 1u) * WG * U + lid;
+      for (var u = 0u; u < U; u++) {
+        let j = b0 + u * WG;
+        bits[u] = logits4[body4 + min(j, seg1 - 1u)];
+        id0[u] = head + 4u * j;
+        inside[u] = vec4<bool>(j < seg1);
+      }
+    } else {
+      limit = k;
     }
-    take(bits, id0, inside);
-    n = offer();
+    if (st <= steps) {
+      take(bits, id0, inside);
+    } else {
+      pending = 0u;
+    }
+    n = offer(limit);
   }
-  n = finish_select(n);
 
   // Flags, max and sums over the workgroup.
   atomicOr(&wflags, fl);
@@ -452,8 +498,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       out[pb + 1u] = bitcast<u32>(big_m);
     }
     for (var j = lid; j < k; j += WG) {
-      out[pb + 2u + nt + j] = select(0u, ck[j], j < n);
-      out[pb + 2u + nt + k + j] = select(0xffffffffu, ci[j], j < n);
+      out[pb + 2u + nt + j] = select(0u, cand_key(j), j < n);
+      out[pb + 2u + nt + k + j] = select(0xffffffffu, cand_id(j), j < n);
     }
   } else {
     if (lid == 0u) {
@@ -500,27 +546,32 @@ fn merge(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
     out[2u * params.rows * k + params.rows * params.nt + row] = flags;
   }
 
-  // The parts' candidates, streamed through the buffer like the row's values.
+  // The parts' candidates, streamed through the buffer like the row's values; the last step (nothing new)
+  // brings the buffer down to the best k.
   let total = split * k;
   let steps = (total + WG * E - 1u) / (WG * E);
   var n = 0u;
-  for (var st = 0u; st < steps; st++) {
+  for (var st = 0u; st <= steps; st++) {
     pending = 0u;
-    for (var e = 0u; e < E; e++) {
-      let x = st * WG * E + e * WG + lid;
-      if (x < total) {
-        let at = pb + (x / k) * ps + 2u + nt + x % k;
-        let key = parts[at];
-        let id = parts[at + k];
-        pk[e] = key;
-        pi[e] = id;
-        if (key != 0u && keep(key, id)) {
-          pending |= 1u << e;
+    var limit = CAP;
+    if (st < steps) {
+      for (var e = 0u; e < E; e++) {
+        let x = st * WG * E + e * WG + lid;
+        if (x < total) {
+          let at = pb + (x / k) * ps + 2u + nt + x % k;
+          let key = parts[at];
+          let id = parts[at + k];
+          pk[e] = key;
+          pi[e] = id;
+          if (key != 0u && keep(key, id)) {
+            pending |= 1u << e;
+          }
         }
       }
+    } else {
+      limit = k;
     }
-    n = offer();
+    n = offer(limit);
   }
-  n = finish_select(n);
   write_sorted(row, n);
 }

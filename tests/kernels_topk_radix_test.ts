@@ -3,8 +3,9 @@
  * inputs (each test prints its seed on failure), one and several workgroups per row, a small candidate
  * buffer that forces many compactions, many rows, refused rows and bad options. Output buffers are
  * poisoned before every call so that stale results cannot pass. GPU tests fail when no adapter is found,
- * unless SPARSEKD_TEST_CPU_ONLY=1. Each distinct pipeline costs ~10-30 s to compile on lavapipe, so the
- * tests share a few: workgroup size 256 with the default and a small capacity, and one 64-thread variant.
+ * unless SPARSEKD_TEST_CPU_ONLY=1. Each distinct pipeline costs ~1-3 s to compile on lavapipe and ~10-60 s
+ * on Mesa's GL path (llvmpipe), so the tests share a few: workgroup size 256 with the default and a small
+ * capacity, two more capacities, and one 64-thread variant (`tools/radix_compile_time.ts` times them).
  * Rows that need hundreds of compactions in one workgroup are checked too: they used to come out wrong on
  * llvmpipe (lavapipe and GL), whose compiled shaders cut every loop short once a workgroup's 8-lane group
  * has run 65,535 loop iterations in all (gallivm's LP_MAX_TGSI_LOOP_ITERATIONS, one budget shared by every
@@ -24,6 +25,7 @@ import {
   topKRadixFromBuffer,
   type TopKRadixOptions,
 } from "../src/kernels/topk_radix.ts";
+import { planOf, SOFTWARE_CAP } from "../src/kernels/topk_radix_plan.ts";
 
 type Kind = "normal" | "ties" | "neginf" | "huge" | "allsame" | "ascending" | "descending";
 
@@ -309,6 +311,19 @@ Deno.test("topKRadix with zero rows returns empty results; the default split", a
   assert.equal(radixSplit(1, 1_000, false), 1);
   assert.equal(radixSplit(100, 262_144, false, 2000), 16); // ceil(2000 / 100) = 20, capped by the row
   assert.equal(radixSplit(300, 262_144, false), 4);
+});
+
+Deno.test("the default candidate capacity is at most 2,048 on a software adapter, the device's maximum elsewhere", () => {
+  // Mesa's GL path compiles the kernel in a time that grows with the square of its workgroup memory.
+  const limits = { maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupStorageSize: 32768 };
+  const rt = (software: boolean) => ({ device: { limits }, adapter: { software } }) as unknown as Runtime;
+  assert.equal(SOFTWARE_CAP, 2048);
+  assert.equal(planOf(rt(true), 1, 1000, 5, 1, {}).cap, SOFTWARE_CAP);
+  assert.equal(planOf(rt(false), 1, 1000, 5, 1, {}).cap, 3816); // (32,768 - 1,200 - 4 · 256) / 8, by 4
+  assert.equal(planOf(rt(true), 1, 1000, 5, 1, { capacity: 3000 }).cap, 3000);
+  const small = { ...limits, maxComputeWorkgroupStorageSize: 16384 };
+  const rtSmall = { device: { limits: small }, adapter: { software: true } } as unknown as Runtime;
+  assert.equal(planOf(rtSmall, 1, 1000, 5, 1, {}).cap, 1768);
 });
 
 /**

@@ -34,14 +34,31 @@ import {
 export { NonFiniteRowError, radixSplit };
 export type { NonFiniteKind, TopKRadixOptions };
 
-function pipelineOf(rt: Runtime, p: Plan, entryPoint: "main" | "merge"): Promise<GPUComputePipeline> {
+/**
+ * The WGSL prelude (constants) and the pipeline cache key of one variant of `shaders/topk_radix.wgsl`: the
+ * shader's source is the prelude followed by the file. Used by the kernel and by
+ * `tools/radix_compile_time.ts`, which times each variant's compile.
+ *
+ * @example
+ * ```ts
+ * const { prelude, key } = radixVariant({ wg: 256, loads: 4, ntBucket: 4, cap: 3000 }, "main");
+ * ```
+ */
+export function radixVariant(
+  p: Pick<Plan, "wg" | "loads" | "ntBucket" | "cap">,
+  entryPoint: "main" | "merge",
+): { prelude: string; key: string } {
   const nt4 = p.ntBucket / 4;
-  const per = Math.ceil(p.cap / p.wg);
-  const prelude =
-    `const WG: u32 = ${p.wg}u;\nconst U: u32 = ${p.loads}u;\nconst E: u32 = ${4 * p.loads}u;\n` +
-    `const NT: u32 = ${p.ntBucket}u;\nconst NT4: u32 = ${nt4}u;\nconst CAP: u32 = ${p.cap}u;\n` +
-    `const PER: u32 = ${per}u;\nconst BPT: u32 = ${256 / p.wg}u;\n`;
+  const prelude = `const WG: u32 = ${p.wg}u;\nconst WG4: u32 = ${p.wg / 4}u;\nconst U: u32 = ${p.loads}u;\n` +
+    `const E: u32 = ${4 * p.loads}u;\nconst NT: u32 = ${p.ntBucket}u;\nconst NT4: u32 = ${nt4}u;\n` +
+    `const CAP: u32 = ${p.cap}u;\nconst CAPQ: u32 = ${Math.ceil(p.cap / 4)}u;\n` +
+    `const BPT: u32 = ${256 / p.wg}u;\n`;
   const key = `topk_radix/${entryPoint}/wg${p.wg}/u${p.loads}/nt${p.ntBucket}/cap${p.cap}`;
+  return { prelude, key };
+}
+
+function pipelineOf(rt: Runtime, p: Plan, entryPoint: "main" | "merge"): Promise<GPUComputePipeline> {
+  const { prelude, key } = radixVariant(p, entryPoint);
   return rt.pipeline(key, "topk_radix.wgsl", { prelude, entryPoint });
 }
 

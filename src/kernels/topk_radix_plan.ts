@@ -17,7 +17,10 @@ export interface TopKRadixOptions extends TopKOptions {
   workgroupSize?: number;
   /** Independent vec4 loads per thread and step, 1 to 8 (default 4). */
   loads?: number;
-  /** Candidate buffer entries in workgroup memory, more than k (default: what the device allows, ≤ 4096). */
+  /**
+   * Candidate buffer entries in workgroup memory, more than k (default: what the device allows, ≤ 4096;
+   * ≤ 2048 on a software adapter).
+   */
   capacity?: number;
 }
 
@@ -53,10 +56,12 @@ export class NonFiniteRowError extends NonFiniteLogitsError {
   }
 }
 
+/** The default candidate buffer capacity on a software adapter (at most). */
+export const SOFTWARE_CAP = 2048;
 /** Most workgroups per row. */
 export const MAX_SPLIT = 64;
 /** Workgroup memory besides the candidate buffer, per thread and fixed (bytes; see the shader). */
-const WG_BYTES_PER_THREAD = 8; // red (f32) and scan (u32)
+const WG_BYTES_PER_THREAD = 4; // xch (the reductions' f32 and the scan's u32)
 const WG_BYTES_FIXED = 1024 + 4 + 4 + 64 + 16 + 20 + 4 + 64; // hist, counters, red16, sh_u, sel, sh_f, slack
 
 /**
@@ -119,7 +124,10 @@ export function planOf(
   if (!Number.isInteger(loads) || loads < 1 || loads > 8) fail("loads", `must be 1 to 8 (got ${loads})`);
   const room = limits.maxComputeWorkgroupStorageSize - WG_BYTES_FIXED - WG_BYTES_PER_THREAD * wg;
   const maxCap = Math.min(4096, Math.floor(room / 8 / 4) * 4);
-  const cap = o.capacity ?? maxCap;
+  // On a software adapter the default stays at 2,048: Mesa's OpenGL path (llvmpipe) compiles the kernel in
+  // a time that grows with the square of its workgroup memory (naga zero-initializes it element by element
+  // there; see shaders/topk_radix.wgsl), about 5 minutes at 3,816 entries against 1 at 2,048.
+  const cap = o.capacity ?? (rt.adapter?.software ? Math.min(maxCap, SOFTWARE_CAP) : maxCap);
   if (!Number.isInteger(cap) || cap <= k || cap > maxCap) {
     fail("capacity", `must be an integer above k = ${k} and at most ${maxCap} on this device (got ${cap})`);
   }
