@@ -9,8 +9,9 @@
  *    everything else takes the CPU paths, and says so in one line.
  * 2. Runs `deno test -A tests/` without the browser test (`tests/report_chromium_test.ts`); extra arguments
  *    go to this `deno test` (for example `--filter`).
- * 3. Runs `tests/kernels_backends_test.ts` again on OpenGL (`DENO_WEBGPU_BACKEND=gl`, llvmpipe from
- *    `libgl1-mesa-dri`), so the kernels are checked on a GPU path even without Vulkan (Linux only).
+ * 3. Runs `tests/kernels_backends_test.ts` and the radix top-k's tests (`tests/kernels_topk_radix_test.ts`,
+ *    the kernel chosen on hardware GPUs) again on OpenGL (`DENO_WEBGPU_BACKEND=gl`, llvmpipe from
+ *    `libgl1-mesa-dri`), so the kernels are checked on a second GPU path even without Vulkan (Linux only).
  * 4. Says that the report's browser check is a separate step, `deno task test-browser` (it needs Chromium;
  *    `.ci/run` installs it and runs that step after this one).
  *
@@ -58,8 +59,9 @@ if (chosen !== undefined) {
 
 let code = await deno(["test", "-A", `--ignore=${BROWSER_TEST}`, ...Deno.args, "tests/"], env);
 if (code === 0 && linux) {
-  say("the kernels again on OpenGL (llvmpipe): DENO_WEBGPU_BACKEND=gl tests/kernels_backends_test.ts");
-  code = await deno(["test", "-A", "tests/kernels_backends_test.ts"], { DENO_WEBGPU_BACKEND: "gl" });
+  const glTests = ["tests/kernels_backends_test.ts", "tests/kernels_topk_radix_test.ts"];
+  say(`the kernels again on OpenGL (llvmpipe): DENO_WEBGPU_BACKEND=gl ${glTests.join(" ")}`);
+  code = await deno(["test", "-A", ...glTests], { DENO_WEBGPU_BACKEND: "gl" });
 }
 say(
   `the report's browser check is a separate step: deno task test-browser (${BROWSER_TEST}, needs ` +
