@@ -65,6 +65,7 @@ export type { LossMode, LossModeName, LossReference } from "./src/loss/modes.ts"
 export { NonFiniteLogitsError, topK } from "./src/kernels/topk.ts";
 export type { TopKOptions, TopKResult } from "./src/kernels/topk.ts";
 export { sparseKdLoss } from "./src/kernels/sparse_kd.ts";
+export type { SparseKdLossOptions } from "./src/kernels/sparse_kd.ts";
 export type {
   SparseKdMode,
   SparseKdOptions,

@@ -44,6 +44,11 @@ export interface SparseKdBenchOptions {
   forceWall?: boolean;
   /** Called with one line after each phase of each shape (default: nothing). */
   progress?: (line: string) => void;
+  /**
+   * Rows read twice only: also time the kernel with at most this many rows per dispatch (`rowsInFlight`,
+   * so that the second read of a row can hit L2 on a GPU), in the same run (default: not timed).
+   */
+  rowsInFlight?: number;
 }
 
 /** One line of the benchmark. */
@@ -71,6 +76,10 @@ export interface SparseKdBenchRow {
   twoReadSeconds: number | null;
   /** twoReadSeconds / seconds (null with twoReadSeconds). */
   oneReadSpeedup: number | null;
+  /** Rows read twice, with `rowsInFlight` given: that bound, its kernel time (s) and seconds / it; else nulls. */
+  rowsInFlight: number | null;
+  boundedSeconds: number | null;
+  boundedSpeedup: number | null;
   /** The streaming read's time at the shape's size and at twice it, or half where twice exceeds `maxBufferSize` (ms): the roofline's validity check. */
   rooflineReadMs: [number, number];
   /** rooflineSeconds / seconds, or null when the roofline's time did not grow with size. */
@@ -160,7 +169,7 @@ export async function runSparseKdBench(
       const c = checkSparseKd(null, rows, vocab, teacher, { mode, temperature: T, alpha, labels });
       const rowInfo = device.createBuffer({ size: rows * ROW_INFO_BYTES, usage });
       device.queue.writeBuffer(rowInfo, 0, packRowInfo(c));
-      const time = (p: typeof pipelines) =>
+      const time = (p: typeof pipelines, rowsInFlight?: number) =>
         timeKernel(rt, () => {
           const enc = device.createCommandEncoder();
           const release = encodeSparseKdSync(device, p, enc, {
@@ -176,6 +185,7 @@ export async function runSparseKdBench(
             mode,
             temperature: T,
             alpha,
+            rowsInFlight,
           });
           device.queue.submit([enc.finish()]);
           release();
@@ -183,10 +193,13 @@ export async function runSparseKdBench(
       const timing = await time(pipelines);
       const seconds = timing.ms / 1e3;
       const twoReadSeconds = reads === 1 ? (await time(twoReads)).ms / 1e3 : null;
+      const bound = reads === 2 ? options.rowsInFlight ?? null : null;
+      const boundedSeconds = bound === null ? null : (await time(pipelines, bound)).ms / 1e3;
       rowInfo.destroy();
       progress(
         `${tag} ${mode}: kernel ${fmt(seconds * 1e3)} ms` +
-          (twoReadSeconds === null ? "" : ` (read once; read twice: ${fmt(twoReadSeconds * 1e3)} ms)`),
+          (twoReadSeconds === null ? "" : ` (read once; read twice: ${fmt(twoReadSeconds * 1e3)} ms)`) +
+          (boundedSeconds === null ? "" : ` (${bound} rows in flight: ${fmt(boundedSeconds * 1e3)} ms)`),
       );
       if (tfjsIterations > 0) progress(`${tag} ${mode}: tfjs ...`);
       const tfjsSeconds = tfjsIterations > 0
@@ -225,6 +238,9 @@ export async function runSparseKdBench(
         speedupVsTfjs: tfjsSeconds === null ? null : tfjsSeconds / seconds,
         twoReadSeconds,
         oneReadSpeedup: twoReadSeconds === null ? null : twoReadSeconds / seconds,
+        rowsInFlight: bound,
+        boundedSeconds,
+        boundedSpeedup: boundedSeconds === null ? null : seconds / boundedSeconds,
       });
     }
     for (const b of [logits, grad, lossBuf, ids, vals]) b.destroy();
@@ -342,6 +358,12 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
         }
         return m;
       });
+    } else if (flag === "--rows-in-flight") {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) {
+        throw new SparsekdError(`--rows-in-flight wants a whole number ≥ 1 (got ${v})`);
+      }
+      options.rowsInFlight = n;
     } else if (flag === "--k") {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 1) throw new SparsekdError(`--k wants a whole number ≥ 1 (got ${v})`);
@@ -360,7 +382,7 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
       if (flag === "--reps") options.iterations = Math.max(1, n);
       else options.tfjsIterations = n;
     } else {throw new SparsekdError(
-        `unknown flag ${flag} (flags: --shapes, --modes, --k, --alpha, --reps, --tfjs-reps, --fit-ns, --tfjs-fit-ns, --wall)`,
+        `unknown flag ${flag} (flags: --shapes, --modes, --k, --alpha, --reps, --tfjs-reps, --fit-ns, --tfjs-fit-ns, --rows-in-flight, --wall)`,
       );}
   }
   const rt = await createRuntime();
@@ -378,6 +400,7 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
       "kernel ms",
       "reads",
       "2-read ms (x)",
+      "bounded ms (x)",
       "GB/s (reads+1W)",
       "roofline ms",
       "read ms (1x / 2x or ½x)",
@@ -393,6 +416,7 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
       fmt(r.seconds * 1e3),
       r.reads,
       r.twoReadSeconds === null ? "-" : `${fmt(r.twoReadSeconds * 1e3)} (${fmt(r.oneReadSpeedup!)})`,
+      r.boundedSeconds === null ? "-" : `${fmt(r.boundedSeconds * 1e3)} (${fmt(r.boundedSpeedup!)})`,
       fmt(r.gbPerSecond),
       fmt(r.rooflineSeconds * 1e3),
       `${fmt(r.rooflineReadMs[0])} / ${fmt(r.rooflineReadMs[1])}`,
@@ -414,7 +438,8 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
       "write of the logits (reads = 1 for vocab <= 32768: the row stays in registers, else 2); roofline = one " +
       "copy of the same bytes, plus one streaming read (sum checked against the CPU's) when reads = 2 " +
       "(shaders/stream_read.wgsl), timed the same way; twoReadSeconds = the same kernel compiled to read " +
-      "every row twice (the kernel before the one-read path), timed the same way; % of roofline only when the read's time grows " +
+      "every row twice (the kernel before the one-read path), timed the same way; boundedSeconds = rows read " +
+      "twice, at most rowsInFlight rows per dispatch (--rows-in-flight), boundedSpeedup = seconds / it; % of roofline only when the read's time grows " +
       "with size (measured at 1x and 2x, or ½x where 2x exceeds maxBufferSize). tfjs = the same loss and gradient from tfjs ops " +
       "(tf.valueAndGrad) on tfjs-backend-webgpu on the same device, slope of a wall-time fit over tfjsFitNs runs",
     rows,

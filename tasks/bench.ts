@@ -41,6 +41,7 @@ const BENCHMARKS: Record<string, Benchmark> = {
   --tfjs-reps N        of the same loss from tfjs ops, per fit point (default 2; 0 skips it)
   --fit-ns N,N,…       dispatches per submission of the kernel's wall-time fit (default 10,50,200)
   --tfjs-fit-ns N,N,…  tfjs runs per wait of the tfjs loss's wall-time fit (default: --fit-ns)
+  --rows-in-flight N   rows read twice (vocab > 32768): also time at most N rows per dispatch (L2 reuse)
   --wall               time our kernel by the wall-time fit even where the adapter has timestamps`,
   },
   "save-topk": {

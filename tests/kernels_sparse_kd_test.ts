@@ -119,6 +119,42 @@ Deno.test({
 });
 
 Deno.test({
+  name: "sparse-KD kernel: rowsInFlight splits the rows over several dispatches with bit-identical results",
+  ignore: noGpu,
+  fn: () =>
+    withSeed("rows in flight", async ({ uniform: rand }) => {
+      // Long rows (read twice), one vec4 and one f32 layout; 7 rows in dispatches of 1, 3 and 7+ rows.
+      for (const vocab of [32772, 33001]) {
+        const mode = MODES[Math.floor(rand() * 3)],
+          rows = 7,
+          k = 1 + Math.floor(rand() * 64),
+          T = 0.5 + rand() * 3;
+        const c = randomCase(rand, rows, vocab, k, T);
+        const opts = randomOptions(rand, c, mode, T);
+        const whole = await sparseKdLoss(rt, c.s, rows, vocab, c.teacher, opts);
+        for (const rowsInFlight of [1, 3, 100]) {
+          const got = await sparseKdLoss(rt, c.s, rows, vocab, c.teacher, { ...opts, rowsInFlight });
+          const what = `${mode} V=${vocab} k=${k} rowsInFlight=${rowsInFlight}`;
+          assert.deepEqual(got.loss, whole.loss, what);
+          assert.ok(got.grad.every((g, i) => Object.is(g, whole.grad[i])), `${what}: gradients differ`);
+        }
+      }
+      await assert.rejects(
+        sparseKdLoss(rt, new Float32Array(4), 1, 4, {
+          indices: new Uint32Array([0]),
+          values: new Float32Array([1]),
+          k: 1,
+        }, {
+          mode: "topk",
+          temperature: 1,
+          rowsInFlight: 0,
+        }),
+        /rowsInFlight must be a whole number ≥ 1/,
+      );
+    }),
+});
+
+Deno.test({
   name: "sparse-KD kernel handles k = vocab and vocab sizes that are not multiples of the workgroup",
   ignore: noGpu,
   fn: () =>

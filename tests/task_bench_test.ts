@@ -24,6 +24,7 @@ Deno.test("deno task bench <name> --help prints that benchmark's flags and runs 
       "--tfjs-reps",
       "--fit-ns",
       "--tfjs-fit-ns",
+      "--rows-in-flight",
       "--wall",
     ],
     "save-topk": ["--sequences", "--seq-len", "--reps"],

@@ -61,7 +61,7 @@ if [ "${SMALL:-0}" = 1 ]; then # a software adapter: sizes and reps that finish 
   D_TOPK_FLAGS="--reps 2 --tfjs-reps 1 --tfjs-cpu-reps 0 --fit-ns 2,5,10 --tfjs-fit-ns 1,3"
   D_CMP_FLAGS="--reps 2 --fit-ns 2,5,10"
   D_KD_SHAPES="16x32000 8x50257"
-  D_KD_FLAGS="--reps 2 --tfjs-reps 1 --modes topk,tail --fit-ns 2,5,10 --tfjs-fit-ns 1,3"
+  D_KD_FLAGS="--reps 2 --tfjs-reps 1 --modes topk,tail --fit-ns 2,5,10 --tfjs-fit-ns 1,3 --rows-in-flight 4"
 else # the goal shapes; tf-cpu skipped (a CPU baseline on a GPU box); tfjs by a short fit (2 and 8
   # calls, once each: tf.topk and the tfjs loss take 30-100 ms a call on an H200, so 10/50/200 twice would
   # cost minutes); our kernels by timestamps (else 10/50/200)
@@ -71,7 +71,7 @@ else # the issue's goal shapes; tf-cpu skipped (a CPU baseline on a GPU box); tf
   D_TOPK_FLAGS="--reps 5 --tfjs-reps 1 --tfjs-cpu-reps 0 --tfjs-fit-ns 2,8"
   D_CMP_FLAGS="--reps 3"
   D_KD_SHAPES="1024x32000 4096x32000 1024x131072 4096x50257"
-  D_KD_FLAGS="--reps 5 --tfjs-reps 1 --tfjs-fit-ns 2,8"
+  D_KD_FLAGS="--reps 5 --tfjs-reps 1 --tfjs-fit-ns 2,8 --rows-in-flight 64"
 fi
 TESTS=${TESTS:-$D_TESTS}
 ROOF_MIB=${ROOF_MIB:-$D_ROOF_MIB}

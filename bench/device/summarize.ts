@@ -99,6 +99,9 @@ const ROWS: Record<string, (r: Obj) => Cells> = {
       ? num(100 * r.rooflineFraction)
       : "n/a (roofline flat)",
     "2-read ms": typeof r.twoReadSeconds === "number" ? num(r.twoReadSeconds * 1e3) : "-",
+    "bounded ms": typeof r.boundedSeconds === "number"
+      ? `${num(r.boundedSeconds * 1e3)} (${r.rowsInFlight} rows)`
+      : "-",
     "tfjs ms": typeof r.tfjsSeconds === "number" ? num(r.tfjsSeconds * 1e3) : "-",
     "x tfjs": num(r.speedupVsTfjs),
   }),

@@ -21,6 +21,7 @@ export type { TopKOptions, TopKResult } from "./topk.ts";
 export { chooseTopKKernel, topKSelected, topKSelectedFromBuffer } from "./topk_select.ts";
 export type { TopKKernel, TopKKernelChoice, TopKSelectedOptions } from "./topk_select.ts";
 export { sparseKdLoss } from "./sparse_kd.ts";
+export type { SparseKdLossOptions } from "./sparse_kd.ts";
 export { sparseKdLossReference, sparseKdLossReference64 } from "./sparse_kd_reference.ts";
 export type {
   Divergence,

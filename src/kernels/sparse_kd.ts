@@ -65,6 +65,20 @@ export interface SparseKdGpuArgs {
    * GPU): a row with an id ≥ vocab or a repeated id gets a NaN loss and a NaN gradient row.
    */
   checkIds?: boolean;
+  /**
+   * At most this many rows per dispatch (default: as many as one binding holds). Each dispatch gets its own
+   * bind group and WebGPU orders dispatches that write the same buffer, so this bounds the rows in flight:
+   * on a GPU, the second read of a row longer than {@linkcode SPARSE_KD_ONE_READ_VOCAB} then finds the row in
+   * L2 when rowsInFlight × vocab × 4 bytes fit there. Off by default until measured on a GPU
+   * (docs/performance.md); the device script compares both.
+   */
+  rowsInFlight?: number;
+}
+
+/** {@linkcode sparseKdLoss}'s options: the loss's ({@linkcode SparseKdOptions}) and how to dispatch it. */
+export interface SparseKdLossOptions extends SparseKdOptions {
+  /** At most this many rows per dispatch (see {@linkcode SparseKdGpuArgs.rowsInFlight}); default unbounded. */
+  rowsInFlight?: number;
 }
 
 /** Bytes per row of the kernel's per-row record (see {@linkcode packRowInfo}). */
@@ -297,7 +311,8 @@ export function encodeSparseKdSync(
   const maxX = limits.maxComputeWorkgroupsPerDimension;
   const align = limits.minStorageBufferOffsetAlignment;
   const ew = layout === "vec4" ? 16 : 4; // bytes per element of the logits/grad bindings
-  const chunkRows = kernelHooks.ignoreBindingLimit ? a.rows : rowsPerBinding(device, a.vocab, a.k);
+  const bindingRows = kernelHooks.ignoreBindingLimit ? a.rows : rowsPerBinding(device, a.vocab, a.k);
+  const chunkRows = Math.min(bindingRows, checkRowsInFlight(a.rowsInFlight));
   const chunks = Math.ceil(a.rows / chunkRows);
   const { uniform, bytes } = uniformSlots(device, "sparse_kd params", chunks);
   const pass = encoder.beginComputePass({
@@ -366,6 +381,15 @@ export function encodeSparseKdSync(
   return () => uniform.destroy();
 }
 
+/** `rowsInFlight` checked: a whole number ≥ 1, or Infinity when absent. */
+function checkRowsInFlight(n: number | undefined): number {
+  if (n === undefined) return Infinity;
+  if (!(Number.isSafeInteger(n) && n >= 1)) {
+    throw new SparsekdError(`rowsInFlight must be a whole number ≥ 1 (got ${n})`, { option: "rowsInFlight" });
+  }
+  return n;
+}
+
 /**
  * {@linkcode encodeSparseKdSync} that compiles (once) the one kernel variant it needs first.
  *
@@ -416,9 +440,10 @@ export async function sparseKdLoss(
   rows: number,
   vocab: number,
   teacher: SparseKdTeacher,
-  options: SparseKdOptions,
+  options: SparseKdLossOptions,
 ): Promise<SparseKdResult> {
   const device = rt.device;
+  checkRowsInFlight(options.rowsInFlight);
   if (!device) return sparseKdLossReference(studentLogits, rows, vocab, teacher, options);
   const c = checkSparseKd(studentLogits, rows, vocab, teacher, options);
   checkSoftwareLoopBudget(rt.adapter, c.mode, vocab, c.k);
@@ -460,6 +485,7 @@ export async function sparseKdLoss(
         alpha: c.alpha,
         divergence: c.divergence,
         beta: c.beta,
+        rowsInFlight: options.rowsInFlight,
       });
       device.queue.submit([enc.finish()]);
       release();
