@@ -59,9 +59,13 @@ if (chosen !== undefined) {
 
 let code = await deno(["test", "-A", `--ignore=${BROWSER_TEST}`, ...Deno.args, "tests/"], env);
 if (code === 0 && linux) {
-  const glTests = ["tests/kernels_backends_test.ts", "tests/kernels_topk_radix_test.ts"];
-  say(`the kernels again on OpenGL (llvmpipe): DENO_WEBGPU_BACKEND=gl ${glTests.join(" ")}`);
-  code = await deno(["test", "-A", ...glTests], { DENO_WEBGPU_BACKEND: "gl" });
+  // One process per file: two GL devices in one process (one per test file) sometimes abort at exit inside
+  // Mesa ("corrupted size vs. prev_size", about 1 run in 8 here), after every test has passed.
+  for (const file of ["tests/kernels_backends_test.ts", "tests/kernels_topk_radix_test.ts"]) {
+    if (code !== 0) break;
+    say(`the kernels again on OpenGL (llvmpipe): DENO_WEBGPU_BACKEND=gl ${file}`);
+    code = await deno(["test", "-A", file], { DENO_WEBGPU_BACKEND: "gl" });
+  }
 }
 say(
   `the report's browser check is a separate step: deno task test-browser (${BROWSER_TEST}, needs ` +
