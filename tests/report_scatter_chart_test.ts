@@ -52,3 +52,34 @@ Deno.test("scatterChart: the y range holds the error bars and the reference line
   assert.ok(Math.min(...ticks) <= -0.6 && Math.max(...ticks) >= 1, `${ticks}`);
   assert.equal(svg.match(/<g class="reference"/g)?.length, 2);
 });
+
+Deno.test("scatterChart: yClamp keeps the axis within its limits and draws a far point on the edge, marked off scale", () => {
+  const svg = scatterChart({
+    id: "c",
+    title: "t",
+    xLabel: "x",
+    yLabel: "y",
+    series: [{
+      name: "s",
+      points: [
+        { x: 10, y: 0.5, err: 0.1, label: "near" },
+        { x: 100, y: -17.8, err: 0.4, label: "far" },
+      ],
+    }],
+    referenceLines: [{ y: 0, label: "CE" }, { y: 1, label: "online" }],
+    yClamp: [-1, 1.5],
+  });
+  const ticks = [...svg.matchAll(/<g class="tick" data-value="([-\d.e]+)"><line x1="74"/g)].map((m) =>
+    Number(m[1])
+  );
+  assert.ok(Math.min(...ticks) >= -1.2 && Math.max(...ticks) <= 1.5, `${ticks}`);
+  assert.match(svg, /data-label="far" data-x="100" data-y="-17.8" data-err="0.4" data-clamped="true"/);
+  assert.match(svg, /far \(-17\.8, off scale\)/);
+  assert.doesNotMatch(svg, /data-label="near"[^>]*data-clamped/);
+  // The far point sits on the bottom edge: below the near one and below the CE line.
+  const cy = [...svg.matchAll(/<circle cx="[\d.]+" cy="([\d.]+)"/g)].map((m) => Number(m[1]));
+  const ceY = Number(
+    /<g class="reference" data-value="0"><line x1="74" x2="[\d.]+" y1="([\d.]+)"/.exec(svg)![1],
+  );
+  assert.ok(cy[1] > cy[0] && cy[1] > ceY, `${cy} ${ceY}`);
+});

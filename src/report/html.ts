@@ -335,6 +335,7 @@ function gapSection(points: GapPoint[]): string {
       y: 0.8,
       label: "goal 80 %",
     }],
+    yClamp: [-1, 1.5], // top-K modes far below CE-only (−1,800 %) would flatten the others
   });
   return `<section id="gap"><h2>What each method buys</h2>
 ${

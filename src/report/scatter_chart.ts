@@ -50,6 +50,11 @@ export interface ScatterChartOptions {
   width?: number;
   /** Height in CSS pixels (default 420). */
   height?: number;
+  /**
+   * Limits of the y axis: points beyond them are drawn on the edge, their label saying their value and
+   * "off scale" (`data-clamped="true"`), so that one far outlier does not flatten the rest (default: none).
+   */
+  yClamp?: [number, number];
 }
 
 const FONT = `font-family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"`;
@@ -106,6 +111,9 @@ export function scatterChart(options: ScatterChartOptions): string {
   let yMax = Math.max(...all.map((p) => p.y + err(p)), ...refs.map((r) => r.y));
   if (!Number.isFinite(xMin)) [xMin, xMax] = [1, 10];
   if (!Number.isFinite(yMin)) [yMin, yMax] = [0, 1];
+  const [lo, hi] = options.yClamp ?? [-Infinity, Infinity];
+  [yMin, yMax] = [Math.max(Math.min(yMin, hi), lo), Math.min(Math.max(yMax, lo), hi)];
+  const clampY = (y: number) => Math.min(Math.max(y, yMin), yMax);
   let [a, b] = [Math.log10(xMin), Math.log10(xMax)];
   if (b - a < 0.2) [a, b] = [a - 0.1, b + 0.1];
   [a, b] = [a - (b - a) * 0.06, b + (b - a) * 0.06];
@@ -173,19 +181,25 @@ export function scatterChart(options: ScatterChartOptions): string {
       `<g class="series" data-series="${name}" data-points="${s.valid.length}" data-skipped="${s.skipped}">`,
     );
     for (const p of s.valid) {
-      const x = px(p.x), y = py(p.y), e = err(p);
+      const x = px(p.x), y = py(clampY(p.y)), e = err(p);
+      const clamped = clampY(p.y) !== p.y;
+      const label = clamped ? `${p.label} (${formatNumber(p.y, 3)}, off scale)` : p.label;
       const tip = `${s.name}, ${p.label}: ${options.yLabel} ${formatNumber(p.y, 3)}` +
         (e > 0 ? ` ± ${formatNumber(e, 2)}` : "") + `, ${options.xLabel} ${formatNumber(p.x, 4)}`;
       out.push(
         `<g class="point" data-series="${name}" data-label="${escapeHtml(p.label)}" data-x="${p.x}"` +
-          ` data-y="${p.y}" data-err="${e}"><title>${escapeHtml(tip)}</title>` +
+          ` data-y="${p.y}" data-err="${e}"${clamped ? ` data-clamped="true"` : ""}><title>${
+            escapeHtml(tip)
+          }</title>` +
           (e > 0
-            ? `<line x1="${f1(x)}" x2="${f1(x)}" y1="${f1(py(p.y - e))}" y2="${f1(py(p.y + e))}"` +
+            ? `<line x1="${f1(x)}" x2="${f1(x)}" y1="${f1(py(clampY(p.y - e)))}" y2="${
+              f1(py(clampY(p.y + e)))
+            }"` +
               ` stroke="${s.color}" stroke-width="1.5"/>`
             : "") +
           marker(i, x, y, s.color) +
           `<text x="${f1(x + 7)}" y="${f1(y - 6)}" fill="${s.color}" font-size="10">${
-            escapeHtml(p.label)
+            escapeHtml(label)
           }</text></g>`,
       );
     }
