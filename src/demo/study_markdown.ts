@@ -131,10 +131,12 @@ export function goalVerdicts(rows: StudyRow[], settings: StudyMarkdownSettings):
         : `- Representative teacher (builtin:tslib), α = 1: the best offline method with at most ${maxK} entries per ` +
           `position is ${sharpBest.method} (${sharpBest.k ?? sharpBest.n}), closing ${
             (100 * g.mean).toFixed(0)
-          } ± ` +
-          `${(100 * g.se).toFixed(0)} % of the gap (goal ≥ 80 %: ${
-            g.mean >= 0.8 ? "met" : "NOT met"
-          }); ${kl}.`,
+          }` +
+          `${
+            Number.isNaN(g.se) ? "" : ` ± ${(100 * g.se).toFixed(0)}`
+          } % of the gap over ${sharpBest.seeds.length} seed${
+            sharpBest.seeds.length === 1 ? "" : "s"
+          } (goal ≥ 80 %: ${g.mean >= 0.8 ? "met" : "NOT met"}); ${kl}.`,
     );
   }
   const flat = at("builtin:demo", 1);
