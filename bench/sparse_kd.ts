@@ -358,16 +358,13 @@ export async function benchSparseKd(args: string[] = []): Promise<void> {
         }
         return m;
       });
-    } else if (flag === "--rows-in-flight") {
+    } else if (flag === "--rows-in-flight" || flag === "--k") {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 1) {
-        throw new SparsekdError(`--rows-in-flight wants a whole number ≥ 1 (got ${v})`);
+        throw new SparsekdError(`${flag} wants a whole number ≥ 1 (got ${v})`);
       }
-      options.rowsInFlight = n;
-    } else if (flag === "--k") {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new SparsekdError(`--k wants a whole number ≥ 1 (got ${v})`);
-      options.k = n;
+      if (flag === "--k") options.k = n;
+      else options.rowsInFlight = n;
     } else if (flag === "--alpha") {
       const a = Number(v);
       if (!(a >= 0 && a <= 1)) throw new SparsekdError(`--alpha must be in [0, 1] (got ${v})`);
